@@ -1,0 +1,183 @@
+//! The RocksDB engine: one column family per keyspace, `WriteBatch` for atomic writes.
+
+use std::path::Path;
+
+use rocksdb::{
+    ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, DBRawIteratorWithThreadMode, Options,
+    ReadOptions, SnapshotWithThreadMode, WriteOptions, DB,
+};
+
+use super::{
+    Bounds, Direction, Engine, EngineError, EngineRead, EngineStats, Keyspace, Visitor, WriteBatch,
+    WriteOp,
+};
+
+/// An engine over a RocksDB database directory.
+pub struct RocksEngine {
+    db: DB,
+}
+
+impl RocksEngine {
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, EngineError> {
+        let mut options = Options::default();
+        options.create_if_missing(true);
+        options.create_missing_column_families(true);
+        options.set_compression_type(DBCompressionType::Lz4);
+        let families = Keyspace::ALL.map(|ks| {
+            let mut cf_options = Options::default();
+            cf_options.set_compression_type(DBCompressionType::Lz4);
+            ColumnFamilyDescriptor::new(ks.name(), cf_options)
+        });
+        let db = DB::open_cf_descriptors(&options, path, families).map_err(EngineError::io)?;
+        Ok(RocksEngine { db })
+    }
+
+    fn cf(&self, keyspace: Keyspace) -> &ColumnFamily {
+        self.db
+            .cf_handle(keyspace.name())
+            .expect("every keyspace's column family is created on open")
+    }
+
+    fn property_sum(&self, name: &str) -> Result<u64, EngineError> {
+        let mut total = 0;
+        for ks in Keyspace::ALL {
+            let value = self
+                .db
+                .property_int_value_cf(self.cf(ks), name)
+                .map_err(EngineError::io)?;
+            total += value.unwrap_or(0);
+        }
+        Ok(total)
+    }
+}
+
+fn read_options(bounds: Bounds<'_>) -> ReadOptions {
+    let mut options = ReadOptions::default();
+    options.set_iterate_lower_bound(bounds.start.to_vec());
+    if let Some(end) = bounds.end {
+        options.set_iterate_upper_bound(end.to_vec());
+    }
+    options
+}
+
+fn visit_raw(
+    mut iter: DBRawIteratorWithThreadMode<'_, DB>,
+    direction: Direction,
+    visit: &mut Visitor<'_>,
+) -> Result<(), EngineError> {
+    match direction {
+        Direction::Forward => iter.seek_to_first(),
+        Direction::Reverse => iter.seek_to_last(),
+    }
+    while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
+        if visit(key, value).is_break() {
+            return Ok(());
+        }
+        match direction {
+            Direction::Forward => iter.next(),
+            Direction::Reverse => iter.prev(),
+        }
+    }
+    iter.status().map_err(EngineError::io)
+}
+
+impl EngineRead for RocksEngine {
+    fn get(&self, keyspace: Keyspace, key: &[u8]) -> Result<Option<Vec<u8>>, EngineError> {
+        let value = self
+            .db
+            .get_pinned_cf(self.cf(keyspace), key)
+            .map_err(EngineError::io)?;
+        Ok(value.map(|v| v.to_vec()))
+    }
+
+    fn scan(
+        &self,
+        keyspace: Keyspace,
+        bounds: Bounds<'_>,
+        direction: Direction,
+        visit: &mut Visitor<'_>,
+    ) -> Result<(), EngineError> {
+        if bounds.is_empty() {
+            return Ok(());
+        }
+        let iter = self
+            .db
+            .raw_iterator_cf_opt(self.cf(keyspace), read_options(bounds));
+        visit_raw(iter, direction, visit)
+    }
+}
+
+impl Engine for RocksEngine {
+    fn write(&self, batch: WriteBatch, sync: bool) -> Result<(), EngineError> {
+        let mut rocks_batch = rocksdb::WriteBatch::default();
+        for op in batch.into_ops() {
+            match op {
+                WriteOp::Put {
+                    keyspace,
+                    key,
+                    value,
+                } => rocks_batch.put_cf(self.cf(keyspace), key, value),
+                WriteOp::Delete { keyspace, key } => rocks_batch.delete_cf(self.cf(keyspace), key),
+            }
+        }
+        let mut options = WriteOptions::default();
+        options.set_sync(sync);
+        self.db
+            .write_opt(rocks_batch, &options)
+            .map_err(EngineError::io)
+    }
+
+    fn snapshot(&self) -> Result<Box<dyn EngineRead + Send + Sync + '_>, EngineError> {
+        Ok(Box::new(RocksSnapshot {
+            engine: self,
+            snapshot: self.db.snapshot(),
+        }))
+    }
+
+    fn stats(&self) -> Result<EngineStats, EngineError> {
+        let on_disk = self.property_sum("rocksdb.total-sst-files-size")?;
+        let in_memory = self.property_sum("rocksdb.cur-size-all-mem-tables")?;
+        let live = self.property_sum("rocksdb.estimate-live-data-size")?;
+        let size_bytes = on_disk + in_memory;
+        Ok(EngineStats {
+            size_bytes,
+            size_in_use_bytes: (live + in_memory).min(size_bytes),
+        })
+    }
+
+    fn name(&self) -> &'static str {
+        "rocksdb"
+    }
+}
+
+struct RocksSnapshot<'a> {
+    engine: &'a RocksEngine,
+    snapshot: SnapshotWithThreadMode<'a, DB>,
+}
+
+impl EngineRead for RocksSnapshot<'_> {
+    fn get(&self, keyspace: Keyspace, key: &[u8]) -> Result<Option<Vec<u8>>, EngineError> {
+        let cf = self.engine.cf(keyspace);
+        let value = self
+            .snapshot
+            .get_pinned_cf(cf, key)
+            .map_err(EngineError::io)?;
+        Ok(value.map(|v| v.to_vec()))
+    }
+
+    fn scan(
+        &self,
+        keyspace: Keyspace,
+        bounds: Bounds<'_>,
+        direction: Direction,
+        visit: &mut Visitor<'_>,
+    ) -> Result<(), EngineError> {
+        if bounds.is_empty() {
+            return Ok(());
+        }
+        let cf = self.engine.cf(keyspace);
+        let iter = self.snapshot.raw_iterator_cf_opt(cf, read_options(bounds));
+        visit_raw(iter, direction, visit)
+    }
+}

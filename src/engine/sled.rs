@@ -1,0 +1,169 @@
+//! The sled engine: one tree per keyspace, `Batch` for writes to one tree and a sled
+//! transaction when a batch spans several.
+
+use std::ops::Bound;
+use std::path::Path;
+
+use parking_lot::RwLock;
+use sled::Transactional;
+
+use super::{
+    Bounds, Direction, Engine, EngineError, EngineRead, EngineStats, Keyspace, MemoryEngine,
+    Visitor, WriteBatch, WriteOp,
+};
+
+/// An engine over a sled database directory.
+pub struct SledEngine {
+    db: sled::Db,
+    trees: Vec<sled::Tree>,
+    /// Writes hold it shared; taking a snapshot holds it exclusively while copying, because
+    /// sled has no point-in-time read view across trees.
+    snapshot_gate: RwLock<()>,
+}
+
+impl SledEngine {
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, EngineError> {
+        let db = sled::Config::new()
+            .path(path)
+            .open()
+            .map_err(EngineError::io)?;
+        let trees = Keyspace::ALL
+            .iter()
+            .map(|ks| db.open_tree(ks.name()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(EngineError::io)?;
+        Ok(SledEngine {
+            db,
+            trees,
+            snapshot_gate: RwLock::new(()),
+        })
+    }
+
+    fn tree(&self, keyspace: Keyspace) -> &sled::Tree {
+        &self.trees[keyspace.index()]
+    }
+}
+
+impl EngineRead for SledEngine {
+    fn get(&self, keyspace: Keyspace, key: &[u8]) -> Result<Option<Vec<u8>>, EngineError> {
+        let value = self.tree(keyspace).get(key).map_err(EngineError::io)?;
+        Ok(value.map(|v| v.to_vec()))
+    }
+
+    fn scan(
+        &self,
+        keyspace: Keyspace,
+        bounds: Bounds<'_>,
+        direction: Direction,
+        visit: &mut Visitor<'_>,
+    ) -> Result<(), EngineError> {
+        if bounds.is_empty() {
+            return Ok(());
+        }
+        let end = bounds.end.map_or(Bound::Unbounded, Bound::Excluded);
+        let range = self
+            .tree(keyspace)
+            .range::<&[u8], _>((Bound::Included(bounds.start), end));
+        match direction {
+            Direction::Forward => visit_each(range, visit),
+            Direction::Reverse => visit_each(range.rev(), visit),
+        }
+    }
+}
+
+fn visit_each(
+    entries: impl Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>,
+    visit: &mut Visitor<'_>,
+) -> Result<(), EngineError> {
+    for entry in entries {
+        let (key, value) = entry.map_err(EngineError::io)?;
+        if visit(&key, &value).is_break() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+impl Engine for SledEngine {
+    fn write(&self, batch: WriteBatch, sync: bool) -> Result<(), EngineError> {
+        let mut batches: Vec<sled::Batch> = Keyspace::ALL
+            .iter()
+            .map(|_| sled::Batch::default())
+            .collect();
+        let mut touched = [false; 4];
+        for op in batch.into_ops() {
+            match op {
+                WriteOp::Put {
+                    keyspace,
+                    key,
+                    value,
+                } => {
+                    touched[keyspace.index()] = true;
+                    batches[keyspace.index()].insert(key, value);
+                }
+                WriteOp::Delete { keyspace, key } => {
+                    touched[keyspace.index()] = true;
+                    batches[keyspace.index()].remove(key);
+                }
+            }
+        }
+        let _gate = self.snapshot_gate.read();
+        let mut used = touched
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| **t)
+            .map(|(i, _)| i);
+        match (used.next(), used.next()) {
+            (None, _) => return Ok(()),
+            (Some(only), None) => {
+                let batch = std::mem::take(&mut batches[only]);
+                self.trees[only]
+                    .apply_batch(batch)
+                    .map_err(EngineError::io)?;
+            }
+            _ => {
+                self.trees[..]
+                    .transaction(|trees| {
+                        for (tree, batch) in trees.iter().zip(&batches) {
+                            tree.apply_batch(batch)?;
+                        }
+                        Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())
+                    })
+                    .map_err(|e| EngineError::io(format!("{e:?}")))?;
+            }
+        }
+        if sync {
+            self.db.flush().map_err(EngineError::io)?;
+        }
+        Ok(())
+    }
+
+    /// sled offers no consistent view across trees, so a snapshot is a copy, taken while
+    /// writes are held off.
+    fn snapshot(&self) -> Result<Box<dyn EngineRead + Send + Sync + '_>, EngineError> {
+        let _gate = self.snapshot_gate.write();
+        let copy = MemoryEngine::new();
+        let mut batch = WriteBatch::new();
+        for ks in Keyspace::ALL {
+            for entry in self.tree(ks).iter() {
+                let (key, value) = entry.map_err(EngineError::io)?;
+                batch.put(ks, key.to_vec(), value.to_vec());
+            }
+        }
+        copy.write(batch, false)?;
+        Ok(Box::new(copy))
+    }
+
+    fn stats(&self) -> Result<EngineStats, EngineError> {
+        let size = self.db.size_on_disk().map_err(EngineError::io)?;
+        Ok(EngineStats {
+            size_bytes: size,
+            size_in_use_bytes: size,
+        })
+    }
+
+    fn name(&self) -> &'static str {
+        "sled"
+    }
+}

@@ -1,0 +1,179 @@
+//! The in-memory index: every key's history, in key order.
+
+use std::collections::{BTreeMap, HashSet};
+use std::ops::Bound;
+
+use super::key_history::{KeyHistory, Latest};
+use super::{KeyRange, Revision};
+
+/// Maps each key to its [`KeyHistory`]; answers "which revision of which keys is visible at
+/// revision r". Rebuilt from the engine on open.
+#[derive(Default)]
+pub(crate) struct Index {
+    keys: BTreeMap<Vec<u8>, KeyHistory>,
+}
+
+impl Index {
+    /// The live state of `key`.
+    pub fn latest(&self, key: &[u8]) -> Option<Latest> {
+        self.keys.get(key)?.latest()
+    }
+
+    /// Visits the histories of the keys in `range`, in key order.
+    fn visit<'a>(&'a self, range: KeyRange<'_>, mut f: impl FnMut(&'a [u8], &'a KeyHistory)) {
+        let (start, end) = match range {
+            KeyRange::Key(key) => {
+                if let Some((k, h)) = self.keys.get_key_value(key) {
+                    f(k, h);
+                }
+                return;
+            }
+            KeyRange::Range(start, end) if end <= start => return,
+            KeyRange::Range(start, end) => (start, Bound::Excluded(end)),
+            KeyRange::From(start) => (start, Bound::Unbounded),
+        };
+        for (k, h) in self.keys.range::<[u8], _>((Bound::Included(start), end)) {
+            f(k, h);
+        }
+    }
+
+    /// The revisions visible at `at` in `range`, in key order, at most `limit` of them
+    /// (0: no limit), and how many there are in all.
+    pub fn revisions(&self, range: KeyRange<'_>, at: i64, limit: usize) -> (Vec<Revision>, usize) {
+        let mut revs = Vec::new();
+        let mut total = 0;
+        self.visit(range, |_, h| {
+            if let Some(rev) = h.visible(at) {
+                if limit == 0 || revs.len() < limit {
+                    revs.push(rev);
+                }
+                total += 1;
+            }
+        });
+        (revs, total)
+    }
+
+    /// How many keys in `range` are visible at `at`.
+    pub fn count(&self, range: KeyRange<'_>, at: i64) -> usize {
+        let mut total = 0;
+        self.visit(range, |_, h| total += usize::from(h.visible(at).is_some()));
+        total
+    }
+
+    /// The keys in `range` visible at `at`, in key order.
+    pub fn keys(&self, range: KeyRange<'_>, at: i64) -> Vec<Vec<u8>> {
+        let mut keys = Vec::new();
+        self.visit(range, |k, h| {
+            if h.visible(at).is_some() {
+                keys.push(k.to_vec());
+            }
+        });
+        keys
+    }
+
+    /// Records a put.
+    pub fn put(&mut self, key: &[u8], rev: Revision, created: i64, version: i64) {
+        match self.keys.get_mut(key) {
+            Some(h) => h.put(rev, created, version),
+            None => self
+                .keys
+                .entry(key.to_vec())
+                .or_default()
+                .put(rev, created, version),
+        }
+    }
+
+    /// Records a delete.
+    pub fn tombstone(&mut self, key: &[u8], rev: Revision) {
+        match self.keys.get_mut(key) {
+            Some(h) => h.tombstone(rev),
+            None => self.keys.entry(key.to_vec()).or_default().tombstone(rev),
+        }
+    }
+
+    /// Compacts every history at `at`; returns the revisions at or below `at` that remain.
+    pub fn compact(&mut self, at: i64) -> HashSet<Revision> {
+        let mut keep = HashSet::new();
+        self.keys.retain(|_, h| {
+            h.compact(at, &mut |rev| {
+                keep.insert(rev);
+            });
+            !h.is_empty()
+        });
+        keep
+    }
+
+    /// Undoes the changes above main revision `main` to `keys`.
+    pub fn rollback_after<'k>(&mut self, keys: impl IntoIterator<Item = &'k [u8]>, main: i64) {
+        for key in keys {
+            if let Some(h) = self.keys.get_mut(key) {
+                h.rollback_after(main);
+                if h.is_empty() {
+                    self.keys.remove(key);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn index() -> Index {
+        let mut index = Index::default();
+        index.put(b"a", Revision::new(2, 0), 2, 1);
+        index.put(b"b", Revision::new(3, 0), 3, 1);
+        index.put(b"c", Revision::new(4, 0), 4, 1);
+        index.tombstone(b"b", Revision::new(5, 0));
+        index
+    }
+
+    #[test]
+    fn revisions_count_every_visible_key_but_return_at_most_limit() {
+        let index = index();
+        let (revs, total) = index.revisions(KeyRange::From(b"a"), 4, 2);
+        assert_eq!(revs, vec![Revision::new(2, 0), Revision::new(3, 0)]);
+        assert_eq!(total, 3);
+        let (revs, total) = index.revisions(KeyRange::From(b"a"), 5, 0);
+        assert_eq!(revs.len(), 2);
+        assert_eq!(total, 2);
+        assert_eq!(index.count(KeyRange::Range(b"a", b"c"), 4), 2);
+    }
+
+    #[test]
+    fn an_inverted_range_is_empty() {
+        let index = index();
+        assert_eq!(
+            index.revisions(KeyRange::Range(b"c", b"a"), 4, 0),
+            (vec![], 0)
+        );
+        assert_eq!(
+            index.keys(KeyRange::Range(b"b", b"b"), 4),
+            Vec::<Vec<u8>>::new()
+        );
+    }
+
+    #[test]
+    fn compaction_forgets_keys_deleted_before_the_target() {
+        let mut index = index();
+        let keep = index.compact(6);
+        assert_eq!(
+            keep,
+            HashSet::from([Revision::new(2, 0), Revision::new(4, 0)])
+        );
+        assert_eq!(
+            index.keys(KeyRange::From(b"a"), 6),
+            vec![b"a".to_vec(), b"c".to_vec()]
+        );
+        assert!(!index.keys.contains_key(b"b".as_slice()));
+    }
+
+    #[test]
+    fn rollback_removes_keys_created_by_the_failed_write() {
+        let mut index = index();
+        index.put(b"d", Revision::new(6, 0), 6, 1);
+        index.rollback_after([b"d".as_slice()], 5);
+        assert!(!index.keys.contains_key(b"d".as_slice()));
+    }
+}

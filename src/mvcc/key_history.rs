@@ -1,0 +1,275 @@
+//! The history of one key: its revisions, grouped in generations.
+
+use super::Revision;
+
+/// Every retained change of one key, oldest first.
+///
+/// Invariant: changes are strictly increasing; a generation runs from a put that created
+/// the key to the delete (tombstone) that removed it, and only the last one may be open.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct KeyHistory {
+    generations: Vec<Generation>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Generation {
+    /// `create_revision` of the key during this generation.
+    created: i64,
+    /// `version` of the latest put.
+    version: i64,
+    /// The puts, ascending. Empty only when compaction kept the tombstone alone.
+    puts: Vec<Revision>,
+    /// The delete that ended the generation.
+    tombstone: Option<Revision>,
+}
+
+impl Generation {
+    fn first(&self) -> Revision {
+        self.puts
+            .first()
+            .copied()
+            .or(self.tombstone)
+            .expect("a generation is never empty")
+    }
+}
+
+/// The live state of a key, as a writer needs it to build the next put.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Latest {
+    /// The revision of the key's latest put.
+    pub revision: Revision,
+    /// Its `create_revision`.
+    pub created: i64,
+    /// Its `version`.
+    pub version: i64,
+}
+
+impl KeyHistory {
+    /// True when nothing of the key is retained.
+    pub fn is_empty(&self) -> bool {
+        self.generations.is_empty()
+    }
+
+    /// The key's live state after every recorded change, if it exists.
+    pub fn latest(&self) -> Option<Latest> {
+        let g = self.generations.last()?;
+        if g.tombstone.is_some() {
+            return None;
+        }
+        let revision = *g.puts.last()?;
+        Some(Latest {
+            revision,
+            created: g.created,
+            version: g.version,
+        })
+    }
+
+    /// The put visible at main revision `at`: the key's last change at or before `at`, when
+    /// that change is a put.
+    pub fn visible(&self, at: i64) -> Option<Revision> {
+        let g = self
+            .generations
+            .iter()
+            .rev()
+            .find(|g| g.first().main <= at)?;
+        if g.tombstone.is_some_and(|t| t.main <= at) {
+            return None;
+        }
+        g.puts.iter().rev().find(|r| r.main <= at).copied()
+    }
+
+    /// Records a put at `rev` with the `created` and `version` it wrote.
+    pub fn put(&mut self, rev: Revision, created: i64, version: i64) {
+        match self.generations.last_mut() {
+            Some(g) if g.tombstone.is_none() => {
+                g.puts.push(rev);
+                g.version = version;
+            }
+            _ => self.generations.push(Generation {
+                created,
+                version,
+                puts: vec![rev],
+                tombstone: None,
+            }),
+        }
+    }
+
+    /// Records a delete at `rev`. Without an open generation (a history rebuilt after an
+    /// interrupted compaction) the tombstone stands alone.
+    pub fn tombstone(&mut self, rev: Revision) {
+        match self.generations.last_mut() {
+            Some(g) if g.tombstone.is_none() => g.tombstone = Some(rev),
+            _ => self.generations.push(Generation {
+                created: 0,
+                version: 0,
+                puts: Vec::new(),
+                tombstone: Some(rev),
+            }),
+        }
+    }
+
+    /// Drops what compaction at `at` removes and reports the retained change at or below
+    /// `at` to `keep`. The last change at or below `at` survives when it is a put, or a
+    /// tombstone exactly at `at` (etcd 3.5.16+, so a watch from `at` still sees that delete);
+    /// everything older goes.
+    pub fn compact(&mut self, at: i64, keep: &mut impl FnMut(Revision)) {
+        let Some(first_live) = self
+            .generations
+            .iter()
+            .position(|g| g.tombstone.is_none_or(|t| t.main >= at))
+        else {
+            self.generations.clear();
+            return;
+        };
+        self.generations.drain(..first_live);
+        let g = &mut self.generations[0];
+        if let Some(t) = g.tombstone.filter(|t| t.main <= at) {
+            keep(t);
+            g.puts.clear();
+        } else if let Some(i) = g.puts.iter().rposition(|r| r.main <= at) {
+            keep(g.puts[i]);
+            g.puts.drain(..i);
+        }
+    }
+
+    /// Undoes every change with a main revision above `main` (a write that failed to commit).
+    pub fn rollback_after(&mut self, main: i64) {
+        while let Some(g) = self.generations.last_mut() {
+            let before = g.puts.len();
+            while g.puts.last().is_some_and(|r| r.main > main) {
+                g.puts.pop();
+            }
+            g.version -= (before - g.puts.len()) as i64;
+            if g.tombstone.is_some_and(|t| t.main > main) {
+                g.tombstone = None;
+            }
+            if !g.puts.is_empty() || g.tombstone.is_some() {
+                return;
+            }
+            self.generations.pop();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rev(main: i64) -> Revision {
+        Revision::new(main, 0)
+    }
+
+    /// put@2 put@4 del@6 | put@8 put@10 del@12 | put@14
+    fn sample() -> KeyHistory {
+        let mut h = KeyHistory::default();
+        h.put(rev(2), 2, 1);
+        h.put(rev(4), 2, 2);
+        h.tombstone(rev(6));
+        h.put(rev(8), 8, 1);
+        h.put(rev(10), 8, 2);
+        h.tombstone(rev(12));
+        h.put(rev(14), 14, 1);
+        h
+    }
+
+    fn kept(h: &mut KeyHistory, at: i64) -> Vec<i64> {
+        let mut keep = Vec::new();
+        h.compact(at, &mut |r| keep.push(r.main));
+        keep
+    }
+
+    #[test]
+    fn visible_follows_generations() {
+        let h = sample();
+        let seen: Vec<_> = (1..=15).map(|at| h.visible(at).map(|r| r.main)).collect();
+        let want = [
+            None,
+            Some(2),
+            Some(2),
+            Some(4),
+            Some(4),
+            None,
+            None,
+            Some(8),
+            Some(8),
+            Some(10),
+            Some(10),
+            None,
+            None,
+            Some(14),
+            Some(14),
+        ];
+        assert_eq!(seen, want);
+        assert_eq!(h.latest().unwrap().version, 1);
+    }
+
+    #[test]
+    fn compact_keeps_the_last_put_at_or_below_the_target() {
+        let mut h = sample();
+        assert_eq!(kept(&mut h, 5), vec![4]);
+        assert_eq!(h.visible(5).map(|r| r.main), Some(4));
+        assert_eq!(h.visible(14).map(|r| r.main), Some(14));
+    }
+
+    #[test]
+    fn compact_drops_tombstones_below_the_target() {
+        let mut h = sample();
+        assert_eq!(kept(&mut h, 7), Vec::<i64>::new());
+        assert_eq!(h.visible(7), None);
+        assert_eq!(h.visible(8).map(|r| r.main), Some(8));
+    }
+
+    #[test]
+    fn compact_keeps_a_tombstone_exactly_at_the_target() {
+        let mut h = sample();
+        assert_eq!(kept(&mut h, 12), vec![12]);
+        assert_eq!(h.visible(12), None);
+        // The next compaction past it removes it.
+        assert_eq!(kept(&mut h, 13), Vec::<i64>::new());
+        assert_eq!(h.visible(14).map(|r| r.main), Some(14));
+    }
+
+    #[test]
+    fn compact_past_a_final_tombstone_empties_the_history() {
+        let mut h = KeyHistory::default();
+        h.put(rev(2), 2, 1);
+        h.tombstone(rev(3));
+        kept(&mut h, 4);
+        assert!(h.is_empty());
+    }
+
+    #[test]
+    fn rollback_restores_the_previous_state() {
+        let mut h = sample();
+        let before = h.clone();
+        h.tombstone(Revision::new(15, 0));
+        h.put(Revision::new(15, 1), 15, 1);
+        h.rollback_after(14);
+        assert_eq!(h, before);
+
+        let mut h = KeyHistory::default();
+        h.put(rev(2), 2, 1);
+        h.put(rev(3), 2, 2);
+        h.rollback_after(2);
+        assert_eq!(
+            h.latest().unwrap(),
+            Latest {
+                revision: rev(2),
+                created: 2,
+                version: 1
+            }
+        );
+        h.rollback_after(1);
+        assert!(h.is_empty());
+    }
+
+    #[test]
+    fn a_lone_tombstone_from_an_interrupted_compaction_hides_the_key() {
+        let mut h = KeyHistory::default();
+        h.tombstone(rev(5));
+        assert_eq!(h.visible(6), None);
+        assert_eq!(h.latest(), None);
+        h.put(rev(7), 7, 1);
+        assert_eq!(h.visible(7).map(|r| r.main), Some(7));
+    }
+}

@@ -1,0 +1,465 @@
+//! The MVCC store: one writer at a time, readers that never wait for it.
+
+use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, MutexGuard, RwLock};
+
+use super::compaction::{self, CompactionDone, Compactor};
+use super::index::Index;
+use super::record;
+use super::{KeyRange, KeyValue, RangeOptions, RangeResult, ReadView, Revision};
+use crate::engine::{
+    Bounds, Direction, Engine, EngineError, EngineErrorKind, Keyspace, WriteBatch,
+};
+use crate::error::{Error, Result};
+
+/// The revision of a store that has never been written (etcd's initial revision).
+const INITIAL_REVISION: i64 = 1;
+/// The compacted revision of a store that has never been compacted.
+const NEVER_COMPACTED: i64 = -1;
+
+/// An MVCC keyspace over an engine.
+///
+/// Writers are serialized; each [`WriteTxn`] stages its changes in the index under the next
+/// revision and in one engine batch, and [`WriteTxn::commit`] publishes that revision only
+/// after the batch is written. Readers pin the published revision, look revisions up in the
+/// index and read records from the engine without taking the writer's lock, so a slow (or
+/// fsyncing) writer never blocks them. Compaction raises the compacted revision before it
+/// trims anything, and readers check it again after reading, so a read racing a compaction
+/// either sees complete data or fails with [`Error::Compacted`].
+pub struct MvccStore {
+    engine: Arc<dyn Engine>,
+    index: RwLock<Index>,
+    /// The last committed revision.
+    current: AtomicI64,
+    /// The compacted revision.
+    compacted: AtomicI64,
+    writer: Mutex<()>,
+    sync: bool,
+    compactor: Compactor,
+}
+
+impl MvccStore {
+    /// Opens the store kept in `engine`: rebuilds the index from the stored records and
+    /// finishes a compaction that a crash interrupted. With `sync`, every commit is durable
+    /// before it returns. `compaction_batch_limit` is the number of records physical
+    /// compaction deletes per engine batch.
+    pub fn open(
+        engine: Arc<dyn Engine>,
+        sync: bool,
+        compaction_batch_limit: usize,
+    ) -> Result<Self> {
+        check_schema(&*engine, sync)?;
+        let (index, last_main) = restore_index(&*engine)?;
+        let finished = read_meta(&*engine, record::FINISHED_COMPACT_KEY)?;
+        let scheduled = read_meta(&*engine, record::SCHEDULED_COMPACT_KEY)?;
+        let compacted = finished.unwrap_or(NEVER_COMPACTED);
+        let unfinished = scheduled.filter(|&s| s > compacted);
+        let compacted = unfinished.unwrap_or(compacted);
+        // Compaction never lowers the revision, even when it removed the newest records
+        // of deleted keys (etcd issue 17780).
+        let current = last_main.max(compacted).max(INITIAL_REVISION);
+        let limit = compaction_batch_limit.max(1);
+        let store = MvccStore {
+            compactor: Compactor::start(engine.clone(), limit, sync)?,
+            engine,
+            index: RwLock::new(index),
+            current: AtomicI64::new(current),
+            compacted: AtomicI64::new(compacted),
+            writer: Mutex::new(()),
+            sync,
+        };
+        if let Some(rev) = unfinished {
+            tracing::info!(revision = rev, "resuming an interrupted compaction");
+            let keep = store.index.write().compact(rev);
+            let stop = AtomicBool::new(false);
+            compaction::delete_unreachable(&*store.engine, rev, &keep, limit, sync, &stop)?;
+        }
+        Ok(store)
+    }
+
+    /// The engine under this store.
+    pub fn engine(&self) -> &Arc<dyn Engine> {
+        &self.engine
+    }
+
+    /// The last committed revision (1 for an empty store).
+    pub fn current_revision(&self) -> i64 {
+        self.current.load(Ordering::SeqCst)
+    }
+
+    /// The compacted revision (-1 before any compaction).
+    pub fn compacted_revision(&self) -> i64 {
+        self.compacted.load(Ordering::SeqCst)
+    }
+
+    /// A read view pinned at the current revision.
+    pub fn read(&self) -> ReadTxn<'_> {
+        ReadTxn {
+            store: self,
+            first: self.compacted_revision(),
+            rev: self.current_revision(),
+        }
+    }
+
+    /// Starts the next write; blocks while another write or a compaction's index step runs.
+    pub fn write(&self) -> WriteTxn<'_> {
+        let guard = self.writer.lock();
+        WriteTxn {
+            store: self,
+            _writer: guard,
+            begin: self.current_revision(),
+            first: self.compacted_revision(),
+            changes: Vec::new(),
+            batch: WriteBatch::new(),
+            finished: false,
+        }
+    }
+
+    /// Compacts history at `rev`: reads below it fail from now on, and the records only
+    /// they could see are deleted in the background; [`CompactionDone::wait`] waits for that.
+    pub fn compact(&self, rev: i64) -> Result<CompactionDone> {
+        let _writer = self.writer.lock();
+        if rev <= self.compacted_revision() {
+            return Err(Error::Compacted);
+        }
+        if rev > self.current_revision() {
+            return Err(Error::FutureRevision);
+        }
+        let mut batch = WriteBatch::new();
+        batch.put(
+            Keyspace::Meta,
+            record::SCHEDULED_COMPACT_KEY.to_vec(),
+            record::encode_i64(rev),
+        );
+        self.engine.write(batch, self.sync)?;
+        self.compacted.store(rev, Ordering::SeqCst);
+        let keep = self.index.write().compact(rev);
+        Ok(self.compactor.schedule(rev, keep))
+    }
+
+    fn check_not_compacted(&self, rev: i64) -> Result<()> {
+        if rev < self.compacted_revision() {
+            return Err(Error::Compacted);
+        }
+        Ok(())
+    }
+
+    /// etcd's `rangeKeys`: reads `range` for a view at `view_rev`; `staged` holds the
+    /// changes of a write txn under main revision `view_rev`.
+    fn range_keys(
+        &self,
+        range: KeyRange<'_>,
+        options: RangeOptions,
+        view_rev: i64,
+        staged: &[Change],
+    ) -> Result<RangeResult> {
+        if options.revision > view_rev {
+            return Err(Error::FutureRevision);
+        }
+        let rev = if options.revision <= 0 {
+            view_rev
+        } else {
+            options.revision
+        };
+        self.check_not_compacted(rev)?;
+        if options.count_only {
+            let count = self.index.read().count(range, rev);
+            self.check_not_compacted(rev)?;
+            return Ok(RangeResult {
+                kvs: Vec::new(),
+                count,
+                revision: view_rev,
+            });
+        }
+        let limit = usize::try_from(options.limit).unwrap_or(0);
+        let (revs, count) = self.index.read().revisions(range, rev, limit);
+        let kvs = revs
+            .into_iter()
+            .map(|r| self.fetch(r, rev, view_rev, staged))
+            .collect::<Result<Vec<_>>>()?;
+        // A compaction past `rev` that started after the checks above may have removed
+        // what the index pointed at: the read is then a read of compacted history.
+        self.check_not_compacted(rev)?;
+        Ok(RangeResult {
+            kvs,
+            count,
+            revision: view_rev,
+        })
+    }
+
+    fn fetch(
+        &self,
+        rev: Revision,
+        read_rev: i64,
+        view_rev: i64,
+        staged: &[Change],
+    ) -> Result<KeyValue> {
+        if rev.main == view_rev && !staged.is_empty() {
+            let change = usize::try_from(rev.sub).ok().and_then(|i| staged.get(i));
+            return Ok(change
+                .expect("the index only holds staged changes of this txn")
+                .kv
+                .clone());
+        }
+        match self
+            .engine
+            .get(Keyspace::Kv, &record::encode_key(rev, false))?
+        {
+            Some(bytes) => Ok(record::decode_value(&bytes)?),
+            None => {
+                self.check_not_compacted(read_rev)?;
+                Err(EngineError::new(
+                    EngineErrorKind::Corruption,
+                    format!("the index points at revision {rev}, which the engine does not hold"),
+                )
+                .into())
+            }
+        }
+    }
+}
+
+/// A change staged by a write: the key-value written, or for a delete the key and the
+/// delete's revision.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Change {
+    pub kv: KeyValue,
+    pub tombstone: bool,
+}
+
+/// A read view pinned at one revision.
+pub struct ReadTxn<'a> {
+    store: &'a MvccStore,
+    first: i64,
+    rev: i64,
+}
+
+impl ReadView for ReadTxn<'_> {
+    fn revision(&self) -> i64 {
+        self.rev
+    }
+
+    fn first_revision(&self) -> i64 {
+        self.first
+    }
+
+    fn range(&self, range: KeyRange<'_>, options: RangeOptions) -> Result<RangeResult> {
+        self.store.range_keys(range, options, self.rev, &[])
+    }
+}
+
+/// One write request in progress: every change it makes shares one new revision. Reads
+/// through it see its own changes. Dropping it without [`commit`](WriteTxn::commit) undoes
+/// them.
+pub struct WriteTxn<'a> {
+    store: &'a MvccStore,
+    _writer: MutexGuard<'a, ()>,
+    begin: i64,
+    first: i64,
+    changes: Vec<Change>,
+    batch: WriteBatch,
+    finished: bool,
+}
+
+impl WriteTxn<'_> {
+    /// The revision this write will commit.
+    fn next(&self) -> i64 {
+        self.begin + 1
+    }
+
+    fn next_sub(&self) -> Revision {
+        Revision::new(self.next(), self.changes.len() as i64)
+    }
+
+    /// True once the write has changed something (and so will take a new revision).
+    pub fn has_changes(&self) -> bool {
+        !self.changes.is_empty()
+    }
+
+    /// Puts `key`; returns the revision the write will commit.
+    pub fn put(&mut self, key: &[u8], value: Vec<u8>, lease: i64) -> i64 {
+        let rev = self.next_sub();
+        let (create_revision, version) = match self.store.index.read().latest(key) {
+            Some(latest) => (latest.created, latest.version + 1),
+            None => (rev.main, 1),
+        };
+        let kv = KeyValue {
+            key: key.to_vec(),
+            create_revision,
+            mod_revision: rev.main,
+            version,
+            value,
+            lease,
+        };
+        self.batch.put(
+            Keyspace::Kv,
+            record::encode_key(rev, false),
+            record::encode_value(&kv),
+        );
+        self.store
+            .index
+            .write()
+            .put(key, rev, create_revision, version);
+        self.changes.push(Change {
+            kv,
+            tombstone: false,
+        });
+        rev.main
+    }
+
+    /// Deletes the keys live in `range`, in key order; returns how many there were and the
+    /// revision of the write (the current one when nothing has changed yet).
+    pub fn delete_range(&mut self, range: KeyRange<'_>) -> (i64, i64) {
+        let keys = self.store.index.read().keys(range, self.revision());
+        if !keys.is_empty() {
+            let mut index = self.store.index.write();
+            for key in &keys {
+                let rev = self.next_sub();
+                self.batch.put(
+                    Keyspace::Kv,
+                    record::encode_key(rev, true),
+                    record::encode_tombstone(key),
+                );
+                index.tombstone(key, rev);
+                let kv = KeyValue {
+                    key: key.clone(),
+                    mod_revision: rev.main,
+                    ..Default::default()
+                };
+                self.changes.push(Change {
+                    kv,
+                    tombstone: true,
+                });
+            }
+        }
+        (keys.len() as i64, self.revision())
+    }
+
+    /// Writes the staged changes to the engine and publishes their revision, which it
+    /// returns (or the unchanged current revision when nothing changed). On an engine error
+    /// nothing is published and the index is restored.
+    pub fn commit(mut self) -> Result<i64> {
+        if self.changes.is_empty() {
+            self.finished = true;
+            return Ok(self.begin);
+        }
+        let batch = std::mem::take(&mut self.batch);
+        if let Err(error) = self.store.engine.write(batch, self.store.sync) {
+            self.rollback();
+            return Err(error.into());
+        }
+        self.store.current.store(self.next(), Ordering::SeqCst);
+        self.finished = true;
+        Ok(self.next())
+    }
+
+    fn rollback(&mut self) {
+        if !self.changes.is_empty() {
+            let keys = self.changes.iter().map(|c| c.kv.key.as_slice());
+            self.store.index.write().rollback_after(keys, self.begin);
+            self.changes.clear();
+        }
+        self.finished = true;
+    }
+}
+
+impl ReadView for WriteTxn<'_> {
+    fn revision(&self) -> i64 {
+        if self.changes.is_empty() {
+            self.begin
+        } else {
+            self.next()
+        }
+    }
+
+    fn first_revision(&self) -> i64 {
+        self.first
+    }
+
+    fn range(&self, range: KeyRange<'_>, options: RangeOptions) -> Result<RangeResult> {
+        self.store
+            .range_keys(range, options, self.revision(), &self.changes)
+    }
+}
+
+impl Drop for WriteTxn<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.rollback();
+        }
+    }
+}
+
+fn check_schema(engine: &dyn Engine, sync: bool) -> Result<()> {
+    match engine.get(Keyspace::Meta, record::SCHEMA_VERSION_KEY)? {
+        Some(bytes) => {
+            let version = record::decode_i64(&bytes)?;
+            if version != record::SCHEMA_VERSION as i64 {
+                return Err(EngineError::new(
+                    EngineErrorKind::Corruption,
+                    format!(
+                        "unsupported schema version {version}; this build reads version {}",
+                        record::SCHEMA_VERSION
+                    ),
+                )
+                .into());
+            }
+            Ok(())
+        }
+        None => {
+            let mut batch = WriteBatch::new();
+            batch.put(
+                Keyspace::Meta,
+                record::SCHEMA_VERSION_KEY.to_vec(),
+                record::encode_i64(record::SCHEMA_VERSION as i64),
+            );
+            Ok(engine.write(batch, sync)?)
+        }
+    }
+}
+
+fn read_meta(engine: &dyn Engine, key: &[u8]) -> Result<Option<i64>> {
+    match engine.get(Keyspace::Meta, key)? {
+        Some(bytes) => Ok(Some(record::decode_i64(&bytes)?)),
+        None => Ok(None),
+    }
+}
+
+/// Rebuilds the index from every stored record; returns it with the highest main revision.
+fn restore_index(engine: &dyn Engine) -> Result<(Index, i64)> {
+    let mut index = Index::default();
+    let mut last_main = 0;
+    let mut failure = None;
+    engine.scan(
+        Keyspace::Kv,
+        Bounds::all(),
+        Direction::Forward,
+        &mut |key, value| {
+            let restored = record::decode_key(key).and_then(|(rev, tombstone)| {
+                let kv = record::decode_value(value)?;
+                if tombstone {
+                    index.tombstone(&kv.key, rev);
+                } else {
+                    index.put(&kv.key, rev, kv.create_revision, kv.version);
+                }
+                Ok(rev.main)
+            });
+            match restored {
+                Ok(main) => {
+                    last_main = main;
+                    ControlFlow::Continue(())
+                }
+                Err(error) => {
+                    failure = Some(error);
+                    ControlFlow::Break(())
+                }
+            }
+        },
+    )?;
+    match failure {
+        Some(error) => Err(error.into()),
+        None => Ok((index, last_main)),
+    }
+}

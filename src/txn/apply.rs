@@ -1,0 +1,354 @@
+//! Applying requests: etcd's `applierV3backend` for Range, Put, DeleteRange, Txn and Compact.
+
+use super::compare;
+use super::request::{
+    CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteResponse, GetResponse,
+    PutRequest, PutResponse, RangeRequest, ResponseHeader, SortOrder, SortTarget, Txn, TxnOp,
+    TxnOpResponse, TxnResponse,
+};
+use super::size;
+use super::validate;
+use crate::error::{Error, Result};
+use crate::mvcc::{KeyRange, KeyValue, MvccStore, RangeOptions, ReadView, WriteTxn};
+
+/// The limits etcd puts on requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest write request, measured as etcd measures it (`--max-request-bytes`).
+    pub max_request_bytes: usize,
+    /// Most compares or ops in one txn branch (`--max-txn-ops`).
+    pub max_txn_ops: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_request_bytes: 1536 * 1024,
+            max_txn_ops: 128,
+        }
+    }
+}
+
+/// Tells the KV layer whether a lease exists before a key is attached to it.
+pub trait LeaseLookup: Send + Sync {
+    /// True when a live lease has this id.
+    fn lease_exists(&self, id: i64) -> bool;
+}
+
+/// etcd's KV service over one MVCC store.
+pub struct Kv<'a> {
+    mvcc: &'a MvccStore,
+    limits: Limits,
+    leases: &'a dyn LeaseLookup,
+}
+
+impl<'a> Kv<'a> {
+    /// The KV service of `mvcc`, enforcing `limits` and asking `leases` about lease ids.
+    pub fn new(mvcc: &'a MvccStore, limits: Limits, leases: &'a dyn LeaseLookup) -> Self {
+        Kv {
+            mvcc,
+            limits,
+            leases,
+        }
+    }
+
+    fn check_size(&self, size: usize) -> Result<()> {
+        if size > self.limits.max_request_bytes {
+            return Err(Error::RequestTooLarge);
+        }
+        Ok(())
+    }
+
+    /// etcd's Range.
+    pub fn range(&self, req: &RangeRequest) -> Result<GetResponse> {
+        validate::check_range(req)?;
+        range(&self.mvcc.read(), req)
+    }
+
+    /// etcd's Put.
+    pub fn put(&self, req: PutRequest) -> Result<PutResponse> {
+        validate::check_put(&req)?;
+        self.check_size(size::put_request_size(&req))?;
+        let mut write = self.mvcc.write();
+        if req.lease != 0 && !self.leases.lease_exists(req.lease) {
+            return Err(Error::LeaseNotFound);
+        }
+        let response = put(&mut write, req)?;
+        write.commit()?;
+        Ok(response)
+    }
+
+    /// etcd's DeleteRange.
+    pub fn delete_range(&self, req: &DeleteRangeRequest) -> Result<DeleteResponse> {
+        validate::check_delete(req)?;
+        self.check_size(size::delete_request_size(req))?;
+        let mut write = self.mvcc.write();
+        let response = delete_range(&mut write, req)?;
+        write.commit()?;
+        Ok(response)
+    }
+
+    /// etcd's Txn. A txn whose branches hold only ranges is served as a read and never
+    /// waits for writers.
+    pub fn txn(&self, txn: Txn) -> Result<TxnResponse> {
+        validate::check_txn(&txn, self.limits.max_txn_ops)?;
+        if txn.is_read_only() {
+            return read_only_txn(&self.mvcc.read(), &txn);
+        }
+        self.check_size(size::txn_request_size(&txn))?;
+        let mut write = self.mvcc.write();
+        let path = Path::evaluate(&write, &txn)?;
+        path.check(&txn, &mut |op| self.check_put(&write, op))?;
+        path.check(&txn, &mut |op| check_range_revision(&write, op))?;
+        let mut response = apply_txn(&mut write, txn, path)?;
+        response.header = ResponseHeader::at(write.commit()?);
+        Ok(response)
+    }
+
+    /// etcd's Compact: history below `revision` becomes unreadable at once; with
+    /// `physical`, this also waits until the engine no longer holds it.
+    pub fn compact(&self, req: CompactionRequest) -> Result<CompactionResponse> {
+        let done = self.mvcc.compact(req.revision)?;
+        if req.physical {
+            done.wait()?;
+        }
+        Ok(CompactionResponse {
+            header: ResponseHeader::at(self.mvcc.current_revision()),
+        })
+    }
+
+    /// etcd's `checkRequestPut`, against the state before the txn.
+    fn check_put(&self, view: &impl ReadView, op: &TxnOp) -> Result<()> {
+        let TxnOp::Put(req) = op else { return Ok(()) };
+        if req.ignore_value || req.ignore_lease {
+            let found = view.range(KeyRange::Key(&req.key), RangeOptions::default())?;
+            if found.kvs.is_empty() {
+                return Err(Error::KeyNotFound);
+            }
+        }
+        if req.lease != 0 && !self.leases.lease_exists(req.lease) {
+            return Err(Error::LeaseNotFound);
+        }
+        Ok(())
+    }
+}
+
+/// etcd's `checkRequestRange`: a range's revision must be readable. Note that it compares
+/// a negative revision with the compacted revision (-1 before any compaction), where a
+/// standalone range would read the latest revision (etcd issue 13871).
+fn check_range_revision(view: &impl ReadView, op: &TxnOp) -> Result<()> {
+    let TxnOp::Get(req) = op else { return Ok(()) };
+    match req.revision {
+        0 => Ok(()),
+        rev if rev > view.revision() => Err(Error::FutureRevision),
+        rev if rev < view.first_revision() => Err(Error::Compacted),
+        _ => Ok(()),
+    }
+}
+
+/// Which branch each (nested) txn takes, decided from the state before the txn runs.
+struct Path {
+    succeeded: bool,
+    /// One path per nested txn of the chosen branch, in order.
+    nested: Vec<Path>,
+}
+
+fn branch(txn: &Txn, succeeded: bool) -> &[TxnOp] {
+    if succeeded {
+        &txn.success
+    } else {
+        &txn.failure
+    }
+}
+
+impl Path {
+    /// etcd's `compareToPath`: every compare, nested ones included, reads the same view.
+    fn evaluate(view: &impl ReadView, txn: &Txn) -> Result<Path> {
+        let succeeded = compare::all_hold(view, &txn.compare)?;
+        let nested = branch(txn, succeeded)
+            .iter()
+            .filter_map(|op| match op {
+                TxnOp::Txn(nested) => Some(Path::evaluate(view, nested)),
+                _ => None,
+            })
+            .collect::<Result<_>>()?;
+        Ok(Path { succeeded, nested })
+    }
+
+    /// Runs `check` on every non-txn op along the path.
+    fn check(&self, txn: &Txn, check: &mut impl FnMut(&TxnOp) -> Result<()>) -> Result<()> {
+        let mut nested = self.nested.iter();
+        for op in branch(txn, self.succeeded) {
+            match op {
+                TxnOp::Txn(inner) => nested
+                    .next()
+                    .expect("one path per nested txn")
+                    .check(inner, check)?,
+                _ => check(op)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+fn read_only_txn(view: &impl ReadView, txn: &Txn) -> Result<TxnResponse> {
+    let path = Path::evaluate(view, txn)?;
+    path.check(txn, &mut |op| check_range_revision(view, op))?;
+    let responses = branch(txn, path.succeeded)
+        .iter()
+        .map(|op| match op {
+            TxnOp::Get(req) => range(view, req).map(TxnOpResponse::Get),
+            _ => unreachable!("is_read_only admits only ranges"),
+        })
+        .collect::<Result<_>>()?;
+    Ok(TxnResponse {
+        header: ResponseHeader::at(view.revision()),
+        succeeded: path.succeeded,
+        responses,
+    })
+}
+
+/// Runs the chosen branch. Checks have passed, so only an engine failure can stop it
+/// midway, and the caller's write then rolls back.
+fn apply_txn(write: &mut WriteTxn<'_>, txn: Txn, path: Path) -> Result<TxnResponse> {
+    let ops = if path.succeeded {
+        txn.success
+    } else {
+        txn.failure
+    };
+    let mut nested = path.nested.into_iter();
+    let mut responses = Vec::with_capacity(ops.len());
+    for op in ops {
+        responses.push(match op {
+            TxnOp::Get(req) => TxnOpResponse::Get(range(write, &req)?),
+            TxnOp::Put(req) => TxnOpResponse::Put(put(write, req)?),
+            TxnOp::Delete(req) => TxnOpResponse::Delete(delete_range(write, &req)?),
+            TxnOp::Txn(inner) => {
+                let path = nested.next().expect("one path per nested txn");
+                TxnOpResponse::Txn(apply_txn(write, inner, path)?)
+            }
+        });
+    }
+    // A nested txn's header stays empty, as etcd leaves it; the caller sets the top one.
+    Ok(TxnResponse {
+        header: ResponseHeader::default(),
+        succeeded: path.succeeded,
+        responses,
+    })
+}
+
+/// etcd's Range over any view: fetch (limit + 1 when the order is the index order and no
+/// revision filter applies, else everything), filter, sort, truncate.
+fn range(view: &impl ReadView, req: &RangeRequest) -> Result<GetResponse> {
+    let filtered = req.min_mod_revision != 0
+        || req.max_mod_revision != 0
+        || req.min_create_revision != 0
+        || req.max_create_revision != 0;
+    let fetch = if req.sort_order != SortOrder::None || filtered {
+        0
+    } else if req.limit > 0 {
+        req.limit.saturating_add(1)
+    } else {
+        req.limit
+    };
+    let options = RangeOptions {
+        limit: fetch,
+        revision: req.revision,
+        count_only: req.count_only,
+    };
+    let found = view.range(KeyRange::from_etcd(&req.key, &req.range_end), options)?;
+    let mut kvs = found.kvs;
+    kvs.retain(|kv| {
+        (req.max_mod_revision == 0 || kv.mod_revision <= req.max_mod_revision)
+            && (req.min_mod_revision == 0 || kv.mod_revision >= req.min_mod_revision)
+            && (req.max_create_revision == 0 || kv.create_revision <= req.max_create_revision)
+            && (req.min_create_revision == 0 || kv.create_revision >= req.min_create_revision)
+    });
+    sort(&mut kvs, req.sort_target, req.sort_order);
+    let mut more = false;
+    if let Ok(limit) = usize::try_from(req.limit) {
+        if limit > 0 && kvs.len() > limit {
+            kvs.truncate(limit);
+            more = true;
+        }
+    }
+    if req.keys_only {
+        kvs.iter_mut().for_each(|kv| kv.value = Vec::new());
+    }
+    Ok(GetResponse {
+        header: ResponseHeader::at(found.revision),
+        kvs,
+        more,
+        count: found.count as i64,
+    })
+}
+
+/// Sorts as etcd does: a target other than the key with no order means ascending; the key
+/// with no order is the index order already.
+fn sort(kvs: &mut [KeyValue], target: SortTarget, order: SortOrder) {
+    let order = match (target, order) {
+        (SortTarget::Key, SortOrder::None) => return,
+        (_, SortOrder::None) => SortOrder::Ascend,
+        (_, order) => order,
+    };
+    match target {
+        SortTarget::Key => kvs.sort_by(|a, b| a.key.cmp(&b.key)),
+        SortTarget::Version => kvs.sort_by_key(|kv| kv.version),
+        SortTarget::Create => kvs.sort_by_key(|kv| kv.create_revision),
+        SortTarget::Mod => kvs.sort_by_key(|kv| kv.mod_revision),
+        SortTarget::Value => kvs.sort_by(|a, b| a.value.cmp(&b.value)),
+    }
+    if order == SortOrder::Descend {
+        kvs.reverse();
+    }
+}
+
+/// etcd's Put inside a write: `ignore_value`/`ignore_lease` keep the current value/lease.
+fn put(write: &mut WriteTxn<'_>, req: PutRequest) -> Result<PutResponse> {
+    let keeps_something = req.ignore_value || req.ignore_lease;
+    let prev = if keeps_something || req.prev_kv {
+        write
+            .range(KeyRange::Key(&req.key), RangeOptions::default())?
+            .kvs
+            .pop()
+    } else {
+        None
+    };
+    let (value, lease) = match &prev {
+        Some(prev) => (
+            if req.ignore_value {
+                prev.value.clone()
+            } else {
+                req.value
+            },
+            if req.ignore_lease {
+                prev.lease
+            } else {
+                req.lease
+            },
+        ),
+        None if keeps_something => return Err(Error::KeyNotFound),
+        None => (req.value, req.lease),
+    };
+    let revision = write.put(&req.key, value, lease);
+    Ok(PutResponse {
+        header: ResponseHeader::at(revision),
+        prev_kv: prev.filter(|_| req.prev_kv),
+    })
+}
+
+/// etcd's DeleteRange inside a write.
+fn delete_range(write: &mut WriteTxn<'_>, req: &DeleteRangeRequest) -> Result<DeleteResponse> {
+    let keys = KeyRange::from_etcd(&req.key, &req.range_end);
+    let prev_kvs = if req.prev_kv {
+        write.range(keys, RangeOptions::default())?.kvs
+    } else {
+        Vec::new()
+    };
+    let (deleted, revision) = write.delete_range(keys);
+    Ok(DeleteResponse {
+        header: ResponseHeader::at(revision),
+        deleted,
+        prev_kvs,
+    })
+}
