@@ -78,9 +78,7 @@ impl Error {
             | Error::RequestTooLarge => Code::InvalidArgument,
             Error::Compacted | Error::FutureRevision => Code::OutOfRange,
             Error::LeaseNotFound => Code::NotFound,
-            Error::Engine(e) if e.kind() == crate::engine::EngineErrorKind::Corruption => {
-                Code::DataLoss
-            }
+            Error::Engine(e) if e.kind() == crate::engine::EngineErrorKind::Corruption => Code::DataLoss,
             Error::Engine(_) => Code::Internal,
         }
     }
@@ -95,20 +93,11 @@ mod tests {
 
     #[test]
     fn messages_and_codes_are_etcds() {
-        assert_eq!(
-            Error::Compacted.to_string(),
-            "etcdserver: mvcc: required revision has been compacted"
-        );
+        assert_eq!(Error::Compacted.to_string(), "etcdserver: mvcc: required revision has been compacted");
         assert_eq!(Error::Compacted.code(), Code::OutOfRange);
-        assert_eq!(
-            Error::LeaseNotFound.to_string(),
-            "etcdserver: requested lease not found"
-        );
+        assert_eq!(Error::LeaseNotFound.to_string(), "etcdserver: requested lease not found");
         assert_eq!(Error::LeaseNotFound.code(), Code::NotFound);
         assert_eq!(Error::DuplicateKey.code(), Code::InvalidArgument);
-        assert_eq!(
-            Error::RequestTooLarge.to_string(),
-            "etcdserver: request is too large"
-        );
+        assert_eq!(Error::RequestTooLarge.to_string(), "etcdserver: request is too large");
     }
 }

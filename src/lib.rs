@@ -51,3 +51,8 @@ pub use txn::request::{
     DeleteResponse, GetResponse, PutRequest, PutResponse, RangeRequest, ResponseHeader, SortOrder,
     SortTarget, TargetValue, Txn, TxnOp, TxnOpResponse, TxnResponse,
 };
+
+/// The README's example is compiled and run as a doc test.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

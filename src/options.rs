@@ -1,5 +1,6 @@
 //! Options: how a store is opened, and the per-call options of its KV methods.
 
+#[cfg(any(feature = "rocksdb", feature = "sled"))]
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -248,11 +249,7 @@ impl GetOptions {
     /// The range request for `key`.
     pub fn into_request(self, key: Vec<u8>) -> RangeRequest {
         let (key, range_end) = self.span.resolve(key);
-        RangeRequest {
-            key,
-            range_end,
-            ..self.req
-        }
+        RangeRequest { key, range_end, ..self.req }
     }
 }
 
@@ -294,11 +291,7 @@ impl PutOptions {
 
     /// The put request for `key` = `value`.
     pub fn into_request(self, key: Vec<u8>, value: Vec<u8>) -> PutRequest {
-        PutRequest {
-            key,
-            value,
-            ..self.req
-        }
+        PutRequest { key, value, ..self.req }
     }
 }
 
@@ -348,11 +341,7 @@ impl DeleteOptions {
     /// The delete request for `key`.
     pub fn into_request(self, key: Vec<u8>) -> DeleteRangeRequest {
         let (key, range_end) = self.span.resolve(key);
-        DeleteRangeRequest {
-            key,
-            range_end,
-            prev_kv: self.prev_kv,
-        }
+        DeleteRangeRequest { key, range_end, prev_kv: self.prev_kv }
     }
 }
 

@@ -5,12 +5,10 @@ use std::sync::Arc;
 use crate::engine::{Engine, MemoryEngine};
 use crate::error::Result;
 use crate::mvcc::MvccStore;
-use crate::options::{
-    CompactionOptions, DeleteOptions, EngineChoice, GetOptions, Options, PutOptions,
-};
+use crate::options::{CompactionOptions, DeleteOptions, EngineChoice, GetOptions, Options, PutOptions};
 use crate::txn::request::{
-    CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteResponse, GetResponse,
-    PutRequest, PutResponse, RangeRequest, Txn, TxnResponse,
+    CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteResponse, GetResponse, PutRequest,
+    PutResponse, RangeRequest, Txn, TxnResponse,
 };
 use crate::txn::{Kv, LeaseLookup, Limits};
 
@@ -63,10 +61,7 @@ impl Store {
             EngineChoice::Custom(engine) => engine,
         };
         let mvcc = MvccStore::open(engine, options.sync, options.compaction_batch_limit)?;
-        Ok(Store {
-            mvcc,
-            limits: options.limits,
-        })
+        Ok(Store { mvcc, limits: options.limits })
     }
 
     /// The KV service: etcd's requests, field for field.
@@ -96,11 +91,7 @@ impl Store {
         value: impl Into<Vec<u8>>,
         options: Option<PutOptions>,
     ) -> Result<PutResponse> {
-        self.put_request(
-            options
-                .unwrap_or_default()
-                .into_request(key.into(), value.into()),
-        )
+        self.put_request(options.unwrap_or_default().into_request(key.into(), value.into()))
     }
 
     /// Applies a put request.
@@ -119,11 +110,7 @@ impl Store {
     }
 
     /// Deletes `key` (or the range `options` describe).
-    pub fn delete(
-        &self,
-        key: impl Into<Vec<u8>>,
-        options: Option<DeleteOptions>,
-    ) -> Result<DeleteResponse> {
+    pub fn delete(&self, key: impl Into<Vec<u8>>, options: Option<DeleteOptions>) -> Result<DeleteResponse> {
         self.delete_range(&options.unwrap_or_default().into_request(key.into()))
     }
 
@@ -138,11 +125,7 @@ impl Store {
     }
 
     /// Compacts history below `revision`.
-    pub fn compact(
-        &self,
-        revision: i64,
-        options: Option<CompactionOptions>,
-    ) -> Result<CompactionResponse> {
+    pub fn compact(&self, revision: i64, options: Option<CompactionOptions>) -> Result<CompactionResponse> {
         let physical = options.unwrap_or_default().physical();
         self.kv().compact(CompactionRequest { revision, physical })
     }

@@ -4,8 +4,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::{
-    Bounds, Direction, Engine, EngineError, EngineErrorKind, EngineRead, EngineStats, Keyspace,
-    Visitor, WriteBatch,
+    Bounds, Direction, Engine, EngineError, EngineErrorKind, EngineRead, EngineStats, Keyspace, Visitor,
+    WriteBatch,
 };
 
 /// Wraps an engine and injects I/O errors when told to, so tests can check that a failed

@@ -7,8 +7,7 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 
 use super::{
-    Bounds, Direction, Engine, EngineError, EngineRead, EngineStats, Keyspace, Visitor, WriteBatch,
-    WriteOp,
+    Bounds, Direction, Engine, EngineError, EngineRead, EngineStats, Keyspace, Visitor, WriteBatch, WriteOp,
 };
 
 type Map = BTreeMap<Vec<u8>, Vec<u8>>;
@@ -60,11 +59,7 @@ impl Engine for MemoryEngine {
         let State { maps, bytes } = &mut *state;
         for op in batch.into_ops() {
             match op {
-                WriteOp::Put {
-                    keyspace,
-                    key,
-                    value,
-                } => {
+                WriteOp::Put { keyspace, key, value } => {
                     let key_len = key.len() as u64;
                     *bytes += key_len + value.len() as u64;
                     let map = Arc::make_mut(&mut maps[keyspace.index()]);
@@ -88,17 +83,12 @@ impl Engine for MemoryEngine {
     }
 
     fn snapshot(&self) -> Result<Box<dyn EngineRead + Send + Sync + '_>, EngineError> {
-        Ok(Box::new(MemorySnapshot {
-            maps: self.state.read().maps.clone(),
-        }))
+        Ok(Box::new(MemorySnapshot { maps: self.state.read().maps.clone() }))
     }
 
     fn stats(&self) -> Result<EngineStats, EngineError> {
         let bytes = self.state.read().bytes;
-        Ok(EngineStats {
-            size_bytes: bytes,
-            size_in_use_bytes: bytes,
-        })
+        Ok(EngineStats { size_bytes: bytes, size_in_use_bytes: bytes })
     }
 
     fn name(&self) -> &'static str {
@@ -140,10 +130,7 @@ fn scan_map(map: &Map, bounds: Bounds<'_>, direction: Direction, visit: &mut Vis
     }
 }
 
-fn visit_each<'m>(
-    entries: impl Iterator<Item = (&'m Vec<u8>, &'m Vec<u8>)>,
-    visit: &mut Visitor<'_>,
-) {
+fn visit_each<'m>(entries: impl Iterator<Item = (&'m Vec<u8>, &'m Vec<u8>)>, visit: &mut Visitor<'_>) {
     for (key, value) in entries {
         if visit(key, value).is_break() {
             return;
@@ -182,10 +169,7 @@ mod tests {
         batch.put(Keyspace::Kv, b"a".to_vec(), b"2".to_vec());
         batch.put(Keyspace::Kv, b"b".to_vec(), b"3".to_vec());
         engine.write(batch, false).unwrap();
-        assert_eq!(
-            snapshot.get(Keyspace::Kv, b"a").unwrap(),
-            Some(b"1".to_vec())
-        );
+        assert_eq!(snapshot.get(Keyspace::Kv, b"a").unwrap(), Some(b"1".to_vec()));
         assert_eq!(snapshot.get(Keyspace::Kv, b"b").unwrap(), None);
         assert_eq!(engine.get(Keyspace::Kv, b"a").unwrap(), Some(b"2".to_vec()));
     }
@@ -200,19 +184,14 @@ mod tests {
         engine.write(batch, false).unwrap();
         let mut seen = Vec::new();
         engine
-            .scan(
-                Keyspace::Kv,
-                Bounds::all(),
-                Direction::Forward,
-                &mut |k, _| {
-                    seen.push(k.to_vec());
-                    if seen.len() == 2 {
-                        ControlFlow::Break(())
-                    } else {
-                        ControlFlow::Continue(())
-                    }
-                },
-            )
+            .scan(Keyspace::Kv, Bounds::all(), Direction::Forward, &mut |k, _| {
+                seen.push(k.to_vec());
+                if seen.len() == 2 {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            })
             .unwrap();
         assert_eq!(seen, vec![b"a".to_vec(), b"b".to_vec()]);
     }

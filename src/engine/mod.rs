@@ -58,12 +58,7 @@ pub enum Keyspace {
 
 impl Keyspace {
     /// Every keyspace, in a fixed order; `keyspace as usize` indexes this array.
-    pub const ALL: [Keyspace; 4] = [
-        Keyspace::Kv,
-        Keyspace::Meta,
-        Keyspace::Lease,
-        Keyspace::Auth,
-    ];
+    pub const ALL: [Keyspace; 4] = [Keyspace::Kv, Keyspace::Meta, Keyspace::Lease, Keyspace::Auth];
 
     /// The on-disk name (RocksDB column family, sled tree).
     pub fn name(self) -> &'static str {
@@ -93,18 +88,12 @@ pub struct Bounds<'a> {
 impl<'a> Bounds<'a> {
     /// Every key of the keyspace.
     pub fn all() -> Self {
-        Bounds {
-            start: &[],
-            end: None,
-        }
+        Bounds { start: &[], end: None }
     }
 
     /// `[start, end)`.
     pub fn new(start: &'a [u8], end: &'a [u8]) -> Self {
-        Bounds {
-            start,
-            end: Some(end),
-        }
+        Bounds { start, end: Some(end) }
     }
 
     /// Every key `>= start`.
@@ -206,18 +195,12 @@ impl WriteBatch {
 
     /// An empty batch with room for `n` operations.
     pub fn with_capacity(n: usize) -> Self {
-        WriteBatch {
-            ops: Vec::with_capacity(n),
-        }
+        WriteBatch { ops: Vec::with_capacity(n) }
     }
 
     /// Adds a put.
     pub fn put(&mut self, keyspace: Keyspace, key: Vec<u8>, value: Vec<u8>) {
-        self.ops.push(WriteOp::Put {
-            keyspace,
-            key,
-            value,
-        });
+        self.ops.push(WriteOp::Put { keyspace, key, value });
     }
 
     /// Adds a delete.
@@ -276,10 +259,7 @@ pub struct EngineError {
 impl EngineError {
     /// An error of `kind` described by `message`.
     pub fn new(kind: EngineErrorKind, message: impl Into<String>) -> Self {
-        EngineError {
-            kind,
-            message: message.into(),
-        }
+        EngineError { kind, message: message.into() }
     }
 
     /// An I/O or backend failure.

@@ -8,8 +8,7 @@ use rocksdb::{
 };
 
 use super::{
-    Bounds, Direction, Engine, EngineError, EngineRead, EngineStats, Keyspace, Visitor, WriteBatch,
-    WriteOp,
+    Bounds, Direction, Engine, EngineError, EngineRead, EngineStats, Keyspace, Visitor, WriteBatch, WriteOp,
 };
 
 /// An engine over a RocksDB database directory.
@@ -34,18 +33,13 @@ impl RocksEngine {
     }
 
     fn cf(&self, keyspace: Keyspace) -> &ColumnFamily {
-        self.db
-            .cf_handle(keyspace.name())
-            .expect("every keyspace's column family is created on open")
+        self.db.cf_handle(keyspace.name()).expect("every keyspace's column family is created on open")
     }
 
     fn property_sum(&self, name: &str) -> Result<u64, EngineError> {
         let mut total = 0;
         for ks in Keyspace::ALL {
-            let value = self
-                .db
-                .property_int_value_cf(self.cf(ks), name)
-                .map_err(EngineError::io)?;
+            let value = self.db.property_int_value_cf(self.cf(ks), name).map_err(EngineError::io)?;
             total += value.unwrap_or(0);
         }
         Ok(total)
@@ -84,10 +78,7 @@ fn visit_raw(
 
 impl EngineRead for RocksEngine {
     fn get(&self, keyspace: Keyspace, key: &[u8]) -> Result<Option<Vec<u8>>, EngineError> {
-        let value = self
-            .db
-            .get_pinned_cf(self.cf(keyspace), key)
-            .map_err(EngineError::io)?;
+        let value = self.db.get_pinned_cf(self.cf(keyspace), key).map_err(EngineError::io)?;
         Ok(value.map(|v| v.to_vec()))
     }
 
@@ -101,9 +92,7 @@ impl EngineRead for RocksEngine {
         if bounds.is_empty() {
             return Ok(());
         }
-        let iter = self
-            .db
-            .raw_iterator_cf_opt(self.cf(keyspace), read_options(bounds));
+        let iter = self.db.raw_iterator_cf_opt(self.cf(keyspace), read_options(bounds));
         visit_raw(iter, direction, visit)
     }
 }
@@ -113,26 +102,17 @@ impl Engine for RocksEngine {
         let mut rocks_batch = rocksdb::WriteBatch::default();
         for op in batch.into_ops() {
             match op {
-                WriteOp::Put {
-                    keyspace,
-                    key,
-                    value,
-                } => rocks_batch.put_cf(self.cf(keyspace), key, value),
+                WriteOp::Put { keyspace, key, value } => rocks_batch.put_cf(self.cf(keyspace), key, value),
                 WriteOp::Delete { keyspace, key } => rocks_batch.delete_cf(self.cf(keyspace), key),
             }
         }
         let mut options = WriteOptions::default();
         options.set_sync(sync);
-        self.db
-            .write_opt(rocks_batch, &options)
-            .map_err(EngineError::io)
+        self.db.write_opt(rocks_batch, &options).map_err(EngineError::io)
     }
 
     fn snapshot(&self) -> Result<Box<dyn EngineRead + Send + Sync + '_>, EngineError> {
-        Ok(Box::new(RocksSnapshot {
-            engine: self,
-            snapshot: self.db.snapshot(),
-        }))
+        Ok(Box::new(RocksSnapshot { engine: self, snapshot: self.db.snapshot() }))
     }
 
     fn stats(&self) -> Result<EngineStats, EngineError> {
@@ -140,10 +120,7 @@ impl Engine for RocksEngine {
         let in_memory = self.property_sum("rocksdb.cur-size-all-mem-tables")?;
         let live = self.property_sum("rocksdb.estimate-live-data-size")?;
         let size_bytes = on_disk + in_memory;
-        Ok(EngineStats {
-            size_bytes,
-            size_in_use_bytes: (live + in_memory).min(size_bytes),
-        })
+        Ok(EngineStats { size_bytes, size_in_use_bytes: (live + in_memory).min(size_bytes) })
     }
 
     fn name(&self) -> &'static str {
@@ -159,10 +136,7 @@ struct RocksSnapshot<'a> {
 impl EngineRead for RocksSnapshot<'_> {
     fn get(&self, keyspace: Keyspace, key: &[u8]) -> Result<Option<Vec<u8>>, EngineError> {
         let cf = self.engine.cf(keyspace);
-        let value = self
-            .snapshot
-            .get_pinned_cf(cf, key)
-            .map_err(EngineError::io)?;
+        let value = self.snapshot.get_pinned_cf(cf, key).map_err(EngineError::io)?;
         Ok(value.map(|v| v.to_vec()))
     }
 

@@ -8,8 +8,8 @@ use parking_lot::RwLock;
 use sled::Transactional;
 
 use super::{
-    Bounds, Direction, Engine, EngineError, EngineRead, EngineStats, Keyspace, MemoryEngine,
-    Visitor, WriteBatch, WriteOp,
+    Bounds, Direction, Engine, EngineError, EngineRead, EngineStats, Keyspace, MemoryEngine, Visitor,
+    WriteBatch, WriteOp,
 };
 
 /// An engine over a sled database directory.
@@ -24,20 +24,13 @@ pub struct SledEngine {
 impl SledEngine {
     /// Opens (creating if needed) the database at `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, EngineError> {
-        let db = sled::Config::new()
-            .path(path)
-            .open()
-            .map_err(EngineError::io)?;
+        let db = sled::Config::new().path(path).open().map_err(EngineError::io)?;
         let trees = Keyspace::ALL
             .iter()
             .map(|ks| db.open_tree(ks.name()))
             .collect::<Result<Vec<_>, _>>()
             .map_err(EngineError::io)?;
-        Ok(SledEngine {
-            db,
-            trees,
-            snapshot_gate: RwLock::new(()),
-        })
+        Ok(SledEngine { db, trees, snapshot_gate: RwLock::new(()) })
     }
 
     fn tree(&self, keyspace: Keyspace) -> &sled::Tree {
@@ -62,9 +55,7 @@ impl EngineRead for SledEngine {
             return Ok(());
         }
         let end = bounds.end.map_or(Bound::Unbounded, Bound::Excluded);
-        let range = self
-            .tree(keyspace)
-            .range::<&[u8], _>((Bound::Included(bounds.start), end));
+        let range = self.tree(keyspace).range::<&[u8], _>((Bound::Included(bounds.start), end));
         match direction {
             Direction::Forward => visit_each(range, visit),
             Direction::Reverse => visit_each(range.rev(), visit),
@@ -87,18 +78,11 @@ fn visit_each(
 
 impl Engine for SledEngine {
     fn write(&self, batch: WriteBatch, sync: bool) -> Result<(), EngineError> {
-        let mut batches: Vec<sled::Batch> = Keyspace::ALL
-            .iter()
-            .map(|_| sled::Batch::default())
-            .collect();
+        let mut batches: Vec<sled::Batch> = Keyspace::ALL.iter().map(|_| sled::Batch::default()).collect();
         let mut touched = [false; 4];
         for op in batch.into_ops() {
             match op {
-                WriteOp::Put {
-                    keyspace,
-                    key,
-                    value,
-                } => {
+                WriteOp::Put { keyspace, key, value } => {
                     touched[keyspace.index()] = true;
                     batches[keyspace.index()].insert(key, value);
                 }
@@ -109,18 +93,12 @@ impl Engine for SledEngine {
             }
         }
         let _gate = self.snapshot_gate.read();
-        let mut used = touched
-            .iter()
-            .enumerate()
-            .filter(|(_, t)| **t)
-            .map(|(i, _)| i);
+        let mut used = touched.iter().enumerate().filter(|(_, t)| **t).map(|(i, _)| i);
         match (used.next(), used.next()) {
             (None, _) => return Ok(()),
             (Some(only), None) => {
                 let batch = std::mem::take(&mut batches[only]);
-                self.trees[only]
-                    .apply_batch(batch)
-                    .map_err(EngineError::io)?;
+                self.trees[only].apply_batch(batch).map_err(EngineError::io)?;
             }
             _ => {
                 self.trees[..]
@@ -157,10 +135,7 @@ impl Engine for SledEngine {
 
     fn stats(&self) -> Result<EngineStats, EngineError> {
         let size = self.db.size_on_disk().map_err(EngineError::io)?;
-        Ok(EngineStats {
-            size_bytes: size,
-            size_in_use_bytes: size,
-        })
+        Ok(EngineStats { size_bytes: size, size_in_use_bytes: size })
     }
 
     fn name(&self) -> &'static str {

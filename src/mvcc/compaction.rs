@@ -38,19 +38,14 @@ pub(crate) fn delete_unreachable(
             return Err(EngineError::io("compaction interrupted: the store is closing").into());
         }
         let mut keys = Vec::with_capacity(limit.min(4096));
-        engine.scan(
-            Keyspace::Kv,
-            Bounds::new(&start, &end),
-            Direction::Forward,
-            &mut |k, _| {
-                keys.push(k.to_vec());
-                if keys.len() == limit {
-                    std::ops::ControlFlow::Break(())
-                } else {
-                    std::ops::ControlFlow::Continue(())
-                }
-            },
-        )?;
+        engine.scan(Keyspace::Kv, Bounds::new(&start, &end), Direction::Forward, &mut |k, _| {
+            keys.push(k.to_vec());
+            if keys.len() == limit {
+                std::ops::ControlFlow::Break(())
+            } else {
+                std::ops::ControlFlow::Continue(())
+            }
+        })?;
         let last_batch = keys.len() < limit;
         let next_start = keys.last().map(|k| [k.as_slice(), &[0]].concat());
         let mut batch = WriteBatch::with_capacity(keys.len() + 1);
@@ -61,11 +56,7 @@ pub(crate) fn delete_unreachable(
             }
         }
         if last_batch {
-            batch.put(
-                Keyspace::Meta,
-                record::FINISHED_COMPACT_KEY.to_vec(),
-                record::encode_i64(rev),
-            );
+            batch.put(Keyspace::Meta, record::FINISHED_COMPACT_KEY.to_vec(), record::encode_i64(rev));
             engine.write(batch, sync)?;
             tracing::debug!(revision = rev, "finished compaction");
             return Ok(());
@@ -86,9 +77,7 @@ pub struct CompactionDone {
 impl CompactionDone {
     /// Blocks until the compaction's records are deleted (or it failed, or the store closed).
     pub fn wait(self) -> Result<()> {
-        self.done
-            .recv()
-            .unwrap_or_else(|_| Err(EngineError::io("the compactor stopped").into()))
+        self.done.recv().unwrap_or_else(|_| Err(EngineError::io("the compactor stopped").into()))
     }
 }
 
@@ -123,25 +112,14 @@ impl Compactor {
                 }
             })
             .map_err(|e| Error::Engine(EngineError::io(format!("cannot start the compactor: {e}"))))?;
-        Ok(Compactor {
-            jobs: Some(jobs),
-            stop,
-            thread: Some(thread),
-        })
+        Ok(Compactor { jobs: Some(jobs), stop, thread: Some(thread) })
     }
 
     pub fn schedule(&self, rev: i64, keep: HashSet<Revision>) -> CompactionDone {
         let (done, wait) = mpsc::channel();
         let job = Job { rev, keep, done };
-        if let Err(mpsc::SendError(job)) = self
-            .jobs
-            .as_ref()
-            .expect("jobs is only taken on drop")
-            .send(job)
-        {
-            let _ = job
-                .done
-                .send(Err(EngineError::io("the compactor stopped").into()));
+        if let Err(mpsc::SendError(job)) = self.jobs.as_ref().expect("jobs is only taken on drop").send(job) {
+            let _ = job.done.send(Err(EngineError::io("the compactor stopped").into()));
         }
         CompactionDone { done: wait }
     }

@@ -75,11 +75,7 @@ impl Index {
     pub fn put(&mut self, key: &[u8], rev: Revision, created: i64, version: i64) {
         match self.keys.get_mut(key) {
             Some(h) => h.put(rev, created, version),
-            None => self
-                .keys
-                .entry(key.to_vec())
-                .or_default()
-                .put(rev, created, version),
+            None => self.keys.entry(key.to_vec()).or_default().put(rev, created, version),
         }
     }
 
@@ -144,28 +140,16 @@ mod tests {
     #[test]
     fn an_inverted_range_is_empty() {
         let index = index();
-        assert_eq!(
-            index.revisions(KeyRange::Range(b"c", b"a"), 4, 0),
-            (vec![], 0)
-        );
-        assert_eq!(
-            index.keys(KeyRange::Range(b"b", b"b"), 4),
-            Vec::<Vec<u8>>::new()
-        );
+        assert_eq!(index.revisions(KeyRange::Range(b"c", b"a"), 4, 0), (vec![], 0));
+        assert_eq!(index.keys(KeyRange::Range(b"b", b"b"), 4), Vec::<Vec<u8>>::new());
     }
 
     #[test]
     fn compaction_forgets_keys_deleted_before_the_target() {
         let mut index = index();
         let keep = index.compact(6);
-        assert_eq!(
-            keep,
-            HashSet::from([Revision::new(2, 0), Revision::new(4, 0)])
-        );
-        assert_eq!(
-            index.keys(KeyRange::From(b"a"), 6),
-            vec![b"a".to_vec(), b"c".to_vec()]
-        );
+        assert_eq!(keep, HashSet::from([Revision::new(2, 0), Revision::new(4, 0)]));
+        assert_eq!(index.keys(KeyRange::From(b"a"), 6), vec![b"a".to_vec(), b"c".to_vec()]);
         assert!(!index.keys.contains_key(b"b".as_slice()));
     }
 

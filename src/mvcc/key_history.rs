@@ -25,11 +25,7 @@ struct Generation {
 
 impl Generation {
     fn first(&self) -> Revision {
-        self.puts
-            .first()
-            .copied()
-            .or(self.tombstone)
-            .expect("a generation is never empty")
+        self.puts.first().copied().or(self.tombstone).expect("a generation is never empty")
     }
 }
 
@@ -57,21 +53,13 @@ impl KeyHistory {
             return None;
         }
         let revision = *g.puts.last()?;
-        Some(Latest {
-            revision,
-            created: g.created,
-            version: g.version,
-        })
+        Some(Latest { revision, created: g.created, version: g.version })
     }
 
     /// The put visible at main revision `at`: the key's last change at or before `at`, when
     /// that change is a put.
     pub fn visible(&self, at: i64) -> Option<Revision> {
-        let g = self
-            .generations
-            .iter()
-            .rev()
-            .find(|g| g.first().main <= at)?;
+        let g = self.generations.iter().rev().find(|g| g.first().main <= at)?;
         if g.tombstone.is_some_and(|t| t.main <= at) {
             return None;
         }
@@ -85,12 +73,7 @@ impl KeyHistory {
                 g.puts.push(rev);
                 g.version = version;
             }
-            _ => self.generations.push(Generation {
-                created,
-                version,
-                puts: vec![rev],
-                tombstone: None,
-            }),
+            _ => self.generations.push(Generation { created, version, puts: vec![rev], tombstone: None }),
         }
     }
 
@@ -113,10 +96,7 @@ impl KeyHistory {
     /// tombstone exactly at `at` (etcd 3.5.16+, so a watch from `at` still sees that delete);
     /// everything older goes.
     pub fn compact(&mut self, at: i64, keep: &mut impl FnMut(Revision)) {
-        let Some(first_live) = self
-            .generations
-            .iter()
-            .position(|g| g.tombstone.is_none_or(|t| t.main >= at))
+        let Some(first_live) = self.generations.iter().position(|g| g.tombstone.is_none_or(|t| t.main >= at))
         else {
             self.generations.clear();
             return;
@@ -251,14 +231,7 @@ mod tests {
         h.put(rev(2), 2, 1);
         h.put(rev(3), 2, 2);
         h.rollback_after(2);
-        assert_eq!(
-            h.latest().unwrap(),
-            Latest {
-                revision: rev(2),
-                created: 2,
-                version: 1
-            }
-        );
+        assert_eq!(h.latest().unwrap(), Latest { revision: rev(2), created: 2, version: 1 });
         h.rollback_after(1);
         assert!(h.is_empty());
     }

@@ -87,11 +87,7 @@ pub fn encode_value(kv: &KeyValue) -> Vec<u8> {
     if !kv.key.is_empty() {
         bytes::encode(1, &kv.key, &mut buf);
     }
-    for (tag, field) in [
-        (2, kv.create_revision),
-        (3, kv.mod_revision),
-        (4, kv.version),
-    ] {
+    for (tag, field) in [(2, kv.create_revision), (3, kv.mod_revision), (4, kv.version)] {
         if field != 0 {
             int64::encode(tag, &field, &mut buf);
         }
@@ -107,11 +103,7 @@ pub fn encode_value(kv: &KeyValue) -> Vec<u8> {
 
 /// Encodes the record of a tombstone: the key alone.
 pub fn encode_tombstone(key: &[u8]) -> Vec<u8> {
-    KeyValueRecord {
-        key: key.to_vec(),
-        ..Default::default()
-    }
-    .encode_to_vec()
+    KeyValueRecord { key: key.to_vec(), ..Default::default() }.encode_to_vec()
 }
 
 /// Decodes a stored record.
@@ -134,9 +126,7 @@ pub fn encode_i64(value: i64) -> Vec<u8> {
 
 /// Decodes a meta integer.
 pub fn decode_i64(bytes: &[u8]) -> Result<i64, EngineError> {
-    let array: [u8; 8] = bytes
-        .try_into()
-        .map_err(|_| corrupt(format!("bad meta value {bytes:?}")))?;
+    let array: [u8; 8] = bytes.try_into().map_err(|_| corrupt(format!("bad meta value {bytes:?}")))?;
     Ok(i64::from_be_bytes(array))
 }
 
@@ -186,12 +176,6 @@ mod tests {
     #[test]
     fn tombstone_keeps_only_the_key() {
         let kv = decode_value(&encode_tombstone(b"gone")).unwrap();
-        assert_eq!(
-            kv,
-            KeyValue {
-                key: b"gone".to_vec(),
-                ..Default::default()
-            }
-        );
+        assert_eq!(kv, KeyValue { key: b"gone".to_vec(), ..Default::default() });
     }
 }

@@ -10,9 +10,7 @@ use super::compaction::{self, CompactionDone, Compactor};
 use super::index::Index;
 use super::record;
 use super::{KeyRange, KeyValue, RangeOptions, RangeResult, ReadView, Revision};
-use crate::engine::{
-    Bounds, Direction, Engine, EngineError, EngineErrorKind, Keyspace, WriteBatch,
-};
+use crate::engine::{Bounds, Direction, Engine, EngineError, EngineErrorKind, Keyspace, WriteBatch};
 use crate::error::{Error, Result};
 
 /// The revision of a store that has never been written (etcd's initial revision).
@@ -46,11 +44,7 @@ impl MvccStore {
     /// finishes a compaction that a crash interrupted. With `sync`, every commit is durable
     /// before it returns. `compaction_batch_limit` is the number of records physical
     /// compaction deletes per engine batch.
-    pub fn open(
-        engine: Arc<dyn Engine>,
-        sync: bool,
-        compaction_batch_limit: usize,
-    ) -> Result<Self> {
+    pub fn open(engine: Arc<dyn Engine>, sync: bool, compaction_batch_limit: usize) -> Result<Self> {
         check_schema(&*engine, sync)?;
         let (index, last_main) = restore_index(&*engine)?;
         let finished = read_meta(&*engine, record::FINISHED_COMPACT_KEY)?;
@@ -97,11 +91,7 @@ impl MvccStore {
 
     /// A read view pinned at the current revision.
     pub fn read(&self) -> ReadTxn<'_> {
-        ReadTxn {
-            store: self,
-            first: self.compacted_revision(),
-            rev: self.current_revision(),
-        }
+        ReadTxn { store: self, first: self.compacted_revision(), rev: self.current_revision() }
     }
 
     /// Starts the next write; blocks while another write or a compaction's index step runs.
@@ -129,11 +119,7 @@ impl MvccStore {
             return Err(Error::FutureRevision);
         }
         let mut batch = WriteBatch::new();
-        batch.put(
-            Keyspace::Meta,
-            record::SCHEDULED_COMPACT_KEY.to_vec(),
-            record::encode_i64(rev),
-        );
+        batch.put(Keyspace::Meta, record::SCHEDULED_COMPACT_KEY.to_vec(), record::encode_i64(rev));
         self.engine.write(batch, self.sync)?;
         self.compacted.store(rev, Ordering::SeqCst);
         let keep = self.index.write().compact(rev);
@@ -159,55 +145,29 @@ impl MvccStore {
         if options.revision > view_rev {
             return Err(Error::FutureRevision);
         }
-        let rev = if options.revision <= 0 {
-            view_rev
-        } else {
-            options.revision
-        };
+        let rev = if options.revision <= 0 { view_rev } else { options.revision };
         self.check_not_compacted(rev)?;
         if options.count_only {
             let count = self.index.read().count(range, rev);
             self.check_not_compacted(rev)?;
-            return Ok(RangeResult {
-                kvs: Vec::new(),
-                count,
-                revision: view_rev,
-            });
+            return Ok(RangeResult { kvs: Vec::new(), count, revision: view_rev });
         }
         let limit = usize::try_from(options.limit).unwrap_or(0);
         let (revs, count) = self.index.read().revisions(range, rev, limit);
-        let kvs = revs
-            .into_iter()
-            .map(|r| self.fetch(r, rev, view_rev, staged))
-            .collect::<Result<Vec<_>>>()?;
+        let kvs =
+            revs.into_iter().map(|r| self.fetch(r, rev, view_rev, staged)).collect::<Result<Vec<_>>>()?;
         // A compaction past `rev` that started after the checks above may have removed
         // what the index pointed at: the read is then a read of compacted history.
         self.check_not_compacted(rev)?;
-        Ok(RangeResult {
-            kvs,
-            count,
-            revision: view_rev,
-        })
+        Ok(RangeResult { kvs, count, revision: view_rev })
     }
 
-    fn fetch(
-        &self,
-        rev: Revision,
-        read_rev: i64,
-        view_rev: i64,
-        staged: &[Change],
-    ) -> Result<KeyValue> {
+    fn fetch(&self, rev: Revision, read_rev: i64, view_rev: i64, staged: &[Change]) -> Result<KeyValue> {
         if rev.main == view_rev && !staged.is_empty() {
             let change = usize::try_from(rev.sub).ok().and_then(|i| staged.get(i));
-            return Ok(change
-                .expect("the index only holds staged changes of this txn")
-                .kv
-                .clone());
+            return Ok(change.expect("the index only holds staged changes of this txn").kv.clone());
         }
-        match self
-            .engine
-            .get(Keyspace::Kv, &record::encode_key(rev, false))?
-        {
+        match self.engine.get(Keyspace::Kv, &record::encode_key(rev, false))? {
             Some(bytes) => Ok(record::decode_value(&bytes)?),
             None => {
                 self.check_not_compacted(read_rev)?;
@@ -281,31 +241,19 @@ impl WriteTxn<'_> {
     /// Puts `key`; returns the revision the write will commit.
     pub fn put(&mut self, key: &[u8], value: Vec<u8>, lease: i64) -> i64 {
         let rev = self.next_sub();
-        let (create_revision, version) = match self.store.index.read().latest(key) {
-            Some(latest) => (latest.created, latest.version + 1),
-            None => (rev.main, 1),
+        let (create_revision, version) = {
+            let mut index = self.store.index.write();
+            let (created, version) = match index.latest(key) {
+                Some(latest) => (latest.created, latest.version + 1),
+                None => (rev.main, 1),
+            };
+            index.put(key, rev, created, version);
+            (created, version)
         };
-        let kv = KeyValue {
-            key: key.to_vec(),
-            create_revision,
-            mod_revision: rev.main,
-            version,
-            value,
-            lease,
-        };
-        self.batch.put(
-            Keyspace::Kv,
-            record::encode_key(rev, false),
-            record::encode_value(&kv),
-        );
-        self.store
-            .index
-            .write()
-            .put(key, rev, create_revision, version);
-        self.changes.push(Change {
-            kv,
-            tombstone: false,
-        });
+        let kv =
+            KeyValue { key: key.to_vec(), create_revision, mod_revision: rev.main, version, value, lease };
+        self.batch.put(Keyspace::Kv, record::encode_key(rev, false), record::encode_value(&kv));
+        self.changes.push(Change { kv, tombstone: false });
         rev.main
     }
 
@@ -317,21 +265,10 @@ impl WriteTxn<'_> {
             let mut index = self.store.index.write();
             for key in &keys {
                 let rev = self.next_sub();
-                self.batch.put(
-                    Keyspace::Kv,
-                    record::encode_key(rev, true),
-                    record::encode_tombstone(key),
-                );
+                self.batch.put(Keyspace::Kv, record::encode_key(rev, true), record::encode_tombstone(key));
                 index.tombstone(key, rev);
-                let kv = KeyValue {
-                    key: key.clone(),
-                    mod_revision: rev.main,
-                    ..Default::default()
-                };
-                self.changes.push(Change {
-                    kv,
-                    tombstone: true,
-                });
+                let kv = KeyValue { key: key.clone(), mod_revision: rev.main, ..Default::default() };
+                self.changes.push(Change { kv, tombstone: true });
             }
         }
         (keys.len() as i64, self.revision())
@@ -379,8 +316,7 @@ impl ReadView for WriteTxn<'_> {
     }
 
     fn range(&self, range: KeyRange<'_>, options: RangeOptions) -> Result<RangeResult> {
-        self.store
-            .range_keys(range, options, self.revision(), &self.changes)
+        self.store.range_keys(range, options, self.revision(), &self.changes)
     }
 }
 
@@ -432,32 +368,27 @@ fn restore_index(engine: &dyn Engine) -> Result<(Index, i64)> {
     let mut index = Index::default();
     let mut last_main = 0;
     let mut failure = None;
-    engine.scan(
-        Keyspace::Kv,
-        Bounds::all(),
-        Direction::Forward,
-        &mut |key, value| {
-            let restored = record::decode_key(key).and_then(|(rev, tombstone)| {
-                let kv = record::decode_value(value)?;
-                if tombstone {
-                    index.tombstone(&kv.key, rev);
-                } else {
-                    index.put(&kv.key, rev, kv.create_revision, kv.version);
-                }
-                Ok(rev.main)
-            });
-            match restored {
-                Ok(main) => {
-                    last_main = main;
-                    ControlFlow::Continue(())
-                }
-                Err(error) => {
-                    failure = Some(error);
-                    ControlFlow::Break(())
-                }
+    engine.scan(Keyspace::Kv, Bounds::all(), Direction::Forward, &mut |key, value| {
+        let restored = record::decode_key(key).and_then(|(rev, tombstone)| {
+            let kv = record::decode_value(value)?;
+            if tombstone {
+                index.tombstone(&kv.key, rev);
+            } else {
+                index.put(&kv.key, rev, kv.create_revision, kv.version);
             }
-        },
-    )?;
+            Ok(rev.main)
+        });
+        match restored {
+            Ok(main) => {
+                last_main = main;
+                ControlFlow::Continue(())
+            }
+            Err(error) => {
+                failure = Some(error);
+                ControlFlow::Break(())
+            }
+        }
+    })?;
     match failure {
         Some(error) => Err(error.into()),
         None => Ok((index, last_main)),

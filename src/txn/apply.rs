@@ -2,9 +2,8 @@
 
 use super::compare;
 use super::request::{
-    CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteResponse, GetResponse,
-    PutRequest, PutResponse, RangeRequest, ResponseHeader, SortOrder, SortTarget, Txn, TxnOp,
-    TxnOpResponse, TxnResponse,
+    CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteResponse, GetResponse, PutRequest,
+    PutResponse, RangeRequest, ResponseHeader, SortOrder, SortTarget, Txn, TxnOp, TxnOpResponse, TxnResponse,
 };
 use super::size;
 use super::validate;
@@ -22,10 +21,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            max_request_bytes: 1536 * 1024,
-            max_txn_ops: 128,
-        }
+        Limits { max_request_bytes: 1536 * 1024, max_txn_ops: 128 }
     }
 }
 
@@ -45,11 +41,7 @@ pub struct Kv<'a> {
 impl<'a> Kv<'a> {
     /// The KV service of `mvcc`, enforcing `limits` and asking `leases` about lease ids.
     pub fn new(mvcc: &'a MvccStore, limits: Limits, leases: &'a dyn LeaseLookup) -> Self {
-        Kv {
-            mvcc,
-            limits,
-            leases,
-        }
+        Kv { mvcc, limits, leases }
     }
 
     fn check_size(&self, size: usize) -> Result<()> {
@@ -112,9 +104,7 @@ impl<'a> Kv<'a> {
         if req.physical {
             done.wait()?;
         }
-        Ok(CompactionResponse {
-            header: ResponseHeader::at(self.mvcc.current_revision()),
-        })
+        Ok(CompactionResponse { header: ResponseHeader::at(self.mvcc.current_revision()) })
     }
 
     /// etcd's `checkRequestPut`, against the state before the txn.
@@ -180,10 +170,7 @@ impl Path {
         let mut nested = self.nested.iter();
         for op in branch(txn, self.succeeded) {
             match op {
-                TxnOp::Txn(inner) => nested
-                    .next()
-                    .expect("one path per nested txn")
-                    .check(inner, check)?,
+                TxnOp::Txn(inner) => nested.next().expect("one path per nested txn").check(inner, check)?,
                 _ => check(op)?,
             }
         }
@@ -201,21 +188,13 @@ fn read_only_txn(view: &impl ReadView, txn: &Txn) -> Result<TxnResponse> {
             _ => unreachable!("is_read_only admits only ranges"),
         })
         .collect::<Result<_>>()?;
-    Ok(TxnResponse {
-        header: ResponseHeader::at(view.revision()),
-        succeeded: path.succeeded,
-        responses,
-    })
+    Ok(TxnResponse { header: ResponseHeader::at(view.revision()), succeeded: path.succeeded, responses })
 }
 
 /// Runs the chosen branch. Checks have passed, so only an engine failure can stop it
 /// midway, and the caller's write then rolls back.
 fn apply_txn(write: &mut WriteTxn<'_>, txn: Txn, path: Path) -> Result<TxnResponse> {
-    let ops = if path.succeeded {
-        txn.success
-    } else {
-        txn.failure
-    };
+    let ops = if path.succeeded { txn.success } else { txn.failure };
     let mut nested = path.nested.into_iter();
     let mut responses = Vec::with_capacity(ops.len());
     for op in ops {
@@ -230,11 +209,7 @@ fn apply_txn(write: &mut WriteTxn<'_>, txn: Txn, path: Path) -> Result<TxnRespon
         });
     }
     // A nested txn's header stays empty, as etcd leaves it; the caller sets the top one.
-    Ok(TxnResponse {
-        header: ResponseHeader::default(),
-        succeeded: path.succeeded,
-        responses,
-    })
+    Ok(TxnResponse { header: ResponseHeader::default(), succeeded: path.succeeded, responses })
 }
 
 /// etcd's Range over any view: fetch (limit + 1 when the order is the index order and no
@@ -251,11 +226,7 @@ fn range(view: &impl ReadView, req: &RangeRequest) -> Result<GetResponse> {
     } else {
         req.limit
     };
-    let options = RangeOptions {
-        limit: fetch,
-        revision: req.revision,
-        count_only: req.count_only,
-    };
+    let options = RangeOptions { limit: fetch, revision: req.revision, count_only: req.count_only };
     let found = view.range(KeyRange::from_etcd(&req.key, &req.range_end), options)?;
     let mut kvs = found.kvs;
     kvs.retain(|kv| {
@@ -275,12 +246,7 @@ fn range(view: &impl ReadView, req: &RangeRequest) -> Result<GetResponse> {
     if req.keys_only {
         kvs.iter_mut().for_each(|kv| kv.value = Vec::new());
     }
-    Ok(GetResponse {
-        header: ResponseHeader::at(found.revision),
-        kvs,
-        more,
-        count: found.count as i64,
-    })
+    Ok(GetResponse { header: ResponseHeader::at(found.revision), kvs, more, count: found.count as i64 })
 }
 
 /// Sorts as etcd does: a target other than the key with no order means ascending; the key
@@ -307,48 +273,26 @@ fn sort(kvs: &mut [KeyValue], target: SortTarget, order: SortOrder) {
 fn put(write: &mut WriteTxn<'_>, req: PutRequest) -> Result<PutResponse> {
     let keeps_something = req.ignore_value || req.ignore_lease;
     let prev = if keeps_something || req.prev_kv {
-        write
-            .range(KeyRange::Key(&req.key), RangeOptions::default())?
-            .kvs
-            .pop()
+        write.range(KeyRange::Key(&req.key), RangeOptions::default())?.kvs.pop()
     } else {
         None
     };
     let (value, lease) = match &prev {
         Some(prev) => (
-            if req.ignore_value {
-                prev.value.clone()
-            } else {
-                req.value
-            },
-            if req.ignore_lease {
-                prev.lease
-            } else {
-                req.lease
-            },
+            if req.ignore_value { prev.value.clone() } else { req.value },
+            if req.ignore_lease { prev.lease } else { req.lease },
         ),
         None if keeps_something => return Err(Error::KeyNotFound),
         None => (req.value, req.lease),
     };
     let revision = write.put(&req.key, value, lease);
-    Ok(PutResponse {
-        header: ResponseHeader::at(revision),
-        prev_kv: prev.filter(|_| req.prev_kv),
-    })
+    Ok(PutResponse { header: ResponseHeader::at(revision), prev_kv: prev.filter(|_| req.prev_kv) })
 }
 
 /// etcd's DeleteRange inside a write.
 fn delete_range(write: &mut WriteTxn<'_>, req: &DeleteRangeRequest) -> Result<DeleteResponse> {
     let keys = KeyRange::from_etcd(&req.key, &req.range_end);
-    let prev_kvs = if req.prev_kv {
-        write.range(keys, RangeOptions::default())?.kvs
-    } else {
-        Vec::new()
-    };
+    let prev_kvs = if req.prev_kv { write.range(keys, RangeOptions::default())?.kvs } else { Vec::new() };
     let (deleted, revision) = write.delete_range(keys);
-    Ok(DeleteResponse {
-        header: ResponseHeader::at(revision),
-        deleted,
-        prev_kvs,
-    })
+    Ok(DeleteResponse { header: ResponseHeader::at(revision), deleted, prev_kvs })
 }

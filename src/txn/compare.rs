@@ -10,10 +10,7 @@ use crate::mvcc::{KeyRange, KeyValue, RangeOptions, ReadView};
 /// key (or an empty range) compares as a key-value of zeros, except for a VALUE compare,
 /// which then fails whatever its operator: there is no value to compare.
 pub fn holds(view: &impl ReadView, c: &Compare) -> Result<bool> {
-    let found = view.range(
-        KeyRange::from_etcd(&c.key, &c.range_end),
-        RangeOptions::default(),
-    )?;
+    let found = view.range(KeyRange::from_etcd(&c.key, &c.range_end), RangeOptions::default())?;
     if found.kvs.is_empty() {
         return Ok(c.target != CompareTarget::Value && satisfies(c, &KeyValue::default()));
     }
@@ -83,30 +80,12 @@ mod tests {
 
     #[test]
     fn each_target_reads_its_field() {
-        assert!(satisfies(
-            &Compare::version("k", CompareOp::Equal, 3),
-            &kv()
-        ));
-        assert!(satisfies(
-            &Compare::create_revision("k", CompareOp::Less, 3),
-            &kv()
-        ));
-        assert!(satisfies(
-            &Compare::mod_revision("k", CompareOp::Greater, 3),
-            &kv()
-        ));
-        assert!(satisfies(
-            &Compare::lease("k", CompareOp::NotEqual, 8),
-            &kv()
-        ));
-        assert!(satisfies(
-            &Compare::value("k", CompareOp::Greater, "a"),
-            &kv()
-        ));
-        assert!(satisfies(
-            &Compare::value("k", CompareOp::Less, "mm"),
-            &kv()
-        ));
+        assert!(satisfies(&Compare::version("k", CompareOp::Equal, 3), &kv()));
+        assert!(satisfies(&Compare::create_revision("k", CompareOp::Less, 3), &kv()));
+        assert!(satisfies(&Compare::mod_revision("k", CompareOp::Greater, 3), &kv()));
+        assert!(satisfies(&Compare::lease("k", CompareOp::NotEqual, 8), &kv()));
+        assert!(satisfies(&Compare::value("k", CompareOp::Greater, "a"), &kv()));
+        assert!(satisfies(&Compare::value("k", CompareOp::Less, "mm"), &kv()));
     }
 
     #[test]

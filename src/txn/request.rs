@@ -184,59 +184,28 @@ pub struct Compare {
 }
 
 impl Compare {
-    fn new(
-        key: impl Into<Vec<u8>>,
-        target: CompareTarget,
-        result: CompareOp,
-        value: TargetValue,
-    ) -> Self {
-        Compare {
-            result,
-            target,
-            key: key.into(),
-            target_value: Some(value),
-            range_end: Vec::new(),
-        }
+    fn new(key: impl Into<Vec<u8>>, target: CompareTarget, result: CompareOp, value: TargetValue) -> Self {
+        Compare { result, target, key: key.into(), target_value: Some(value), range_end: Vec::new() }
     }
 
     /// Compares the key's value bytes.
     pub fn value(key: impl Into<Vec<u8>>, op: CompareOp, value: impl Into<Vec<u8>>) -> Self {
-        Self::new(
-            key,
-            CompareTarget::Value,
-            op,
-            TargetValue::Value(value.into()),
-        )
+        Self::new(key, CompareTarget::Value, op, TargetValue::Value(value.into()))
     }
 
     /// Compares the key's version (0 when the key is absent).
     pub fn version(key: impl Into<Vec<u8>>, op: CompareOp, version: i64) -> Self {
-        Self::new(
-            key,
-            CompareTarget::Version,
-            op,
-            TargetValue::Version(version),
-        )
+        Self::new(key, CompareTarget::Version, op, TargetValue::Version(version))
     }
 
     /// Compares the key's create revision (0 when the key is absent).
     pub fn create_revision(key: impl Into<Vec<u8>>, op: CompareOp, revision: i64) -> Self {
-        Self::new(
-            key,
-            CompareTarget::Create,
-            op,
-            TargetValue::CreateRevision(revision),
-        )
+        Self::new(key, CompareTarget::Create, op, TargetValue::CreateRevision(revision))
     }
 
     /// Compares the key's mod revision (0 when the key is absent).
     pub fn mod_revision(key: impl Into<Vec<u8>>, op: CompareOp, revision: i64) -> Self {
-        Self::new(
-            key,
-            CompareTarget::Mod,
-            op,
-            TargetValue::ModRevision(revision),
-        )
+        Self::new(key, CompareTarget::Mod, op, TargetValue::ModRevision(revision))
     }
 
     /// Compares the key's lease (0 when the key is absent or has none).
@@ -284,11 +253,7 @@ impl TxnOp {
         value: impl Into<Vec<u8>>,
         options: Option<crate::PutOptions>,
     ) -> Self {
-        TxnOp::Put(
-            options
-                .unwrap_or_default()
-                .into_request(key.into(), value.into()),
-        )
+        TxnOp::Put(options.unwrap_or_default().into_request(key.into(), value.into()))
     }
 
     /// A delete of `key` with `options`.
@@ -355,10 +320,7 @@ impl Txn {
 
     /// True when no op of either branch writes: etcd serves such a txn as a read.
     pub fn is_read_only(&self) -> bool {
-        self.success
-            .iter()
-            .chain(&self.failure)
-            .all(|op| matches!(op, TxnOp::Get(_)))
+        self.success.iter().chain(&self.failure).all(|op| matches!(op, TxnOp::Get(_)))
     }
 }
 
@@ -378,10 +340,7 @@ pub struct ResponseHeader {
 
 impl ResponseHeader {
     pub(crate) fn at(revision: i64) -> Self {
-        ResponseHeader {
-            revision,
-            ..Default::default()
-        }
+        ResponseHeader { revision, ..Default::default() }
     }
 
     /// The store revision when the request was applied.
@@ -523,5 +482,27 @@ impl CompactionResponse {
     /// The header.
     pub fn header(&self) -> &ResponseHeader {
         &self.header
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sort_options_outside_etcds_enums_are_refused() {
+        assert_eq!(SortTarget::try_from(4), Ok(SortTarget::Value));
+        assert_eq!(SortOrder::try_from(2), Ok(SortOrder::Descend));
+        assert_eq!(SortTarget::try_from(5), Err(Error::InvalidSortOption));
+        assert_eq!(SortOrder::try_from(-1), Err(Error::InvalidSortOption));
+        assert_eq!(Error::InvalidSortOption.to_string(), "etcdserver: invalid sort option");
+        assert_eq!(i32::from(SortTarget::Mod), 3);
+    }
+
+    #[test]
+    fn a_txn_is_read_only_when_both_branches_only_read() {
+        assert!(Txn::new().and_then([TxnOp::get("a", None)]).or_else([TxnOp::get("b", None)]).is_read_only());
+        assert!(!Txn::new().or_else([TxnOp::delete("a", None)]).is_read_only());
+        assert!(!Txn::new().and_then([TxnOp::txn(Txn::new())]).is_read_only());
     }
 }

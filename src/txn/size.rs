@@ -4,9 +4,7 @@
 
 use prost::encoding::{encoded_len_varint, key_len};
 
-use super::request::{
-    Compare, DeleteRangeRequest, PutRequest, RangeRequest, TargetValue, Txn, TxnOp,
-};
+use super::request::{Compare, DeleteRangeRequest, PutRequest, RangeRequest, TargetValue, Txn, TxnOp};
 
 /// `InternalRaftRequest` field numbers of the wrapped requests.
 const RAFT_PUT: u32 = 4;
@@ -85,11 +83,7 @@ fn compare(c: &Compare) -> usize {
         Some(TargetValue::Value(v)) => message(7, v.len()),
         Some(TargetValue::Lease(v)) => key_len(8) + encoded_len_varint(*v as u64),
     };
-    int(1, c.result as i64)
-        + int(2, c.target as i64)
-        + bytes(3, &c.key)
-        + target
-        + bytes(64, &c.range_end)
+    int(1, c.result as i64) + int(2, c.target as i64) + bytes(3, &c.key) + target + bytes(64, &c.range_end)
 }
 
 fn op(op: &TxnOp) -> usize {
@@ -102,10 +96,7 @@ fn op(op: &TxnOp) -> usize {
 }
 
 fn txn_len(txn: &Txn) -> usize {
-    txn.compare
-        .iter()
-        .map(|c| message(1, compare(c)))
-        .sum::<usize>()
+    txn.compare.iter().map(|c| message(1, compare(c))).sum::<usize>()
         + txn.success.iter().map(|o| message(2, op(o))).sum::<usize>()
         + txn.failure.iter().map(|o| message(3, op(o))).sum::<usize>()
 }
@@ -136,26 +127,15 @@ mod tests {
 
     #[test]
     fn a_small_put_is_measured_like_protobuf() {
-        let req = PutRequest {
-            key: b"foo".to_vec(),
-            value: b"bar".to_vec(),
-            ..Default::default()
-        };
+        let req = PutRequest { key: b"foo".to_vec(), value: b"bar".to_vec(), ..Default::default() };
         // PutRequest: 2 + 3 + 2 + 3 = 10; header field: 2 + 1 + (1 + 10) = 14; put field 1 + 1 + 10.
         assert_eq!(put_request_size(&req), 14 + 12);
     }
 
     #[test]
     fn large_values_grow_the_length_prefix() {
-        let req = PutRequest {
-            key: b"k".to_vec(),
-            value: vec![0; 1 << 20],
-            ..Default::default()
-        };
+        let req = PutRequest { key: b"k".to_vec(), value: vec![0; 1 << 20], ..Default::default() };
         let body = 3 + 1 + 3 + (1 << 20);
-        assert_eq!(
-            put_request_size(&req),
-            14 + 1 + encoded_len_varint(body as u64) + body
-        );
+        assert_eq!(put_request_size(&req), 14 + 1 + encoded_len_varint(body as u64) + body);
     }
 }

@@ -45,11 +45,7 @@ pub fn check_txn(txn: &Txn, max_ops: usize) -> Result<()> {
 }
 
 fn check_txn_ops(txn: &Txn, max_ops: usize) -> Result<()> {
-    let ops = txn
-        .compare
-        .len()
-        .max(txn.success.len())
-        .max(txn.failure.len());
+    let ops = txn.compare.len().max(txn.success.len()).max(txn.failure.len());
     if ops > max_ops {
         return Err(Error::TooManyOps);
     }
@@ -75,13 +71,15 @@ struct Deletes<'a>(Vec<(&'a [u8], &'a [u8])>);
 
 impl<'a> Deletes<'a> {
     fn covers(&self, key: &[u8]) -> bool {
-        self.0.iter().any(|&(start, end)| {
-            if end.is_empty() {
-                key == start
-            } else {
-                start <= key && key < end
-            }
-        })
+        self.0.iter().any(
+            |&(start, end)| {
+                if end.is_empty() {
+                    key == start
+                } else {
+                    start <= key && key < end
+                }
+            },
+        )
     }
 }
 
@@ -146,15 +144,9 @@ mod tests {
     #[test]
     fn a_put_inside_a_deleted_range_is_a_duplicate_in_either_order() {
         let delete = TxnOp::delete("a", Some(DeleteOptions::new().with_range("c")));
-        assert_eq!(
-            check(vec![delete.clone(), put("b")]),
-            Err(Error::DuplicateKey)
-        );
+        assert_eq!(check(vec![delete.clone(), put("b")]), Err(Error::DuplicateKey));
         assert_eq!(check(vec![put("b"), delete]), Err(Error::DuplicateKey));
-        assert_eq!(
-            check(vec![TxnOp::delete("a", None), put("a")]),
-            Err(Error::DuplicateKey)
-        );
+        assert_eq!(check(vec![TxnOp::delete("a", None), put("a")]), Err(Error::DuplicateKey));
     }
 
     #[test]
@@ -167,10 +159,7 @@ mod tests {
     fn overlapping_deletes_and_reads_are_allowed() {
         let d1 = TxnOp::delete("a", Some(DeleteOptions::new().with_range("c")));
         let d2 = TxnOp::delete("b", Some(DeleteOptions::new().with_range("d")));
-        assert_eq!(
-            check(vec![d1, d2, TxnOp::get("b", None), TxnOp::get("b", None)]),
-            Ok(())
-        );
+        assert_eq!(check(vec![d1, d2, TxnOp::get("b", None), TxnOp::get("b", None)]), Ok(()));
     }
 
     #[test]
@@ -183,10 +172,7 @@ mod tests {
     fn a_nested_put_collides_with_an_outer_put_or_delete() {
         let nested = || TxnOp::txn(Txn::new().and_then([put("a")]));
         assert_eq!(check(vec![put("a"), nested()]), Err(Error::DuplicateKey));
-        assert_eq!(
-            check(vec![TxnOp::delete("a", None), nested()]),
-            Err(Error::DuplicateKey)
-        );
+        assert_eq!(check(vec![TxnOp::delete("a", None), nested()]), Err(Error::DuplicateKey));
         assert_eq!(check(vec![nested(), nested()]), Err(Error::DuplicateKey));
     }
 
@@ -198,21 +184,11 @@ mod tests {
 
     #[test]
     fn op_count_is_the_longest_list_and_nested_txns_share_the_budget() {
-        let ops = |n: usize| {
-            (0..n)
-                .map(|i| TxnOp::get(format!("k{i}"), None))
-                .collect::<Vec<_>>()
-        };
+        let ops = |n: usize| (0..n).map(|i| TxnOp::get(format!("k{i}"), None)).collect::<Vec<_>>();
         assert_eq!(check_txn(&Txn::new().and_then(ops(4)), 4), Ok(()));
-        assert_eq!(
-            check_txn(&Txn::new().or_else(ops(5)), 4),
-            Err(Error::TooManyOps)
-        );
+        assert_eq!(check_txn(&Txn::new().or_else(ops(5)), 4), Err(Error::TooManyOps));
         let compares = (0..5).map(|i| Compare::version(format!("k{i}"), CompareOp::Equal, 0));
-        assert_eq!(
-            check_txn(&Txn::new().when(compares), 4),
-            Err(Error::TooManyOps)
-        );
+        assert_eq!(check_txn(&Txn::new().when(compares), 4), Err(Error::TooManyOps));
         let nested = Txn::new().and_then(ops(2));
         let outer = Txn::new().and_then([TxnOp::txn(nested), TxnOp::get("x", None)]);
         assert_eq!(check_txn(&outer, 3), Err(Error::TooManyOps));

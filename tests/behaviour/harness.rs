@@ -1,0 +1,92 @@
+//! Opens stores on one engine kind, and reopens them over the same data.
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use etcdlite::engine::{Bounds, Direction, Engine, Keyspace, MemoryEngine};
+use etcdlite::{KeyValue, Options, Store};
+
+/// One engine kind, with the data it keeps between stores.
+pub enum Harness {
+    Memory(Arc<MemoryEngine>),
+    #[cfg(feature = "rocksdb")]
+    RocksDb(tempfile::TempDir),
+    #[cfg(feature = "sled")]
+    Sled(tempfile::TempDir),
+}
+
+impl Harness {
+    pub fn memory() -> Self {
+        Harness::Memory(Arc::new(MemoryEngine::new()))
+    }
+
+    #[cfg(feature = "rocksdb")]
+    pub fn rocksdb() -> Self {
+        Harness::RocksDb(tempfile::tempdir().expect("temp dir"))
+    }
+
+    #[cfg(feature = "sled")]
+    pub fn sled() -> Self {
+        Harness::Sled(tempfile::tempdir().expect("temp dir"))
+    }
+
+    /// The engine holding this harness's data. A persistent engine is opened afresh, so
+    /// every store opened over it must be dropped first.
+    pub fn engine(&self) -> Arc<dyn Engine> {
+        match self {
+            Harness::Memory(engine) => engine.clone(),
+            #[cfg(feature = "rocksdb")]
+            Harness::RocksDb(dir) => {
+                Arc::new(etcdlite::engine::RocksEngine::open(dir.path()).expect("open rocksdb"))
+            }
+            #[cfg(feature = "sled")]
+            Harness::Sled(dir) => {
+                Arc::new(etcdlite::engine::SledEngine::open(dir.path()).expect("open sled"))
+            }
+        }
+    }
+
+    /// Options over this harness's engine. Sync is off to keep the suite fast; the
+    /// durability test covers sync.
+    pub fn options(&self) -> Options {
+        Options::engine(self.engine()).sync(false)
+    }
+
+    pub fn open(&self) -> Store {
+        Store::open(self.options()).expect("open store")
+    }
+
+    pub fn open_with(&self, tune: impl FnOnce(Options) -> Options) -> Store {
+        Store::open(tune(self.options())).expect("open store")
+    }
+
+    /// Closes `store` and opens its data again.
+    pub fn reopen(&self, store: Store) -> Store {
+        drop(store);
+        self.open()
+    }
+}
+
+/// The key-value of `key` at the current revision.
+pub fn kv(store: &Store, key: &str) -> Option<KeyValue> {
+    store.get(key, None).expect("get").kvs.pop()
+}
+
+/// The keys of `kvs`, as strings.
+pub fn keys(kvs: &[KeyValue]) -> Vec<String> {
+    kvs.iter().map(|kv| String::from_utf8_lossy(&kv.key).into_owned()).collect()
+}
+
+/// How many records the engine holds in the MVCC keyspace.
+pub fn record_count(store: &Store) -> usize {
+    let mut n = 0;
+    store
+        .mvcc()
+        .engine()
+        .scan(Keyspace::Kv, Bounds::all(), Direction::Forward, &mut |_, _| {
+            n += 1;
+            ControlFlow::Continue(())
+        })
+        .expect("scan");
+    n
+}

@@ -1,0 +1,82 @@
+//! The behaviour suite: every case is written once, in the modules below, and run against
+//! every engine by `suite!`. Persistent engines also reopen their data from disk; the
+//! memory engine "reopens" by building a new store over the same engine instance, which
+//! runs the same restore path.
+
+mod compaction;
+mod engine;
+mod harness;
+mod kv;
+mod persistence;
+mod txn;
+
+/// Instantiates each listed case once per engine: `memory::case`, `rocksdb::case`,
+/// `sled::case`.
+macro_rules! suite {
+    ($($module:ident :: $case:ident),* $(,)?) => {
+        mod memory {
+            $( #[test] fn $case() { crate::$module::$case(&crate::harness::Harness::memory()); } )*
+        }
+        #[cfg(feature = "rocksdb")]
+        mod rocksdb {
+            $( #[test] fn $case() { crate::$module::$case(&crate::harness::Harness::rocksdb()); } )*
+        }
+        #[cfg(feature = "sled")]
+        mod sled {
+            $( #[test] fn $case() { crate::$module::$case(&crate::harness::Harness::sled()); } )*
+        }
+    };
+}
+
+suite!(
+    engine::engine_scans_respect_bounds_in_both_directions,
+    engine::engine_scans_stop_when_the_visitor_breaks,
+    engine::engine_keyspaces_are_independent_and_batches_span_them,
+    engine::engine_snapshots_do_not_see_later_writes,
+    engine::engine_stats_grow_with_data,
+    engine::engine_data_survives_reopening,
+    kv::an_empty_store_is_at_revision_1,
+    kv::the_first_put_creates_the_key_at_revision_2,
+    kv::later_puts_keep_create_revision_and_bump_version,
+    kv::put_prev_kv_returns_the_previous_key_value,
+    kv::ignore_value_and_ignore_lease_keep_the_current_ones,
+    kv::ignore_flags_on_a_missing_key_fail_and_change_nothing,
+    kv::ignore_flags_refuse_a_value_or_a_lease,
+    kv::a_put_with_an_unknown_lease_fails_and_writes_nothing,
+    kv::empty_keys_are_refused,
+    kv::range_end_follows_etcds_conventions,
+    kv::limit_cuts_kvs_but_not_count,
+    kv::count_only_returns_the_count_alone,
+    kv::keys_only_drops_values_and_keeps_the_rest,
+    kv::every_sort_target_and_order,
+    kv::sorting_with_a_limit_sorts_before_truncating,
+    kv::sort_order_none_with_a_limit_sorts_only_the_first_limit_plus_one_keys,
+    kv::mod_and_create_revision_filters_do_not_change_count,
+    kv::reads_at_past_revisions_see_history,
+    kv::delete_reports_what_it_removed_in_key_order,
+    kv::a_delete_that_matches_nothing_keeps_the_revision,
+    kv::a_key_put_after_a_delete_starts_a_new_generation,
+    kv::oversized_writes_are_refused_and_change_nothing,
+    txn::compare_and_swap_takes_the_matching_branch,
+    txn::compares_read_each_target,
+    txn::a_missing_key_compares_as_zeros_except_for_value,
+    txn::range_compares_must_hold_for_every_key,
+    txn::a_txn_is_one_revision_and_its_reads_see_its_writes,
+    txn::a_txn_that_writes_nothing_keeps_the_revision,
+    txn::nested_txns_decide_from_the_state_before_the_outer_txn,
+    txn::duplicate_writes_are_refused_before_anything_runs,
+    txn::too_many_ops_are_refused,
+    txn::only_the_chosen_branch_is_checked,
+    txn::a_negative_revision_in_a_txn_range_reads_as_compacted,
+    compaction::compaction_refuses_future_and_compacted_revisions,
+    compaction::reads_below_the_compacted_revision_fail,
+    compaction::compaction_keeps_the_latest_revision_of_each_key,
+    compaction::physical_compaction_removes_superseded_records_and_old_tombstones,
+    compaction::compaction_keeps_version_and_create_revision,
+    compaction::a_compaction_interrupted_by_a_failure_finishes_on_reopen,
+    persistence::reopening_gives_back_keys_history_and_revisions,
+    persistence::a_failed_write_changes_nothing,
+    persistence::a_corrupt_record_is_reported_not_served,
+    persistence::another_schema_version_is_refused,
+    persistence::the_store_is_send_and_sync,
+);
