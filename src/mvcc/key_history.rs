@@ -103,12 +103,16 @@ impl KeyHistory {
         };
         self.generations.drain(..first_live);
         let g = &mut self.generations[0];
-        if let Some(t) = g.tombstone.filter(|t| t.main <= at) {
-            keep(t);
+        if g.tombstone.is_some_and(|t| t.main <= at) {
             g.puts.clear();
         } else if let Some(i) = g.puts.iter().rposition(|r| r.main <= at) {
-            keep(g.puts[i]);
             g.puts.drain(..i);
+        }
+        // Every change still retained survives in the engine. Past the first generation there
+        // can be some at `at` itself: one txn may delete a key (from-key delete) and put it
+        // again, ending a generation at `at.0` and starting the next at `at.1`.
+        for g in &self.generations {
+            g.puts.iter().chain(&g.tombstone).filter(|r| r.main <= at).for_each(|&r| keep(r));
         }
     }
 
@@ -216,6 +220,19 @@ mod tests {
         h.tombstone(rev(3));
         kept(&mut h, 4);
         assert!(h.is_empty());
+    }
+
+    #[test]
+    fn compact_keeps_a_put_that_shares_the_target_with_a_tombstone() {
+        // put@2, then one txn at 3: delete (3.0) and put again (3.1).
+        let mut h = KeyHistory::default();
+        h.put(rev(2), 2, 1);
+        h.tombstone(Revision::new(3, 0));
+        h.put(Revision::new(3, 1), 3, 1);
+        let mut keep = Vec::new();
+        h.compact(3, &mut |r| keep.push(r));
+        assert_eq!(keep, vec![Revision::new(3, 0), Revision::new(3, 1)]);
+        assert_eq!(h.visible(3), Some(Revision::new(3, 1)));
     }
 
     #[test]

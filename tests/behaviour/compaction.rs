@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use etcdlite::engine::FaultyEngine;
-use etcdlite::{Code, CompactionOptions, Error, GetOptions, Options, Store};
+use etcdlite::{Code, CompactionOptions, DeleteOptions, Error, GetOptions, Options, Store, Txn, TxnOp};
 
 use crate::harness::{keys, kv, record_count, Harness};
 
@@ -101,7 +101,8 @@ pub fn a_compaction_interrupted_by_a_failure_finishes_on_reopen(h: &Harness) {
         store.put("k", format!("v{i}"), None).unwrap(); // 2..=11
     }
     store.put("j", "v", None).unwrap(); // 12
-                                        // The scheduled-compaction mark and one batch get through; the next batch fails.
+
+    // The scheduled-compaction mark and one batch get through; the next batch fails.
     faulty.fail_writes_after(2);
     let err = store.compact(11, physical()).unwrap_err();
     assert!(matches!(err, Error::Engine(_)), "{err:?}");
@@ -118,4 +119,28 @@ pub fn a_compaction_interrupted_by_a_failure_finishes_on_reopen(h: &Harness) {
     assert_eq!(kv(&store, "k").unwrap().value, b"v9");
     assert_eq!(at(&store, "k", 11).unwrap(), Some(b"v9".to_vec()));
     assert_eq!(store.compact(11, None).unwrap_err(), Error::Compacted);
+}
+
+pub fn compaction_at_a_txn_that_deleted_and_recreated_a_key_keeps_the_new_key(h: &Harness) {
+    let store = h.open();
+    store.put("ab", "old", None).unwrap(); // 2
+                                           // etcd accepts a from-key delete and a put of a key inside it in one txn: at revision 3
+                                           // the delete ends the key's generation (3.0) and the put starts the next (3.1).
+    let txn = Txn::new().and_then([
+        TxnOp::delete("a", Some(DeleteOptions::new().with_from_key())),
+        TxnOp::put("ab", "new", None),
+    ]);
+    assert_eq!(store.txn(txn).unwrap().header.revision, 3);
+    store.compact(3, physical()).unwrap();
+    assert_eq!(at(&store, "ab", 3).unwrap(), Some(b"new".to_vec()));
+    let store = h.reopen(store);
+    assert_eq!(at(&store, "ab", 3).unwrap(), Some(b"new".to_vec()));
+    let found = kv(&store, "ab").unwrap();
+    assert_eq!((found.create_revision, found.mod_revision, found.version), (3, 3, 1));
+    // The tombstone at 3.0 stays with the put at 3.1 until a later compaction.
+    assert_eq!(record_count(&store), 2);
+    store.put("x", "1", None).unwrap(); // 4
+    store.compact(4, physical()).unwrap();
+    assert_eq!(record_count(&store), 2);
+    assert_eq!(kv(&store, "ab").unwrap().value, b"new");
 }
