@@ -4,6 +4,7 @@
 //! runs the same restore path.
 
 mod compaction;
+mod concurrency;
 mod engine;
 mod harness;
 mod kv;
@@ -74,6 +75,11 @@ suite!(
     compaction::physical_compaction_removes_superseded_records_and_old_tombstones,
     compaction::compaction_keeps_version_and_create_revision,
     compaction::a_compaction_interrupted_by_a_failure_finishes_on_reopen,
+    compaction::compaction_at_a_txn_that_deleted_and_recreated_a_key_keeps_the_new_key,
+    concurrency::concurrent_writers_get_gapless_strictly_increasing_revisions,
+    concurrency::every_concurrent_read_sees_one_revision,
+    concurrency::concurrent_compare_and_swap_transfers_keep_the_total,
+    concurrency::compaction_during_reads_of_the_past_never_serves_wrong_data,
     persistence::reopening_gives_back_keys_history_and_revisions,
     persistence::a_failed_write_changes_nothing,
     persistence::a_corrupt_record_is_reported_not_served,
