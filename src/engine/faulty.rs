@@ -81,6 +81,16 @@ impl EngineRead for FaultyEngine {
         self.inner.get(keyspace, key)
     }
 
+    fn get_with(
+        &self,
+        keyspace: Keyspace,
+        key: &[u8],
+        read: &mut dyn FnMut(&[u8]),
+    ) -> Result<bool, EngineError> {
+        self.check_read()?;
+        self.inner.get_with(keyspace, key, read)
+    }
+
     fn scan(
         &self,
         keyspace: Keyspace,

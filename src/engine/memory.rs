@@ -40,6 +40,15 @@ impl EngineRead for MemoryEngine {
         Ok(self.state.read().maps[keyspace.index()].get(key).cloned())
     }
 
+    fn get_with(
+        &self,
+        keyspace: Keyspace,
+        key: &[u8],
+        read: &mut dyn FnMut(&[u8]),
+    ) -> Result<bool, EngineError> {
+        Ok(self.state.read().maps[keyspace.index()].get(key).map(|value| read(value)).is_some())
+    }
+
     fn scan(
         &self,
         keyspace: Keyspace,

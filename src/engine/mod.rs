@@ -129,6 +129,18 @@ pub trait EngineRead {
     /// The value stored under `key`, if any.
     fn get(&self, keyspace: Keyspace, key: &[u8]) -> Result<Option<Vec<u8>>, EngineError>;
 
+    /// Calls `read` with the value stored under `key`, if any, and says whether there was
+    /// one. Engines that can lend the stored bytes do, so a caller that only decodes the
+    /// value saves [`get`](EngineRead::get)'s copy.
+    fn get_with(
+        &self,
+        keyspace: Keyspace,
+        key: &[u8],
+        read: &mut dyn FnMut(&[u8]),
+    ) -> Result<bool, EngineError> {
+        Ok(self.get(keyspace, key)?.map(|value| read(&value)).is_some())
+    }
+
     /// Visits the keys inside `bounds` in `direction` order until `visit` breaks or the
     /// bounds are exhausted.
     fn scan(

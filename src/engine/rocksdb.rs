@@ -82,6 +82,16 @@ impl EngineRead for RocksEngine {
         Ok(value.map(|v| v.to_vec()))
     }
 
+    fn get_with(
+        &self,
+        keyspace: Keyspace,
+        key: &[u8],
+        read: &mut dyn FnMut(&[u8]),
+    ) -> Result<bool, EngineError> {
+        let value = self.db.get_pinned_cf(self.cf(keyspace), key).map_err(EngineError::io)?;
+        Ok(value.map(|v| read(&v)).is_some())
+    }
+
     fn scan(
         &self,
         keyspace: Keyspace,

@@ -3,6 +3,7 @@
 
 use std::ops::Bound;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use parking_lot::RwLock;
 use sled::Transactional;
@@ -21,10 +22,32 @@ pub struct SledEngine {
     snapshot_gate: RwLock<()>,
 }
 
+/// How long [`SledEngine::open`] waits for a just-closed database's lock.
+pub const LOCK_WAIT: Duration = Duration::from_secs(2);
+
 impl SledEngine {
     /// Opens (creating if needed) the database at `path`.
+    ///
+    /// sled 0.34 releases its lock on the directory from a background thread that outlives
+    /// the dropped database for a moment (sled issues #1234 and #1289), so opening the same
+    /// path right after closing it can find the lock still held. Opening therefore waits up
+    /// to [`LOCK_WAIT`] for the lock before failing.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, EngineError> {
-        let db = sled::Config::new().path(path).open().map_err(EngineError::io)?;
+        let config = sled::Config::new().path(path);
+        let deadline = Instant::now() + LOCK_WAIT;
+        let mut pause = Duration::from_millis(2);
+        let db = loop {
+            match config.open() {
+                // sled reports a held lock only as text in an `Other` I/O error.
+                Err(sled::Error::Io(e))
+                    if e.to_string().starts_with("could not acquire lock") && Instant::now() < deadline =>
+                {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(50));
+                }
+                result => break result.map_err(EngineError::io)?,
+            }
+        };
         let trees = Keyspace::ALL
             .iter()
             .map(|ks| db.open_tree(ks.name()))
@@ -38,10 +61,29 @@ impl SledEngine {
     }
 }
 
+/// Closing flushes, so writes made with sync off survive a clean close.
+impl Drop for SledEngine {
+    fn drop(&mut self) {
+        if let Err(e) = self.db.flush() {
+            tracing::warn!(error = %e, "flushing sled on close failed");
+        }
+    }
+}
+
 impl EngineRead for SledEngine {
     fn get(&self, keyspace: Keyspace, key: &[u8]) -> Result<Option<Vec<u8>>, EngineError> {
         let value = self.tree(keyspace).get(key).map_err(EngineError::io)?;
         Ok(value.map(|v| v.to_vec()))
+    }
+
+    fn get_with(
+        &self,
+        keyspace: Keyspace,
+        key: &[u8],
+        read: &mut dyn FnMut(&[u8]),
+    ) -> Result<bool, EngineError> {
+        let value = self.tree(keyspace).get(key).map_err(EngineError::io)?;
+        Ok(value.map(|v| read(&v)).is_some())
     }
 
     fn scan(

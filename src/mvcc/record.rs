@@ -30,11 +30,18 @@ const TOMBSTONE_MARK: u8 = b't';
 /// Encodes the `kv` keyspace key of a change.
 pub fn encode_key(rev: Revision, tombstone: bool) -> Vec<u8> {
     let mut key = Vec::with_capacity(REVISION_KEY_LEN + 1);
-    key.extend_from_slice(&rev.main.to_be_bytes());
-    key.extend_from_slice(&rev.sub.to_be_bytes());
+    key.extend_from_slice(&put_key(rev));
     if tombstone {
         key.push(TOMBSTONE_MARK);
     }
+    key
+}
+
+/// The `kv` keyspace key of a put, without allocating: what reads look records up by.
+pub fn put_key(rev: Revision) -> [u8; REVISION_KEY_LEN] {
+    let mut key = [0; REVISION_KEY_LEN];
+    key[..8].copy_from_slice(&rev.main.to_be_bytes());
+    key[8..].copy_from_slice(&rev.sub.to_be_bytes());
     key
 }
 
@@ -107,16 +114,42 @@ pub fn encode_tombstone(key: &[u8]) -> Vec<u8> {
 }
 
 /// Decodes a stored record.
-pub fn decode_value(bytes: &[u8]) -> Result<KeyValue, EngineError> {
-    let r = KeyValueRecord::decode(bytes).map_err(|e| corrupt(format!("bad record: {e}")))?;
-    Ok(KeyValue {
-        key: r.key,
-        create_revision: r.create_revision,
-        mod_revision: r.mod_revision,
-        version: r.version,
-        value: r.value,
-        lease: r.lease,
-    })
+///
+/// Equivalent to decoding a [`KeyValueRecord`] with prost (a test checks both agree), but
+/// copies each bytes field once, straight from `bytes`: prost's `Vec<u8>` fields go
+/// through an intermediate buffer, which made decoding a third of a point read's cost.
+pub fn decode_value(mut bytes: &[u8]) -> Result<KeyValue, EngineError> {
+    use prost::encoding::{decode_key, decode_varint, skip_field, DecodeContext, WireType};
+    let bad = |e: prost::DecodeError| corrupt(format!("bad record: {e}"));
+    let mut kv = KeyValue::default();
+    while !bytes.is_empty() {
+        let (tag, wire_type) = decode_key(&mut bytes).map_err(bad)?;
+        match (tag, wire_type) {
+            (1 | 5, WireType::LengthDelimited) => {
+                let len = decode_varint(&mut bytes).map_err(bad)?;
+                let len = usize::try_from(len).ok().filter(|&l| l <= bytes.len());
+                let len = len.ok_or_else(|| corrupt("bad record: buffer underflow".to_string()))?;
+                let (field, rest) = bytes.split_at(len);
+                bytes = rest;
+                *(if tag == 1 { &mut kv.key } else { &mut kv.value }) = field.to_vec();
+            }
+            (2..=4 | 6, WireType::Varint) => {
+                // int64 on the wire: two's complement in a 64-bit varint.
+                let value = decode_varint(&mut bytes).map_err(bad)? as i64;
+                *match tag {
+                    2 => &mut kv.create_revision,
+                    3 => &mut kv.mod_revision,
+                    4 => &mut kv.version,
+                    _ => &mut kv.lease,
+                } = value;
+            }
+            (1..=6, _) => {
+                return Err(corrupt(format!("bad record: field {tag} has wire type {wire_type:?}")))
+            }
+            _ => skip_field(wire_type, tag, &mut bytes, DecodeContext::default()).map_err(bad)?,
+        }
+    }
+    Ok(kv)
 }
 
 /// Encodes a meta integer.
@@ -171,6 +204,50 @@ mod tests {
         .encode_to_vec();
         assert_eq!(bytes, via_prost);
         assert_eq!(decode_value(&bytes).unwrap(), kv);
+    }
+
+    fn via_prost(bytes: &[u8]) -> Option<KeyValue> {
+        let r = KeyValueRecord::decode(bytes).ok()?;
+        Some(KeyValue {
+            key: r.key,
+            create_revision: r.create_revision,
+            mod_revision: r.mod_revision,
+            version: r.version,
+            value: r.value,
+            lease: r.lease,
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn decoding_agrees_with_prost_on_any_bytes(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..48)) {
+            proptest::prop_assert_eq!(decode_value(&bytes).ok(), via_prost(&bytes));
+        }
+
+        #[test]
+        fn decoding_agrees_with_prost_on_damaged_records(
+            key in proptest::collection::vec(proptest::num::u8::ANY, 0..8),
+            numbers in proptest::array::uniform4(proptest::num::i64::ANY),
+            value in proptest::collection::vec(proptest::num::u8::ANY, 0..8),
+            cut in 0usize..64,
+            flip in proptest::option::of((0usize..64, proptest::num::u8::ANY)),
+        ) {
+            let kv = KeyValue {
+                key,
+                create_revision: numbers[0],
+                mod_revision: numbers[1],
+                version: numbers[2],
+                value,
+                lease: numbers[3],
+            };
+            let mut bytes = encode_value(&kv);
+            proptest::prop_assert_eq!(decode_value(&bytes).unwrap(), kv);
+            if let Some((at, byte)) = flip.filter(|(at, _)| *at < bytes.len()) {
+                bytes[at] = byte;
+            }
+            bytes.truncate(cut);
+            proptest::prop_assert_eq!(decode_value(&bytes).ok(), via_prost(&bytes));
+        }
     }
 
     #[test]

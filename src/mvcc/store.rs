@@ -167,8 +167,11 @@ impl MvccStore {
             let change = usize::try_from(rev.sub).ok().and_then(|i| staged.get(i));
             return Ok(change.expect("the index only holds staged changes of this txn").kv.clone());
         }
-        match self.engine.get(Keyspace::Kv, &record::encode_key(rev, false))? {
-            Some(bytes) => Ok(record::decode_value(&bytes)?),
+        let mut decoded = None;
+        let key = record::put_key(rev);
+        self.engine.get_with(Keyspace::Kv, &key, &mut |bytes| decoded = Some(record::decode_value(bytes)))?;
+        match decoded {
+            Some(kv) => Ok(kv?),
             None => {
                 self.check_not_compacted(read_rev)?;
                 Err(EngineError::new(
