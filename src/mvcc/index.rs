@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::ops::Bound;
 
-use super::key_history::{KeyHistory, Latest};
+use super::key_history::KeyHistory;
 use super::{KeyRange, Revision};
 
 /// Maps each key to its [`KeyHistory`]; answers "which revision of which keys is visible at
@@ -14,11 +14,6 @@ pub(crate) struct Index {
 }
 
 impl Index {
-    /// The live state of `key`.
-    pub fn latest(&self, key: &[u8]) -> Option<Latest> {
-        self.keys.get(key)?.latest()
-    }
-
     /// Visits the histories of the keys in `range`, in key order.
     fn visit<'a>(&'a self, range: KeyRange<'_>, mut f: impl FnMut(&'a [u8], &'a KeyHistory)) {
         let (start, end) = match range {
@@ -72,6 +67,16 @@ impl Index {
     }
 
     /// Records a put.
+    /// Records a write's put of `key` at `rev`, continuing the key's live generation or
+    /// starting one; returns the `create_revision` and `version` the put gives the key.
+    pub fn put_next(&mut self, key: &[u8], rev: Revision) -> (i64, i64) {
+        if let Some(h) = self.keys.get_mut(key) {
+            return h.put_next(rev);
+        }
+        self.keys.entry(key.to_vec()).or_default().put_next(rev)
+    }
+
+    /// Records a put with the `created` and `version` it wrote (restoring from records).
     pub fn put(&mut self, key: &[u8], rev: Revision, created: i64, version: i64) {
         match self.keys.get_mut(key) {
             Some(h) => h.put(rev, created, version),

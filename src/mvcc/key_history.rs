@@ -66,6 +66,16 @@ impl KeyHistory {
         g.puts.iter().rev().find(|r| r.main <= at).copied()
     }
 
+    /// Records a new put at `rev`; returns the `create_revision` and `version` it writes.
+    pub fn put_next(&mut self, rev: Revision) -> (i64, i64) {
+        let (created, version) = match self.latest() {
+            Some(latest) => (latest.created, latest.version + 1),
+            None => (rev.main, 1),
+        };
+        self.put(rev, created, version);
+        (created, version)
+    }
+
     /// Records a put at `rev` with the `created` and `version` it wrote.
     pub fn put(&mut self, rev: Revision, created: i64, version: i64) {
         match self.generations.last_mut() {

@@ -244,15 +244,7 @@ impl WriteTxn<'_> {
     /// Puts `key`; returns the revision the write will commit.
     pub fn put(&mut self, key: &[u8], value: Vec<u8>, lease: i64) -> i64 {
         let rev = self.next_sub();
-        let (create_revision, version) = {
-            let mut index = self.store.index.write();
-            let (created, version) = match index.latest(key) {
-                Some(latest) => (latest.created, latest.version + 1),
-                None => (rev.main, 1),
-            };
-            index.put(key, rev, created, version);
-            (created, version)
-        };
+        let (create_revision, version) = self.store.index.write().put_next(key, rev);
         let kv =
             KeyValue { key: key.to_vec(), create_revision, mod_revision: rev.main, version, value, lease };
         self.batch.put(Keyspace::Kv, record::encode_key(rev, false), record::encode_value(&kv));
