@@ -131,7 +131,8 @@ pub trait EngineRead {
 
     /// Calls `read` with the value stored under `key`, if any, and says whether there was
     /// one. Engines that can lend the stored bytes do, so a caller that only decodes the
-    /// value saves [`get`](EngineRead::get)'s copy.
+    /// value saves [`get`](EngineRead::get)'s copy. `read` may run under the engine's
+    /// internal locks, so it must not call back into the engine.
     fn get_with(
         &self,
         keyspace: Keyspace,

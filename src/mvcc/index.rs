@@ -66,7 +66,6 @@ impl Index {
         keys
     }
 
-    /// Records a put.
     /// Records a write's put of `key` at `rev`, continuing the key's live generation or
     /// starting one; returns the `create_revision` and `version` the put gives the key.
     pub fn put_next(&mut self, key: &[u8], rev: Revision) -> (i64, i64) {
