@@ -41,6 +41,12 @@ pub enum Error {
     /// A lease id that no live lease has.
     #[error("etcdserver: requested lease not found")]
     LeaseNotFound,
+    /// A grant with an id a live lease already has.
+    #[error("etcdserver: lease already exists")]
+    LeaseExists,
+    /// A grant with a TTL above 9,000,000,000 seconds.
+    #[error("etcdserver: too large lease TTL")]
+    LeaseTtlTooLarge,
     /// The storage engine failed; nothing of the request was applied.
     #[error("etcdserver: storage engine failure: {0}")]
     Engine(#[from] EngineError),
@@ -76,8 +82,9 @@ impl Error {
             | Error::DuplicateKey
             | Error::InvalidSortOption
             | Error::RequestTooLarge => Code::InvalidArgument,
-            Error::Compacted | Error::FutureRevision => Code::OutOfRange,
+            Error::Compacted | Error::FutureRevision | Error::LeaseTtlTooLarge => Code::OutOfRange,
             Error::LeaseNotFound => Code::NotFound,
+            Error::LeaseExists => Code::FailedPrecondition,
             Error::Engine(e) if e.kind() == crate::engine::EngineErrorKind::Corruption => Code::DataLoss,
             Error::Engine(_) => Code::Internal,
         }
@@ -99,5 +106,9 @@ mod tests {
         assert_eq!(Error::LeaseNotFound.code(), Code::NotFound);
         assert_eq!(Error::DuplicateKey.code(), Code::InvalidArgument);
         assert_eq!(Error::RequestTooLarge.to_string(), "etcdserver: request is too large");
+        assert_eq!(Error::LeaseExists.to_string(), "etcdserver: lease already exists");
+        assert_eq!(Error::LeaseExists.code(), Code::FailedPrecondition);
+        assert_eq!(Error::LeaseTtlTooLarge.to_string(), "etcdserver: too large lease TTL");
+        assert_eq!(Error::LeaseTtlTooLarge.code(), Code::OutOfRange);
     }
 }

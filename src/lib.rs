@@ -31,18 +31,26 @@
 //!   `sled` features).
 //! - [`mvcc`]: revisions, the key index, read and write views, compaction.
 //! - [`txn`]: etcd's requests and the rules that give them meaning.
+//! - [`lease`]: leases, their expiry, and the [`Clock`] it follows ([`ManualClock`] for
+//!   tests).
 //! - [`Store`]: the facade, with [`Options`] and one [`Error`] type.
 
 #![deny(missing_docs)]
 
 pub mod engine;
 mod error;
+pub mod lease;
 pub mod mvcc;
 mod options;
 mod store;
 pub mod txn;
 
 pub use error::{Code, Error, Result};
+pub use lease::{
+    Clock, LeaseGrantOptions, LeaseGrantResponse, LeaseKeepAliveResponse, LeaseLeasesResponse,
+    LeaseRevokeResponse, LeaseStatus, LeaseTimeToLiveOptions, LeaseTimeToLiveResponse, ManualClock,
+    SystemClock,
+};
 pub use mvcc::KeyValue;
 pub use options::{CompactionOptions, DeleteOptions, GetOptions, Options, PutOptions};
 pub use store::Store;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::engine::Engine;
+use crate::lease::{Clock, SystemClock};
 use crate::txn::request::{DeleteRangeRequest, PutRequest, RangeRequest, SortOrder, SortTarget};
 use crate::txn::Limits;
 
@@ -33,6 +34,7 @@ pub struct Options {
     pub(crate) sync: bool,
     pub(crate) limits: Limits,
     pub(crate) compaction_batch_limit: usize,
+    pub(crate) clock: Arc<dyn Clock>,
 }
 
 impl Options {
@@ -42,6 +44,7 @@ impl Options {
             sync,
             limits: Limits::default(),
             compaction_batch_limit: crate::mvcc::DEFAULT_COMPACTION_BATCH_LIMIT,
+            clock: Arc::new(SystemClock),
         }
     }
 
@@ -91,6 +94,14 @@ impl Options {
     /// `--experimental-compaction-batch-limit`).
     pub fn compaction_batch_limit(mut self, records: usize) -> Self {
         self.compaction_batch_limit = records;
+        self
+    }
+
+    /// The clock lease deadlines follow (default: [`SystemClock`]). Pass a
+    /// [`ManualClock`](crate::ManualClock) to make leases expire exactly when a test
+    /// advances it.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
         self
     }
 }

@@ -1,16 +1,23 @@
 //! The public facade.
 
-use std::sync::Arc;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Weak};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
 use crate::engine::{Engine, MemoryEngine};
 use crate::error::Result;
+use crate::lease::{
+    Clock, LeaseGrantOptions, LeaseGrantResponse, LeaseKeepAliveResponse, LeaseLeasesResponse,
+    LeaseRevokeResponse, LeaseTimeToLiveOptions, LeaseTimeToLiveResponse, Leases, Wake,
+};
 use crate::mvcc::MvccStore;
 use crate::options::{CompactionOptions, DeleteOptions, EngineChoice, GetOptions, Options, PutOptions};
 use crate::txn::request::{
     CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteResponse, GetResponse, PutRequest,
     PutResponse, RangeRequest, Txn, TxnResponse,
 };
-use crate::txn::{Kv, LeaseLookup, Limits};
+use crate::txn::{Kv, Limits};
 
 /// An etcd v3 keyspace in your process: revisions, history reads, transactions and
 /// compaction over a memory, RocksDB or sled engine.
@@ -34,23 +41,70 @@ use crate::txn::{Kv, LeaseLookup, Limits};
 /// # Ok::<(), etcdlite::Error>(())
 /// ```
 pub struct Store {
-    mvcc: MvccStore,
-    limits: Limits,
+    shared: Arc<Shared>,
+    /// Keeps the clock's callback alive (a [`ManualClock`](crate::ManualClock) holds it
+    /// weakly); `None` with a clock that moves on its own.
+    _wake: Option<Arc<Wake>>,
+    /// The thread expiring leases on a clock that moves on its own.
+    _expiry: Option<ExpiryThread>,
 }
 
-/// The store's answer to "does this lease exist?" until leases are part of it: no lease
-/// can be granted, so none exists, and a put naming one fails as etcd fails it.
-struct NoLeases;
+/// How often the expiry thread looks for due leases (etcd: every 500 ms).
+const EXPIRY_INTERVAL: Duration = Duration::from_millis(500);
 
-impl LeaseLookup for NoLeases {
-    fn lease_exists(&self, _id: i64) -> bool {
-        false
+struct Shared {
+    mvcc: MvccStore,
+    limits: Limits,
+    leases: Leases,
+    clock: Arc<dyn Clock>,
+}
+
+impl Shared {
+    /// Revokes the leases due now. An engine failure leaves them for the next check.
+    fn expire(&self) {
+        if let Err(e) = self.leases.expire(&self.mvcc, self.clock.now()) {
+            tracing::warn!(error = %e, "expiring leases failed; retrying at the next check");
+        }
+    }
+}
+
+struct ExpiryThread {
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl ExpiryThread {
+    fn start(shared: Weak<Shared>) -> Result<Self> {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("etcdlite-lease-expiry".into())
+            .spawn(move || loop {
+                match stopped.recv_timeout(EXPIRY_INTERVAL) {
+                    Err(RecvTimeoutError::Timeout) => match shared.upgrade() {
+                        Some(shared) => shared.expire(),
+                        None => return,
+                    },
+                    Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+                }
+            })
+            .map_err(crate::engine::EngineError::io)?;
+        Ok(ExpiryThread { stop: Some(stop), thread: Some(thread) })
+    }
+}
+
+impl Drop for ExpiryThread {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
 impl Store {
     /// Opens a store; on a persistent engine, everything committed before is back,
-    /// history and compaction state included.
+    /// history, compaction state and leases included (each lease with its full TTL again,
+    /// as etcd restores them).
     pub fn open(options: Options) -> Result<Store> {
         let engine: Arc<dyn Engine> = match options.engine {
             EngineChoice::Memory => Arc::new(MemoryEngine::new()),
@@ -61,27 +115,41 @@ impl Store {
             EngineChoice::Custom(engine) => engine,
         };
         let mvcc = MvccStore::open(engine, options.sync, options.compaction_batch_limit)?;
-        Ok(Store { mvcc, limits: options.limits })
+        let clock = options.clock;
+        let leases = Leases::open(&mvcc, clock.now())?;
+        let shared = Arc::new(Shared { mvcc, limits: options.limits, leases, clock });
+        let weak = Arc::downgrade(&shared);
+        let wake: Arc<Wake> = Arc::new(move || {
+            if let Some(shared) = weak.upgrade() {
+                shared.expire();
+            }
+        });
+        let (wake, expiry) = if shared.clock.on_advance(Arc::downgrade(&wake)) {
+            (Some(wake), None)
+        } else {
+            (None, Some(ExpiryThread::start(Arc::downgrade(&shared))?))
+        };
+        Ok(Store { shared, _wake: wake, _expiry: expiry })
     }
 
     /// The KV service: etcd's requests, field for field.
     pub fn kv(&self) -> Kv<'_> {
-        Kv::new(&self.mvcc, self.limits, &NoLeases)
+        Kv::new(&self.shared.mvcc, self.shared.limits, &self.shared.leases)
     }
 
     /// The MVCC layer under this store.
     pub fn mvcc(&self) -> &MvccStore {
-        &self.mvcc
+        &self.shared.mvcc
     }
 
     /// The current revision (1 for an empty store).
     pub fn current_revision(&self) -> i64 {
-        self.mvcc.current_revision()
+        self.shared.mvcc.current_revision()
     }
 
     /// The compacted revision (-1 before any compaction).
     pub fn compacted_revision(&self) -> i64 {
-        self.mvcc.compacted_revision()
+        self.shared.mvcc.compacted_revision()
     }
 
     /// Puts `key` = `value`.
@@ -128,5 +196,51 @@ impl Store {
     pub fn compact(&self, revision: i64, options: Option<CompactionOptions>) -> Result<CompactionResponse> {
         let physical = options.unwrap_or_default().physical();
         self.kv().compact(CompactionRequest { revision, physical })
+    }
+
+    /// Grants a lease of `ttl` seconds (raised to etcd's 2 s minimum). With
+    /// [`LeaseGrantOptions::with_id`], under that id (`etcdserver: lease already exists` if
+    /// it is taken); otherwise the store picks a positive id. A grant takes no revision.
+    pub fn lease_grant(&self, ttl: i64, options: Option<LeaseGrantOptions>) -> Result<LeaseGrantResponse> {
+        let id = options.unwrap_or_default().id();
+        self.shared.leases.grant(&self.shared.mvcc, ttl, id, self.shared.clock.now())
+    }
+
+    /// Revokes lease `id`, deleting every key attached to it in one revision
+    /// (`etcdserver: requested lease not found` for an unknown id).
+    pub fn lease_revoke(&self, id: i64) -> Result<LeaseRevokeResponse> {
+        let revision = self.shared.leases.revoke(&self.shared.mvcc, id, None)?;
+        let revision = revision.expect("a revoke without a deadline always happens");
+        Ok(LeaseRevokeResponse { header: crate::txn::request::ResponseHeader::at(revision) })
+    }
+
+    /// Renews lease `id` to its full TTL. As etcd's keep-alive stream does, an unknown or
+    /// expired lease is answered with TTL 0 rather than an error.
+    pub fn lease_keep_alive(&self, id: i64) -> Result<LeaseKeepAliveResponse> {
+        Ok(self.shared.leases.keep_alive(&self.shared.mvcc, id, self.shared.clock.now()))
+    }
+
+    /// The remaining and granted TTL of lease `id`, and with
+    /// [`LeaseTimeToLiveOptions::with_keys`] its keys. An unknown lease is not an error: its
+    /// TTL is -1, as etcd answers.
+    pub fn lease_time_to_live(
+        &self,
+        id: i64,
+        options: Option<LeaseTimeToLiveOptions>,
+    ) -> Result<LeaseTimeToLiveResponse> {
+        let keys = options.unwrap_or_default().keys();
+        Ok(self.shared.leases.time_to_live(&self.shared.mvcc, id, keys, self.shared.clock.now()))
+    }
+
+    /// Every live lease, soonest to expire first.
+    pub fn lease_leases(&self) -> Result<LeaseLeasesResponse> {
+        Ok(self.shared.leases.leases(&self.shared.mvcc))
+    }
+
+    /// Revokes every lease that is due now. The store does this by itself (every 500 ms on
+    /// the system clock, inside [`ManualClock::advance`](crate::ManualClock::advance) on a
+    /// manual one); call it to expire leases at a moment of your choosing.
+    pub fn expire_leases(&self) -> Result<usize> {
+        self.shared.leases.expire(&self.shared.mvcc, self.shared.clock.now())
     }
 }

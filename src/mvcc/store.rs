@@ -184,11 +184,13 @@ impl MvccStore {
     }
 }
 
-/// A change staged by a write: the key-value written, or for a delete the key and the
+/// A change made by a write: the key-value written, or for a delete the key and the
 /// delete's revision.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Change {
+pub struct Change {
+    /// The key-value a put wrote; for a delete, the key and `mod_revision` alone.
     pub kv: KeyValue,
+    /// True for a delete.
     pub tombstone: bool,
 }
 
@@ -269,22 +271,41 @@ impl WriteTxn<'_> {
         (keys.len() as i64, self.revision())
     }
 
+    /// Stages a write to another keyspace than `kv` (a lease record, say), committed in the
+    /// same engine batch as the write's changes. It takes no revision: a write that stages
+    /// only these commits without changing the current revision.
+    pub fn stage(&mut self, keyspace: Keyspace, key: Vec<u8>, value: Option<Vec<u8>>) {
+        assert!(keyspace != Keyspace::Kv, "kv records are written through put and delete_range");
+        match value {
+            Some(value) => self.batch.put(keyspace, key, value),
+            None => self.batch.delete(keyspace, key),
+        }
+    }
+
     /// Writes the staged changes to the engine and publishes their revision, which it
     /// returns (or the unchanged current revision when nothing changed). On an engine error
     /// nothing is published and the index is restored.
-    pub fn commit(mut self) -> Result<i64> {
-        if self.changes.is_empty() {
-            self.finished = true;
-            return Ok(self.begin);
+    pub fn commit(self) -> Result<i64> {
+        self.commit_with(|_| ())
+    }
+
+    /// [`commit`](WriteTxn::commit), then `on_commit` with the committed changes, called
+    /// while the writer lock is still held, so no other write can come between the two
+    /// (the lease layer tracks which keys carry which lease this way). Not called when the
+    /// commit fails.
+    pub fn commit_with(mut self, on_commit: impl FnOnce(&[Change])) -> Result<i64> {
+        let revision = if self.changes.is_empty() { self.begin } else { self.next() };
+        if !self.batch.is_empty() {
+            let batch = std::mem::take(&mut self.batch);
+            if let Err(error) = self.store.engine.write(batch, self.store.sync) {
+                self.rollback();
+                return Err(error.into());
+            }
         }
-        let batch = std::mem::take(&mut self.batch);
-        if let Err(error) = self.store.engine.write(batch, self.store.sync) {
-            self.rollback();
-            return Err(error.into());
-        }
-        self.store.current.store(self.next(), Ordering::SeqCst);
+        self.store.current.store(revision, Ordering::SeqCst);
         self.finished = true;
-        Ok(self.next())
+        on_commit(&self.changes);
+        Ok(revision)
     }
 
     fn rollback(&mut self) {

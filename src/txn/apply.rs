@@ -8,7 +8,7 @@ use super::request::{
 use super::size;
 use super::validate;
 use crate::error::{Error, Result};
-use crate::mvcc::{KeyRange, KeyValue, MvccStore, RangeOptions, ReadView, WriteTxn};
+use crate::mvcc::{Change, KeyRange, KeyValue, MvccStore, RangeOptions, ReadView, WriteTxn};
 
 /// The limits etcd puts on requests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,10 +25,17 @@ impl Default for Limits {
     }
 }
 
-/// Tells the KV layer whether a lease exists before a key is attached to it.
+/// What the KV layer needs from the lease layer. Both methods are called with the store's
+/// writer lock held.
 pub trait LeaseLookup: Send + Sync {
     /// True when a live lease has this id.
     fn lease_exists(&self, id: i64) -> bool;
+
+    /// A write committed these changes: keys put with a lease are now attached to it (and
+    /// detached from any other), deleted keys are detached.
+    fn committed(&self, changes: &[Change]) {
+        let _ = changes;
+    }
 }
 
 /// etcd's KV service over one MVCC store.
@@ -66,7 +73,7 @@ impl<'a> Kv<'a> {
             return Err(Error::LeaseNotFound);
         }
         let response = put(&mut write, req)?;
-        write.commit()?;
+        write.commit_with(|changes| self.leases.committed(changes))?;
         Ok(response)
     }
 
@@ -76,7 +83,7 @@ impl<'a> Kv<'a> {
         self.check_size(size::delete_request_size(req))?;
         let mut write = self.mvcc.write();
         let response = delete_range(&mut write, req)?;
-        write.commit()?;
+        write.commit_with(|changes| self.leases.committed(changes))?;
         Ok(response)
     }
 
@@ -93,7 +100,7 @@ impl<'a> Kv<'a> {
         path.check(&txn, &mut |op| self.check_put(&write, op))?;
         path.check(&txn, &mut |op| check_range_revision(&write, op))?;
         let mut response = apply_txn(&mut write, txn, path)?;
-        response.header = ResponseHeader::at(write.commit()?);
+        response.header = ResponseHeader::at(write.commit_with(|changes| self.leases.committed(changes))?);
         Ok(response)
     }
 

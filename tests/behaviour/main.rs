@@ -8,6 +8,7 @@ mod concurrency;
 mod engine;
 mod harness;
 mod kv;
+mod lease;
 mod persistence;
 mod txn;
 
@@ -80,6 +81,18 @@ suite!(
     concurrency::every_concurrent_read_sees_one_revision,
     concurrency::concurrent_compare_and_swap_transfers_keep_the_total,
     concurrency::compaction_during_reads_of_the_past_never_serves_wrong_data,
+    lease::grants_raise_short_ttls_refuse_huge_ones_and_take_no_revision,
+    lease::a_chosen_id_is_used_once,
+    lease::revoke_deletes_every_attached_key_in_one_revision,
+    lease::puts_with_unknown_or_revoked_leases_fail_and_write_nothing,
+    lease::keys_move_between_leases_and_deletes_detach_them,
+    lease::a_lease_expires_exactly_when_the_clock_reaches_its_ttl,
+    lease::keep_alive_renews_to_the_full_ttl,
+    lease::time_to_live_rounds_down_and_lists_keys,
+    lease::leases_are_listed_soonest_to_expire_first,
+    lease::leases_survive_reopening_with_their_full_ttl,
+    lease::a_revoke_that_fails_to_write_changes_nothing,
+    lease::expiry_among_concurrent_writers_keeps_revisions_gapless,
     persistence::reopening_gives_back_keys_history_and_revisions,
     persistence::a_failed_write_changes_nothing,
     persistence::a_corrupt_record_is_reported_not_served,

@@ -1,0 +1,369 @@
+//! Leases: grant, revoke, keep-alive, time-to-live and expiry, with etcd's rules.
+//!
+//! A lease is a TTL that keys can be attached to (`put` with a lease id). When the lease is
+//! revoked, or expires, every key attached to it is deleted in one revision. Time comes from
+//! a [`Clock`]: [`SystemClock`] by default, or a [`ManualClock`] that tests move by hand.
+
+mod clock;
+mod lessor;
+mod record;
+
+use std::time::Instant;
+
+use parking_lot::Mutex;
+
+pub use clock::{Clock, ManualClock, SystemClock, Wake};
+use lessor::Lessor;
+
+use crate::engine::Keyspace;
+use crate::error::{Error, Result};
+use crate::mvcc::{Change, KeyRange, MvccStore, RangeOptions, ReadView};
+use crate::txn::request::ResponseHeader;
+use crate::txn::LeaseLookup;
+
+/// etcd's minimum TTL with default settings (1.5 x the 1 s election timeout, rounded up):
+/// a grant asking for less, zero and negative TTLs included, gets this.
+pub const MIN_TTL: i64 = 2;
+/// etcd's largest TTL; a grant asking for more fails with `etcdserver: too large lease TTL`.
+pub const MAX_TTL: i64 = 9_000_000_000;
+
+/// Options of [`Store::lease_grant`](crate::Store::lease_grant).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LeaseGrantOptions {
+    id: i64,
+}
+
+impl LeaseGrantOptions {
+    /// No options: the store picks the id.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Grants the lease under this id (0: the store picks one).
+    pub fn with_id(mut self, id: i64) -> Self {
+        self.id = id;
+        self
+    }
+
+    pub(crate) fn id(&self) -> i64 {
+        self.id
+    }
+}
+
+/// Options of [`Store::lease_time_to_live`](crate::Store::lease_time_to_live).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LeaseTimeToLiveOptions {
+    keys: bool,
+}
+
+impl LeaseTimeToLiveOptions {
+    /// No options.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Also lists the keys attached to the lease.
+    pub fn with_keys(mut self) -> Self {
+        self.keys = true;
+        self
+    }
+
+    pub(crate) fn keys(&self) -> bool {
+        self.keys
+    }
+}
+
+/// The answer to a grant (etcd's `LeaseGrantResponse`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LeaseGrantResponse {
+    /// Header; a grant does not change the revision.
+    pub header: ResponseHeader,
+    /// The lease's id.
+    pub id: i64,
+    /// The TTL granted, in seconds: the one asked for, raised to [`MIN_TTL`].
+    pub ttl: i64,
+}
+
+impl LeaseGrantResponse {
+    /// The header.
+    pub fn header(&self) -> &ResponseHeader {
+        &self.header
+    }
+
+    /// The lease's id.
+    pub fn id(&self) -> i64 {
+        self.id
+    }
+
+    /// The TTL granted, in seconds.
+    pub fn ttl(&self) -> i64 {
+        self.ttl
+    }
+}
+
+/// The answer to a revoke (etcd's `LeaseRevokeResponse`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LeaseRevokeResponse {
+    /// Header; its revision is the one that deleted the lease's keys, if it had any.
+    pub header: ResponseHeader,
+}
+
+impl LeaseRevokeResponse {
+    /// The header.
+    pub fn header(&self) -> &ResponseHeader {
+        &self.header
+    }
+}
+
+/// The answer to a keep-alive (etcd's `LeaseKeepAliveResponse`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LeaseKeepAliveResponse {
+    /// Header, filled before the renewal.
+    pub header: ResponseHeader,
+    /// The lease's id.
+    pub id: i64,
+    /// The lease's full TTL, which it now has left; 0 when the lease does not exist.
+    pub ttl: i64,
+}
+
+impl LeaseKeepAliveResponse {
+    /// The header.
+    pub fn header(&self) -> &ResponseHeader {
+        &self.header
+    }
+
+    /// The lease's id.
+    pub fn id(&self) -> i64 {
+        self.id
+    }
+
+    /// The TTL the lease now has left; 0 when it does not exist.
+    pub fn ttl(&self) -> i64 {
+        self.ttl
+    }
+}
+
+/// The answer to a time-to-live query (etcd's `LeaseTimeToLiveResponse`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LeaseTimeToLiveResponse {
+    /// Header.
+    pub header: ResponseHeader,
+    /// The lease's id.
+    pub id: i64,
+    /// Whole seconds left (rounded down); -1 when the lease does not exist.
+    pub ttl: i64,
+    /// The TTL the lease was granted; 0 when it does not exist.
+    pub granted_ttl: i64,
+    /// The attached keys, in key order, when asked for.
+    pub keys: Vec<Vec<u8>>,
+}
+
+impl LeaseTimeToLiveResponse {
+    /// The header.
+    pub fn header(&self) -> &ResponseHeader {
+        &self.header
+    }
+
+    /// The lease's id.
+    pub fn id(&self) -> i64 {
+        self.id
+    }
+
+    /// Whole seconds left; -1 when the lease does not exist.
+    pub fn ttl(&self) -> i64 {
+        self.ttl
+    }
+
+    /// The TTL the lease was granted.
+    pub fn granted_ttl(&self) -> i64 {
+        self.granted_ttl
+    }
+
+    /// The attached keys, when asked for.
+    pub fn keys(&self) -> &[Vec<u8>] {
+        &self.keys
+    }
+}
+
+/// One lease in a [`LeaseLeasesResponse`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LeaseStatus {
+    /// The lease's id.
+    pub id: i64,
+}
+
+impl LeaseStatus {
+    /// The lease's id.
+    pub fn id(&self) -> i64 {
+        self.id
+    }
+}
+
+/// The answer to a lease listing (etcd's `LeaseLeasesResponse`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LeaseLeasesResponse {
+    /// Header.
+    pub header: ResponseHeader,
+    /// Every live lease, soonest to expire first.
+    pub leases: Vec<LeaseStatus>,
+}
+
+impl LeaseLeasesResponse {
+    /// The header.
+    pub fn header(&self) -> &ResponseHeader {
+        &self.header
+    }
+
+    /// Every live lease, soonest to expire first.
+    pub fn leases(&self) -> &[LeaseStatus] {
+        &self.leases
+    }
+}
+
+/// The lease service over one MVCC store.
+///
+/// Lock order: the MVCC writer lock first, then the lessor's. Everything that changes
+/// leases or attachments (grant, revoke, expiry, and every KV write through
+/// [`LeaseLookup`]) holds the writer lock, so a put can never attach a key to a lease
+/// that a revoke is removing. Keep-alive and the read-only queries take the lessor's lock
+/// alone.
+pub(crate) struct Leases {
+    lessor: Mutex<Lessor>,
+}
+
+impl Leases {
+    /// Restores the leases stored in `mvcc`'s engine, each due its full TTL from `now` (as
+    /// etcd does after a restart), and the attachments of the live keys.
+    pub fn open(mvcc: &MvccStore, now: Instant) -> Result<Self> {
+        let mut lessor = Lessor::new();
+        let mut records = Vec::new();
+        mvcc.engine().scan(
+            Keyspace::Lease,
+            crate::engine::Bounds::all(),
+            crate::engine::Direction::Forward,
+            &mut |_, value| {
+                records.push(value.to_vec());
+                std::ops::ControlFlow::Continue(())
+            },
+        )?;
+        for value in records {
+            let (id, ttl) = record::decode(&value)?;
+            lessor.grant(id, ttl, now);
+        }
+        let read = mvcc.read();
+        let live = read.range(KeyRange::from_etcd(&[0], &[0]), RangeOptions::default())?;
+        for kv in live.kvs {
+            if kv.lease != 0 {
+                lessor.attach(kv.key, kv.lease);
+            }
+        }
+        Ok(Leases { lessor: Mutex::new(lessor) })
+    }
+
+    pub fn grant(&self, mvcc: &MvccStore, ttl: i64, id: i64, now: Instant) -> Result<LeaseGrantResponse> {
+        if ttl > MAX_TTL {
+            return Err(Error::LeaseTtlTooLarge);
+        }
+        let ttl = ttl.max(MIN_TTL);
+        let mut write = mvcc.write();
+        let id = {
+            let mut lessor = self.lessor.lock();
+            match id {
+                0 => lessor.pick_id(),
+                id if lessor.contains(id) => return Err(Error::LeaseExists),
+                id => id,
+            }
+        };
+        write.stage(Keyspace::Lease, record::key(id), Some(record::encode(id, ttl)));
+        let revision = write.commit_with(|_| self.lessor.lock().grant(id, ttl, now))?;
+        Ok(LeaseGrantResponse { header: ResponseHeader::at(revision), id, ttl })
+    }
+
+    /// Revokes lease `id`: deletes its keys in one revision and its record in the same
+    /// engine batch. With `due_at`, only if the lease is due by then (expiry, which a
+    /// keep-alive may have raced); returns `None` when it was not.
+    pub fn revoke(&self, mvcc: &MvccStore, id: i64, due_at: Option<Instant>) -> Result<Option<i64>> {
+        let mut write = mvcc.write();
+        let keys = {
+            let lessor = self.lessor.lock();
+            let lease = lessor.get(id).ok_or(Error::LeaseNotFound)?;
+            if due_at.is_some_and(|now| lease.expiry > now) {
+                return Ok(None);
+            }
+            lease.keys.clone()
+        };
+        for key in &keys {
+            write.delete_range(KeyRange::Key(key));
+        }
+        write.stage(Keyspace::Lease, record::key(id), None);
+        let revision = write.commit_with(|changes| {
+            let mut lessor = self.lessor.lock();
+            lessor.apply(changes);
+            lessor.remove(id);
+        })?;
+        Ok(Some(revision))
+    }
+
+    /// Revokes every lease due at `now`; returns how many.
+    pub fn expire(&self, mvcc: &MvccStore, now: Instant) -> Result<usize> {
+        let due = self.lessor.lock().expired(now);
+        let mut revoked = 0;
+        for id in due {
+            match self.revoke(mvcc, id, Some(now)) {
+                Ok(Some(_)) => revoked += 1,
+                // Renewed or revoked meanwhile.
+                Ok(None) | Err(Error::LeaseNotFound) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(revoked)
+    }
+
+    pub fn keep_alive(&self, mvcc: &MvccStore, id: i64, now: Instant) -> LeaseKeepAliveResponse {
+        let header = ResponseHeader::at(mvcc.current_revision());
+        let mut lessor = self.lessor.lock();
+        // A lease that is due but not revoked yet is as good as gone: etcd answers TTL 0.
+        let ttl = match lessor.get(id) {
+            Some(lease) if lease.expiry > now => lessor.renew(id, now).unwrap_or(0),
+            _ => 0,
+        };
+        LeaseKeepAliveResponse { header, id, ttl }
+    }
+
+    pub fn time_to_live(
+        &self,
+        mvcc: &MvccStore,
+        id: i64,
+        keys: bool,
+        now: Instant,
+    ) -> LeaseTimeToLiveResponse {
+        let header = ResponseHeader::at(mvcc.current_revision());
+        let lessor = self.lessor.lock();
+        match lessor.get(id) {
+            Some(lease) => LeaseTimeToLiveResponse {
+                header,
+                id,
+                ttl: lease.remaining(now),
+                granted_ttl: lease.ttl,
+                keys: if keys { lease.keys.iter().cloned().collect() } else { Vec::new() },
+            },
+            None => LeaseTimeToLiveResponse { header, id, ttl: -1, granted_ttl: 0, keys: Vec::new() },
+        }
+    }
+
+    pub fn leases(&self, mvcc: &MvccStore) -> LeaseLeasesResponse {
+        let header = ResponseHeader::at(mvcc.current_revision());
+        let ids = self.lessor.lock().ids_by_expiry();
+        LeaseLeasesResponse { header, leases: ids.into_iter().map(|id| LeaseStatus { id }).collect() }
+    }
+}
+
+impl LeaseLookup for Leases {
+    fn lease_exists(&self, id: i64) -> bool {
+        self.lessor.lock().contains(id)
+    }
+
+    fn committed(&self, changes: &[Change]) {
+        self.lessor.lock().apply(changes);
+    }
+}
