@@ -215,9 +215,9 @@ impl Store {
     }
 
     /// Renews lease `id` to its full TTL. As etcd's keep-alive stream does, an unknown or
-    /// expired lease is answered with TTL 0 rather than an error.
+    /// expired lease is `etcdserver: requested lease not found`.
     pub fn lease_keep_alive(&self, id: i64) -> Result<LeaseKeepAliveResponse> {
-        Ok(self.shared.leases.keep_alive(&self.shared.mvcc, id, self.shared.clock.now()))
+        self.shared.leases.keep_alive(&self.shared.mvcc, id, self.shared.clock.now())
     }
 
     /// The remaining and granted TTL of lease `id`, and with

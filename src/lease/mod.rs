@@ -122,7 +122,7 @@ pub struct LeaseKeepAliveResponse {
     pub header: ResponseHeader,
     /// The lease's id.
     pub id: i64,
-    /// The lease's full TTL, which it now has left; 0 when the lease does not exist.
+    /// The lease's full TTL, which it now has left.
     pub ttl: i64,
 }
 
@@ -137,7 +137,7 @@ impl LeaseKeepAliveResponse {
         self.id
     }
 
-    /// The TTL the lease now has left; 0 when it does not exist.
+    /// The TTL the lease now has left: its full TTL.
     pub fn ttl(&self) -> i64 {
         self.ttl
     }
@@ -319,15 +319,19 @@ impl Leases {
         Ok(revoked)
     }
 
-    pub fn keep_alive(&self, mvcc: &MvccStore, id: i64, now: Instant) -> LeaseKeepAliveResponse {
+    /// Renews lease `id`. An unknown lease, or one that is due but not revoked yet, is
+    /// `LeaseNotFound`, as etcd's lessor answers (its keep-alive stream sends that as TTL 0,
+    /// which clientv3 turns back into the error).
+    pub fn keep_alive(&self, mvcc: &MvccStore, id: i64, now: Instant) -> Result<LeaseKeepAliveResponse> {
         let header = ResponseHeader::at(mvcc.current_revision());
         let mut lessor = self.lessor.lock();
-        // A lease that is due but not revoked yet is as good as gone: etcd answers TTL 0.
-        let ttl = match lessor.get(id) {
-            Some(lease) if lease.expiry > now => lessor.renew(id, now).unwrap_or(0),
-            _ => 0,
-        };
-        LeaseKeepAliveResponse { header, id, ttl }
+        match lessor.get(id) {
+            Some(lease) if lease.expiry > now => {
+                let ttl = lessor.renew(id, now).expect("the lease was just found");
+                Ok(LeaseKeepAliveResponse { header, id, ttl })
+            }
+            _ => Err(Error::LeaseNotFound),
+        }
     }
 
     pub fn time_to_live(

@@ -234,7 +234,8 @@ pub fn compaction_during_reads_of_the_past_never_serves_wrong_data(h: &Harness) 
         });
         let compactor = s.spawn(|| {
             let mut compactions = 0;
-            while !done.load(Ordering::Acquire) {
+            // At least once, even if the writer finishes before this thread gets going.
+            while !done.load(Ordering::Acquire) || compactions == 0 {
                 let target = store.current_revision() - 20;
                 if target > store.compacted_revision() {
                     let physical = compactions % 2 == 0;

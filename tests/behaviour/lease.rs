@@ -150,7 +150,7 @@ pub fn a_lease_expires_exactly_when_the_clock_reaches_its_ttl(h: &Harness) {
     assert_eq!(store.current_revision(), 4);
     let resp = store.lease_time_to_live(lease, None).unwrap();
     assert_eq!((resp.ttl(), resp.granted_ttl()), (-1, 0));
-    assert_eq!(store.lease_keep_alive(lease).unwrap().ttl(), 0);
+    assert_eq!(store.lease_keep_alive(lease).unwrap_err(), Error::LeaseNotFound);
 }
 
 pub fn keep_alive_renews_to_the_full_ttl(h: &Harness) {
@@ -166,9 +166,9 @@ pub fn keep_alive_renews_to_the_full_ttl(h: &Harness) {
     assert_eq!(store.lease_time_to_live(lease, None).unwrap().ttl(), 2);
     clock.advance(secs(2));
     assert!(all_keys(&store).is_empty());
-    // Unknown leases get TTL 0, not an error (etcd's keep-alive stream).
-    let resp = store.lease_keep_alive(999).unwrap();
-    assert_eq!((resp.id(), resp.ttl()), (999, 0));
+    let err = store.lease_keep_alive(999).unwrap_err();
+    assert_eq!(err.to_string(), "etcdserver: requested lease not found");
+    assert_eq!(err.code(), Code::NotFound);
 }
 
 pub fn time_to_live_rounds_down_and_lists_keys(h: &Harness) {
