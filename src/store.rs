@@ -41,12 +41,13 @@ use crate::txn::{Kv, Limits};
 /// # Ok::<(), etcdlite::Error>(())
 /// ```
 pub struct Store {
-    shared: Arc<Shared>,
+    // Fields drop in order: the expiry thread is stopped and joined before the rest goes.
+    /// The thread expiring leases on a clock that moves on its own.
+    _expiry: Option<ExpiryThread>,
     /// Keeps the clock's callback alive (a [`ManualClock`](crate::ManualClock) holds it
     /// weakly); `None` with a clock that moves on its own.
     _wake: Option<Arc<Wake>>,
-    /// The thread expiring leases on a clock that moves on its own.
-    _expiry: Option<ExpiryThread>,
+    shared: Arc<Shared>,
 }
 
 /// How often the expiry thread looks for due leases (etcd: every 500 ms).
@@ -129,7 +130,7 @@ impl Store {
         } else {
             (None, Some(ExpiryThread::start(Arc::downgrade(&shared))?))
         };
-        Ok(Store { shared, _wake: wake, _expiry: expiry })
+        Ok(Store { _expiry: expiry, _wake: wake, shared })
     }
 
     /// The KV service: etcd's requests, field for field.
@@ -214,8 +215,8 @@ impl Store {
         Ok(LeaseRevokeResponse { header: crate::txn::request::ResponseHeader::at(revision) })
     }
 
-    /// Renews lease `id` to its full TTL. As etcd's keep-alive stream does, an unknown or
-    /// expired lease is `etcdserver: requested lease not found`.
+    /// Renews lease `id` to its full TTL. An unknown or expired lease is `etcdserver:
+    /// requested lease not found`, as etcd's lessor and clientv3's `KeepAliveOnce` report it.
     pub fn lease_keep_alive(&self, id: i64) -> Result<LeaseKeepAliveResponse> {
         self.shared.leases.keep_alive(&self.shared.mvcc, id, self.shared.clock.now())
     }
