@@ -47,7 +47,7 @@ pub mod txn;
 
 pub use error::{Code, Error, Result};
 pub use lease::{
-    Clock, LeaseGrantOptions, LeaseGrantResponse, LeaseKeepAliveResponse, LeaseLeasesResponse,
+    Clock, LeaseGrantOptions, LeaseGrantResponse, LeaseId, LeaseKeepAliveResponse, LeaseLeasesResponse,
     LeaseRevokeResponse, LeaseStatus, LeaseTimeToLiveOptions, LeaseTimeToLiveResponse, ManualClock,
     SystemClock,
 };

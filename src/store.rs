@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::engine::{Engine, MemoryEngine};
 use crate::error::Result;
 use crate::lease::{
-    Clock, LeaseGrantOptions, LeaseGrantResponse, LeaseKeepAliveResponse, LeaseLeasesResponse,
+    Clock, LeaseGrantOptions, LeaseGrantResponse, LeaseId, LeaseKeepAliveResponse, LeaseLeasesResponse,
     LeaseRevokeResponse, LeaseTimeToLiveOptions, LeaseTimeToLiveResponse, Leases, Wake,
 };
 use crate::mvcc::MvccStore;
@@ -209,7 +209,7 @@ impl Store {
 
     /// Revokes lease `id`, deleting every key attached to it in one revision
     /// (`etcdserver: requested lease not found` for an unknown id).
-    pub fn lease_revoke(&self, id: i64) -> Result<LeaseRevokeResponse> {
+    pub fn lease_revoke(&self, id: LeaseId) -> Result<LeaseRevokeResponse> {
         let revision = self.shared.leases.revoke(&self.shared.mvcc, id, None)?;
         let revision = revision.expect("a revoke without a deadline always happens");
         Ok(LeaseRevokeResponse { header: crate::txn::request::ResponseHeader::at(revision) })
@@ -217,7 +217,7 @@ impl Store {
 
     /// Renews lease `id` to its full TTL. An unknown or expired lease is `etcdserver:
     /// requested lease not found`, as etcd's lessor and clientv3's `KeepAliveOnce` report it.
-    pub fn lease_keep_alive(&self, id: i64) -> Result<LeaseKeepAliveResponse> {
+    pub fn lease_keep_alive(&self, id: LeaseId) -> Result<LeaseKeepAliveResponse> {
         self.shared.leases.keep_alive(&self.shared.mvcc, id, self.shared.clock.now())
     }
 
@@ -226,7 +226,7 @@ impl Store {
     /// TTL is -1, as etcd answers.
     pub fn lease_time_to_live(
         &self,
-        id: i64,
+        id: LeaseId,
         options: Option<LeaseTimeToLiveOptions>,
     ) -> Result<LeaseTimeToLiveResponse> {
         let keys = options.unwrap_or_default().keys();

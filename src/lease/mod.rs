@@ -21,6 +21,10 @@ use crate::mvcc::{Change, KeyRange, MvccStore, RangeOptions, ReadView};
 use crate::txn::request::ResponseHeader;
 use crate::txn::LeaseLookup;
 
+/// A lease's id: a positive number the store picks, or one the caller chooses (etcd's
+/// `LeaseID`, an int64; 0 means "no lease").
+pub type LeaseId = i64;
+
 /// etcd's minimum TTL with default settings (1.5 x the 1 s election timeout, rounded up):
 /// a grant asking for less, zero and negative TTLs included, gets this.
 pub const MIN_TTL: i64 = 2;
@@ -30,7 +34,7 @@ pub const MAX_TTL: i64 = 9_000_000_000;
 /// Options of [`Store::lease_grant`](crate::Store::lease_grant).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LeaseGrantOptions {
-    id: i64,
+    id: LeaseId,
 }
 
 impl LeaseGrantOptions {
@@ -40,12 +44,12 @@ impl LeaseGrantOptions {
     }
 
     /// Grants the lease under this id (0: the store picks one).
-    pub fn with_id(mut self, id: i64) -> Self {
+    pub fn with_id(mut self, id: LeaseId) -> Self {
         self.id = id;
         self
     }
 
-    pub(crate) fn id(&self) -> i64 {
+    pub(crate) fn id(&self) -> LeaseId {
         self.id
     }
 }
@@ -79,7 +83,7 @@ pub struct LeaseGrantResponse {
     /// Header; a grant does not change the revision.
     pub header: ResponseHeader,
     /// The lease's id.
-    pub id: i64,
+    pub id: LeaseId,
     /// The TTL granted, in seconds: the one asked for, raised to [`MIN_TTL`].
     pub ttl: i64,
 }
@@ -91,7 +95,7 @@ impl LeaseGrantResponse {
     }
 
     /// The lease's id.
-    pub fn id(&self) -> i64 {
+    pub fn id(&self) -> LeaseId {
         self.id
     }
 
@@ -121,7 +125,7 @@ pub struct LeaseKeepAliveResponse {
     /// Header, filled before the renewal.
     pub header: ResponseHeader,
     /// The lease's id.
-    pub id: i64,
+    pub id: LeaseId,
     /// The lease's full TTL, which it now has left.
     pub ttl: i64,
 }
@@ -133,7 +137,7 @@ impl LeaseKeepAliveResponse {
     }
 
     /// The lease's id.
-    pub fn id(&self) -> i64 {
+    pub fn id(&self) -> LeaseId {
         self.id
     }
 
@@ -149,7 +153,7 @@ pub struct LeaseTimeToLiveResponse {
     /// Header.
     pub header: ResponseHeader,
     /// The lease's id.
-    pub id: i64,
+    pub id: LeaseId,
     /// Whole seconds left (rounded down); -1 when the lease does not exist.
     pub ttl: i64,
     /// The TTL the lease was granted; 0 when it does not exist.
@@ -165,7 +169,7 @@ impl LeaseTimeToLiveResponse {
     }
 
     /// The lease's id.
-    pub fn id(&self) -> i64 {
+    pub fn id(&self) -> LeaseId {
         self.id
     }
 
@@ -189,12 +193,12 @@ impl LeaseTimeToLiveResponse {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LeaseStatus {
     /// The lease's id.
-    pub id: i64,
+    pub id: LeaseId,
 }
 
 impl LeaseStatus {
     /// The lease's id.
-    pub fn id(&self) -> i64 {
+    pub fn id(&self) -> LeaseId {
         self.id
     }
 }
@@ -260,7 +264,7 @@ impl Leases {
         Ok(Leases { lessor: Mutex::new(lessor) })
     }
 
-    pub fn grant(&self, mvcc: &MvccStore, ttl: i64, id: i64, now: Instant) -> Result<LeaseGrantResponse> {
+    pub fn grant(&self, mvcc: &MvccStore, ttl: i64, id: LeaseId, now: Instant) -> Result<LeaseGrantResponse> {
         if ttl > MAX_TTL {
             return Err(Error::LeaseTtlTooLarge);
         }
@@ -282,7 +286,7 @@ impl Leases {
     /// Revokes lease `id`: deletes its keys in one revision and its record in the same
     /// engine batch. With `due_at`, only if the lease is due by then (expiry, which a
     /// keep-alive may have raced); returns `None` when it was not.
-    pub fn revoke(&self, mvcc: &MvccStore, id: i64, due_at: Option<Instant>) -> Result<Option<i64>> {
+    pub fn revoke(&self, mvcc: &MvccStore, id: LeaseId, due_at: Option<Instant>) -> Result<Option<i64>> {
         let mut write = mvcc.write();
         let keys = {
             let lessor = self.lessor.lock();
@@ -322,7 +326,7 @@ impl Leases {
     /// Renews lease `id`. An unknown lease, or one that is due but not revoked yet, is
     /// `LeaseNotFound`, as etcd's lessor answers (its keep-alive stream sends that as TTL 0,
     /// which clientv3 turns back into the error).
-    pub fn keep_alive(&self, mvcc: &MvccStore, id: i64, now: Instant) -> Result<LeaseKeepAliveResponse> {
+    pub fn keep_alive(&self, mvcc: &MvccStore, id: LeaseId, now: Instant) -> Result<LeaseKeepAliveResponse> {
         let header = ResponseHeader::at(mvcc.current_revision());
         let mut lessor = self.lessor.lock();
         match lessor.get(id) {
@@ -337,7 +341,7 @@ impl Leases {
     pub fn time_to_live(
         &self,
         mvcc: &MvccStore,
-        id: i64,
+        id: LeaseId,
         keys: bool,
         now: Instant,
     ) -> LeaseTimeToLiveResponse {
