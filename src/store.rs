@@ -61,9 +61,15 @@ struct Shared {
 }
 
 impl Shared {
-    /// Revokes the leases due now. An engine failure leaves them for the next check.
+    /// Revokes the leases due now; returns how many.
+    fn expire_due(&self) -> Result<usize> {
+        self.leases.expire(&self.mvcc, self.clock.now())
+    }
+
+    /// [`expire_due`](Shared::expire_due) for the clock's callback and the expiry thread:
+    /// an engine failure leaves the leases for the next check.
     fn expire(&self) {
-        if let Err(e) = self.leases.expire(&self.mvcc, self.clock.now()) {
+        if let Err(e) = self.expire_due() {
             tracing::warn!(error = %e, "expiring leases failed; retrying at the next check");
         }
     }
@@ -242,6 +248,6 @@ impl Store {
     /// the system clock, inside [`ManualClock::advance`](crate::ManualClock::advance) on a
     /// manual one); call it to expire leases at a moment of your choosing.
     pub fn expire_leases(&self) -> Result<usize> {
-        self.shared.leases.expire(&self.shared.mvcc, self.shared.clock.now())
+        self.shared.expire_due()
     }
 }

@@ -114,19 +114,12 @@ impl Lessor {
             if let Some(l) = self.leases.get_mut(&old) {
                 l.keys.remove(key);
             }
-            match self.leases.get_mut(&lease) {
-                Some(l) => {
-                    l.keys.insert(key.clone());
-                    self.key_lease.insert(key.clone(), lease);
-                }
-                None => {
-                    self.key_lease.remove(key);
-                }
-            }
+            self.key_lease.remove(key);
+            self.attach(key.clone(), lease);
         }
     }
 
-    /// Attaches `key` to `lease` while restoring, if the lease exists.
+    /// Attaches `key` to `lease`, if the lease exists (lease 0 never does).
     pub fn attach(&mut self, key: Vec<u8>, lease: i64) {
         if let Some(l) = self.leases.get_mut(&lease) {
             l.keys.insert(key.clone());

@@ -69,26 +69,26 @@ impl Index {
     /// Records a write's put of `key` at `rev`, continuing the key's live generation or
     /// starting one; returns the `create_revision` and `version` the put gives the key.
     pub fn put_next(&mut self, key: &[u8], rev: Revision) -> (i64, i64) {
-        if let Some(h) = self.keys.get_mut(key) {
-            return h.put_next(rev);
-        }
-        self.keys.entry(key.to_vec()).or_default().put_next(rev)
+        self.with_history(key, |h| h.put_next(rev))
     }
 
     /// Records a put with the `created` and `version` it wrote (restoring from records).
     pub fn put(&mut self, key: &[u8], rev: Revision, created: i64, version: i64) {
-        match self.keys.get_mut(key) {
-            Some(h) => h.put(rev, created, version),
-            None => self.keys.entry(key.to_vec()).or_default().put(rev, created, version),
-        }
+        self.with_history(key, |h| h.put(rev, created, version))
     }
 
     /// Records a delete.
     pub fn tombstone(&mut self, key: &[u8], rev: Revision) {
-        match self.keys.get_mut(key) {
-            Some(h) => h.tombstone(rev),
-            None => self.keys.entry(key.to_vec()).or_default().tombstone(rev),
+        self.with_history(key, |h| h.tombstone(rev))
+    }
+
+    /// Runs `f` on `key`'s history, created empty if the key has none. One lookup for a
+    /// known key; the key is copied only for a new one.
+    fn with_history<R>(&mut self, key: &[u8], f: impl FnOnce(&mut KeyHistory) -> R) -> R {
+        if let Some(h) = self.keys.get_mut(key) {
+            return f(h);
         }
+        f(self.keys.entry(key.to_vec()).or_default())
     }
 
     /// Compacts every history at `at`; returns the revisions at or below `at` that remain.
