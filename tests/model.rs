@@ -954,8 +954,13 @@ fn run(store: &Store, ops: &[Op]) -> Result<Model, TestCaseError> {
     Ok(model)
 }
 
-/// Runs `ops` on a persistent store, then reopens it and checks the history again.
-fn run_and_reopen(open: impl Fn() -> Store, ops: &[Op]) -> Result<(), TestCaseError> {
+/// Runs `ops` on a persistent store in a fresh directory (`options` opens the engine
+/// there), then reopens it and checks the history again.
+#[cfg(any(feature = "sled", feature = "rocksdb"))]
+fn run_and_reopen(options: fn(&std::path::Path) -> Options, ops: &[Op]) -> Result<(), TestCaseError> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let options = options(dir.path()).sync(false).max_txn_ops(MAX_TXN_OPS);
+    let open = || Store::open(options.clone()).expect("open store");
     let store = open();
     let model = run(&store, ops)?;
     drop(store);
@@ -988,9 +993,7 @@ proptest! {
 
     #[test]
     fn sled_store_answers_every_request_as_the_model_does(ops in vec(op(), 1..60)) {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let options = Options::sled(dir.path()).sync(false).max_txn_ops(MAX_TXN_OPS);
-        run_and_reopen(|| Store::open(options.clone()).expect("open sled store"), &ops)?;
+        run_and_reopen(|dir| Options::sled(dir), &ops)?;
     }
 }
 
@@ -1000,8 +1003,6 @@ proptest! {
 
     #[test]
     fn rocksdb_store_answers_every_request_as_the_model_does(ops in vec(op(), 1..60)) {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let options = Options::rocksdb(dir.path()).sync(false).max_txn_ops(MAX_TXN_OPS);
-        run_and_reopen(|| Store::open(options.clone()).expect("open rocksdb store"), &ops)?;
+        run_and_reopen(|dir| Options::rocksdb(dir), &ops)?;
     }
 }
