@@ -47,6 +47,15 @@ pub enum Error {
     /// A grant with a TTL above 9,000,000,000 seconds.
     #[error("etcdserver: too large lease TTL")]
     LeaseTtlTooLarge,
+    /// A watch on a range whose end is not above its start.
+    #[error("mvcc: watcher range is empty")]
+    WatchRangeEmpty,
+    /// A watch created with an id its stream already uses.
+    #[error("mvcc: duplicate watch ID provided on the WatchStream")]
+    DuplicateWatchId,
+    /// A watch stream that has been closed (its receiving end dropped, or its store).
+    #[error("etcdserver: watch canceled")]
+    WatchCanceled,
     /// The storage engine failed; nothing of the request was applied.
     #[error("etcdserver: storage engine failure: {0}")]
     Engine(#[from] EngineError),
@@ -56,6 +65,8 @@ pub enum Error {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Code {
+    /// The call was cancelled.
+    Canceled = 1,
     /// Bad request fields.
     InvalidArgument = 3,
     /// A lease or member that does not exist.
@@ -81,7 +92,10 @@ impl Error {
             | Error::TooManyOps
             | Error::DuplicateKey
             | Error::InvalidSortOption
-            | Error::RequestTooLarge => Code::InvalidArgument,
+            | Error::RequestTooLarge
+            | Error::WatchRangeEmpty
+            | Error::DuplicateWatchId => Code::InvalidArgument,
+            Error::WatchCanceled => Code::Canceled,
             Error::Compacted | Error::FutureRevision | Error::LeaseTtlTooLarge => Code::OutOfRange,
             Error::LeaseNotFound => Code::NotFound,
             Error::LeaseExists => Code::FailedPrecondition,
@@ -110,5 +124,12 @@ mod tests {
         assert_eq!(Error::LeaseExists.code(), Code::FailedPrecondition);
         assert_eq!(Error::LeaseTtlTooLarge.to_string(), "etcdserver: too large lease TTL");
         assert_eq!(Error::LeaseTtlTooLarge.code(), Code::OutOfRange);
+        assert_eq!(Error::WatchRangeEmpty.to_string(), "mvcc: watcher range is empty");
+        assert_eq!(
+            Error::DuplicateWatchId.to_string(),
+            "mvcc: duplicate watch ID provided on the WatchStream"
+        );
+        assert_eq!(Error::WatchCanceled.to_string(), "etcdserver: watch canceled");
+        assert_eq!(Error::WatchCanceled.code(), Code::Canceled);
     }
 }

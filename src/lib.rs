@@ -33,6 +33,7 @@
 //! - [`txn`]: etcd's requests and the rules that give them meaning.
 //! - [`lease`]: leases, their expiry, and the [`Clock`] it follows ([`ManualClock`] for
 //!   tests).
+//! - [`watch`]: watches, delivered blocking or as an async `Stream`.
 //! - [`Store`]: the facade, with [`Options`] and one [`Error`] type.
 
 #![deny(missing_docs)]
@@ -44,6 +45,8 @@ pub mod mvcc;
 mod options;
 mod store;
 pub mod txn;
+pub mod watch;
+mod worker;
 
 pub use error::{Code, Error, Result};
 pub use lease::{
@@ -52,13 +55,14 @@ pub use lease::{
     SystemClock,
 };
 pub use mvcc::KeyValue;
-pub use options::{CompactionOptions, DeleteOptions, GetOptions, Options, PutOptions};
+pub use options::{CompactionOptions, DeleteOptions, GetOptions, Options, PutOptions, WatchOptions};
 pub use store::Store;
 pub use txn::request::{
     CompactionRequest, CompactionResponse, Compare, CompareOp, CompareTarget, DeleteRangeRequest,
     DeleteResponse, GetResponse, PutRequest, PutResponse, RangeRequest, ResponseHeader, SortOrder,
     SortTarget, TargetValue, Txn, TxnOp, TxnOpResponse, TxnResponse,
 };
+pub use watch::{Event, EventType, WatchFilterType, WatchResponse, WatchStream, Watcher};
 
 /// The README's example is compiled and run as a doc test.
 #[doc = include_str!("../README.md")]

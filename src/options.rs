@@ -3,11 +3,13 @@
 #[cfg(any(feature = "rocksdb", feature = "sled"))]
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::engine::Engine;
 use crate::lease::{Clock, SystemClock};
 use crate::txn::request::{DeleteRangeRequest, PutRequest, RangeRequest, SortOrder, SortTarget};
 use crate::txn::Limits;
+use crate::watch::{WatchConfig, WatchCreateRequest, WatchFilterType};
 
 /// Where the store keeps its data.
 #[derive(Clone)]
@@ -35,6 +37,7 @@ pub struct Options {
     pub(crate) limits: Limits,
     pub(crate) compaction_batch_limit: usize,
     pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) watch: WatchConfig,
 }
 
 impl Options {
@@ -45,6 +48,7 @@ impl Options {
             limits: Limits::default(),
             compaction_batch_limit: crate::mvcc::DEFAULT_COMPACTION_BATCH_LIMIT,
             clock: Arc::new(SystemClock),
+            watch: WatchConfig::default(),
         }
     }
 
@@ -102,6 +106,21 @@ impl Options {
     /// advances it.
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// How often watches that asked for progress notifications get one (default 10
+    /// minutes, etcd's `--experimental-watch-progress-notify-interval`). The interval
+    /// follows the store's [`clock`](Options::clock).
+    pub fn watch_progress_interval(mut self, interval: Duration) -> Self {
+        self.watch.progress_interval = interval;
+        self
+    }
+
+    /// How many responses a watch stream holds for its reader before its watches fall
+    /// behind and catch up from history instead (default 128, etcd's per-stream buffer).
+    pub fn watch_stream_capacity(mut self, responses: usize) -> Self {
+        self.watch.stream_capacity = responses.max(1);
         self
     }
 }
@@ -353,6 +372,92 @@ impl DeleteOptions {
     pub fn into_request(self, key: Vec<u8>) -> DeleteRangeRequest {
         let (key, range_end) = self.span.resolve(key);
         DeleteRangeRequest { key, range_end, prev_kv: self.prev_kv }
+    }
+}
+
+/// Options of [`Store::watch`](crate::Store::watch), as in the `etcd-client` crate.
+///
+/// ```
+/// use etcdlite::{Options, Store, WatchOptions};
+///
+/// let store = Store::open(Options::memory())?;
+/// let first = store.put("jobs/1", "queued", None)?.header().revision();
+/// // Every change under jobs/, history included, with the value before each change.
+/// let options = WatchOptions::new().with_prefix().with_start_revision(first).with_prev_key();
+/// let (_watcher, stream) = store.watch("jobs/", Some(options))?;
+/// assert_eq!(stream.recv().unwrap().events()[0].kv().value(), b"queued");
+/// # Ok::<(), etcdlite::Error>(())
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WatchOptions {
+    span: KeySpan,
+    req: WatchCreateRequest,
+}
+
+impl WatchOptions {
+    /// Defaults: the key alone, from the next revision on.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Every key in `[key, end)`.
+    pub fn with_range(mut self, end: impl Into<Vec<u8>>) -> Self {
+        self.span = KeySpan::Range(end.into());
+        self
+    }
+
+    /// Every key `>= key`.
+    pub fn with_from_key(mut self) -> Self {
+        self.span = KeySpan::FromKey;
+        self
+    }
+
+    /// Every key that starts with `key`.
+    pub fn with_prefix(mut self) -> Self {
+        self.span = KeySpan::Prefix;
+        self
+    }
+
+    /// Every key (the key argument is ignored).
+    pub fn with_all_keys(mut self) -> Self {
+        self.span = KeySpan::AllKeys;
+        self
+    }
+
+    /// Starts at `revision`, replaying history from there (0: the next revision).
+    pub fn with_start_revision(mut self, revision: i64) -> Self {
+        self.req.start_revision = revision;
+        self
+    }
+
+    /// Sends a progress notification each progress interval in which no event was sent.
+    pub fn with_progress_notify(mut self) -> Self {
+        self.req.progress_notify = true;
+        self
+    }
+
+    /// Leaves out these kinds of events.
+    pub fn with_filters(mut self, filters: impl Into<Vec<WatchFilterType>>) -> Self {
+        self.req.filters = filters.into();
+        self
+    }
+
+    /// Attaches each event's previous key-value.
+    pub fn with_prev_key(mut self) -> Self {
+        self.req.prev_kv = true;
+        self
+    }
+
+    /// Gives the watch this id on its stream (0: the stream picks).
+    pub fn with_watch_id(mut self, id: i64) -> Self {
+        self.req.watch_id = id;
+        self
+    }
+
+    /// The create request for `key`.
+    pub fn into_request(self, key: Vec<u8>) -> WatchCreateRequest {
+        let (key, range_end) = self.span.resolve(key);
+        WatchCreateRequest { key, range_end, ..self.req }
     }
 }
 

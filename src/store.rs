@@ -1,9 +1,9 @@
 //! The public facade.
 
-use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Weak};
-use std::thread::JoinHandle;
+use std::sync::Arc;
 use std::time::Duration;
+
+use crossbeam_channel::never;
 
 use crate::engine::{Engine, MemoryEngine};
 use crate::error::Result;
@@ -12,12 +12,16 @@ use crate::lease::{
     LeaseRevokeResponse, LeaseTimeToLiveOptions, LeaseTimeToLiveResponse, Leases, Wake,
 };
 use crate::mvcc::MvccStore;
-use crate::options::{CompactionOptions, DeleteOptions, EngineChoice, GetOptions, Options, PutOptions};
+use crate::options::{
+    CompactionOptions, DeleteOptions, EngineChoice, GetOptions, Options, PutOptions, WatchOptions,
+};
 use crate::txn::request::{
     CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteResponse, GetResponse, PutRequest,
     PutResponse, RangeRequest, Txn, TxnResponse,
 };
 use crate::txn::{Kv, Limits};
+use crate::watch::{self, WatchHub, WatchStream, Watcher};
+use crate::worker::Worker;
 
 /// An etcd v3 keyspace in your process: revisions, history reads, transactions and
 /// compaction over a memory, RocksDB or sled engine.
@@ -41,9 +45,12 @@ use crate::txn::{Kv, Limits};
 /// # Ok::<(), etcdlite::Error>(())
 /// ```
 pub struct Store {
-    // Fields drop in order: the expiry thread is stopped and joined before the rest goes.
+    // Fields drop in order: the background threads are stopped and joined before the
+    // rest goes.
     /// The thread expiring leases on a clock that moves on its own.
-    _expiry: Option<ExpiryThread>,
+    _expiry: Option<Worker>,
+    /// The thread catching watchers up from history.
+    _syncer: Worker,
     /// Keeps the clock's callback alive (a [`ManualClock`](crate::ManualClock) holds it
     /// weakly); `None` with a clock that moves on its own.
     _wake: Option<Arc<Wake>>,
@@ -54,9 +61,10 @@ pub struct Store {
 const EXPIRY_INTERVAL: Duration = Duration::from_millis(500);
 
 struct Shared {
-    mvcc: MvccStore,
+    mvcc: Arc<MvccStore>,
     limits: Limits,
     leases: Leases,
+    watch: Arc<WatchHub>,
     clock: Arc<dyn Clock>,
 }
 
@@ -66,45 +74,13 @@ impl Shared {
         self.leases.expire(&self.mvcc, self.clock.now())
     }
 
-    /// [`expire_due`](Shared::expire_due) for the clock's callback and the expiry thread:
-    /// an engine failure leaves the leases for the next check.
-    fn expire(&self) {
+    /// What the clock moving on triggers: lease expiry (an engine failure leaves the
+    /// leases for the next check) and progress notifications.
+    fn on_time(&self) {
         if let Err(e) = self.expire_due() {
             tracing::warn!(error = %e, "expiring leases failed; retrying at the next check");
         }
-    }
-}
-
-struct ExpiryThread {
-    stop: Option<mpsc::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl ExpiryThread {
-    fn start(shared: Weak<Shared>) -> Result<Self> {
-        let (stop, stopped) = mpsc::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("etcdlite-lease-expiry".into())
-            .spawn(move || loop {
-                match stopped.recv_timeout(EXPIRY_INTERVAL) {
-                    Err(RecvTimeoutError::Timeout) => match shared.upgrade() {
-                        Some(shared) => shared.expire(),
-                        None => return,
-                    },
-                    Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
-                }
-            })
-            .map_err(crate::engine::EngineError::io)?;
-        Ok(ExpiryThread { stop: Some(stop), thread: Some(thread) })
-    }
-}
-
-impl Drop for ExpiryThread {
-    fn drop(&mut self) {
-        drop(self.stop.take());
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        self.watch.tick_progress();
     }
 }
 
@@ -121,22 +97,32 @@ impl Store {
             EngineChoice::Sled(path) => Arc::new(crate::engine::SledEngine::open(path)?),
             EngineChoice::Custom(engine) => engine,
         };
-        let mvcc = MvccStore::open(engine, options.sync, options.compaction_batch_limit)?;
+        let mvcc = Arc::new(MvccStore::open(engine, options.sync, options.compaction_batch_limit)?);
         let clock = options.clock;
         let leases = Leases::open(&mvcc, clock.now())?;
-        let shared = Arc::new(Shared { mvcc, limits: options.limits, leases, clock });
+        let (watch, woken) = WatchHub::attach(&mvcc, clock.clone(), options.watch);
+        let syncer = {
+            let hub = Arc::downgrade(&watch);
+            Worker::spawn("etcdlite-watch-sync", Duration::ZERO, woken, move || Some(hub.upgrade()?.sync()))?
+        };
+        let shared = Arc::new(Shared { mvcc, limits: options.limits, leases, watch, clock });
         let weak = Arc::downgrade(&shared);
         let wake: Arc<Wake> = Arc::new(move || {
             if let Some(shared) = weak.upgrade() {
-                shared.expire();
+                shared.on_time();
             }
         });
         let (wake, expiry) = if shared.clock.on_advance(Arc::downgrade(&wake)) {
             (Some(wake), None)
         } else {
-            (None, Some(ExpiryThread::start(Arc::downgrade(&shared))?))
+            let weak = Arc::downgrade(&shared);
+            let expiry = Worker::spawn("etcdlite-lease-expiry", EXPIRY_INTERVAL, never(), move || {
+                weak.upgrade()?.on_time();
+                Some(EXPIRY_INTERVAL)
+            })?;
+            (None, Some(expiry))
         };
-        Ok(Store { _expiry: expiry, _wake: wake, shared })
+        Ok(Store { _expiry: expiry, _syncer: syncer, _wake: wake, shared })
     }
 
     /// The KV service: etcd's requests, field for field.
@@ -249,5 +235,45 @@ impl Store {
     /// manual one); call it to expire leases at a moment of your choosing.
     pub fn expire_leases(&self) -> Result<usize> {
         self.shared.expire_due()
+    }
+
+    /// Watches `key` (or the range `options` describe): opens a watch stream with one
+    /// watch on it, as the `etcd-client` crate's `watch` does. The watch's `created`
+    /// response has been taken off the stream; the first response on it is the first
+    /// batch of events (or the watch's cancellation, if its start revision is compacted).
+    ///
+    /// ```
+    /// use etcdlite::{EventType, Options, Store};
+    ///
+    /// let store = Store::open(Options::memory())?;
+    /// let (_watcher, stream) = store.watch("door", None)?;
+    /// store.put("door", "open", None)?;
+    /// store.delete("door", None)?;
+    ///
+    /// let opened = stream.recv().unwrap();
+    /// assert_eq!(opened.events()[0].kv().value(), b"open");
+    /// assert_eq!(stream.recv().unwrap().events()[0].event_type(), EventType::Delete);
+    /// # Ok::<(), etcdlite::Error>(())
+    /// ```
+    ///
+    /// Errors are those of [`Watcher::watch_request`]; then no stream is opened.
+    pub fn watch(
+        &self,
+        key: impl Into<Vec<u8>>,
+        options: Option<WatchOptions>,
+    ) -> Result<(Watcher, WatchStream)> {
+        let (mut watcher, stream) = self.watch_stream();
+        let id = watcher.watch(key, options)?;
+        let created = stream.try_recv().expect("a new watch sends its created response at once");
+        debug_assert!(created.created && created.watch_id == id);
+        watcher.set_watch_id(id);
+        Ok((watcher, stream))
+    }
+
+    /// Opens a watch stream with no watch on it yet: what etcd's gRPC `Watch` call opens.
+    /// Add watches with [`Watcher::watch`]; each one's `created` response comes first on
+    /// the stream.
+    pub fn watch_stream(&self) -> (Watcher, WatchStream) {
+        watch::open(&self.shared.watch)
     }
 }

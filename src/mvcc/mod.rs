@@ -23,7 +23,7 @@ mod store;
 pub use compaction::{CompactionDone, DEFAULT_COMPACTION_BATCH_LIMIT};
 pub use kv::KeyValue;
 pub use revision::Revision;
-pub use store::{Change, MvccStore, ReadTxn, WriteTxn};
+pub use store::{Change, CommitObserver, MvccStore, ReadTxn, WriteTxn};
 
 use crate::error::Result;
 

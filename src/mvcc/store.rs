@@ -2,7 +2,7 @@
 
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::{Mutex, MutexGuard, RwLock};
 
@@ -37,6 +37,15 @@ pub struct MvccStore {
     writer: Mutex<()>,
     sync: bool,
     compactor: Compactor,
+    observer: OnceLock<Arc<dyn CommitObserver>>,
+}
+
+/// Hears of every committed revision that changed keys, in revision order: the seam the
+/// watch layer hangs from.
+pub trait CommitObserver: Send + Sync {
+    /// `revision` was published with `changes`. Called with the writer lock held, so calls
+    /// never overlap and come in revision order; it must not block.
+    fn committed(&self, revision: i64, changes: &[Change]);
 }
 
 impl MvccStore {
@@ -64,6 +73,7 @@ impl MvccStore {
             compacted: AtomicI64::new(compacted),
             writer: Mutex::new(()),
             sync,
+            observer: OnceLock::new(),
         };
         if let Some(rev) = unfinished {
             tracing::info!(revision = rev, "resuming an interrupted compaction");
@@ -72,6 +82,46 @@ impl MvccStore {
             compaction::delete_unreachable(&*store.engine, rev, &keep, limit, sync, &stop)?;
         }
         Ok(store)
+    }
+
+    /// Makes `observer` hear of every commit from now on. A store has at most one observer;
+    /// a second call is refused and returns false.
+    pub fn observe(&self, observer: Arc<dyn CommitObserver>) -> bool {
+        let _writer = self.writer.lock();
+        self.observer.set(observer).is_ok()
+    }
+
+    /// Visits every change with a main revision in `from..=to`, in revision order. Fails
+    /// with [`Error::Compacted`] when `from` is below the compacted revision, before or
+    /// during the read (what was read may then be incomplete). `to` must be committed.
+    pub fn history(&self, from: i64, to: i64, visit: &mut dyn FnMut(Revision, Change)) -> Result<()> {
+        self.check_not_compacted(from)?;
+        let (start, end) = (record::revision_start(from), record::revision_start(to.saturating_add(1)));
+        let mut failure = None;
+        let bounds = Bounds { start: &start, end: Some(&end) };
+        self.engine.scan(Keyspace::Kv, bounds, Direction::Forward, &mut |key, value| {
+            let decoded = record::decode_key(key).and_then(|(rev, tombstone)| {
+                let mut kv = record::decode_value(value)?;
+                if tombstone {
+                    kv.mod_revision = rev.main;
+                }
+                Ok((rev, Change { kv, tombstone }))
+            });
+            match decoded {
+                Ok((rev, change)) => {
+                    visit(rev, change);
+                    ControlFlow::Continue(())
+                }
+                Err(error) => {
+                    failure = Some(error);
+                    ControlFlow::Break(())
+                }
+            }
+        })?;
+        if let Some(error) = failure {
+            return Err(error.into());
+        }
+        self.check_not_compacted(from)
     }
 
     /// The engine under this store.
@@ -304,6 +354,9 @@ impl WriteTxn<'_> {
         }
         self.store.current.store(revision, Ordering::SeqCst);
         self.finished = true;
+        if let (Some(observer), false) = (self.store.observer.get(), self.changes.is_empty()) {
+            observer.committed(revision, &self.changes);
+        }
         on_commit(&self.changes);
         Ok(revision)
     }

@@ -1,0 +1,618 @@
+//! The watchable store: every watcher of every stream, and the one lock that orders their
+//! creation with the store's commits.
+//!
+//! A watcher is **synced** when it has been sent everything up to the hub's revision; each
+//! commit then hands it that revision's events directly ([`WatchHub::committed`]). It is
+//! **unsynced** while it needs history: when it starts in the past, or when its stream was
+//! full at a commit (it becomes a "victim", as in etcd). The syncer thread reads history
+//! for unsynced watchers and moves each one to the synced group under the hub lock once it
+//! has caught up with the hub's revision. Since commits also take that lock to hand out
+//! events, a watcher gets every revision exactly once: from history up to the moment it
+//! joins, from commits after.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use atomic_waker::AtomicWaker;
+use crossbeam_channel::Sender;
+use parking_lot::{Mutex, MutexGuard};
+
+use super::request::{WatchCreateRequest, WatchFilterType};
+use super::response::{Event, EventType, WatchResponse, INVALID_WATCH_ID};
+use crate::error::{Error, Result};
+use crate::lease::Clock;
+use crate::mvcc::{Change, CommitObserver, KeyRange, MvccStore, Revision};
+use crate::txn::request::ResponseHeader;
+
+/// A watch stream's number in its hub.
+pub(crate) type StreamId = u64;
+
+/// A watch's id on its stream (etcd's `WatchID`).
+pub type WatchId = i64;
+
+/// One watcher: its stream and its id on it.
+type WatcherRef = (StreamId, WatchId);
+
+/// Most distinct revisions in one catch-up response (etcd's `watchBatchMaxRevs`).
+const BATCH_REVISIONS: i64 = 1000;
+/// Most unsynced watchers served by one pass of the syncer (etcd's `maxWatchersPerSync`).
+const WATCHERS_PER_SYNC: usize = 512;
+/// A catch-up read this short is done with the hub locked, so that a watcher racing a
+/// fast writer joins the synced group in a bounded number of passes. Longer reads are done
+/// unlocked, while commits go on.
+const LOCKED_READ_REVISIONS: i64 = 64;
+/// How often the syncer retries watchers that are waiting for their reader (etcd
+/// retries victims every 10 ms and syncs every 100 ms).
+const RETRY_INTERVAL: Duration = Duration::from_millis(100);
+/// How long an idle syncer sleeps when nothing can wake it sooner.
+const IDLE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How a store's watches behave.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WatchConfig {
+    /// Responses a stream holds before its watchers fall behind (etcd: 128).
+    pub stream_capacity: usize,
+    /// Interval of progress notifications (etcd: 10 minutes).
+    pub progress_interval: Duration,
+}
+
+impl Default for WatchConfig {
+    fn default() -> Self {
+        WatchConfig { stream_capacity: 128, progress_interval: Duration::from_secs(600) }
+    }
+}
+
+/// A response on its way to a stream's reader, who fills in `prev_kv` when asked to: etcd
+/// too looks previous key-values up at send time, off the commit path.
+pub(crate) struct Delivery {
+    pub(crate) response: WatchResponse,
+    pub(crate) fill_prev_kv: bool,
+}
+
+/// What a stream's reader and the hub share.
+#[derive(Default)]
+pub(crate) struct Signal {
+    /// Wakes the async reader.
+    pub(crate) waker: AtomicWaker,
+    /// Set when a watcher of the stream fell behind because the stream was full: the
+    /// reader wakes the syncer once it has drained the stream.
+    pub(crate) blocked: AtomicBool,
+}
+
+/// The watchers of every stream, and the revision they have been handed.
+pub struct WatchHub {
+    state: Mutex<State>,
+    mvcc: Weak<MvccStore>,
+    clock: Arc<dyn Clock>,
+    config: WatchConfig,
+    /// Wakes the syncer (capacity 1: a wake-up pending is as good as two).
+    wake: Sender<()>,
+}
+
+struct State {
+    /// The last revision handed to synced watchers: every watcher created from now on
+    /// starts from here.
+    revision: i64,
+    next_stream: StreamId,
+    streams: HashMap<StreamId, Stream>,
+    /// Synced watchers of a single key.
+    by_key: HashMap<Vec<u8>, HashSet<WatcherRef>>,
+    /// Synced watchers of a range.
+    ranges: HashSet<WatcherRef>,
+    unsynced: BTreeSet<WatcherRef>,
+    /// Watchers that asked for progress notifications.
+    progress_watchers: usize,
+    next_progress: Instant,
+}
+
+struct Stream {
+    sender: Option<Sender<Delivery>>,
+    signal: Arc<Signal>,
+    watchers: HashMap<WatchId, Watcher>,
+    /// The next id to try for a watch created without one.
+    next_id: WatchId,
+}
+
+struct Watcher {
+    key: Vec<u8>,
+    range_end: Vec<u8>,
+    start: i64,
+    /// The first revision not yet sent.
+    next: i64,
+    synced: bool,
+    no_put: bool,
+    no_delete: bool,
+    prev_kv: bool,
+    progress_notify: bool,
+    /// No event was sent since the last progress tick.
+    quiet: bool,
+}
+
+impl Watcher {
+    fn range(&self) -> KeyRange<'_> {
+        KeyRange::from_etcd(&self.key, &self.range_end)
+    }
+
+    /// True when the watcher wants `change` (its range and filters; not its revision).
+    fn wants(&self, change: &Change) -> bool {
+        let filtered = if change.tombstone { self.no_delete } else { self.no_put };
+        !filtered && self.range().contains(&change.kv.key)
+    }
+}
+
+fn event(change: &Change) -> Event {
+    let event_type = if change.tombstone { EventType::Delete } else { EventType::Put };
+    Event { event_type, kv: change.kv.clone(), prev_kv: None }
+}
+
+impl Stream {
+    fn is_full(&self, capacity: usize) -> bool {
+        self.sender.as_ref().is_some_and(|s| s.len() >= capacity)
+    }
+
+    fn send(&self, response: WatchResponse, fill_prev_kv: bool) {
+        if let Some(sender) = &self.sender {
+            // A send fails only when the reader is gone, and then the stream is closing.
+            let _ = sender.send(Delivery { response, fill_prev_kv });
+            self.signal.waker.wake();
+        }
+    }
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        // Close the channel first, then wake the async reader to see it closed.
+        self.sender.take();
+        self.signal.waker.wake();
+    }
+}
+
+impl State {
+    fn watcher_mut(&mut self, (stream, id): WatcherRef) -> Option<&mut Watcher> {
+        self.streams.get_mut(&stream)?.watchers.get_mut(&id)
+    }
+
+    fn index(&mut self, r: WatcherRef) {
+        let Some(w) = self.watcher_mut(r) else { return };
+        w.synced = true;
+        if w.range_end.is_empty() {
+            let key = w.key.clone();
+            self.by_key.entry(key).or_default().insert(r);
+        } else {
+            self.ranges.insert(r);
+        }
+    }
+
+    fn unindex(&mut self, r: WatcherRef, key: &[u8]) {
+        if let Some(set) = self.by_key.get_mut(key) {
+            set.remove(&r);
+            if set.is_empty() {
+                self.by_key.remove(key);
+            }
+        }
+        self.ranges.remove(&r);
+    }
+
+    /// Takes watcher `r` out of every group; returns it.
+    fn remove(&mut self, r: WatcherRef) -> Option<Watcher> {
+        let w = self.streams.get_mut(&r.0)?.watchers.remove(&r.1)?;
+        self.unindex(r, &w.key);
+        self.unsynced.remove(&r);
+        if w.progress_notify {
+            self.progress_watchers -= 1;
+        }
+        Some(w)
+    }
+
+    /// Moves synced watcher `r` to the unsynced group, to resume at revision `next`.
+    fn fall_behind(&mut self, r: WatcherRef, next: i64) {
+        let Some(stream) = self.streams.get_mut(&r.0) else { return };
+        stream.signal.blocked.store(true, Ordering::SeqCst);
+        let Some(w) = stream.watchers.get_mut(&r.1) else { return };
+        w.synced = false;
+        w.next = next;
+        let key = w.key.clone();
+        self.unindex(r, &key);
+        self.unsynced.insert(r);
+    }
+
+    /// The synced watchers that want `change`.
+    fn synced_for(&self, change: &Change, into: &mut Vec<WatcherRef>) {
+        let key = &change.kv.key;
+        let keyed = self.by_key.get(key).into_iter().flatten();
+        let ranged = self.ranges.iter().filter(|r| {
+            let w = self.streams.get(&r.0).and_then(|s| s.watchers.get(&r.1));
+            w.is_some_and(|w| w.range().contains(key))
+        });
+        into.extend(keyed.chain(ranged).copied());
+    }
+
+    /// Sends one revision's events to synced watcher `r`, or makes it fall behind when its
+    /// stream is full.
+    fn deliver(&mut self, r: WatcherRef, revision: i64, events: Vec<Event>, capacity: usize) {
+        let Some(stream) = self.streams.get_mut(&r.0) else { return };
+        if stream.is_full(capacity) {
+            self.fall_behind(r, revision);
+            return;
+        }
+        let Some(w) = stream.watchers.get_mut(&r.1) else { return };
+        w.next = revision + 1;
+        w.quiet = false;
+        let prev_kv = w.prev_kv;
+        let response = WatchResponse {
+            header: ResponseHeader::at(revision),
+            watch_id: r.1,
+            events,
+            ..Default::default()
+        };
+        stream.send(response, prev_kv);
+    }
+
+    /// Cancels every unsynced watcher that needs a revision below `compacted`, as etcd
+    /// does: a response with `compact_revision` set and a zero header.
+    fn cancel_compacted(&mut self, compacted: i64) {
+        let gone: Vec<WatcherRef> = self
+            .unsynced
+            .iter()
+            .copied()
+            .filter(|&r| {
+                self.streams.get(&r.0).and_then(|s| s.watchers.get(&r.1)).is_some_and(|w| w.next < compacted)
+            })
+            .collect();
+        for r in gone {
+            self.remove(r);
+            let response = WatchResponse {
+                watch_id: r.1,
+                canceled: true,
+                compact_revision: compacted,
+                ..Default::default()
+            };
+            if let Some(stream) = self.streams.get(&r.0) {
+                stream.send(response, false);
+            }
+        }
+    }
+}
+
+impl WatchHub {
+    /// A hub over `mvcc`, registered as its commit observer. The receiver wakes the syncer
+    /// thread, which must call [`WatchHub::sync`] when woken.
+    pub(crate) fn attach(
+        mvcc: &Arc<MvccStore>,
+        clock: Arc<dyn Clock>,
+        config: WatchConfig,
+    ) -> (Arc<WatchHub>, crossbeam_channel::Receiver<()>) {
+        let (wake, woken) = crossbeam_channel::bounded(1);
+        let state = State {
+            revision: mvcc.current_revision(),
+            next_stream: 0,
+            streams: HashMap::new(),
+            by_key: HashMap::new(),
+            ranges: HashSet::new(),
+            unsynced: BTreeSet::new(),
+            progress_watchers: 0,
+            next_progress: clock.now() + config.progress_interval,
+        };
+        let hub =
+            Arc::new(WatchHub { state: Mutex::new(state), mvcc: Arc::downgrade(mvcc), clock, config, wake });
+        let registered = mvcc.observe(hub.clone());
+        assert!(registered, "a store has one watch hub");
+        (hub, woken)
+    }
+
+    pub(crate) fn mvcc(&self) -> Option<Arc<MvccStore>> {
+        self.mvcc.upgrade()
+    }
+
+    pub(crate) fn wake_syncer(&self) {
+        let _ = self.wake.try_send(());
+    }
+
+    /// Opens a stream; returns its id, the receiving end and the signal it shares.
+    pub(crate) fn open_stream(&self) -> (StreamId, crossbeam_channel::Receiver<Delivery>, Arc<Signal>) {
+        let (sender, receiver) = crossbeam_channel::unbounded();
+        let signal = Arc::new(Signal::default());
+        let mut state = self.state.lock();
+        let id = state.next_stream;
+        state.next_stream += 1;
+        let stream =
+            Stream { sender: Some(sender), signal: signal.clone(), watchers: HashMap::new(), next_id: 0 };
+        state.streams.insert(id, stream);
+        (id, receiver, signal)
+    }
+
+    /// Closes a stream: its watchers are removed and its channel closed.
+    pub(crate) fn close_stream(&self, stream: StreamId) {
+        let mut state = self.state.lock();
+        let ids: Vec<WatchId> =
+            state.streams.get(&stream).map(|s| s.watchers.keys().copied().collect()).unwrap_or_default();
+        for id in ids {
+            state.remove((stream, id));
+        }
+        state.streams.remove(&stream);
+    }
+
+    fn stream_state(&self, stream: StreamId) -> Result<(MutexGuard<'_, State>, StreamId)> {
+        let state = self.state.lock();
+        if !state.streams.contains_key(&stream) {
+            return Err(Error::WatchCanceled);
+        }
+        Ok((state, stream))
+    }
+
+    /// Creates a watch on `stream`: etcd's `watchStream.Watch` and `watchableStore.watch`.
+    /// Sends the created response, then the watch's events; returns its id.
+    pub(crate) fn watch(&self, stream: StreamId, mut req: WatchCreateRequest) -> Result<WatchId> {
+        if req.start_revision < 0 {
+            // etcd 3.5.33 and 3.6 refuse a negative start as compacted.
+            return Err(Error::Compacted);
+        }
+        if req.key.is_empty() {
+            req.key = vec![0];
+        }
+        if !matches!(req.range_end.as_slice(), [] | [0]) && req.key >= req.range_end {
+            return Err(Error::WatchRangeEmpty);
+        }
+        let (mut state, stream) = self.stream_state(stream)?;
+        let revision = state.revision;
+        let s = state.streams.get_mut(&stream).expect("checked by stream_state");
+        let id = match req.watch_id {
+            0 => {
+                while s.watchers.contains_key(&s.next_id) {
+                    s.next_id += 1;
+                }
+                s.next_id += 1;
+                s.next_id - 1
+            }
+            id if s.watchers.contains_key(&id) => return Err(Error::DuplicateWatchId),
+            id => id,
+        };
+        let synced = req.start_revision == 0 || req.start_revision > revision;
+        let watcher = Watcher {
+            next: if req.start_revision == 0 { revision + 1 } else { req.start_revision },
+            start: req.start_revision,
+            synced: false,
+            no_put: req.filters.contains(&WatchFilterType::NoPut),
+            no_delete: req.filters.contains(&WatchFilterType::NoDelete),
+            prev_kv: req.prev_kv,
+            progress_notify: req.progress_notify,
+            quiet: true,
+            key: req.key,
+            range_end: req.range_end,
+        };
+        s.watchers.insert(id, watcher);
+        let created = WatchResponse {
+            header: ResponseHeader::at(revision),
+            watch_id: id,
+            created: true,
+            ..Default::default()
+        };
+        s.send(created, false);
+        if req.progress_notify {
+            state.progress_watchers += 1;
+        }
+        if synced {
+            state.index((stream, id));
+        } else {
+            state.unsynced.insert((stream, id));
+        }
+        drop(state);
+        if !synced || req.progress_notify {
+            self.wake_syncer();
+        }
+        Ok(id)
+    }
+
+    /// Cancels watch `id` of `stream` and says so on the stream; an unknown id is ignored,
+    /// as etcd ignores it.
+    pub(crate) fn cancel(&self, stream: StreamId, id: WatchId) -> Result<()> {
+        let (mut state, stream) = self.stream_state(stream)?;
+        if state.remove((stream, id)).is_some() {
+            let response = WatchResponse {
+                header: ResponseHeader::at(state.revision),
+                watch_id: id,
+                canceled: true,
+                ..Default::default()
+            };
+            state.streams[&stream].send(response, false);
+        }
+        Ok(())
+    }
+
+    /// etcd's `RequestProgressAll`: when every watcher of `stream` is synced and past its
+    /// start, sends one progress notification with watch id -1 behind their events;
+    /// otherwise does nothing, and the caller may ask again.
+    pub(crate) fn request_progress(&self, stream: StreamId) -> Result<()> {
+        let (state, stream) = self.stream_state(stream)?;
+        let s = &state.streams[&stream];
+        let ready = s.watchers.values().all(|w| w.synced && state.revision >= w.start);
+        if ready && !s.watchers.is_empty() && !s.is_full(self.config.stream_capacity) {
+            let response = WatchResponse {
+                header: ResponseHeader::at(state.revision),
+                watch_id: INVALID_WATCH_ID,
+                ..Default::default()
+            };
+            s.send(response, false);
+        }
+        Ok(())
+    }
+
+    /// Sends the periodic progress notifications when they are due: to each watcher that
+    /// asked for them, is synced and past its start, and got no event since the last tick.
+    pub(crate) fn tick_progress(&self) {
+        let now = self.clock.now();
+        let mut state = self.state.lock();
+        if now < state.next_progress {
+            return;
+        }
+        state.next_progress = now + self.config.progress_interval;
+        if state.progress_watchers == 0 {
+            return;
+        }
+        let revision = state.revision;
+        for s in state.streams.values_mut() {
+            let full = s.is_full(self.config.stream_capacity);
+            let mut due = Vec::new();
+            for (&id, w) in s.watchers.iter_mut().filter(|(_, w)| w.progress_notify) {
+                if w.quiet && w.synced && revision >= w.start && !full {
+                    due.push(id);
+                }
+                w.quiet = true;
+            }
+            for id in due {
+                s.send(
+                    WatchResponse {
+                        header: ResponseHeader::at(revision),
+                        watch_id: id,
+                        ..Default::default()
+                    },
+                    false,
+                );
+            }
+        }
+    }
+
+    /// One run of the syncer: catches unsynced watchers up from history until none can
+    /// move on, and sends progress notifications that are due. Returns how long to sleep.
+    pub(crate) fn sync(&self) -> Duration {
+        loop {
+            match self.sync_pass() {
+                Ok(true) => continue,
+                Ok(false) => break,
+                Err(error) => {
+                    tracing::warn!(%error, "reading watch history failed; retrying");
+                    break;
+                }
+            }
+        }
+        self.tick_progress();
+        let state = self.state.lock();
+        let mut sleep = if state.unsynced.is_empty() { IDLE_INTERVAL } else { RETRY_INTERVAL };
+        if state.progress_watchers > 0 {
+            let until = state.next_progress.saturating_duration_since(self.clock.now());
+            sleep = sleep.min(until.max(Duration::from_millis(1)));
+        }
+        sleep
+    }
+
+    /// Serves up to [`WATCHERS_PER_SYNC`] unsynced watchers with up to
+    /// [`BATCH_REVISIONS`] revisions of history each; returns true when it may be called
+    /// again at once.
+    fn sync_pass(&self) -> Result<bool> {
+        let Some(mvcc) = self.mvcc.upgrade() else { return Ok(false) };
+        let mut state = self.state.lock();
+        state.cancel_compacted(mvcc.compacted_revision());
+        let capacity = self.config.stream_capacity;
+        let picked: Vec<(WatcherRef, i64)> = state
+            .unsynced
+            .iter()
+            .filter_map(|&r| {
+                let s = state.streams.get(&r.0)?;
+                (!s.is_full(capacity)).then(|| s.watchers.get(&r.1).map(|w| (r, w.next)))?
+            })
+            .take(WATCHERS_PER_SYNC)
+            .collect();
+        let Some(from) = picked.iter().map(|&(_, next)| next).min() else { return Ok(false) };
+        let target = state.revision;
+        let to = target.min(from + BATCH_REVISIONS - 1);
+        let mut history = Vec::new();
+        let read = |history: &mut Vec<(Revision, Change)>| {
+            mvcc.history(from, to, &mut |rev, change| history.push((rev, change)))
+        };
+        let read = if to - from < LOCKED_READ_REVISIONS {
+            read(&mut history)
+        } else {
+            MutexGuard::unlocked(&mut state, || read(&mut history))
+        };
+        match read {
+            Ok(()) => {}
+            // The next pass cancels the watchers that needed the compacted revisions.
+            Err(Error::Compacted) => return Ok(true),
+            Err(error) => return Err(error),
+        }
+        for (r, next) in picked {
+            self.catch_up(&mut state, r, next, to, &history);
+        }
+        let more =
+            state.unsynced.iter().any(|r| state.streams.get(&r.0).is_some_and(|s| !s.is_full(capacity)));
+        Ok(more)
+    }
+
+    /// Sends watcher `r` its events of `history` (revisions `next..=to`), if it still
+    /// waits for them, and moves it to the synced group if that caught it up.
+    fn catch_up(&self, state: &mut State, r: WatcherRef, next: i64, to: i64, history: &[(Revision, Change)]) {
+        let capacity = self.config.stream_capacity;
+        let revision = state.revision;
+        let Some(s) = state.streams.get_mut(&r.0) else { return };
+        let full = s.is_full(capacity);
+        let Some(w) = s.watchers.get_mut(&r.1) else { return };
+        if w.synced || w.next != next || next > to {
+            return;
+        }
+        let events: Vec<Event> = history
+            .iter()
+            .filter(|(rev, change)| rev.main >= next && w.wants(change))
+            .map(|(_, change)| event(change))
+            .collect();
+        if !events.is_empty() {
+            if full {
+                return;
+            }
+            w.quiet = false;
+            let prev_kv = w.prev_kv;
+            let response = WatchResponse {
+                header: ResponseHeader::at(revision),
+                watch_id: r.1,
+                events,
+                ..Default::default()
+            };
+            s.send(response, prev_kv);
+        }
+        let w = s.watchers.get_mut(&r.1).expect("found above");
+        w.next = to + 1;
+        if w.next > revision {
+            state.unsynced.remove(&r);
+            state.index(r);
+        }
+    }
+}
+
+impl CommitObserver for WatchHub {
+    /// Hands the revision's events to the synced watchers that want them, one response
+    /// per watcher.
+    fn committed(&self, revision: i64, changes: &[Change]) {
+        let mut state = self.state.lock();
+        state.revision = revision;
+        if state.by_key.is_empty() && state.ranges.is_empty() {
+            return;
+        }
+        let mut batches: Vec<(WatcherRef, Vec<Event>)> = Vec::new();
+        let mut slots: HashMap<WatcherRef, usize> = HashMap::new();
+        let mut refs = Vec::new();
+        for change in changes {
+            refs.clear();
+            state.synced_for(change, &mut refs);
+            for &r in &refs {
+                let w = state.streams.get(&r.0).and_then(|s| s.watchers.get(&r.1));
+                if !w.is_some_and(|w| revision >= w.next && w.wants(change)) {
+                    continue;
+                }
+                if changes.len() == 1 {
+                    // The common case needs no slot lookup: each watcher appears once.
+                    batches.push((r, vec![event(change)]));
+                    continue;
+                }
+                let slot = *slots.entry(r).or_insert_with(|| {
+                    batches.push((r, Vec::new()));
+                    batches.len() - 1
+                });
+                batches[slot].1.push(event(change));
+            }
+        }
+        for (r, events) in batches {
+            state.deliver(r, revision, events, self.config.stream_capacity);
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! The two ends of a watch stream: [`Watcher`] sends requests, [`WatchStream`] receives.
+
+use std::pin::Pin;
+use std::sync::{Arc, Weak};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
+use futures_core::Stream;
+
+use super::hub::{Delivery, Signal, StreamId, WatchHub, WatchId};
+use super::request::WatchCreateRequest;
+use super::response::{WatchResponse, INVALID_WATCH_ID};
+use crate::error::{Error, Result};
+use crate::mvcc::{KeyRange, MvccStore, RangeOptions, ReadView};
+use crate::options::WatchOptions;
+
+/// What both ends know of their stream.
+struct Link {
+    hub: Weak<WatchHub>,
+    stream: StreamId,
+}
+
+impl Link {
+    fn hub(&self) -> Result<Arc<WatchHub>> {
+        self.hub.upgrade().ok_or(Error::WatchCanceled)
+    }
+}
+
+/// Opens a stream on `hub`: its request end and its receiving end.
+pub(crate) fn open(hub: &Arc<WatchHub>) -> (Watcher, WatchStream) {
+    let (stream, receiver, signal) = hub.open_stream();
+    let link = Arc::new(Link { hub: Arc::downgrade(hub), stream });
+    (Watcher { watch_id: INVALID_WATCH_ID, link: link.clone() }, WatchStream { receiver, signal, link })
+}
+
+/// The request end of a watch stream: creates, cancels and asks for progress, as the
+/// `etcd-client` crate's `Watcher` does. Answers arrive on the stream's [`WatchStream`].
+///
+/// Dropping a `Watcher` leaves its watches running; dropping the [`WatchStream`] ends them.
+#[derive(Clone)]
+pub struct Watcher {
+    watch_id: WatchId,
+    link: Arc<Link>,
+}
+
+impl Watcher {
+    pub(crate) fn set_watch_id(&mut self, id: WatchId) {
+        self.watch_id = id;
+    }
+
+    /// The id of the watch [`Store::watch`](crate::Store::watch) created (-1 on a stream
+    /// opened by [`Store::watch_stream`](crate::Store::watch_stream)).
+    pub fn watch_id(&self) -> WatchId {
+        self.watch_id
+    }
+
+    /// Adds a watch of `key` to this stream; returns its id. Its `created` response, then
+    /// its events, arrive on the stream.
+    pub fn watch(&self, key: impl Into<Vec<u8>>, options: Option<WatchOptions>) -> Result<WatchId> {
+        self.watch_request(options.unwrap_or_default().into_request(key.into()))
+    }
+
+    /// Adds a watch described by etcd's create request; returns its id.
+    ///
+    /// Fails, creating nothing and sending nothing, with [`Error::WatchRangeEmpty`] when
+    /// `range_end` is not above `key`, [`Error::DuplicateWatchId`] when the id is taken on
+    /// this stream, [`Error::Compacted`] for a negative start revision (as etcd 3.5.33
+    /// does), and [`Error::WatchCanceled`] once the stream is closed. (etcd's server
+    /// reports these as a response with `created` and `canceled` set and the message as
+    /// `cancel_reason`.)
+    ///
+    /// A start revision that has been compacted is not an error here: the watch is created,
+    /// then cancelled on the stream with `compact_revision` set, as in etcd.
+    pub fn watch_request(&self, req: WatchCreateRequest) -> Result<WatchId> {
+        self.link.hub()?.watch(self.link.stream, req)
+    }
+
+    /// Cancels the watch [`Store::watch`](crate::Store::watch) created.
+    pub fn cancel(&self) -> Result<()> {
+        self.cancel_by_id(self.watch_id)
+    }
+
+    /// Cancels watch `id`; its `canceled` response arrives on the stream, after its last
+    /// event. An unknown id is ignored, as etcd ignores it.
+    pub fn cancel_by_id(&self, id: WatchId) -> Result<()> {
+        self.link.hub()?.cancel(self.link.stream, id)
+    }
+
+    /// Asks for a progress notification: a response with watch id -1 and no events, sent
+    /// after every event up to its revision. As in etcd, it is sent only when every watch
+    /// of the stream has caught up (and reached its start revision); otherwise the request
+    /// is dropped, and can be repeated.
+    pub fn request_progress(&self) -> Result<()> {
+        self.link.hub()?.request_progress(self.link.stream)
+    }
+}
+
+/// The receiving end of a watch stream: every response of every watch on it, in order.
+///
+/// Use it blocking ([`recv`](WatchStream::recv), [`recv_timeout`](WatchStream::recv_timeout),
+/// [`try_recv`](WatchStream::try_recv), [`iter`](WatchStream::iter)) or as an async
+/// [`Stream`] (or [`message`](WatchStream::message), as in `etcd-client`). It ends when
+/// the store is dropped. Dropping it cancels the stream's watches and frees them.
+pub struct WatchStream {
+    receiver: Receiver<Delivery>,
+    signal: Arc<Signal>,
+    link: Arc<Link>,
+}
+
+impl WatchStream {
+    /// Waits for the next response; `None` once the stream has ended.
+    pub fn recv(&self) -> Option<WatchResponse> {
+        let delivery = self.receiver.recv().ok()?;
+        Some(self.received(delivery))
+    }
+
+    /// Waits up to `timeout` for the next response.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<WatchResponse, RecvTimeoutError> {
+        let delivery = self.receiver.recv_timeout(timeout)?;
+        Ok(self.received(delivery))
+    }
+
+    /// The next response, if one is waiting.
+    pub fn try_recv(&self) -> Result<WatchResponse, TryRecvError> {
+        let delivery = self.receiver.try_recv()?;
+        Ok(self.received(delivery))
+    }
+
+    /// A blocking iterator over the responses, until the stream ends.
+    pub fn iter(&self) -> impl Iterator<Item = WatchResponse> + '_ {
+        std::iter::from_fn(|| self.recv())
+    }
+
+    /// The next response, asynchronously; `None` once the stream has ended.
+    pub async fn message(&mut self) -> Option<WatchResponse> {
+        std::future::poll_fn(|cx| Pin::new(&mut *self).poll_next(cx)).await
+    }
+
+    /// Finishes a response taken off the channel: fills in `prev_kv`, and tells the
+    /// syncer when a stream that held watchers back has been drained.
+    fn received(&self, delivery: Delivery) -> WatchResponse {
+        let Delivery { mut response, fill_prev_kv } = delivery;
+        let hub = self.link.hub.upgrade();
+        if fill_prev_kv {
+            if let Some(mvcc) = hub.as_ref().and_then(|hub| hub.mvcc()) {
+                fill_prev_kvs(&mvcc, &mut response);
+            }
+        }
+        if self.receiver.is_empty() && self.signal.blocked.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            if let Some(hub) = hub {
+                hub.wake_syncer();
+            }
+        }
+        response
+    }
+}
+
+/// Sets each event's `prev_kv` to the key's value just before it, unless the event
+/// created the key or that revision is compacted (etcd's `sendLoop`).
+fn fill_prev_kvs(mvcc: &MvccStore, response: &mut WatchResponse) {
+    let view = mvcc.read();
+    for event in response.events.iter_mut().filter(|e| !e.is_create()) {
+        let options = RangeOptions { revision: event.kv.mod_revision - 1, ..Default::default() };
+        if let Ok(mut found) = view.range(KeyRange::Key(&event.kv.key), options) {
+            event.prev_kv = found.kvs.pop();
+        }
+    }
+}
+
+impl Stream for WatchStream {
+    type Item = WatchResponse;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<WatchResponse>> {
+        let this = self.get_mut();
+        let attempt = || match this.receiver.try_recv() {
+            Ok(delivery) => Poll::Ready(Some(this.received(delivery))),
+            Err(TryRecvError::Disconnected) => Poll::Ready(None),
+            Err(TryRecvError::Empty) => Poll::Pending,
+        };
+        if let Poll::Ready(item) = attempt() {
+            return Poll::Ready(item);
+        }
+        // Register, then look again: a response sent in between wakes the new waker.
+        this.signal.waker.register(cx.waker());
+        attempt()
+    }
+}
+
+impl Drop for WatchStream {
+    fn drop(&mut self) {
+        if let Some(hub) = self.link.hub.upgrade() {
+            hub.close_stream(self.link.stream);
+        }
+    }
+}
