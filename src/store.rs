@@ -8,7 +8,7 @@ use crossbeam_channel::never;
 use crate::engine::{Engine, MemoryEngine};
 use crate::error::Result;
 use crate::lease::{
-    Clock, LeaseGrantOptions, LeaseGrantResponse, LeaseId, LeaseKeepAliveResponse, LeaseLeasesResponse,
+    Attachments, Clock, LeaseGrantOptions, LeaseGrantResponse, LeaseId, LeaseKeepAliveResponse, LeaseLeasesResponse,
     LeaseRevokeResponse, LeaseTimeToLiveOptions, LeaseTimeToLiveResponse, Leases, Wake,
 };
 use crate::mvcc::MvccStore;
@@ -97,9 +97,13 @@ impl Store {
             EngineChoice::Sled(path) => Arc::new(crate::engine::SledEngine::open(path)?),
             EngineChoice::Custom(engine) => engine,
         };
-        let mvcc = Arc::new(MvccStore::open(engine, options.sync, options.compaction_batch_limit)?);
+        let mut attached = Attachments::default();
+        let mvcc = MvccStore::open_visiting(engine, options.sync, options.compaction_batch_limit, &mut |kv, t| {
+            attached.visit(kv, t)
+        })?;
+        let mvcc = Arc::new(mvcc);
         let clock = options.clock;
-        let leases = Leases::open(&mvcc, clock.now())?;
+        let leases = Leases::open(&mvcc, clock.now(), attached)?;
         let (watch, woken) = WatchHub::attach(&mvcc, clock.clone(), options.watch);
         let syncer = {
             let hub = Arc::downgrade(&watch);

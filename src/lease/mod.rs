@@ -8,6 +8,7 @@ mod clock;
 mod lessor;
 mod record;
 
+use std::collections::HashMap;
 use std::time::Instant;
 
 use parking_lot::Mutex;
@@ -17,7 +18,7 @@ use lessor::Lessor;
 
 use crate::engine::Keyspace;
 use crate::error::{Error, Result};
-use crate::mvcc::{Change, KeyRange, MvccStore, RangeOptions, ReadView};
+use crate::mvcc::{Change, KeyRange, KeyValue, MvccStore};
 use crate::txn::request::ResponseHeader;
 use crate::txn::LeaseLookup;
 
@@ -235,10 +236,28 @@ pub(crate) struct Leases {
     lessor: Mutex<Lessor>,
 }
 
+/// Which live key carries which lease, gathered from the changes the MVCC store shows while
+/// it restores its index ([`MvccStore::open_visiting`]), so opening reads the data once.
+#[derive(Default)]
+pub(crate) struct Attachments {
+    by_key: HashMap<Vec<u8>, LeaseId>,
+}
+
+impl Attachments {
+    /// Takes in one stored change; changes come in revision order.
+    pub(crate) fn visit(&mut self, kv: &KeyValue, tombstone: bool) {
+        if tombstone || kv.lease == 0 {
+            self.by_key.remove(&kv.key);
+        } else {
+            self.by_key.insert(kv.key.clone(), kv.lease);
+        }
+    }
+}
+
 impl Leases {
     /// Restores the leases stored in `mvcc`'s engine, each due its full TTL from `now` (as
-    /// etcd does after a restart), and the attachments of the live keys.
-    pub fn open(mvcc: &MvccStore, now: Instant) -> Result<Self> {
+    /// etcd does after a restart), with the live keys' attachments in `attached`.
+    pub fn open(mvcc: &MvccStore, now: Instant, attached: Attachments) -> Result<Self> {
         let mut lessor = Lessor::new();
         let mut records = Vec::new();
         mvcc.engine().scan(
@@ -254,12 +273,8 @@ impl Leases {
             let (id, ttl) = record::decode(&value)?;
             lessor.grant(id, ttl, now);
         }
-        let read = mvcc.read();
-        let live = read.range(KeyRange::from_etcd(&[0], &[0]), RangeOptions::default())?;
-        for kv in live.kvs {
-            if kv.lease != 0 {
-                lessor.attach(kv.key, kv.lease);
-            }
+        for (key, lease) in attached.by_key {
+            lessor.attach(key, lease);
         }
         Ok(Leases { lessor: Mutex::new(lessor) })
     }

@@ -54,8 +54,21 @@ impl MvccStore {
     /// before it returns. `compaction_batch_limit` is the number of records physical
     /// compaction deletes per engine batch.
     pub fn open(engine: Arc<dyn Engine>, sync: bool, compaction_batch_limit: usize) -> Result<Self> {
+        Self::open_visiting(engine, sync, compaction_batch_limit, &mut |_, _| ())
+    }
+
+    /// [`open`](MvccStore::open), showing `visit` every stored change in revision order
+    /// (the key-value, and true for a delete) as the index is rebuilt, so that a layer
+    /// above can rebuild its own state in the same pass (the lessor, which keys carry which
+    /// lease).
+    pub fn open_visiting(
+        engine: Arc<dyn Engine>,
+        sync: bool,
+        compaction_batch_limit: usize,
+        visit: &mut dyn FnMut(&KeyValue, bool),
+    ) -> Result<Self> {
         check_schema(&*engine, sync)?;
-        let (index, last_main) = restore_index(&*engine)?;
+        let (index, last_main) = restore_index(&*engine, visit)?;
         let finished = read_meta(&*engine, record::FINISHED_COMPACT_KEY)?;
         let scheduled = read_meta(&*engine, record::SCHEDULED_COMPACT_KEY)?;
         let compacted = finished.unwrap_or(NEVER_COMPACTED);
@@ -432,8 +445,9 @@ fn read_meta(engine: &dyn Engine, key: &[u8]) -> Result<Option<i64>> {
     }
 }
 
-/// Rebuilds the index from every stored record; returns it with the highest main revision.
-fn restore_index(engine: &dyn Engine) -> Result<(Index, i64)> {
+/// Rebuilds the index from every stored record, showing each to `visit`; returns it with
+/// the highest main revision.
+fn restore_index(engine: &dyn Engine, visit: &mut dyn FnMut(&KeyValue, bool)) -> Result<(Index, i64)> {
     let mut index = Index::default();
     let mut last_main = 0;
     let mut failure = None;
@@ -445,6 +459,7 @@ fn restore_index(engine: &dyn Engine) -> Result<(Index, i64)> {
             } else {
                 index.put(&kv.key, rev, kv.create_revision, kv.version);
             }
+            visit(&kv, tombstone);
             Ok(rev.main)
         });
         match restored {

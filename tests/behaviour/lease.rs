@@ -213,6 +213,8 @@ pub fn leases_survive_reopening_with_their_full_ttl(h: &Harness) {
     store.put("b", "1", leased(lease)).unwrap();
     store.put("c", "1", leased(other)).unwrap();
     store.put("c", "2", None).unwrap();
+    store.put("d", "1", leased(lease)).unwrap();
+    store.delete("d", None).unwrap();
     clock.advance(secs(8));
     drop(store);
 
