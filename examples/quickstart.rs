@@ -1,7 +1,7 @@
-//! etcdlite in a few lines: put, get, history, a compare-and-swap and compaction, on the
-//! memory engine. Run with `cargo run --example quickstart`.
+//! etcdlite in a few lines: put, get, history, a compare-and-swap, a watch and compaction,
+//! on the memory engine. Run with `cargo run --example quickstart`.
 
-use etcdlite::{Compare, CompareOp, GetOptions, Options, Store, Txn, TxnOp};
+use etcdlite::{Compare, CompareOp, GetOptions, Options, Store, Txn, TxnOp, WatchOptions};
 
 fn main() -> Result<(), etcdlite::Error> {
     let store = Store::open(Options::memory())?;
@@ -31,6 +31,20 @@ fn main() -> Result<(), etcdlite::Error> {
             .or_else([TxnOp::get("config/mode", None)]),
     )?;
     println!("swap succeeded: {}, now at revision {}", cas.succeeded(), cas.header().revision());
+
+    // Every change under config/ since the first put, replayed from history.
+    let (_watcher, stream) =
+        store.watch("config/", Some(WatchOptions::new().with_prefix().with_start_revision(first)))?;
+    let history = stream.recv().expect("the store is open");
+    for event in history.events() {
+        let kv = event.kv();
+        println!(
+            "watched: {:?} {} at revision {}",
+            event.event_type(),
+            kv.key_str().unwrap_or("?"),
+            kv.mod_revision()
+        );
+    }
 
     store.compact(store.current_revision(), None)?;
     if let Err(error) = store.get("config/mode", Some(GetOptions::new().with_revision(first))) {

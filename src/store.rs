@@ -8,8 +8,8 @@ use crossbeam_channel::never;
 use crate::engine::{Engine, MemoryEngine};
 use crate::error::Result;
 use crate::lease::{
-    Attachments, Clock, LeaseGrantOptions, LeaseGrantResponse, LeaseId, LeaseKeepAliveResponse, LeaseLeasesResponse,
-    LeaseRevokeResponse, LeaseTimeToLiveOptions, LeaseTimeToLiveResponse, Leases, Wake,
+    Attachments, Clock, LeaseGrantOptions, LeaseGrantResponse, LeaseId, LeaseKeepAliveResponse,
+    LeaseLeasesResponse, LeaseRevokeResponse, LeaseTimeToLiveOptions, LeaseTimeToLiveResponse, Leases, Wake,
 };
 use crate::mvcc::MvccStore;
 use crate::options::{
@@ -98,9 +98,10 @@ impl Store {
             EngineChoice::Custom(engine) => engine,
         };
         let mut attached = Attachments::default();
-        let mvcc = MvccStore::open_visiting(engine, options.sync, options.compaction_batch_limit, &mut |kv, t| {
-            attached.visit(kv, t)
-        })?;
+        let mvcc =
+            MvccStore::open_visiting(engine, options.sync, options.compaction_batch_limit, &mut |kv, t| {
+                attached.visit(kv, t)
+            })?;
         let mvcc = Arc::new(mvcc);
         let clock = options.clock;
         let leases = Leases::open(&mvcc, clock.now(), attached)?;

@@ -23,7 +23,7 @@ use super::request::{WatchCreateRequest, WatchFilterType};
 use super::response::{Event, EventType, WatchResponse, INVALID_WATCH_ID};
 use crate::error::{Error, Result};
 use crate::lease::Clock;
-use crate::mvcc::{Change, CommitObserver, KeyRange, MvccStore, Revision};
+use crate::mvcc::{Change, CommitObserver, KeyRange, KeyValue, MvccStore, RangeOptions, ReadView, Revision};
 use crate::txn::request::ResponseHeader;
 
 /// A watch stream's number in its hub.
@@ -64,13 +64,6 @@ impl Default for WatchConfig {
     }
 }
 
-/// A response on its way to a stream's reader, who fills in `prev_kv` when asked to: etcd
-/// too looks previous key-values up at send time, off the commit path.
-pub(crate) struct Delivery {
-    pub(crate) response: WatchResponse,
-    pub(crate) fill_prev_kv: bool,
-}
-
 /// What a stream's reader and the hub share.
 #[derive(Default)]
 pub(crate) struct Signal {
@@ -108,7 +101,7 @@ struct State {
 }
 
 struct Stream {
-    sender: Option<Sender<Delivery>>,
+    sender: Option<Sender<WatchResponse>>,
     signal: Arc<Signal>,
     watchers: HashMap<WatchId, Watcher>,
     /// The next id to try for a watch created without one.
@@ -142,9 +135,24 @@ impl Watcher {
     }
 }
 
-fn event(change: &Change) -> Event {
+/// The event of `change` for watcher `w`; `prev` is the key's previous key-value, given to
+/// watchers that asked for it.
+fn event(change: &Change, prev: &Option<KeyValue>, w: &Watcher) -> Event {
     let event_type = if change.tombstone { EventType::Delete } else { EventType::Put };
-    Event { event_type, kv: change.kv.clone(), prev_kv: None }
+    let prev_kv = if w.prev_kv { prev.clone() } else { None };
+    Event { event_type, kv: change.kv.clone(), prev_kv }
+}
+
+/// The key-value `change`'s key had just before it: etcd's `prev_kv`, looked up when the
+/// event is handed to the watcher. None for the put that created the key, and when that
+/// revision has been compacted (etcd leaves it out then).
+fn prev_kv(mvcc: &MvccStore, change: &Change) -> Option<KeyValue> {
+    let kv = &change.kv;
+    if !change.tombstone && kv.create_revision == kv.mod_revision {
+        return None;
+    }
+    let options = RangeOptions { revision: kv.mod_revision - 1, ..Default::default() };
+    mvcc.read().range(KeyRange::Key(&kv.key), options).ok()?.kvs.pop()
 }
 
 impl Stream {
@@ -152,10 +160,10 @@ impl Stream {
         self.sender.as_ref().is_some_and(|s| s.len() >= capacity)
     }
 
-    fn send(&self, response: WatchResponse, fill_prev_kv: bool) {
+    fn send(&self, response: WatchResponse) {
         if let Some(sender) = &self.sender {
             // A send fails only when the reader is gone, and then the stream is closing.
-            let _ = sender.send(Delivery { response, fill_prev_kv });
+            let _ = sender.send(response);
             self.signal.waker.wake();
         }
     }
@@ -240,14 +248,13 @@ impl State {
         let Some(w) = stream.watchers.get_mut(&r.1) else { return };
         w.next = revision + 1;
         w.quiet = false;
-        let prev_kv = w.prev_kv;
         let response = WatchResponse {
             header: ResponseHeader::at(revision),
             watch_id: r.1,
             events,
             ..Default::default()
         };
-        stream.send(response, prev_kv);
+        stream.send(response);
     }
 
     /// Cancels every unsynced watcher that needs a revision below `compacted`, as etcd
@@ -270,10 +277,31 @@ impl State {
                 ..Default::default()
             };
             if let Some(stream) = self.streams.get(&r.0) {
-                stream.send(response, false);
+                stream.send(response);
             }
         }
     }
+}
+
+/// A change read back from history, with its `prev_kv` when a watcher wants it.
+struct Past {
+    revision: Revision,
+    change: Change,
+    prev_kv: Option<KeyValue>,
+}
+
+/// The changes of revisions `from..=to`, with their previous key-values if `with_prev_kv`.
+fn read_history(mvcc: &MvccStore, from: i64, to: i64, with_prev_kv: bool) -> Result<Vec<Past>> {
+    let mut history = Vec::new();
+    mvcc.history(from, to, &mut |revision, change| {
+        history.push(Past { revision, change, prev_kv: None });
+    })?;
+    if with_prev_kv {
+        for past in &mut history {
+            past.prev_kv = prev_kv(mvcc, &past.change);
+        }
+    }
+    Ok(history)
 }
 
 impl WatchHub {
@@ -302,16 +330,12 @@ impl WatchHub {
         (hub, woken)
     }
 
-    pub(crate) fn mvcc(&self) -> Option<Arc<MvccStore>> {
-        self.mvcc.upgrade()
-    }
-
     pub(crate) fn wake_syncer(&self) {
         let _ = self.wake.try_send(());
     }
 
     /// Opens a stream; returns its id, the receiving end and the signal it shares.
-    pub(crate) fn open_stream(&self) -> (StreamId, crossbeam_channel::Receiver<Delivery>, Arc<Signal>) {
+    pub(crate) fn open_stream(&self) -> (StreamId, crossbeam_channel::Receiver<WatchResponse>, Arc<Signal>) {
         let (sender, receiver) = crossbeam_channel::unbounded();
         let signal = Arc::new(Signal::default());
         let mut state = self.state.lock();
@@ -389,7 +413,7 @@ impl WatchHub {
             created: true,
             ..Default::default()
         };
-        s.send(created, false);
+        s.send(created);
         if req.progress_notify {
             state.progress_watchers += 1;
         }
@@ -416,7 +440,7 @@ impl WatchHub {
                 canceled: true,
                 ..Default::default()
             };
-            state.streams[&stream].send(response, false);
+            state.streams[&stream].send(response);
         }
         Ok(())
     }
@@ -434,7 +458,7 @@ impl WatchHub {
                 watch_id: INVALID_WATCH_ID,
                 ..Default::default()
             };
-            s.send(response, false);
+            s.send(response);
         }
         Ok(())
     }
@@ -462,14 +486,11 @@ impl WatchHub {
                 w.quiet = true;
             }
             for id in due {
-                s.send(
-                    WatchResponse {
-                        header: ResponseHeader::at(revision),
-                        watch_id: id,
-                        ..Default::default()
-                    },
-                    false,
-                );
+                s.send(WatchResponse {
+                    header: ResponseHeader::at(revision),
+                    watch_id: id,
+                    ..Default::default()
+                });
             }
         }
     }
@@ -505,34 +526,34 @@ impl WatchHub {
         let mut state = self.state.lock();
         state.cancel_compacted(mvcc.compacted_revision());
         let capacity = self.config.stream_capacity;
-        let picked: Vec<(WatcherRef, i64)> = state
+        let picked: Vec<(WatcherRef, i64, bool)> = state
             .unsynced
             .iter()
             .filter_map(|&r| {
                 let s = state.streams.get(&r.0)?;
-                (!s.is_full(capacity)).then(|| s.watchers.get(&r.1).map(|w| (r, w.next)))?
+                if s.is_full(capacity) {
+                    // Its reader wakes the syncer once it has drained the stream.
+                    s.signal.blocked.store(true, Ordering::SeqCst);
+                    return None;
+                }
+                s.watchers.get(&r.1).map(|w| (r, w.next, w.prev_kv))
             })
             .take(WATCHERS_PER_SYNC)
             .collect();
-        let Some(from) = picked.iter().map(|&(_, next)| next).min() else { return Ok(false) };
+        let Some(from) = picked.iter().map(|&(_, next, _)| next).min() else { return Ok(false) };
+        let with_prev_kv = picked.iter().any(|&(_, _, prev_kv)| prev_kv);
         let target = state.revision;
         let to = target.min(from + BATCH_REVISIONS - 1);
-        let mut history = Vec::new();
-        let read = |history: &mut Vec<(Revision, Change)>| {
-            mvcc.history(from, to, &mut |rev, change| history.push((rev, change)))
-        };
-        let read = if to - from < LOCKED_READ_REVISIONS {
-            read(&mut history)
-        } else {
-            MutexGuard::unlocked(&mut state, || read(&mut history))
-        };
-        match read {
-            Ok(()) => {}
+        let read = || read_history(&mvcc, from, to, with_prev_kv);
+        let history =
+            if to - from < LOCKED_READ_REVISIONS { read() } else { MutexGuard::unlocked(&mut state, read) };
+        let history = match history {
+            Ok(history) => history,
             // The next pass cancels the watchers that needed the compacted revisions.
             Err(Error::Compacted) => return Ok(true),
             Err(error) => return Err(error),
-        }
-        for (r, next) in picked {
+        };
+        for (r, next, _) in picked {
             self.catch_up(&mut state, r, next, to, &history);
         }
         let more =
@@ -542,7 +563,7 @@ impl WatchHub {
 
     /// Sends watcher `r` its events of `history` (revisions `next..=to`), if it still
     /// waits for them, and moves it to the synced group if that caught it up.
-    fn catch_up(&self, state: &mut State, r: WatcherRef, next: i64, to: i64, history: &[(Revision, Change)]) {
+    fn catch_up(&self, state: &mut State, r: WatcherRef, next: i64, to: i64, history: &[Past]) {
         let capacity = self.config.stream_capacity;
         let revision = state.revision;
         let Some(s) = state.streams.get_mut(&r.0) else { return };
@@ -553,22 +574,21 @@ impl WatchHub {
         }
         let events: Vec<Event> = history
             .iter()
-            .filter(|(rev, change)| rev.main >= next && w.wants(change))
-            .map(|(_, change)| event(change))
+            .filter(|past| past.revision.main >= next && w.wants(&past.change))
+            .map(|past| event(&past.change, &past.prev_kv, w))
             .collect();
         if !events.is_empty() {
             if full {
                 return;
             }
             w.quiet = false;
-            let prev_kv = w.prev_kv;
             let response = WatchResponse {
                 header: ResponseHeader::at(revision),
                 watch_id: r.1,
                 events,
                 ..Default::default()
             };
-            s.send(response, prev_kv);
+            s.send(response);
         }
         let w = s.watchers.get_mut(&r.1).expect("found above");
         w.next = to + 1;
@@ -594,21 +614,27 @@ impl CommitObserver for WatchHub {
         for change in changes {
             refs.clear();
             state.synced_for(change, &mut refs);
-            for &r in &refs {
-                let w = state.streams.get(&r.0).and_then(|s| s.watchers.get(&r.1));
-                if !w.is_some_and(|w| revision >= w.next && w.wants(change)) {
-                    continue;
+            let watcher = |r: &WatcherRef| state.streams.get(&r.0).and_then(|s| s.watchers.get(&r.1));
+            refs.retain(|r| watcher(r).is_some_and(|w| revision >= w.next && w.wants(change)));
+            // Looked up once per change, and only when a watcher wants it.
+            let prev = match self.mvcc.upgrade() {
+                Some(mvcc) if refs.iter().any(|r| watcher(r).is_some_and(|w| w.prev_kv)) => {
+                    prev_kv(&mvcc, change)
                 }
+                _ => None,
+            };
+            for r in &refs {
+                let event = event(change, &prev, watcher(r).expect("kept above"));
                 if changes.len() == 1 {
                     // The common case needs no slot lookup: each watcher appears once.
-                    batches.push((r, vec![event(change)]));
+                    batches.push((*r, vec![event]));
                     continue;
                 }
-                let slot = *slots.entry(r).or_insert_with(|| {
-                    batches.push((r, Vec::new()));
+                let slot = *slots.entry(*r).or_insert_with(|| {
+                    batches.push((*r, Vec::new()));
                     batches.len() - 1
                 });
-                batches[slot].1.push(event(change));
+                batches[slot].1.push(event);
             }
         }
         for (r, events) in batches {

@@ -1,6 +1,7 @@
 //! The two ends of a watch stream: [`Watcher`] sends requests, [`WatchStream`] receives.
 
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -8,11 +9,10 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
 use futures_core::Stream;
 
-use super::hub::{Delivery, Signal, StreamId, WatchHub, WatchId};
+use super::hub::{Signal, StreamId, WatchHub, WatchId};
 use super::request::WatchCreateRequest;
 use super::response::{WatchResponse, INVALID_WATCH_ID};
 use crate::error::{Error, Result};
-use crate::mvcc::{KeyRange, MvccStore, RangeOptions, ReadView};
 use crate::options::WatchOptions;
 
 /// What both ends know of their stream.
@@ -103,7 +103,7 @@ impl Watcher {
 /// [`Stream`] (or [`message`](WatchStream::message), as in `etcd-client`). It ends when
 /// the store is dropped. Dropping it cancels the stream's watches and frees them.
 pub struct WatchStream {
-    receiver: Receiver<Delivery>,
+    receiver: Receiver<WatchResponse>,
     signal: Arc<Signal>,
     link: Arc<Link>,
 }
@@ -111,20 +111,20 @@ pub struct WatchStream {
 impl WatchStream {
     /// Waits for the next response; `None` once the stream has ended.
     pub fn recv(&self) -> Option<WatchResponse> {
-        let delivery = self.receiver.recv().ok()?;
-        Some(self.received(delivery))
+        let response = self.receiver.recv().ok()?;
+        Some(self.received(response))
     }
 
     /// Waits up to `timeout` for the next response.
     pub fn recv_timeout(&self, timeout: Duration) -> Result<WatchResponse, RecvTimeoutError> {
-        let delivery = self.receiver.recv_timeout(timeout)?;
-        Ok(self.received(delivery))
+        let response = self.receiver.recv_timeout(timeout)?;
+        Ok(self.received(response))
     }
 
     /// The next response, if one is waiting.
     pub fn try_recv(&self) -> Result<WatchResponse, TryRecvError> {
-        let delivery = self.receiver.try_recv()?;
-        Ok(self.received(delivery))
+        let response = self.receiver.try_recv()?;
+        Ok(self.received(response))
     }
 
     /// A blocking iterator over the responses, until the stream ends.
@@ -137,34 +137,15 @@ impl WatchStream {
         std::future::poll_fn(|cx| Pin::new(&mut *self).poll_next(cx)).await
     }
 
-    /// Finishes a response taken off the channel: fills in `prev_kv`, and tells the
-    /// syncer when a stream that held watchers back has been drained.
-    fn received(&self, delivery: Delivery) -> WatchResponse {
-        let Delivery { mut response, fill_prev_kv } = delivery;
-        let hub = self.link.hub.upgrade();
-        if fill_prev_kv {
-            if let Some(mvcc) = hub.as_ref().and_then(|hub| hub.mvcc()) {
-                fill_prev_kvs(&mvcc, &mut response);
-            }
-        }
-        if self.receiver.is_empty() && self.signal.blocked.swap(false, std::sync::atomic::Ordering::SeqCst) {
-            if let Some(hub) = hub {
+    /// Passes on a response taken off the channel, first telling the syncer when a stream
+    /// that held watchers back has been drained.
+    fn received(&self, response: WatchResponse) -> WatchResponse {
+        if self.receiver.is_empty() && self.signal.blocked.swap(false, Ordering::SeqCst) {
+            if let Some(hub) = self.link.hub.upgrade() {
                 hub.wake_syncer();
             }
         }
         response
-    }
-}
-
-/// Sets each event's `prev_kv` to the key's value just before it, unless the event
-/// created the key or that revision is compacted (etcd's `sendLoop`).
-fn fill_prev_kvs(mvcc: &MvccStore, response: &mut WatchResponse) {
-    let view = mvcc.read();
-    for event in response.events.iter_mut().filter(|e| !e.is_create()) {
-        let options = RangeOptions { revision: event.kv.mod_revision - 1, ..Default::default() };
-        if let Ok(mut found) = view.range(KeyRange::Key(&event.kv.key), options) {
-            event.prev_kv = found.kvs.pop();
-        }
     }
 }
 
@@ -174,7 +155,7 @@ impl Stream for WatchStream {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<WatchResponse>> {
         let this = self.get_mut();
         let attempt = || match this.receiver.try_recv() {
-            Ok(delivery) => Poll::Ready(Some(this.received(delivery))),
+            Ok(response) => Poll::Ready(Some(this.received(response))),
             Err(TryRecvError::Disconnected) => Poll::Ready(None),
             Err(TryRecvError::Empty) => Poll::Pending,
         };
