@@ -236,9 +236,11 @@ fn run(options: Options) {
     }
     last.store(store.current_revision(), Ordering::SeqCst);
 
-    for reader in readers {
+    for (i, reader) in readers.into_iter().enumerate() {
         let (key, start, seen, want) = reader.join().expect("reader");
-        assert!(!want.is_empty(), "every watch here has events to get");
+        // Those created before the writers started see their writes (later ones may be
+        // created after the last write).
+        assert!(i >= specs().len() || !want.is_empty(), "the early watches have events to get");
         assert_eq!(seen.len(), want.len(), "watch of {:?} from {start}", String::from_utf8_lossy(&key));
         assert_eq!(seen, want, "watch of {:?} from {start}", String::from_utf8_lossy(&key));
     }
