@@ -243,9 +243,10 @@ impl Store {
     }
 
     /// Watches `key` (or the range `options` describe): opens a watch stream with one
-    /// watch on it, as the `etcd-client` crate's `watch` does. The watch's `created`
-    /// response has been taken off the stream; the first response on it is the first
-    /// batch of events (or the watch's cancellation, if its start revision is compacted).
+    /// watch on it, as the `etcd-client` crate's `watch` does: the watch's id is
+    /// [`Watcher::watch_id`] and its `created` response is not on the stream, whose first
+    /// response is the first batch of events (or the watch's cancellation, if its start
+    /// revision is compacted).
     ///
     /// ```
     /// use etcdlite::{EventType, Options, Store};
@@ -268,10 +269,7 @@ impl Store {
         options: Option<WatchOptions>,
     ) -> Result<(Watcher, WatchStream)> {
         let (mut watcher, stream) = self.watch_stream();
-        let id = watcher.watch(key, options)?;
-        let created = stream.try_recv().expect("a new watch sends its created response at once");
-        debug_assert!(created.created && created.watch_id == id);
-        watcher.set_watch_id(id);
+        watcher.watch_unannounced(options.unwrap_or_default().into_request(key.into()))?;
         Ok((watcher, stream))
     }
 

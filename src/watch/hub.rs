@@ -128,19 +128,26 @@ impl Watcher {
         KeyRange::from_etcd(&self.key, &self.range_end)
     }
 
+    /// True when the watcher's filters drop `change`.
+    fn filters_out(&self, change: &Change) -> bool {
+        if change.tombstone {
+            self.no_delete
+        } else {
+            self.no_put
+        }
+    }
+
     /// True when the watcher wants `change` (its range and filters; not its revision).
     fn wants(&self, change: &Change) -> bool {
-        let filtered = if change.tombstone { self.no_delete } else { self.no_put };
-        !filtered && self.range().contains(&change.kv.key)
+        !self.filters_out(change) && self.range().contains(&change.kv.key)
     }
 }
 
-/// The event of `change` for watcher `w`; `prev` is the key's previous key-value, given to
-/// watchers that asked for it.
-fn event(change: &Change, prev: &Option<KeyValue>, w: &Watcher) -> Event {
+/// The event of `change`; `prev` is the key's previous key-value, for a watcher that asked
+/// for it.
+fn event(change: &Change, prev: Option<&KeyValue>) -> Event {
     let event_type = if change.tombstone { EventType::Delete } else { EventType::Put };
-    let prev_kv = if w.prev_kv { prev.clone() } else { None };
-    Event { event_type, kv: change.kv.clone(), prev_kv }
+    Event { event_type, kv: change.kv.clone(), prev_kv: prev.cloned() }
 }
 
 /// The key-value `change`'s key had just before it: etcd's `prev_kv`, looked up when the
@@ -226,7 +233,7 @@ impl State {
         self.unsynced.insert(r);
     }
 
-    /// The synced watchers that want `change`.
+    /// The synced watchers of `change`'s key (their filters and start not yet applied).
     fn synced_for(&self, change: &Change, into: &mut Vec<WatcherRef>) {
         let key = &change.kv.key;
         let keyed = self.by_key.get(key).into_iter().flatten();
@@ -367,8 +374,13 @@ impl WatchHub {
     }
 
     /// Creates a watch on `stream`: etcd's `watchStream.Watch` and `watchableStore.watch`.
-    /// Sends the created response, then the watch's events; returns its id.
-    pub(crate) fn watch(&self, stream: StreamId, mut req: WatchCreateRequest) -> Result<WatchId> {
+    /// Sends the created response if `announce`, then the watch's events; returns its id.
+    pub(crate) fn watch(
+        &self,
+        stream: StreamId,
+        mut req: WatchCreateRequest,
+        announce: bool,
+    ) -> Result<WatchId> {
         if req.start_revision < 0 {
             // etcd 3.5.33 and 3.6 refuse a negative start as compacted.
             return Err(Error::Compacted);
@@ -407,13 +419,10 @@ impl WatchHub {
             range_end: req.range_end,
         };
         s.watchers.insert(id, watcher);
-        let created = WatchResponse {
-            header: ResponseHeader::at(revision),
-            watch_id: id,
-            created: true,
-            ..Default::default()
-        };
-        s.send(created);
+        if announce {
+            let header = ResponseHeader::at(revision);
+            s.send(WatchResponse { header, watch_id: id, created: true, ..Default::default() });
+        }
         if req.progress_notify {
             state.progress_watchers += 1;
         }
@@ -575,7 +584,7 @@ impl WatchHub {
         let events: Vec<Event> = history
             .iter()
             .filter(|past| past.revision.main >= next && w.wants(&past.change))
-            .map(|past| event(&past.change, &past.prev_kv, w))
+            .map(|past| event(&past.change, past.prev_kv.as_ref().filter(|_| w.prev_kv)))
             .collect();
         if !events.is_empty() {
             if full {
@@ -611,27 +620,34 @@ impl CommitObserver for WatchHub {
         let mut batches: Vec<(WatcherRef, Vec<Event>)> = Vec::new();
         let mut slots: HashMap<WatcherRef, usize> = HashMap::new();
         let mut refs = Vec::new();
+        // The watchers that take the change, and whether each wants prev_kv.
+        let mut takers: Vec<(WatcherRef, bool)> = Vec::new();
         for change in changes {
             refs.clear();
             state.synced_for(change, &mut refs);
-            let watcher = |r: &WatcherRef| state.streams.get(&r.0).and_then(|s| s.watchers.get(&r.1));
-            refs.retain(|r| watcher(r).is_some_and(|w| revision >= w.next && w.wants(change)));
+            // One lookup per watcher: this path runs under the writer lock.
+            takers.clear();
+            takers.extend(refs.iter().filter_map(|&r| {
+                let w = state.streams.get(&r.0)?.watchers.get(&r.1)?;
+                (revision >= w.next && !w.filters_out(change)).then_some((r, w.prev_kv))
+            }));
             // Looked up once per change, and only when a watcher wants it.
             let prev = match self.mvcc.upgrade() {
-                Some(mvcc) if refs.iter().any(|r| watcher(r).is_some_and(|w| w.prev_kv)) => {
-                    prev_kv(&mvcc, change)
-                }
+                Some(mvcc) if takers.iter().any(|&(_, p)| p) => prev_kv(&mvcc, change),
                 _ => None,
             };
-            for r in &refs {
-                let event = event(change, &prev, watcher(r).expect("kept above"));
+            if changes.len() == 1 {
+                // The common case needs no slot lookup: each watcher appears once.
+                batches.reserve_exact(takers.len());
+            }
+            for &(r, wants_prev) in &takers {
+                let event = event(change, prev.as_ref().filter(|_| wants_prev));
                 if changes.len() == 1 {
-                    // The common case needs no slot lookup: each watcher appears once.
-                    batches.push((*r, vec![event]));
+                    batches.push((r, vec![event]));
                     continue;
                 }
-                let slot = *slots.entry(*r).or_insert_with(|| {
-                    batches.push((*r, Vec::new()));
+                let slot = *slots.entry(r).or_insert_with(|| {
+                    batches.push((r, Vec::new()));
                     batches.len() - 1
                 });
                 batches[slot].1.push(event);

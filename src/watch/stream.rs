@@ -45,10 +45,6 @@ pub struct Watcher {
 }
 
 impl Watcher {
-    pub(crate) fn set_watch_id(&mut self, id: WatchId) {
-        self.watch_id = id;
-    }
-
     /// The id of the watch [`Store::watch`](crate::Store::watch) created (-1 on a stream
     /// opened by [`Store::watch_stream`](crate::Store::watch_stream)).
     pub fn watch_id(&self) -> WatchId {
@@ -73,7 +69,17 @@ impl Watcher {
     /// A start revision that has been compacted is not an error here: the watch is created,
     /// then cancelled on the stream with `compact_revision` set, as in etcd.
     pub fn watch_request(&self, req: WatchCreateRequest) -> Result<WatchId> {
-        self.link.hub()?.watch(self.link.stream, req)
+        self.link.hub()?.watch(self.link.stream, req, true)
+    }
+
+    /// [`watch_request`](Watcher::watch_request) without the `created` response, for
+    /// [`Store::watch`](crate::Store::watch), which answers with the id instead (as
+    /// `etcd-client` does). Keeping that message off the channel spares an idle stream
+    /// its buffer.
+    pub(crate) fn watch_unannounced(&mut self, req: WatchCreateRequest) -> Result<WatchId> {
+        let id = self.link.hub()?.watch(self.link.stream, req, false)?;
+        self.watch_id = id;
+        Ok(id)
     }
 
     /// Cancels the watch [`Store::watch`](crate::Store::watch) created.
