@@ -167,6 +167,16 @@ impl Stream {
         self.sender.as_ref().is_some_and(|s| s.len() >= capacity)
     }
 
+    /// Sends watch `id` its `events`, under a header at `revision`.
+    fn send_events(&self, id: WatchId, revision: i64, events: Vec<Event>) {
+        self.send(WatchResponse {
+            header: ResponseHeader::at(revision),
+            watch_id: id,
+            events,
+            ..Default::default()
+        });
+    }
+
     fn send(&self, response: WatchResponse) {
         if let Some(sender) = &self.sender {
             // A send fails only when the reader is gone, and then the stream is closing.
@@ -255,13 +265,7 @@ impl State {
         let Some(w) = stream.watchers.get_mut(&r.1) else { return };
         w.next = revision + 1;
         w.quiet = false;
-        let response = WatchResponse {
-            header: ResponseHeader::at(revision),
-            watch_id: r.1,
-            events,
-            ..Default::default()
-        };
-        stream.send(response);
+        stream.send_events(r.1, revision, events);
     }
 
     /// Cancels every unsynced watcher that needs a revision below `compacted`, as etcd
@@ -591,13 +595,7 @@ impl WatchHub {
                 return;
             }
             w.quiet = false;
-            let response = WatchResponse {
-                header: ResponseHeader::at(revision),
-                watch_id: r.1,
-                events,
-                ..Default::default()
-            };
-            s.send(response);
+            s.send_events(r.1, revision, events);
         }
         let w = s.watchers.get_mut(&r.1).expect("found above");
         w.next = to + 1;
