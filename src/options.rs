@@ -111,9 +111,10 @@ impl Options {
 
     /// How often watches that asked for progress notifications get one (default 10
     /// minutes, etcd's `--experimental-watch-progress-notify-interval`). The interval
-    /// follows the store's [`clock`](Options::clock).
+    /// follows the store's [`clock`](Options::clock). As in etcd, an interval below 100 ms
+    /// is raised to 100 ms.
     pub fn watch_progress_interval(mut self, interval: Duration) -> Self {
-        self.watch.progress_interval = interval;
+        self.watch.progress_interval = interval.max(Duration::from_millis(100));
         self
     }
 

@@ -46,6 +46,8 @@ const LOCKED_READ_REVISIONS: i64 = 64;
 /// How often the syncer retries watchers that are waiting for their reader (etcd
 /// retries victims every 10 ms and syncs every 100 ms).
 const RETRY_INTERVAL: Duration = Duration::from_millis(100);
+/// Passes per run of the syncer, between which the store can stop it.
+const PASSES_PER_RUN: usize = 16;
 /// How long an idle syncer sleeps when nothing can wake it sooner.
 const IDLE_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -256,16 +258,18 @@ impl State {
 
     /// Sends one revision's events to synced watcher `r`, or makes it fall behind when its
     /// stream is full.
-    fn deliver(&mut self, r: WatcherRef, revision: i64, events: Vec<Event>, capacity: usize) {
-        let Some(stream) = self.streams.get_mut(&r.0) else { return };
+    /// Returns true when it fell behind.
+    fn deliver(&mut self, r: WatcherRef, revision: i64, events: Vec<Event>, capacity: usize) -> bool {
+        let Some(stream) = self.streams.get_mut(&r.0) else { return false };
         if stream.is_full(capacity) {
             self.fall_behind(r, revision);
-            return;
+            return true;
         }
-        let Some(w) = stream.watchers.get_mut(&r.1) else { return };
+        let Some(w) = stream.watchers.get_mut(&r.1) else { return false };
         w.next = revision + 1;
         w.quiet = false;
         stream.send_events(r.1, revision, events);
+        false
     }
 
     /// Cancels every unsynced watcher that needs a revision below `compacted`, as etcd
@@ -511,7 +515,12 @@ impl WatchHub {
     /// One run of the syncer: catches unsynced watchers up from history until none can
     /// move on, and sends progress notifications that are due. Returns how long to sleep.
     pub(crate) fn sync(&self) -> Duration {
-        loop {
+        for pass in 0.. {
+            if pass == PASSES_PER_RUN {
+                // Come back at once, but let a dropping store stop the thread first.
+                self.tick_progress();
+                return Duration::ZERO;
+            }
             match self.sync_pass() {
                 Ok(true) => continue,
                 Ok(false) => break,
@@ -596,6 +605,10 @@ impl WatchHub {
             }
             w.quiet = false;
             s.send_events(r.1, revision, events);
+            if s.is_full(capacity) {
+                // Its reader wakes the syncer once it has drained the stream.
+                s.signal.blocked.store(true, Ordering::SeqCst);
+            }
         }
         let w = s.watchers.get_mut(&r.1).expect("found above");
         w.next = to + 1;
@@ -651,8 +664,14 @@ impl CommitObserver for WatchHub {
                 batches[slot].1.push(event);
             }
         }
+        let mut fell_behind = false;
         for (r, events) in batches {
-            state.deliver(r, revision, events, self.config.stream_capacity);
+            fell_behind |= state.deliver(r, revision, events, self.config.stream_capacity);
+        }
+        drop(state);
+        if fell_behind {
+            // The syncer may be idle; it must learn of the new unsynced watchers.
+            self.wake_syncer();
         }
     }
 }

@@ -55,9 +55,10 @@ impl Event {
 /// cancellation, a batch of its events, or a progress notification.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct WatchResponse {
-    /// `revision`: for events from the live stream, their revision; for a catch-up batch
-    /// or a progress notification, the store's revision when it was sent (every event up
-    /// to it has been delivered); 0 on a compaction cancel.
+    /// `revision`: for events from the live stream, their revision; for a catch-up batch,
+    /// the store's revision when it was sent (more batches may follow, as in etcd); for a
+    /// progress notification, a revision every event up to which has been delivered; 0 on
+    /// a compaction cancel.
     pub header: ResponseHeader,
     /// The watch this message is about, or -1 for a stream-wide progress notification.
     pub watch_id: i64,
