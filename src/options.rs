@@ -167,6 +167,36 @@ impl KeySpan {
     }
 }
 
+/// The builders that choose which keys an option set covers, shared by the options of
+/// get, delete and watch (each has a `span: KeySpan` field).
+macro_rules! key_span_builders {
+    () => {
+        /// Every key in `[key, end)`.
+        pub fn with_range(mut self, end: impl Into<Vec<u8>>) -> Self {
+            self.span = KeySpan::Range(end.into());
+            self
+        }
+
+        /// Every key `>= key`.
+        pub fn with_from_key(mut self) -> Self {
+            self.span = KeySpan::FromKey;
+            self
+        }
+
+        /// Every key that starts with `key`.
+        pub fn with_prefix(mut self) -> Self {
+            self.span = KeySpan::Prefix;
+            self
+        }
+
+        /// Every key (the key argument is ignored).
+        pub fn with_all_keys(mut self) -> Self {
+            self.span = KeySpan::AllKeys;
+            self
+        }
+    };
+}
+
 /// Options of [`Store::get`](crate::Store::get), as in the `etcd-client` crate.
 ///
 /// ```
@@ -192,29 +222,7 @@ impl GetOptions {
         Self::default()
     }
 
-    /// Every key in `[key, end)`.
-    pub fn with_range(mut self, end: impl Into<Vec<u8>>) -> Self {
-        self.span = KeySpan::Range(end.into());
-        self
-    }
-
-    /// Every key `>= key`.
-    pub fn with_from_key(mut self) -> Self {
-        self.span = KeySpan::FromKey;
-        self
-    }
-
-    /// Every key that starts with `key`.
-    pub fn with_prefix(mut self) -> Self {
-        self.span = KeySpan::Prefix;
-        self
-    }
-
-    /// Every key (the key argument is ignored).
-    pub fn with_all_keys(mut self) -> Self {
-        self.span = KeySpan::AllKeys;
-        self
-    }
+    key_span_builders!();
 
     /// At most `limit` keys (0: no limit).
     pub fn with_limit(mut self, limit: i64) -> Self {
@@ -339,29 +347,7 @@ impl DeleteOptions {
         Self::default()
     }
 
-    /// Every key in `[key, end)`.
-    pub fn with_range(mut self, end: impl Into<Vec<u8>>) -> Self {
-        self.span = KeySpan::Range(end.into());
-        self
-    }
-
-    /// Every key `>= key`.
-    pub fn with_from_key(mut self) -> Self {
-        self.span = KeySpan::FromKey;
-        self
-    }
-
-    /// Every key that starts with `key`.
-    pub fn with_prefix(mut self) -> Self {
-        self.span = KeySpan::Prefix;
-        self
-    }
-
-    /// Every key (the key argument is ignored).
-    pub fn with_all_keys(mut self) -> Self {
-        self.span = KeySpan::AllKeys;
-        self
-    }
+    key_span_builders!();
 
     /// Returns the deleted key-values.
     pub fn with_prev_key(mut self) -> Self {
@@ -401,29 +387,7 @@ impl WatchOptions {
         Self::default()
     }
 
-    /// Every key in `[key, end)`.
-    pub fn with_range(mut self, end: impl Into<Vec<u8>>) -> Self {
-        self.span = KeySpan::Range(end.into());
-        self
-    }
-
-    /// Every key `>= key`.
-    pub fn with_from_key(mut self) -> Self {
-        self.span = KeySpan::FromKey;
-        self
-    }
-
-    /// Every key that starts with `key`.
-    pub fn with_prefix(mut self) -> Self {
-        self.span = KeySpan::Prefix;
-        self
-    }
-
-    /// Every key (the key argument is ignored).
-    pub fn with_all_keys(mut self) -> Self {
-        self.span = KeySpan::AllKeys;
-        self
-    }
+    key_span_builders!();
 
     /// Starts at `revision`, replaying history from there (0: the next revision).
     pub fn with_start_revision(mut self, revision: i64) -> Self {
