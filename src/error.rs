@@ -56,6 +56,10 @@ pub enum Error {
     /// A watch stream that has been closed (its receiving end dropped, or its store).
     #[error("etcdserver: watch canceled")]
     WatchCanceled,
+    /// A snapshot restore into an engine that already holds data. etcd has no message for
+    /// it (`etcdutl snapshot restore` likewise refuses a data dir that is not empty).
+    #[error("snapshot restore: the target engine is not empty")]
+    RestoreTargetNotEmpty,
     /// The storage engine failed; nothing of the request was applied.
     #[error("etcdserver: storage engine failure: {0}")]
     Engine(#[from] EngineError),
@@ -98,7 +102,7 @@ impl Error {
             Error::WatchCanceled => Code::Canceled,
             Error::Compacted | Error::FutureRevision | Error::LeaseTtlTooLarge => Code::OutOfRange,
             Error::LeaseNotFound => Code::NotFound,
-            Error::LeaseExists => Code::FailedPrecondition,
+            Error::LeaseExists | Error::RestoreTargetNotEmpty => Code::FailedPrecondition,
             Error::Engine(e) if e.kind() == crate::engine::EngineErrorKind::Corruption => Code::DataLoss,
             Error::Engine(_) => Code::Internal,
         }
@@ -131,5 +135,6 @@ mod tests {
         );
         assert_eq!(Error::WatchCanceled.to_string(), "etcdserver: watch canceled");
         assert_eq!(Error::WatchCanceled.code(), Code::Canceled);
+        assert_eq!(Error::RestoreTargetNotEmpty.code(), Code::FailedPrecondition);
     }
 }

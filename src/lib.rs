@@ -34,7 +34,9 @@
 //! - [`lease`]: leases, their expiry, and the [`Clock`] it follows ([`ManualClock`] for
 //!   tests).
 //! - [`watch`]: watches, delivered blocking or as an async `Stream`.
-//! - [`Store`]: the facade, with [`Options`] and one [`Error`] type.
+//! - [`Store`]: the facade, with [`Options`] and one [`Error`] type, and etcd's
+//!   maintenance calls: [`Store::hash_kv`], [`Store::snapshot`] and
+//!   [`Store::restore_snapshot`], [`Store::defragment`], [`Store::db_size`].
 
 #![deny(missing_docs)]
 
@@ -56,7 +58,7 @@ pub use lease::{
 };
 pub use mvcc::KeyValue;
 pub use options::{CompactionOptions, DeleteOptions, GetOptions, Options, PutOptions, WatchOptions};
-pub use store::Store;
+pub use store::{DbSize, HashKvResponse, Store};
 pub use txn::request::{
     CompactionRequest, CompactionResponse, Compare, CompareOp, CompareTarget, DeleteRangeRequest,
     DeleteResponse, GetResponse, PutRequest, PutResponse, RangeRequest, ResponseHeader, SortOrder,

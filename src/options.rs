@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::engine::Engine;
+use crate::engine::{Engine, EngineError, MemoryEngine};
 use crate::lease::{Clock, SystemClock};
 use crate::txn::request::{DeleteRangeRequest, PutRequest, RangeRequest, SortOrder, SortTarget};
 use crate::txn::Limits;
@@ -20,6 +20,20 @@ pub(crate) enum EngineChoice {
     #[cfg(feature = "sled")]
     Sled(PathBuf),
     Custom(Arc<dyn Engine>),
+}
+
+impl EngineChoice {
+    /// Opens (or for the memory engine, creates) the engine.
+    pub(crate) fn open(&self) -> Result<Arc<dyn Engine>, EngineError> {
+        Ok(match self {
+            EngineChoice::Memory => Arc::new(MemoryEngine::new()),
+            #[cfg(feature = "rocksdb")]
+            EngineChoice::RocksDb(path) => Arc::new(crate::engine::RocksEngine::open(path)?),
+            #[cfg(feature = "sled")]
+            EngineChoice::Sled(path) => Arc::new(crate::engine::SledEngine::open(path)?),
+            EngineChoice::Custom(engine) => engine.clone(),
+        })
+    }
 }
 
 /// How to open a [`Store`](crate::Store).

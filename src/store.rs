@@ -5,16 +5,14 @@ use std::time::Duration;
 
 use crossbeam_channel::never;
 
-use crate::engine::{Engine, MemoryEngine};
+use crate::engine::Engine;
 use crate::error::Result;
 use crate::lease::{
     Attachments, Clock, LeaseGrantOptions, LeaseGrantResponse, LeaseId, LeaseKeepAliveResponse,
     LeaseLeasesResponse, LeaseRevokeResponse, LeaseTimeToLiveOptions, LeaseTimeToLiveResponse, Leases, Wake,
 };
 use crate::mvcc::MvccStore;
-use crate::options::{
-    CompactionOptions, DeleteOptions, EngineChoice, GetOptions, Options, PutOptions, WatchOptions,
-};
+use crate::options::{CompactionOptions, DeleteOptions, GetOptions, Options, PutOptions, WatchOptions};
 use crate::txn::request::{
     CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteResponse, GetResponse, PutRequest,
     PutResponse, RangeRequest, Txn, TxnResponse,
@@ -22,6 +20,10 @@ use crate::txn::request::{
 use crate::txn::{Kv, Limits};
 use crate::watch::{self, WatchHub, WatchStream, Watcher};
 use crate::worker::Worker;
+
+mod maintenance;
+
+pub use maintenance::{DbSize, HashKvResponse};
 
 /// An etcd v3 keyspace in your process: revisions, history reads, transactions and
 /// compaction over a memory, RocksDB or sled engine.
@@ -89,14 +91,12 @@ impl Store {
     /// history, compaction state and leases included (each lease with its full TTL again,
     /// as etcd restores them).
     pub fn open(options: Options) -> Result<Store> {
-        let engine: Arc<dyn Engine> = match options.engine {
-            EngineChoice::Memory => Arc::new(MemoryEngine::new()),
-            #[cfg(feature = "rocksdb")]
-            EngineChoice::RocksDb(path) => Arc::new(crate::engine::RocksEngine::open(path)?),
-            #[cfg(feature = "sled")]
-            EngineChoice::Sled(path) => Arc::new(crate::engine::SledEngine::open(path)?),
-            EngineChoice::Custom(engine) => engine,
-        };
+        let engine = options.engine.open()?;
+        Self::open_over(engine, options)
+    }
+
+    /// Opens a store over `engine`, the one `options` describe, already opened.
+    fn open_over(engine: Arc<dyn Engine>, options: Options) -> Result<Store> {
         let mut attached = Attachments::default();
         let mvcc =
             MvccStore::open_visiting(engine, options.sync, options.compaction_batch_limit, &mut |kv, t| {

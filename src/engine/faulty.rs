@@ -130,6 +130,10 @@ impl Engine for FaultyEngine {
         self.inner.stats()
     }
 
+    fn defragment(&self) -> Result<(), EngineError> {
+        self.inner.defragment()
+    }
+
     fn name(&self) -> &'static str {
         self.inner.name()
     }

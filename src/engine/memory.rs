@@ -15,7 +15,8 @@ type Map = BTreeMap<Vec<u8>, Vec<u8>>;
 /// An engine that keeps every keyspace in memory; nothing survives the process.
 ///
 /// Snapshots are copy-on-write: taking one is O(1), and the first write to a keyspace while
-/// a snapshot of it is alive copies that keyspace once.
+/// a snapshot of it is alive copies that keyspace once. A delete frees its memory at once,
+/// so [`Engine::defragment`] has nothing to reclaim.
 #[derive(Default)]
 pub struct MemoryEngine {
     state: RwLock<State>,

@@ -2,8 +2,9 @@
 //!
 //! An [`Engine`] holds a few named [`Keyspace`]s (RocksDB column families, sled trees, a
 //! `BTreeMap` each in memory). It offers point reads and ordered scans ([`EngineRead`]), an
-//! atomic [`WriteBatch`] across keyspaces with a `sync` flag, a consistent read snapshot and
-//! size statistics. Everything etcd-specific (revisions, the key index, compaction) lives in
+//! atomic [`WriteBatch`] across keyspaces with a `sync` flag, a consistent read snapshot,
+//! size statistics and defragmentation; [`snapshot_file`] streams every keyspace out and
+//! back in. Everything etcd-specific (revisions, the key index, compaction) lives in
 //! [`crate::mvcc`] above it, so any engine that passes the shared behaviour suite can carry a
 //! store.
 //!
@@ -32,6 +33,7 @@ mod memory;
 mod rocksdb;
 #[cfg(feature = "sled")]
 mod sled;
+pub mod snapshot_file;
 
 use std::fmt;
 use std::ops::ControlFlow;
@@ -168,6 +170,13 @@ pub trait Engine: EngineRead + Send + Sync {
 
     /// Size statistics.
     fn stats(&self) -> Result<EngineStats, EngineError>;
+
+    /// Gives the space freed by deletes back, as etcd's Defragment does for bbolt, without
+    /// changing any keyspace's contents. The default does nothing: an engine that frees
+    /// space as it deletes has nothing to reclaim.
+    fn defragment(&self) -> Result<(), EngineError> {
+        Ok(())
+    }
 
     /// A short name for logs and benchmarks ("memory", "rocksdb", "sled").
     fn name(&self) -> &'static str;

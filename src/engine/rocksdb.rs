@@ -3,8 +3,8 @@
 use std::path::Path;
 
 use rocksdb::{
-    ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, DBRawIteratorWithThreadMode, Options,
-    ReadOptions, SnapshotWithThreadMode, WriteOptions, DB,
+    BottommostLevelCompaction, ColumnFamily, ColumnFamilyDescriptor, CompactOptions, DBCompressionType,
+    DBRawIteratorWithThreadMode, Options, ReadOptions, SnapshotWithThreadMode, WriteOptions, DB,
 };
 
 use super::{
@@ -133,6 +133,18 @@ impl Engine for RocksEngine {
         Ok(EngineStats { size_bytes, size_in_use_bytes: (live + in_memory).min(size_bytes) })
     }
 
+    /// A full manual compaction of every column family, bottommost level included, so
+    /// deleted records and their tombstones are dropped from the SST files. Blocks until it
+    /// is done; reads and writes go on meanwhile.
+    fn defragment(&self) -> Result<(), EngineError> {
+        let mut options = CompactOptions::default();
+        options.set_bottommost_level_compaction(BottommostLevelCompaction::Force);
+        for ks in Keyspace::ALL {
+            self.db.compact_range_cf_opt(self.cf(ks), None::<&[u8]>, None::<&[u8]>, &options);
+        }
+        Ok(())
+    }
+
     fn name(&self) -> &'static str {
         "rocksdb"
     }
@@ -163,5 +175,52 @@ impl EngineRead for RocksSnapshot<'_> {
         let cf = self.engine.cf(keyspace);
         let iter = self.snapshot.raw_iterator_cf_opt(cf, read_options(bounds));
         visit_raw(iter, direction, visit)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 4 KiB that LZ4 cannot shrink (xorshift), so sizes measure records, not compression.
+    fn incompressible(seed: u64) -> Vec<u8> {
+        let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        (0..4096)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn defragment_gives_back_the_space_of_deleted_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = RocksEngine::open(dir.path()).unwrap();
+        let keys: Vec<Vec<u8>> = (0..2000u32).map(|i| i.to_be_bytes().to_vec()).collect();
+        for (n, chunk) in keys.chunks(100).enumerate() {
+            let mut batch = WriteBatch::new();
+            for (i, key) in chunk.iter().enumerate() {
+                batch.put(Keyspace::Kv, key.clone(), incompressible((n * 100 + i) as u64));
+            }
+            engine.write(batch, false).unwrap();
+        }
+        engine.db.flush_cf(engine.cf(Keyspace::Kv)).unwrap();
+        let full = engine.stats().unwrap();
+        assert!(full.size_bytes > 4 << 20, "{full:?}");
+        let kept = engine.get(Keyspace::Kv, &keys[0]).unwrap();
+        let mut batch = WriteBatch::new();
+        for key in &keys[1..] {
+            batch.delete(Keyspace::Kv, key.clone());
+        }
+        engine.write(batch, false).unwrap();
+
+        engine.defragment().unwrap();
+        let after = engine.stats().unwrap();
+        assert!(after.size_bytes < full.size_bytes / 10, "{full:?} -> {after:?}");
+        assert_eq!(engine.get(Keyspace::Kv, &keys[0]).unwrap(), kept);
+        assert_eq!(engine.get(Keyspace::Kv, &keys[1]).unwrap(), None);
     }
 }

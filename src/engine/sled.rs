@@ -14,6 +14,9 @@ use super::{
 };
 
 /// An engine over a sled database directory.
+///
+/// [`Engine::defragment`] does nothing here: sled 0.34 has no compaction call. It
+/// rewrites fragmented segments by itself in the background, as it writes.
 pub struct SledEngine {
     db: sled::Db,
     trees: Vec<sled::Tree>,

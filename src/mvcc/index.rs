@@ -103,6 +103,24 @@ impl Index {
         keep
     }
 
+    /// etcd's `treeIndex.Keep`: the change of each key that HashKV at `at` counts (see
+    /// [`KeyHistory::hash_keep`]).
+    pub fn hash_keep(&self, at: i64) -> HashSet<Revision> {
+        self.keys.values().filter_map(|h| h.hash_keep(at)).collect()
+    }
+
+    /// Every retained change at or below main revision `at`: after a compaction at `at`,
+    /// the records it leaves in the engine once its deletions are done.
+    pub fn retained_up_to(&self, at: i64) -> HashSet<Revision> {
+        let mut retained = HashSet::new();
+        for h in self.keys.values() {
+            h.retained_up_to(at, &mut |rev| {
+                retained.insert(rev);
+            });
+        }
+        retained
+    }
+
     /// Undoes the changes above main revision `main` to `keys`.
     pub fn rollback_after<'k>(&mut self, keys: impl IntoIterator<Item = &'k [u8]>, main: i64) {
         for key in keys {
@@ -155,6 +173,18 @@ mod tests {
         assert_eq!(keep, HashSet::from([Revision::new(2, 0), Revision::new(4, 0)]));
         assert_eq!(index.keys(KeyRange::From(b"a"), 6), vec![b"a".to_vec(), b"c".to_vec()]);
         assert!(!index.keys.contains_key(b"b".as_slice()));
+    }
+
+    #[test]
+    fn hash_keep_and_retained_after_a_compaction() {
+        let mut index = index();
+        index.compact(5);
+        // b's tombstone at 5 is retained by compaction but not kept by HashKV.
+        assert_eq!(
+            index.retained_up_to(5),
+            HashSet::from([Revision::new(2, 0), Revision::new(4, 0), Revision::new(5, 0)])
+        );
+        assert_eq!(index.hash_keep(5), HashSet::from([Revision::new(2, 0), Revision::new(4, 0)]));
     }
 
     #[test]

@@ -126,6 +126,25 @@ impl KeyHistory {
         }
     }
 
+    /// The change HashKV at `at` counts for this key (etcd 3.5's `keyIndex.keep`): in the
+    /// first generation not ended before `at`, the last put at or before `at`. Unlike
+    /// [`compact`](Self::compact), a generation ending exactly at `at` gives none, so
+    /// etcd versions that delete such a tombstone and versions that keep it hash alike.
+    pub fn hash_keep(&self, at: i64) -> Option<Revision> {
+        let g = self.generations.iter().find(|g| g.tombstone.is_none_or(|t| t.main >= at))?;
+        if g.tombstone.is_some_and(|t| t.main <= at) {
+            return None;
+        }
+        g.puts.iter().rev().find(|r| r.main <= at).copied()
+    }
+
+    /// Reports every retained change with a main revision at or below `at` to `f`.
+    pub fn retained_up_to(&self, at: i64, f: &mut impl FnMut(Revision)) {
+        for g in &self.generations {
+            g.puts.iter().chain(&g.tombstone).filter(|r| r.main <= at).for_each(|&r| f(r));
+        }
+    }
+
     /// Undoes every change with a main revision above `main` (a write that failed to commit).
     pub fn rollback_after(&mut self, main: i64) {
         while let Some(g) = self.generations.last_mut() {
@@ -243,6 +262,60 @@ mod tests {
         h.compact(3, &mut |r| keep.push(r));
         assert_eq!(keep, vec![Revision::new(3, 0), Revision::new(3, 1)]);
         assert_eq!(h.visible(3), Some(Revision::new(3, 1)));
+    }
+
+    #[test]
+    fn hash_keep_is_the_last_put_at_or_before_the_target_in_its_generation() {
+        let h = sample();
+        let kept: Vec<_> = (1..=15).map(|at| h.hash_keep(at).map(|r| r.main)).collect();
+        // A generation that ends exactly at the target (6, 12) keeps nothing; one that
+        // ended before it is passed over (7 finds the next generation, not yet begun).
+        let want = [
+            None,
+            Some(2),
+            Some(2),
+            Some(4),
+            Some(4),
+            None,
+            None,
+            Some(8),
+            Some(8),
+            Some(10),
+            Some(10),
+            None,
+            None,
+            Some(14),
+            Some(14),
+        ];
+        assert_eq!(kept, want);
+    }
+
+    #[test]
+    fn hash_keep_skips_a_delete_and_put_sharing_the_target() {
+        // etcd 3.5 stops at the generation whose tombstone is at the target, so the put
+        // that re-created the key in the same txn is not kept either.
+        let mut h = KeyHistory::default();
+        h.put(rev(2), 2, 1);
+        h.tombstone(Revision::new(3, 0));
+        h.put(Revision::new(3, 1), 3, 1);
+        assert_eq!(h.hash_keep(3), None);
+        assert_eq!(h.hash_keep(4), Some(Revision::new(3, 1)));
+    }
+
+    #[test]
+    fn hash_keep_of_a_lone_tombstone_is_none() {
+        let mut h = KeyHistory::default();
+        h.tombstone(rev(5));
+        assert_eq!(h.hash_keep(5), None);
+        assert_eq!(h.hash_keep(6), None);
+    }
+
+    #[test]
+    fn retained_up_to_lists_puts_and_tombstones_at_or_below() {
+        let h = sample();
+        let mut seen = Vec::new();
+        h.retained_up_to(8, &mut |r| seen.push(r.main));
+        assert_eq!(seen, vec![2, 4, 6, 8]);
     }
 
     #[test]

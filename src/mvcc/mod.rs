@@ -7,12 +7,14 @@
 //!
 //! [`MvccStore::read`] gives a [`ReadTxn`] pinned at the current revision; [`MvccStore::write`]
 //! a [`WriteTxn`] that stages changes under one new revision and publishes them atomically on
-//! [`WriteTxn::commit`]. Both implement [`ReadView`]. [`MvccStore::compact`] drops history.
+//! [`WriteTxn::commit`]. Both implement [`ReadView`]. [`MvccStore::compact`] drops history;
+//! [`MvccStore::hash_kv`] hashes it as etcd's HashKV does.
 //!
 //! This layer knows etcd's storage model but not its request rules: validation, compares,
 //! sorting and the rest of a request's meaning live in [`crate::txn`].
 
 mod compaction;
+mod hash;
 mod index;
 mod key_history;
 mod kv;
@@ -21,6 +23,7 @@ mod revision;
 mod store;
 
 pub use compaction::{CompactionDone, DEFAULT_COMPACTION_BATCH_LIMIT};
+pub use hash::KvHash;
 pub use kv::KeyValue;
 pub use revision::Revision;
 pub use store::{Change, CommitObserver, MvccStore, ReadTxn, WriteTxn};

@@ -7,10 +7,13 @@ use std::sync::{Arc, OnceLock};
 use parking_lot::{Mutex, MutexGuard, RwLock};
 
 use super::compaction::{self, CompactionDone, Compactor};
+use super::hash::{self, KvHash};
 use super::index::Index;
 use super::record;
 use super::{KeyRange, KeyValue, RangeOptions, RangeResult, ReadView, Revision};
-use crate::engine::{Bounds, Direction, Engine, EngineError, EngineErrorKind, Keyspace, WriteBatch};
+use crate::engine::{
+    snapshot_file, Bounds, Direction, Engine, EngineError, EngineErrorKind, Keyspace, WriteBatch,
+};
 use crate::error::{Error, Result};
 
 /// The revision of a store that has never been written (etcd's initial revision).
@@ -187,6 +190,41 @@ impl MvccStore {
         self.compacted.store(rev, Ordering::SeqCst);
         let keep = self.index.write().compact(rev);
         Ok(self.compactor.schedule(rev, keep))
+    }
+
+    /// etcd's `HashByRev`: the hash of the history up to `rev` (0: the current revision),
+    /// equal to what an etcd 3.5 member with the same history and compacted revision
+    /// reports ([`hash`](super::hash) tells how). As in etcd, `rev` above the current
+    /// revision is [`Error::FutureRevision`], `rev` below the compacted revision
+    /// [`Error::Compacted`], and a negative `rev` hashes no record.
+    pub fn hash_kv(&self, rev: i64) -> Result<KvHash> {
+        // The revisions, the index and the engine view are taken together under the writer
+        // lock, so no commit or compaction comes between them; the hashing itself runs on
+        // the view, with the lock released.
+        let (current, compacted, target, kept, view) = {
+            let _writer = self.writer.lock();
+            let (current, compacted) = (self.current_revision(), self.compacted_revision());
+            if rev > 0 && rev < compacted {
+                return Err(Error::Compacted);
+            }
+            if rev > current {
+                return Err(Error::FutureRevision);
+            }
+            let target = if rev == 0 { current } else { rev };
+            let kept = {
+                let index = self.index.read();
+                let keep = index.hash_keep(target);
+                // etcd filters by `Keep` only when it holds something.
+                if keep.is_empty() {
+                    index.retained_up_to(compacted)
+                } else {
+                    keep
+                }
+            };
+            (current, compacted, target, kept, self.engine.snapshot()?)
+        };
+        let hash = hash::hash_records(&*view, target, compacted, &kept)?;
+        Ok(KvHash { hash, compact_revision: compacted, revision: target, current_revision: current })
     }
 
     fn check_not_compacted(&self, rev: i64) -> Result<()> {
@@ -427,6 +465,16 @@ fn check_schema(engine: &dyn Engine, sync: bool) -> Result<()> {
             Ok(())
         }
         None => {
+            // A store writes its schema version before anything else, and a snapshot restore
+            // writes the `meta` keyspace last: data without it is a restore that never
+            // finished (or not a store's data at all), not something to serve.
+            if !snapshot_file::is_empty(engine)? {
+                return Err(EngineError::new(
+                    EngineErrorKind::Corruption,
+                    "the engine holds data but no schema version: an unfinished snapshot restore?",
+                )
+                .into());
+            }
             let mut batch = WriteBatch::new();
             batch.put(
                 Keyspace::Meta,

@@ -30,6 +30,17 @@ impl Harness {
         Harness::Sled(tempfile::tempdir().expect("temp dir"))
     }
 
+    /// Another harness of the same engine kind, with no data: a target to restore into.
+    pub fn fresh(&self) -> Self {
+        match self {
+            Harness::Memory(_) => Harness::memory(),
+            #[cfg(feature = "rocksdb")]
+            Harness::RocksDb(_) => Harness::rocksdb(),
+            #[cfg(feature = "sled")]
+            Harness::Sled(_) => Harness::sled(),
+        }
+    }
+
     /// The engine holding this harness's data. A persistent engine is opened afresh, so
     /// every store opened over it must be dropped first.
     pub fn engine(&self) -> Arc<dyn Engine> {

@@ -9,6 +9,7 @@ mod engine;
 mod harness;
 mod kv;
 mod lease;
+mod maintenance;
 mod persistence;
 mod txn;
 mod watch;
@@ -94,6 +95,17 @@ suite!(
     lease::leases_survive_reopening_with_their_full_ttl,
     lease::a_revoke_that_fails_to_write_changes_nothing,
     lease::expiry_among_concurrent_writers_keeps_revisions_gapless,
+    maintenance::hash_kv_equals_etcds_hash_on_every_engine_and_after_reopening,
+    maintenance::hash_kv_refuses_future_and_compacted_revisions,
+    maintenance::hash_kv_of_a_past_revision_ignores_later_writes,
+    maintenance::store_hash_follows_every_keyspace_and_survives_reopening,
+    maintenance::a_restored_snapshot_keeps_revisions_history_compaction_and_leases,
+    maintenance::restoring_into_a_store_that_holds_data_is_refused_and_changes_nothing,
+    maintenance::a_truncated_or_damaged_snapshot_is_refused_and_loads_nothing,
+    maintenance::a_half_restored_engine_is_refused_by_open,
+    maintenance::a_snapshot_taken_during_writes_is_one_revision,
+    maintenance::defragment_changes_neither_data_nor_revision,
+    maintenance::db_size_grows_with_data_and_in_use_is_at_most_total,
     persistence::reopening_gives_back_keys_history_and_revisions,
     persistence::a_failed_write_changes_nothing,
     persistence::a_corrupt_record_is_reported_not_served,

@@ -1,0 +1,895 @@
+//! `etcdlite-load`: a load generator for any etcd v3 gRPC endpoint (etcdlite or a real
+//! etcd), meant for loopback benchmarks.
+//!
+//! It opens `--conns` gRPC connections (HTTP/2, one TCP connection each), shares them
+//! round-robin among `--clients` concurrent tasks, and each task issues one request at a
+//! time (closed loop) until `--total` requests are done or `--duration` has passed. Every
+//! successful request's latency is kept, so the percentiles are exact (nearest rank over
+//! all samples), not estimated.
+//!
+//! Workloads:
+//!
+//! - `put`: puts of `--key-size`-byte keys (random, or sequential with
+//!   `--sequential-keys`, among `--key-space` keys) with a `--val-size`-byte value.
+//! - `get`: single-key ranges over the same keys, written once before the timed part;
+//!   linearizable by default, serializable with `--consistency s`.
+//! - `txn`: compare-and-swap, each client on its own key: "if the key's mod revision is
+//!   still the one I last wrote, put a new value, else read it" (the pattern Kubernetes
+//!   uses for updates). A failed compare counts as a completed request and is reported.
+//! - `watch`: `--watchers` watchers of one key, each on its own Watch stream, spread over
+//!   the connections; one writer on a connection of its own puts the key, waits until every
+//!   watcher has the event, then puts again. Each sample is one watcher's latency from just
+//!   before the put was sent until it received the event; throughput is events delivered
+//!   per second.
+//!
+//! ```text
+//! etcdlite-load put --endpoints 127.0.0.1:2379 --clients 16 --total 20000
+//! etcdlite-load get --clients 16 --conns 4 --duration 10s --json
+//! etcdlite-load watch --watchers 1000 --conns 10 --total 200
+//! ```
+
+use std::error::Error;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, ValueEnum};
+use etcdlite_server::pb::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
+use etcdlite_server::pb::etcdserverpb::kv_client::KvClient;
+use etcdlite_server::pb::etcdserverpb::request_op::Request as Op;
+use etcdlite_server::pb::etcdserverpb::response_op::Response as OpResponse;
+use etcdlite_server::pb::etcdserverpb::watch_client::WatchClient;
+use etcdlite_server::pb::etcdserverpb::watch_request::RequestUnion;
+use etcdlite_server::pb::etcdserverpb::{
+    Compare, PutRequest, RangeRequest, RequestOp, TxnRequest, WatchCreateRequest, WatchRequest,
+};
+use etcdlite_server::pb::mvccpb::event::EventType;
+use tokio::sync::{mpsc, Barrier};
+use tonic::transport::{Channel, Endpoint};
+
+/// Any error, sendable between tasks.
+type BoxError = Box<dyn Error + Send + Sync>;
+
+/// The requests without `--total` nor `--duration`.
+const DEFAULT_TOTAL: u64 = 10_000;
+/// Puts per transaction when `get` writes its keys before the timed part.
+const PREFILL_BATCH: u64 = 100;
+
+/// What the clients do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Workload {
+    /// Puts of random (or sequential) keys.
+    Put,
+    /// Single-key ranges of keys written beforehand.
+    Get,
+    /// Compare-and-swap on one key per client.
+    Txn,
+    /// One writer, `--watchers` watchers of its key: put-to-event latency.
+    Watch,
+}
+
+/// How `get` reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Consistency {
+    /// Linearizable (etcd's default: confirmed with the leader before answering).
+    L,
+    /// Serializable (served from the member's local state).
+    S,
+}
+
+/// A load generator for etcd v3 gRPC endpoints.
+#[derive(Debug, Parser)]
+#[command(name = "etcdlite-load", version, about)]
+struct Args {
+    /// The workload to run.
+    #[arg(value_enum)]
+    workload: Workload,
+    /// Comma-separated `host:port` endpoints (an `http://` prefix is accepted);
+    /// connections go to them in turn.
+    #[arg(long, default_value = "127.0.0.1:2379", value_delimiter = ',')]
+    endpoints: Vec<String>,
+    /// Concurrent clients, each with one request in flight at a time (put, get, txn).
+    #[arg(long, default_value_t = 1)]
+    clients: usize,
+    /// gRPC connections, shared round-robin by the clients (or the watchers); default:
+    /// one per client (one per watcher for `watch`).
+    #[arg(long)]
+    conns: Option<usize>,
+    /// Requests to issue, over all clients (for `watch`: puts by the writer); default
+    /// 10,000, or unlimited when `--duration` is given.
+    #[arg(long)]
+    total: Option<u64>,
+    /// Stop issuing requests after this long (`500ms`, `10s`, `2m`; a bare number is
+    /// seconds).
+    #[arg(long, value_parser = parse_duration)]
+    duration: Option<Duration>,
+    /// Key size in bytes (keys are zero-padded decimal numbers; a number with more digits
+    /// makes a longer key).
+    #[arg(long, default_value_t = 8)]
+    key_size: usize,
+    /// Value size in bytes (at least 8 for `watch`, whose values carry a sequence number).
+    #[arg(long, default_value_t = 256)]
+    val_size: usize,
+    /// Distinct keys that `put` and `get` choose from.
+    #[arg(long, default_value_t = 10_000)]
+    key_space: u64,
+    /// Keys in order (request i uses key i modulo the key space) instead of at random.
+    #[arg(long)]
+    sequential_keys: bool,
+    /// Read consistency for `get`: l (linearizable) or s (serializable).
+    #[arg(long, value_enum, default_value = "l")]
+    consistency: Consistency,
+    /// `get`: do not write the key space before reading (reads then find nothing).
+    #[arg(long)]
+    no_prefill: bool,
+    /// Watchers of the one key (`watch`).
+    #[arg(long, default_value_t = 100)]
+    watchers: usize,
+    /// How long the writer waits for every watcher to get an event before counting the
+    /// missing ones as lost and going on (`watch`).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    watch_timeout: Duration,
+    /// Deadline of each unary request.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    timeout: Duration,
+    /// Worker threads of the tool's runtime (default: one per core).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Print the result as one JSON object on stdout (the human-readable line goes to
+    /// stderr).
+    #[arg(long)]
+    json: bool,
+}
+
+impl Args {
+    /// The connection count: `--conns`, or one per client (per watcher for `watch`).
+    fn conn_count(&self) -> usize {
+        let default = if self.workload == Workload::Watch { self.watchers } else { self.clients };
+        self.conns.unwrap_or(default).max(1)
+    }
+
+    /// The request budget: `--total`, else unlimited with `--duration`, else 10,000.
+    fn total(&self) -> u64 {
+        self.total.unwrap_or(if self.duration.is_some() { u64::MAX } else { DEFAULT_TOTAL })
+    }
+}
+
+/// Parses `500ms`, `10s`, `1.5s`, `2m`, `1h`, or a bare number of seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().map_err(|_| format!("bad duration {text:?}: expected e.g. 10s"))?;
+    let seconds = match unit.trim() {
+        "" | "s" => number,
+        "ms" => number / 1e3,
+        "us" | "µs" => number / 1e6,
+        "m" => number * 60.0,
+        "h" => number * 3600.0,
+        other => return Err(format!("bad duration unit {other:?}: use ms, s, m or h")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("bad duration {text:?}: {e}"))
+}
+
+/// Latency statistics over a set of samples.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Summary {
+    /// Number of samples.
+    count: usize,
+    /// Arithmetic mean.
+    mean: Duration,
+    /// Smallest sample.
+    min: Duration,
+    /// Median (nearest rank).
+    p50: Duration,
+    /// 90th percentile (nearest rank).
+    p90: Duration,
+    /// 99th percentile (nearest rank).
+    p99: Duration,
+    /// Largest sample.
+    max: Duration,
+}
+
+impl Summary {
+    /// Sorts `samples` and summarizes them; all zero when there are none.
+    fn of(samples: &mut [Duration]) -> Summary {
+        samples.sort_unstable();
+        if samples.is_empty() {
+            return Summary::default();
+        }
+        let total: Duration = samples.iter().sum();
+        Summary {
+            count: samples.len(),
+            mean: total / samples.len() as u32,
+            min: samples[0],
+            p50: percentile(samples, 50.0),
+            p90: percentile(samples, 90.0),
+            p99: percentile(samples, 99.0),
+            max: samples[samples.len() - 1],
+        }
+    }
+}
+
+/// The `p`th percentile (0 to 100) of `sorted` (ascending) by the nearest-rank method: the
+/// smallest sample with at least `p` % of the samples at or below it. Zero when empty.
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    // p * n is exact for integer percentiles and realistic counts, and one division of exact
+    // values rounds correctly: p / 100 * n would put p7 of 100 samples at rank 8
+    // (0.07 * 100 is 7.000000000000001 in floats).
+    let rank = (p * sorted.len() as f64 / 100.0).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// What one run measured.
+#[derive(Debug)]
+struct Report {
+    /// Requests (or, for `watch`, events) that succeeded: the latency samples.
+    ok: u64,
+    /// Requests that failed (for `watch`: failed puts plus events not delivered in time).
+    errors: u64,
+    /// `txn` only: transactions whose compare failed (the key had moved on).
+    cas_failures: u64,
+    /// The first error seen, for the report.
+    first_error: Option<String>,
+    /// Wall time from the start of the timed part until the last client finished.
+    elapsed: Duration,
+    /// Latency statistics of the successful requests.
+    latency: Summary,
+}
+
+impl Report {
+    /// Successful requests (events for `watch`) per second.
+    fn throughput(&self) -> f64 {
+        let seconds = self.elapsed.as_secs_f64();
+        if seconds > 0.0 {
+            self.ok as f64 / seconds
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Milliseconds, as a float, for the reports.
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// The one-line human-readable report.
+fn human_line(args: &Args, report: &Report) -> String {
+    let setup = match args.workload {
+        Workload::Watch => format!("watchers={} conns={}", args.watchers, args.conn_count()),
+        _ => format!("clients={} conns={}", args.clients, args.conn_count()),
+    };
+    let unit = if args.workload == Workload::Watch { "events" } else { "req" };
+    let l = &report.latency;
+    let mut line = format!(
+        "{workload:?} {setup} key={k}B value={v}B: {ok} ok, {err} errors in {secs:.3} s = {tput:.1} {unit}/s; \
+         latency ms p50 {p50:.3} p90 {p90:.3} p99 {p99:.3} max {max:.3} (mean {mean:.3})",
+        workload = args.workload,
+        k = args.key_size,
+        v = args.val_size,
+        ok = report.ok,
+        err = report.errors,
+        secs = report.elapsed.as_secs_f64(),
+        tput = report.throughput(),
+        p50 = ms(l.p50),
+        p90 = ms(l.p90),
+        p99 = ms(l.p99),
+        max = ms(l.max),
+        mean = ms(l.mean),
+    )
+    .to_lowercase();
+    if report.cas_failures > 0 {
+        line.push_str(&format!("; {} compares failed", report.cas_failures));
+    }
+    if let Some(error) = &report.first_error {
+        line.push_str(&format!("; first error: {error}"));
+    }
+    line
+}
+
+/// The report as one JSON object.
+fn json_report(args: &Args, report: &Report) -> serde_json::Value {
+    let l = &report.latency;
+    serde_json::json!({
+        "workload": format!("{:?}", args.workload).to_lowercase(),
+        "endpoints": args.endpoints,
+        "clients": args.clients,
+        "conns": args.conn_count(),
+        "watchers": if args.workload == Workload::Watch { Some(args.watchers) } else { None },
+        "key_size": args.key_size,
+        "val_size": args.val_size,
+        "ok": report.ok,
+        "errors": report.errors,
+        "cas_failures": report.cas_failures,
+        "first_error": report.first_error,
+        "elapsed_s": report.elapsed.as_secs_f64(),
+        "throughput": report.throughput(),
+        "latency_ms": {
+            "mean": ms(l.mean), "min": ms(l.min), "p50": ms(l.p50), "p90": ms(l.p90),
+            "p99": ms(l.p99), "max": ms(l.max),
+        },
+    })
+}
+
+/// splitmix64: a small, fast, seedable generator for key choice and value bytes.
+struct Rng(u64);
+
+impl Rng {
+    /// The next 64 random bits.
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// `len` random bytes.
+    fn bytes(&mut self, len: usize) -> Vec<u8> {
+        (0..len).map(|_| self.next_u64() as u8).collect()
+    }
+}
+
+/// Key number `index`, as zero-padded decimal of at least `size` bytes.
+fn key_bytes(index: u64, size: usize) -> Vec<u8> {
+    format!("{index:0size$}").into_bytes()
+}
+
+/// The URL of endpoint `text` (`host:port` or `http://host:port`).
+fn endpoint_url(text: &str) -> String {
+    if text.starts_with("http://") || text.starts_with("https://") {
+        text.to_owned()
+    } else {
+        format!("http://{text}")
+    }
+}
+
+/// Opens `count` connections, to the endpoints in turn; `timeout`, when given, bounds
+/// each unary call.
+async fn connect(
+    endpoints: &[String],
+    count: usize,
+    timeout: Option<Duration>,
+) -> Result<Vec<Channel>, BoxError> {
+    let mut channels = Vec::with_capacity(count);
+    for i in 0..count {
+        let url = endpoint_url(&endpoints[i % endpoints.len()]);
+        let mut endpoint =
+            Endpoint::from_shared(url.clone())?.tcp_nodelay(true).connect_timeout(Duration::from_secs(5));
+        if let Some(timeout) = timeout {
+            endpoint = endpoint.timeout(timeout);
+        }
+        let channel = endpoint.connect().await.map_err(|e| format!("connecting to {url}: {e}"))?;
+        channels.push(channel);
+    }
+    Ok(channels)
+}
+
+/// A put request.
+fn put(key: Vec<u8>, value: Vec<u8>) -> PutRequest {
+    PutRequest { key, value, ..Default::default() }
+}
+
+/// One client's results.
+#[derive(Default)]
+struct ClientResult {
+    /// Latencies of its successful requests.
+    latencies: Vec<Duration>,
+    /// Its failed requests.
+    errors: u64,
+    /// Its failed compares (`txn`).
+    cas_failures: u64,
+    /// Its first error.
+    first_error: Option<String>,
+}
+
+/// Per-client state of a unary workload.
+enum ClientOp {
+    /// `put`: random keys and one value.
+    Put {
+        /// Key choice.
+        rng: Rng,
+        /// The value of every put.
+        value: Vec<u8>,
+    },
+    /// `get`: random keys.
+    Get {
+        /// Key choice.
+        rng: Rng,
+    },
+    /// `txn`: compare-and-swap on the client's own key.
+    Txn {
+        /// The client's key.
+        key: Vec<u8>,
+        /// The value of every swap.
+        value: Vec<u8>,
+        /// The key's mod revision as last seen.
+        revision: i64,
+    },
+}
+
+/// Shared settings of the unary workloads.
+struct Plan {
+    /// Requests to issue in all.
+    total: u64,
+    /// How long to issue them, if bounded.
+    duration: Option<Duration>,
+    /// Key size.
+    key_size: usize,
+    /// Keys to choose from.
+    key_space: u64,
+    /// Keys in order rather than at random.
+    sequential: bool,
+    /// Serializable reads.
+    serializable: bool,
+}
+
+impl Plan {
+    /// The key of request number `i`.
+    fn key(&self, i: u64, rng: &mut Rng) -> Vec<u8> {
+        let index = if self.sequential { i % self.key_space } else { rng.next_u64() % self.key_space };
+        key_bytes(index, self.key_size)
+    }
+}
+
+impl ClientOp {
+    /// Issues request number `i`; `Ok(false)` is a failed compare.
+    async fn run(&mut self, kv: &mut KvClient<Channel>, plan: &Plan, i: u64) -> Result<bool, tonic::Status> {
+        match self {
+            ClientOp::Put { rng, value } => {
+                kv.put(put(plan.key(i, rng), value.clone())).await?;
+                Ok(true)
+            }
+            ClientOp::Get { rng } => {
+                let key = plan.key(i, rng);
+                kv.range(RangeRequest { key, serializable: plan.serializable, ..Default::default() }).await?;
+                Ok(true)
+            }
+            ClientOp::Txn { key, value, revision } => {
+                let request = TxnRequest {
+                    compare: vec![Compare {
+                        result: CompareResult::Equal as i32,
+                        target: CompareTarget::Mod as i32,
+                        key: key.clone(),
+                        target_union: Some(TargetUnion::ModRevision(*revision)),
+                        range_end: Vec::new(),
+                    }],
+                    success: vec![RequestOp {
+                        request: Some(Op::RequestPut(put(key.clone(), value.clone()))),
+                    }],
+                    failure: vec![RequestOp {
+                        request: Some(Op::RequestRange(RangeRequest {
+                            key: key.clone(),
+                            ..Default::default()
+                        })),
+                    }],
+                };
+                let resp = kv.txn(request).await?.into_inner();
+                if resp.succeeded {
+                    *revision = resp.header.map_or(0, |h| h.revision);
+                    return Ok(true);
+                }
+                // Someone else moved the key: take its current revision and go on.
+                if let Some(OpResponse::ResponseRange(range)) =
+                    resp.responses.into_iter().next().and_then(|r| r.response)
+                {
+                    *revision = range.kvs.first().map_or(0, |kv| kv.mod_revision);
+                }
+                Ok(false)
+            }
+        }
+    }
+}
+
+/// Writes every key of the key space once (untimed), in transactions of 100 puts, spread
+/// over the connections.
+async fn prefill(channels: &[Channel], plan: &Plan, val_size: usize) -> Result<(), BoxError> {
+    let batches = plan.key_space.div_ceil(PREFILL_BATCH);
+    let next = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for (c, channel) in channels.iter().enumerate().take(16) {
+        let mut kv = KvClient::new(channel.clone());
+        let next = next.clone();
+        let (key_space, key_size) = (plan.key_space, plan.key_size);
+        let value = Rng(c as u64 + 1000).bytes(val_size);
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let batch = next.fetch_add(1, Ordering::Relaxed);
+                if batch >= batches {
+                    return Ok::<(), tonic::Status>(());
+                }
+                let first = batch * PREFILL_BATCH;
+                let success = (first..(first + PREFILL_BATCH).min(key_space))
+                    .map(|k| RequestOp {
+                        request: Some(Op::RequestPut(put(key_bytes(k, key_size), value.clone()))),
+                    })
+                    .collect();
+                kv.txn(TxnRequest { success, ..Default::default() }).await?;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await?.map_err(|e| format!("writing the keys to read: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Runs `put`, `get` or `txn`.
+async fn run_unary(args: &Args) -> Result<Report, BoxError> {
+    let channels = connect(&args.endpoints, args.conn_count(), Some(args.timeout)).await?;
+    let plan = Arc::new(Plan {
+        total: args.total(),
+        duration: args.duration,
+        key_size: args.key_size,
+        key_space: args.key_space.max(1),
+        sequential: args.sequential_keys,
+        serializable: args.consistency == Consistency::S,
+    });
+    if args.workload == Workload::Get && !args.no_prefill {
+        prefill(&channels, &plan, args.val_size).await?;
+    }
+
+    let issued = Arc::new(AtomicU64::new(0));
+    let barrier = Arc::new(Barrier::new(args.clients + 1));
+    let mut tasks = Vec::with_capacity(args.clients);
+    for client in 0..args.clients {
+        let mut kv = KvClient::new(channels[client % channels.len()].clone());
+        let mut rng = Rng(client as u64);
+        let mut op = match args.workload {
+            Workload::Put => ClientOp::Put { value: rng.bytes(args.val_size), rng },
+            Workload::Get => ClientOp::Get { rng },
+            Workload::Txn => {
+                // Each client's key, created untimed; its revision starts the swaps.
+                let key = key_bytes(client as u64, args.key_size);
+                let value = rng.bytes(args.val_size);
+                let resp = kv.put(put(key.clone(), value.clone())).await?.into_inner();
+                ClientOp::Txn { key, value, revision: resp.header.map_or(0, |h| h.revision) }
+            }
+            Workload::Watch => unreachable!("watch has its own runner"),
+        };
+        let (plan, issued, barrier) = (plan.clone(), issued.clone(), barrier.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut result = ClientResult {
+                latencies: Vec::with_capacity(plan.total.min(1 << 20) as usize),
+                ..Default::default()
+            };
+            barrier.wait().await;
+            let deadline = plan.duration.map(|d| Instant::now() + d);
+            loop {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    break;
+                }
+                let i = issued.fetch_add(1, Ordering::Relaxed);
+                if i >= plan.total {
+                    break;
+                }
+                let start = Instant::now();
+                match op.run(&mut kv, &plan, i).await {
+                    Ok(swapped) => {
+                        result.latencies.push(start.elapsed());
+                        result.cas_failures += u64::from(!swapped);
+                    }
+                    Err(status) => {
+                        result.errors += 1;
+                        result.first_error.get_or_insert_with(|| status.to_string());
+                    }
+                }
+            }
+            result
+        }));
+    }
+    barrier.wait().await;
+    let start = Instant::now();
+    let mut all = ClientResult::default();
+    for task in tasks {
+        let result = task.await?;
+        all.latencies.extend(result.latencies);
+        all.errors += result.errors;
+        all.cas_failures += result.cas_failures;
+        if all.first_error.is_none() {
+            all.first_error = result.first_error;
+        }
+    }
+    let elapsed = start.elapsed();
+    Ok(Report {
+        ok: all.latencies.len() as u64,
+        errors: all.errors,
+        cas_failures: all.cas_failures,
+        first_error: all.first_error,
+        elapsed,
+        latency: Summary::of(&mut all.latencies),
+    })
+}
+
+/// Opens one watcher of `key` on `channel`, waits until it is created, then forwards
+/// (sequence number, arrival time) of every put event to `events` until the stream ends.
+/// `ready` gets the outcome of the creation.
+async fn watcher(
+    channel: Channel,
+    key: Vec<u8>,
+    ready: mpsc::Sender<Result<(), String>>,
+    events: mpsc::UnboundedSender<(u64, Instant)>,
+) {
+    let (requests, outgoing) = mpsc::channel(1);
+    let create = WatchRequest {
+        request_union: Some(RequestUnion::CreateRequest(WatchCreateRequest { key, ..Default::default() })),
+    };
+    if requests.send(create).await.is_err() {
+        return;
+    }
+    let mut stream =
+        match WatchClient::new(channel).watch(tokio_stream::wrappers::ReceiverStream::new(outgoing)).await {
+            Ok(stream) => stream.into_inner(),
+            Err(e) => {
+                let _ = ready.send(Err(e.to_string())).await;
+                return;
+            }
+        };
+    match stream.message().await {
+        Ok(Some(resp)) if resp.created && !resp.canceled => {
+            let _ = ready.send(Ok(())).await;
+        }
+        other => {
+            let _ = ready.send(Err(format!("watch not created: {other:?}"))).await;
+            return;
+        }
+    }
+    drop(ready);
+    // `requests` stays alive: closing our side is allowed but some servers end the stream.
+    while let Ok(Some(resp)) = stream.message().await {
+        let now = Instant::now();
+        for event in resp.events {
+            if event.r#type != EventType::Put as i32 {
+                continue;
+            }
+            let Some(kv) = event.kv else { continue };
+            if let Some(seq) = kv.value.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes) {
+                if events.send((seq, now)).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+    drop(requests);
+}
+
+/// Runs `watch`: watchers on the connections, one writer on its own connection.
+async fn run_watch(args: &Args) -> Result<Report, BoxError> {
+    if args.val_size < 8 {
+        return Err("watch needs --val-size of at least 8 (values carry a sequence number)".into());
+    }
+    let watchers = args.watchers.max(1);
+    let channels = connect(&args.endpoints, args.conn_count(), None).await?;
+    let mut writer = KvClient::new(connect(&args.endpoints, 1, Some(args.timeout)).await?.remove(0));
+    let key = key_bytes(0, args.key_size);
+
+    let (ready_tx, mut ready) = mpsc::channel(watchers);
+    let (events_tx, mut events) = mpsc::unbounded_channel();
+    let mut tasks = Vec::with_capacity(watchers);
+    for w in 0..watchers {
+        let channel = channels[w % channels.len()].clone();
+        tasks.push(tokio::spawn(watcher(channel, key.clone(), ready_tx.clone(), events_tx.clone())));
+    }
+    drop((ready_tx, events_tx));
+    for _ in 0..watchers {
+        match ready.recv().await {
+            Some(Ok(())) => {}
+            Some(Err(e)) => return Err(format!("opening a watcher: {e}").into()),
+            None => return Err("a watcher ended before it was created".into()),
+        }
+    }
+
+    let mut value = Rng(7).bytes(args.val_size);
+    let mut latencies = Vec::new();
+    let (mut errors, mut first_error) = (0u64, None::<String>);
+    let total = args.total();
+    let start = Instant::now();
+    let deadline = args.duration.map(|d| start + d);
+    for seq in 0..total {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            break;
+        }
+        value[..8].copy_from_slice(&seq.to_le_bytes());
+        let sent = Instant::now();
+        if let Err(status) = writer.put(put(key.clone(), value.clone())).await {
+            errors += 1;
+            first_error.get_or_insert_with(|| format!("put: {status}"));
+            continue;
+        }
+        let mut received = 0;
+        let give_up = tokio::time::Instant::from_std(sent + args.watch_timeout);
+        while received < watchers {
+            match tokio::time::timeout_at(give_up, events.recv()).await {
+                Ok(Some((s, at))) if s == seq => {
+                    latencies.push(at.saturating_duration_since(sent));
+                    received += 1;
+                }
+                Ok(Some(_)) => {} // a late event of an earlier put, already counted as lost
+                Ok(None) => return Err("every watcher stream ended".into()),
+                Err(_) => {
+                    errors += (watchers - received) as u64;
+                    first_error.get_or_insert_with(|| {
+                        format!(
+                            "put {seq}: {} of {watchers} watchers got no event in time",
+                            watchers - received
+                        )
+                    });
+                    break;
+                }
+            }
+        }
+    }
+    let elapsed = start.elapsed();
+    for task in tasks {
+        task.abort();
+    }
+    Ok(Report {
+        ok: latencies.len() as u64,
+        errors,
+        cas_failures: 0,
+        first_error,
+        elapsed,
+        latency: Summary::of(&mut latencies),
+    })
+}
+
+/// Parses the flags, runs the workload, prints the report.
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    if args.endpoints.is_empty() || args.clients == 0 {
+        eprintln!("etcdlite-load: need at least one endpoint and one client");
+        return std::process::ExitCode::FAILURE;
+    }
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = args.threads {
+        runtime.worker_threads(threads.max(1));
+    }
+    let runtime = match runtime.enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("etcdlite-load: starting the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match args.workload {
+            Workload::Watch => run_watch(&args).await,
+            _ => run_unary(&args).await,
+        }
+    });
+    match result {
+        Ok(report) => {
+            let line = human_line(&args, &report);
+            if args.json {
+                eprintln!("{line}");
+                println!("{}", json_report(&args, &report));
+            } else {
+                println!("{line}");
+            }
+            if report.ok == 0 {
+                return std::process::ExitCode::FAILURE;
+            }
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("etcdlite-load: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn millis(values: impl IntoIterator<Item = u64>) -> Vec<Duration> {
+        values.into_iter().map(Duration::from_millis).collect()
+    }
+
+    #[test]
+    fn percentile_of_one_to_a_hundred_is_the_rank() {
+        let samples = millis(1..=100);
+        assert_eq!(percentile(&samples, 50.0), Duration::from_millis(50));
+        assert_eq!(percentile(&samples, 90.0), Duration::from_millis(90));
+        assert_eq!(percentile(&samples, 99.0), Duration::from_millis(99));
+        assert_eq!(percentile(&samples, 100.0), Duration::from_millis(100));
+        assert_eq!(percentile(&samples, 0.0), Duration::from_millis(1));
+    }
+
+    #[test]
+    fn percentile_uses_nearest_rank_without_rounding_errors() {
+        // Exact ranks, including ones that p / 100 * n gets wrong by a hair (p7 of 100).
+        for n in [100u64, 1_000, 10_000, 1_000_000] {
+            let samples = millis(1..=n);
+            for p in [7u64, 50, 90, 99] {
+                assert_eq!(percentile(&samples, p as f64), Duration::from_millis(p * n / 100), "p{p} of {n}");
+            }
+        }
+        // Between ranks, the next sample up.
+        let samples = millis([10, 20, 30]);
+        assert_eq!(percentile(&samples, 50.0), Duration::from_millis(20));
+        assert_eq!(percentile(&samples, 34.0), Duration::from_millis(20));
+        assert_eq!(percentile(&samples, 33.0), Duration::from_millis(10));
+        assert_eq!(percentile(&samples, 99.0), Duration::from_millis(30));
+    }
+
+    #[test]
+    fn percentile_of_one_or_no_sample() {
+        let one = millis([7]);
+        for p in [0.0, 50.0, 99.0, 100.0] {
+            assert_eq!(percentile(&one, p), Duration::from_millis(7));
+        }
+        assert_eq!(percentile(&[], 50.0), Duration::ZERO);
+    }
+
+    #[test]
+    fn summary_sorts_and_reports_every_statistic() {
+        let mut samples = millis((1..=1000).rev());
+        let s = Summary::of(&mut samples);
+        assert_eq!(s.count, 1000);
+        assert_eq!(s.min, Duration::from_millis(1));
+        assert_eq!(s.p50, Duration::from_millis(500));
+        assert_eq!(s.p90, Duration::from_millis(900));
+        assert_eq!(s.p99, Duration::from_millis(990));
+        assert_eq!(s.max, Duration::from_millis(1000));
+        assert_eq!(s.mean, Duration::from_micros(500_500));
+        assert_eq!(Summary::of(&mut []), Summary::default());
+    }
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("10"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert!(parse_duration("ten").is_err());
+        assert!(parse_duration("5d").is_err());
+    }
+
+    #[test]
+    fn keys_are_zero_padded_and_values_random() {
+        assert_eq!(key_bytes(42, 8), b"00000042");
+        assert_eq!(key_bytes(123_456_789, 4), b"123456789");
+        let mut rng = Rng(1);
+        let (a, b) = (rng.bytes(16), rng.bytes(16));
+        assert_eq!(a.len(), 16);
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn endpoints_get_a_scheme() {
+        assert_eq!(endpoint_url("127.0.0.1:2379"), "http://127.0.0.1:2379");
+        assert_eq!(endpoint_url("http://127.0.0.1:2379"), "http://127.0.0.1:2379");
+    }
+
+    #[test]
+    fn throughput_is_ok_requests_per_second() {
+        let report = Report {
+            ok: 500,
+            errors: 3,
+            cas_failures: 0,
+            first_error: None,
+            elapsed: Duration::from_millis(250),
+            latency: Summary::default(),
+        };
+        assert!((report.throughput() - 2000.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn conns_default_to_one_per_client_or_watcher() {
+        let args = Args::parse_from(["etcdlite-load", "put", "--clients", "16"]);
+        assert_eq!(args.conn_count(), 16);
+        assert_eq!(args.total(), DEFAULT_TOTAL);
+        let args = Args::parse_from(["etcdlite-load", "watch", "--watchers", "100", "--duration", "5s"]);
+        assert_eq!(args.conn_count(), 100);
+        assert_eq!(args.total(), u64::MAX);
+        let args = Args::parse_from(["etcdlite-load", "get", "--clients", "16", "--conns", "4"]);
+        assert_eq!(args.conn_count(), 4);
+    }
+}

@@ -1,0 +1,93 @@
+//! The KV service: Range, Put, DeleteRange, Txn and Compact.
+
+use std::sync::Arc;
+
+use etcdlite::CompactionRequest;
+use prost::Message;
+use tonic::{Request, Response, Status};
+
+use crate::convert;
+use crate::node::Node;
+use crate::pb::etcdserverpb as pb;
+use crate::pb::etcdserverpb::kv_server::Kv;
+use crate::status::to_status;
+
+/// etcd's `KV` service over the node's store.
+#[derive(Clone)]
+pub struct KvService {
+    node: Arc<Node>,
+}
+
+impl KvService {
+    /// The service of `node`.
+    pub fn new(node: Arc<Node>) -> Self {
+        KvService { node }
+    }
+}
+
+#[tonic::async_trait]
+impl Kv for KvService {
+    async fn range(&self, request: Request<pb::RangeRequest>) -> Result<Response<pb::RangeResponse>, Status> {
+        let req = convert::range_request(request.into_inner()).map_err(to_status)?;
+        let resp = self.node.store.range(&req).map_err(to_status)?;
+        let mut resp = convert::range_response(resp);
+        resp.header = self.node.header(resp.header);
+        Ok(Response::new(resp))
+    }
+
+    async fn put(&self, request: Request<pb::PutRequest>) -> Result<Response<pb::PutResponse>, Status> {
+        let req = request.into_inner();
+        self.node.check_space(req.encoded_len())?;
+        let req = convert::put_request(req);
+        let resp = self.node.blocking(move |store| store.put_request(req).map_err(to_status)).await?;
+        let mut resp = convert::put_response(resp);
+        resp.header = self.node.header(resp.header);
+        Ok(Response::new(resp))
+    }
+
+    async fn delete_range(
+        &self,
+        request: Request<pb::DeleteRangeRequest>,
+    ) -> Result<Response<pb::DeleteRangeResponse>, Status> {
+        let req = convert::delete_request(request.into_inner());
+        let resp = self.node.blocking(move |store| store.delete_range(&req).map_err(to_status)).await?;
+        let mut resp = convert::delete_response(resp);
+        resp.header = self.node.header(resp.header);
+        Ok(Response::new(resp))
+    }
+
+    async fn txn(&self, request: Request<pb::TxnRequest>) -> Result<Response<pb::TxnResponse>, Status> {
+        let req = request.into_inner();
+        let cost = req.encoded_len();
+        let txn = convert::txn_request(req)?;
+        let resp = if txn.is_read_only() {
+            self.node.store.txn(txn).map_err(to_status)?
+        } else {
+            self.node.check_space(if writes_something(&txn) { cost } else { 0 })?;
+            self.node.blocking(move |store| store.txn(txn).map_err(to_status)).await?
+        };
+        let mut resp = convert::txn_response(resp);
+        resp.header = self.node.header(resp.header);
+        Ok(Response::new(resp))
+    }
+
+    async fn compact(
+        &self,
+        request: Request<pb::CompactionRequest>,
+    ) -> Result<Response<pb::CompactionResponse>, Status> {
+        let req = request.into_inner();
+        let req = CompactionRequest { revision: req.revision, physical: req.physical };
+        let resp = self.node.blocking(move |store| store.kv().compact(req).map_err(to_status)).await?;
+        Ok(Response::new(pb::CompactionResponse { header: self.node.header(convert::header(resp.header)) }))
+    }
+}
+
+/// True when some op of the txn, at any depth, is a put: what etcd's quota charges for.
+fn writes_something(txn: &etcdlite::Txn) -> bool {
+    use etcdlite::TxnOp;
+    txn.success.iter().chain(&txn.failure).any(|op| match op {
+        TxnOp::Put(_) => true,
+        TxnOp::Txn(inner) => writes_something(inner),
+        _ => false,
+    })
+}

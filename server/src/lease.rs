@@ -1,0 +1,142 @@
+//! The Lease service: grant, revoke, the keep-alive stream, time-to-live and the list.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use etcdlite::{Error, LeaseGrantOptions, LeaseTimeToLiveOptions};
+use futures::{Stream, StreamExt};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::convert;
+use crate::node::Node;
+use crate::pb::etcdserverpb as pb;
+use crate::pb::etcdserverpb::lease_server::Lease;
+use crate::status::to_status;
+
+/// What etcd's quota charges a lease grant (a lease record's size, about).
+const LEASE_COST: usize = 64;
+
+/// etcd's `Lease` service over the node's store.
+#[derive(Clone)]
+pub struct LeaseService {
+    node: Arc<Node>,
+}
+
+impl LeaseService {
+    /// The service of `node`.
+    pub fn new(node: Arc<Node>) -> Self {
+        LeaseService { node }
+    }
+
+    /// One keep-alive: the lease renewed to its full TTL, or TTL 0 for a lease that is
+    /// unknown or expired (etcd answers those on the stream, not with an error). The
+    /// header is taken before the renewal, as etcd takes it.
+    pub async fn keep_alive_once(&self, id: i64) -> Result<pb::LeaseKeepAliveResponse, Status> {
+        let header = self.node.header(None);
+        let ttl = self
+            .node
+            .blocking(move |store| match store.lease_keep_alive(id) {
+                Ok(resp) => Ok(resp.ttl),
+                Err(Error::LeaseNotFound) => Ok(0),
+                Err(e) => Err(to_status(e)),
+            })
+            .await?;
+        Ok(pb::LeaseKeepAliveResponse { header, id, ttl })
+    }
+
+    /// Serves one keep-alive stream: a response per request, in order. Used by the gRPC
+    /// service and by the JSON gateway.
+    pub fn serve<S>(&self, mut requests: S) -> ReceiverStream<Result<pb::LeaseKeepAliveResponse, Status>>
+    where
+        S: Stream<Item = Result<pb::LeaseKeepAliveRequest, Status>> + Send + Unpin + 'static,
+    {
+        let (out, out_rx) = mpsc::channel(16);
+        let service = self.clone();
+        tokio::spawn(async move {
+            while let Some(request) = requests.next().await {
+                let resp = match request {
+                    Ok(request) => service.keep_alive_once(request.id).await,
+                    Err(status) => Err(status),
+                };
+                let failed = resp.is_err();
+                if out.send(resp).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+        ReceiverStream::new(out_rx)
+    }
+}
+
+type KeepAliveResponses = Pin<Box<dyn Stream<Item = Result<pb::LeaseKeepAliveResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Lease for LeaseService {
+    async fn lease_grant(
+        &self,
+        request: Request<pb::LeaseGrantRequest>,
+    ) -> Result<Response<pb::LeaseGrantResponse>, Status> {
+        let req = request.into_inner();
+        self.node.check_space(LEASE_COST)?;
+        let resp = self
+            .node
+            .blocking(move |store| {
+                let options = (req.id != 0).then(|| LeaseGrantOptions::new().with_id(req.id));
+                store.lease_grant(req.ttl, options).map_err(to_status)
+            })
+            .await?;
+        Ok(Response::new(pb::LeaseGrantResponse {
+            header: self.node.header(convert::header(resp.header)),
+            id: resp.id,
+            ttl: resp.ttl,
+            error: String::new(),
+        }))
+    }
+
+    async fn lease_revoke(
+        &self,
+        request: Request<pb::LeaseRevokeRequest>,
+    ) -> Result<Response<pb::LeaseRevokeResponse>, Status> {
+        let id = request.into_inner().id;
+        let resp = self.node.blocking(move |store| store.lease_revoke(id).map_err(to_status)).await?;
+        Ok(Response::new(pb::LeaseRevokeResponse { header: self.node.header(convert::header(resp.header)) }))
+    }
+
+    type LeaseKeepAliveStream = KeepAliveResponses;
+
+    async fn lease_keep_alive(
+        &self,
+        request: Request<Streaming<pb::LeaseKeepAliveRequest>>,
+    ) -> Result<Response<Self::LeaseKeepAliveStream>, Status> {
+        Ok(Response::new(Box::pin(self.serve(request.into_inner()))))
+    }
+
+    async fn lease_time_to_live(
+        &self,
+        request: Request<pb::LeaseTimeToLiveRequest>,
+    ) -> Result<Response<pb::LeaseTimeToLiveResponse>, Status> {
+        let req = request.into_inner();
+        let options = req.keys.then(|| LeaseTimeToLiveOptions::new().with_keys());
+        let resp = self.node.store.lease_time_to_live(req.id, options).map_err(to_status)?;
+        Ok(Response::new(pb::LeaseTimeToLiveResponse {
+            header: self.node.header(convert::header(resp.header)),
+            id: resp.id,
+            ttl: resp.ttl,
+            granted_ttl: resp.granted_ttl,
+            keys: resp.keys,
+        }))
+    }
+
+    async fn lease_leases(
+        &self,
+        _request: Request<pb::LeaseLeasesRequest>,
+    ) -> Result<Response<pb::LeaseLeasesResponse>, Status> {
+        let resp = self.node.store.lease_leases().map_err(to_status)?;
+        Ok(Response::new(pb::LeaseLeasesResponse {
+            header: self.node.header(convert::header(resp.header)),
+            leases: resp.leases.iter().map(|l| pb::LeaseStatus { id: l.id }).collect(),
+        }))
+    }
+}

@@ -1,0 +1,207 @@
+//! etcd's v3 API over an [`etcdlite`] store: the gRPC services (KV, Watch, Lease,
+//! Maintenance, Cluster, health) and, on the same port, etcd's JSON gateway, so that
+//! `etcdctl` and every etcd client work against it unchanged.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use etcdlite_server::{Config, Server};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = Arc::new(etcdlite::Store::open(etcdlite::Options::memory())?);
+//! let server = Server::bind(Config::default(), store).await?;
+//! println!("serving on {:?}", server.local_addrs());
+//! server.serve(async { tokio::signal::ctrl_c().await.ok(); }).await?;
+//! # Ok(()) }
+//! ```
+
+mod cluster;
+mod compactor;
+mod convert;
+pub mod gateway;
+mod kv;
+mod lease;
+mod maintenance;
+mod node;
+pub mod pb;
+mod status;
+mod watch;
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use etcdlite::Store;
+use tokio::net::TcpListener;
+use tonic::service::Routes;
+
+pub use cluster::ClusterService;
+pub use compactor::AutoCompaction;
+pub use kv::KvService;
+pub use lease::LeaseService;
+pub use maintenance::MaintenanceService;
+pub use node::{Identity, Node};
+pub use watch::WatchService;
+
+use pb::etcdserverpb::cluster_server::ClusterServer;
+use pb::etcdserverpb::kv_server::KvServer;
+use pb::etcdserverpb::lease_server::LeaseServer;
+use pb::etcdserverpb::maintenance_server::MaintenanceServer;
+use pb::etcdserverpb::watch_server::WatchServer;
+
+/// etcd's default request size limit: 1.5 MiB.
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 1536 * 1024;
+/// etcd's default space quota: 2 GiB.
+pub const DEFAULT_QUOTA_BYTES: u64 = 2 * 1024 * 1024 * 1024;
+/// The etcd version `Status` reports unless told otherwise.
+pub const DEFAULT_ETCD_VERSION: &str = "3.5.0";
+/// gRPC accepts messages this much larger than the request limit, so that an oversized
+/// write gets etcd's "request is too large" rather than a transport error (as etcd).
+const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
+
+/// How the server is set up; the binary's flags fill it.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `--name`: this member's name.
+    pub name: String,
+    /// `--listen-client-urls`: where to serve gRPC and the JSON gateway.
+    pub listen: Vec<SocketAddr>,
+    /// `--advertise-client-urls`: the URLs the Cluster service reports; the listen
+    /// addresses when empty.
+    pub advertise_client_urls: Vec<String>,
+    /// `--max-request-bytes`: the largest write request accepted.
+    pub max_request_bytes: usize,
+    /// `--quota-backend-bytes`: the space quota (NOSPACE above it).
+    pub quota_bytes: u64,
+    /// The etcd version `Status` reports (clients such as Kubernetes check it).
+    pub etcd_version: String,
+    /// `--auto-compaction-mode/retention`.
+    pub auto_compaction: Option<AutoCompaction>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            name: "default".to_owned(),
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 2379))],
+            advertise_client_urls: Vec::new(),
+            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+            quota_bytes: DEFAULT_QUOTA_BYTES,
+            etcd_version: DEFAULT_ETCD_VERSION.to_owned(),
+            auto_compaction: None,
+        }
+    }
+}
+
+/// A server bound to its addresses, ready to serve.
+pub struct Server {
+    node: Arc<Node>,
+    config: Config,
+    listeners: Vec<TcpListener>,
+}
+
+impl Server {
+    /// Binds every listen address of `config` (port 0 picks a free port) for `store`.
+    pub async fn bind(config: Config, store: Arc<Store>) -> io::Result<Server> {
+        let mut listeners = Vec::new();
+        for addr in &config.listen {
+            listeners.push(TcpListener::bind(addr).await?);
+        }
+        let mut advertise = config.advertise_client_urls.clone();
+        if advertise.is_empty() {
+            for listener in &listeners {
+                advertise.push(format!("http://{}", listener.local_addr()?));
+            }
+        }
+        // A single node has no peers; it reports the conventional peer port of its first
+        // client address, as a member's list entry needs one.
+        let peer = listeners
+            .first()
+            .map(|l| l.local_addr())
+            .transpose()?
+            .map(|a| format!("http://{}:2380", a.ip()))
+            .into_iter()
+            .collect();
+        let identity = Identity::new(&config.name, advertise, peer);
+        let node = Arc::new(Node::new(store, identity, config.etcd_version.clone(), config.quota_bytes));
+        Ok(Server { node, config, listeners })
+    }
+
+    /// The addresses actually bound.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners.iter().filter_map(|l| l.local_addr().ok()).collect()
+    }
+
+    /// What every service shares (the store, this member's identity).
+    pub fn node(&self) -> &Arc<Node> {
+        &self.node
+    }
+
+    /// Every service, as routes: gRPC by path (`/etcdserverpb.KV/Range`, ...) and the JSON
+    /// gateway's `/v3/...`.
+    pub fn routes(&self) -> Routes {
+        let node = &self.node;
+        let limit = self.config.max_request_bytes + GRPC_OVERHEAD_BYTES;
+        let (health_reporter, health) = tonic_health::server::health_reporter();
+        drop(health_reporter);
+        let grpc = Routes::builder()
+            .add_service(KvServer::new(KvService::new(node.clone())).max_decoding_message_size(limit))
+            .add_service(
+                WatchServer::new(WatchService::new(node.clone(), self.config.max_request_bytes))
+                    .max_decoding_message_size(limit),
+            )
+            .add_service(LeaseServer::new(LeaseService::new(node.clone())).max_decoding_message_size(limit))
+            .add_service(
+                MaintenanceServer::new(MaintenanceService::new(node.clone()))
+                    .max_decoding_message_size(limit),
+            )
+            .add_service(
+                ClusterServer::new(ClusterService::new(node.clone())).max_decoding_message_size(limit),
+            )
+            .add_service(health)
+            .clone()
+            .routes();
+        let gateway =
+            gateway::router(gateway::Services::new(node.clone(), self.config.max_request_bytes, limit));
+        Routes::from(grpc.into_axum_router().merge(gateway))
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, lets calls in flight
+    /// finish, and returns.
+    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
+        let routes = self.routes();
+        let compactor =
+            self.config.auto_compaction.clone().map(|mode| compactor::spawn(self.node.store.clone(), mode));
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let mut servers = Vec::new();
+        for listener in self.listeners {
+            let mut stopped = stopped.clone();
+            let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+            let server = tonic::transport::Server::builder()
+                .accept_http1(true)
+                .tcp_nodelay(true)
+                .http2_keepalive_interval(Some(Duration::from_secs(60)))
+                .add_routes(routes.clone())
+                .serve_with_incoming_shutdown(incoming, async move {
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                });
+            servers.push(tokio::spawn(server));
+        }
+        shutdown.await;
+        tracing::info!("shutting down");
+        let _ = stop.send(true);
+        let mut result = Ok(());
+        for server in servers {
+            match server.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => result = Err(io::Error::other(e)),
+                Err(e) => result = Err(io::Error::other(e)),
+            }
+        }
+        if let Some(compactor) = compactor {
+            compactor.abort();
+        }
+        result
+    }
+}

@@ -1,0 +1,214 @@
+//! The Watch service: one bidirectional stream per client call, any number of watches on
+//! it, as etcd's `watchServer` serves them.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use etcdlite::Watcher;
+use futures::{Stream, StreamExt};
+use parking_lot::Mutex;
+use prost::Message;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::convert;
+use crate::node::Node;
+use crate::pb::etcdserverpb as pb;
+use crate::pb::etcdserverpb::watch_request::RequestUnion;
+use crate::pb::etcdserverpb::watch_server::Watch;
+
+/// Responses buffered between the store's watch stream and the transport.
+const OUTGOING_BUFFER: usize = 64;
+
+/// etcd's `Watch` service over the node's store.
+#[derive(Clone)]
+pub struct WatchService {
+    node: Arc<Node>,
+    /// Responses larger than this are split when their watch asked for `fragment`.
+    max_response_bytes: usize,
+}
+
+impl WatchService {
+    /// The service of `node`; `max_request_bytes` is the fragment size, as in etcd.
+    pub fn new(node: Arc<Node>, max_request_bytes: usize) -> Self {
+        WatchService { node, max_response_bytes: max_request_bytes }
+    }
+
+    /// Serves one watch stream: requests from `requests`, responses into the returned
+    /// stream. Used by the gRPC service and by the JSON gateway.
+    pub fn serve<S>(&self, requests: S) -> ReceiverStream<Result<pb::WatchResponse, Status>>
+    where
+        S: Stream<Item = Result<pb::WatchRequest, Status>> + Send + Unpin + 'static,
+    {
+        let (watcher, mut responses) = self.node.store.watch_stream();
+        let (out, out_rx) = mpsc::channel(OUTGOING_BUFFER);
+        // The watches that asked for fragmented responses.
+        let fragmenting: Arc<Mutex<HashMap<i64, bool>>> = Arc::default();
+
+        // Requests: create, cancel, progress. A failed create is answered in-band. When
+        // the client closes its side the watches live on, as in etcd, until it goes.
+        tokio::spawn(handle_requests(requests, watcher, out.clone(), self.node.clone(), fragmenting.clone()));
+
+        // Responses: from the store's stream to the client, split when asked. Ends when
+        // the client goes (dropping the store's stream ends its watches) or the store does.
+        let node = self.node.clone();
+        let limit = self.max_response_bytes;
+        tokio::spawn(async move {
+            loop {
+                let resp = tokio::select! {
+                    resp = responses.next() => match resp {
+                        Some(resp) => resp,
+                        None => return,
+                    },
+                    _ = out.closed() => return,
+                };
+                let fragment = fragmenting.lock().get(&resp.watch_id).copied().unwrap_or(false);
+                if resp.canceled {
+                    fragmenting.lock().remove(&resp.watch_id);
+                }
+                let mut resp = convert::watch_response(resp);
+                resp.header = node.watch_header(resp.header);
+                for part in split(resp, fragment, limit) {
+                    if out.send(Ok(part)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        ReceiverStream::new(out_rx)
+    }
+}
+
+async fn handle_requests<S>(
+    mut requests: S,
+    watcher: Watcher,
+    out: mpsc::Sender<Result<pb::WatchResponse, Status>>,
+    node: Arc<Node>,
+    fragmenting: Arc<Mutex<HashMap<i64, bool>>>,
+) where
+    S: Stream<Item = Result<pb::WatchRequest, Status>> + Unpin,
+{
+    while let Some(Ok(request)) = requests.next().await {
+        match request.request_union {
+            Some(RequestUnion::CreateRequest(create)) => {
+                let fragment = create.fragment;
+                let req = convert::watch_create(create);
+                // Held across the create so the first response of the new watch finds
+                // its fragment setting.
+                let mut fragments = fragmenting.lock();
+                match watcher.watch_request(req) {
+                    Ok(id) => {
+                        fragments.insert(id, fragment);
+                    }
+                    Err(e) => {
+                        drop(fragments);
+                        // etcd answers a failed create in-band: created and canceled, no id.
+                        let resp = pb::WatchResponse {
+                            header: node.watch_header(Some(pb::ResponseHeader {
+                                revision: node.store.current_revision(),
+                                ..Default::default()
+                            })),
+                            watch_id: etcdlite::watch::INVALID_WATCH_ID,
+                            created: true,
+                            canceled: true,
+                            cancel_reason: e.to_string(),
+                            ..Default::default()
+                        };
+                        if out.send(Ok(resp)).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+            // Cancelling an id the stream does not have is ignored, as in etcd.
+            Some(RequestUnion::CancelRequest(cancel)) => {
+                let _ = watcher.cancel_by_id(cancel.watch_id);
+            }
+            Some(RequestUnion::ProgressRequest(_)) => {
+                let _ = watcher.request_progress();
+            }
+            None => {}
+        }
+    }
+}
+
+/// `resp`, split as etcd splits a large response of a watch that asked for `fragment`:
+/// parts of at least one event each, every part but the last flagged `fragment`.
+fn split(resp: pb::WatchResponse, fragment: bool, limit: usize) -> Vec<pb::WatchResponse> {
+    if !fragment || resp.encoded_len() < limit || resp.events.len() < 2 {
+        return vec![resp];
+    }
+    let mut parts = Vec::new();
+    let mut template = resp.clone();
+    template.events.clear();
+    template.fragment = true;
+    let mut current = template.clone();
+    for event in resp.events {
+        current.events.push(event);
+        if current.events.len() > 1 && current.encoded_len() >= limit {
+            let last = current.events.pop().expect("more than one event");
+            parts.push(std::mem::replace(&mut current, template.clone()));
+            current.events.push(last);
+        }
+    }
+    current.fragment = false;
+    parts.push(current);
+    parts
+}
+
+type WatchResponses = Pin<Box<dyn Stream<Item = Result<pb::WatchResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Watch for WatchService {
+    type WatchStream = WatchResponses;
+
+    async fn watch(
+        &self,
+        request: Request<Streaming<pb::WatchRequest>>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        Ok(Response::new(Box::pin(self.serve(request.into_inner()))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pb::mvccpb;
+
+    fn response(events: usize, value_len: usize) -> pb::WatchResponse {
+        let kv = |i: usize| mvccpb::KeyValue {
+            key: format!("k{i}").into_bytes(),
+            value: vec![b'v'; value_len],
+            ..Default::default()
+        };
+        pb::WatchResponse {
+            watch_id: 3,
+            events: (0..events).map(|i| mvccpb::Event { kv: Some(kv(i)), ..Default::default() }).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn small_or_unfragmented_responses_go_whole() {
+        assert_eq!(split(response(10, 100), true, 1 << 20).len(), 1);
+        assert_eq!(split(response(10, 1000), false, 100).len(), 1);
+        assert_eq!(split(response(1, 1000), true, 100).len(), 1);
+    }
+
+    #[test]
+    fn large_responses_split_into_flagged_parts_that_keep_every_event_in_order() {
+        let whole = response(10, 1000);
+        let parts = split(whole.clone(), true, 2500);
+        assert!(parts.len() > 1);
+        for part in &parts[..parts.len() - 1] {
+            assert!(part.fragment);
+            assert!(part.encoded_len() < 2500 || part.events.len() == 1);
+        }
+        assert!(!parts.last().unwrap().fragment);
+        let events: Vec<_> = parts.iter().flat_map(|p| p.events.clone()).collect();
+        assert_eq!(events, whole.events);
+        assert!(parts.iter().all(|p| p.watch_id == 3));
+    }
+}

@@ -1,0 +1,151 @@
+//! The `etcdlite` binary: flags, a persistent data dir, and a clean stop on SIGTERM or
+//! SIGINT that keeps every acknowledged write.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use etcd_client::Client;
+
+/// A running `etcdlite`; killed if the test ends without stopping it.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Running {
+    fn start(args: &[&str]) -> Running {
+        let child = Command::new(env!("CARGO_BIN_EXE_etcdlite"))
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start etcdlite");
+        Running(child)
+    }
+
+    /// Sends `signal` and waits (at most 30 s) for the process to exit.
+    fn stop(mut self, signal: &str) -> ExitStatus {
+        let pid = self.0.id().to_string();
+        assert!(Command::new("kill").args([signal, &pid]).status().unwrap().success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.0.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "etcdlite did not stop after {signal}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Connects once the server answers (at most 30 s).
+async fn connect(port: u16) -> Client {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(mut client) = Client::connect([format!("127.0.0.1:{port}")], None).await {
+            if client.status().await.is_ok() {
+                return client;
+            }
+        }
+        assert!(Instant::now() < deadline, "etcdlite did not start on port {port}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The persistent engines this build has.
+fn engines() -> Vec<&'static str> {
+    let mut engines = Vec::new();
+    if cfg!(feature = "rocksdb") {
+        engines.push("rocksdb");
+    }
+    if cfg!(feature = "sled") {
+        engines.push("sled");
+    }
+    engines
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_writes_survive_a_stop_by_signal_and_a_restart() {
+    for engine in engines() {
+        for signal in ["-TERM", "-INT"] {
+            let dir = tempfile::tempdir().unwrap();
+            let port = free_port();
+            let url = format!("http://127.0.0.1:{port}");
+            let args = [
+                "--engine",
+                engine,
+                "--data-dir",
+                dir.path().to_str().unwrap(),
+                "--listen-client-urls",
+                &url,
+            ];
+
+            let server = Running::start(&args);
+            let mut client = connect(port).await;
+            let mut last = 0;
+            for i in 0..50 {
+                last = client
+                    .put(format!("k{i}"), format!("v{i}"), None)
+                    .await
+                    .unwrap()
+                    .header()
+                    .unwrap()
+                    .revision();
+            }
+            client.compact(10, None).await.unwrap();
+            drop(client);
+            let status = server.stop(signal);
+            assert!(status.success(), "{engine}: etcdlite exited with {status} after {signal}");
+
+            let _server = Running::start(&args);
+            let mut client = connect(port).await;
+            let got = client.get("k", Some(etcd_client::GetOptions::new().with_prefix())).await.unwrap();
+            assert_eq!(got.count(), 50, "{engine} after {signal}");
+            assert_eq!(got.header().unwrap().revision(), last, "{engine} after {signal}");
+            let compacted = client.get("k1", Some(etcd_client::GetOptions::new().with_revision(5))).await;
+            assert!(
+                matches!(&compacted, Err(etcd_client::Error::GRpcStatus(s)) if s.code() == tonic::Code::OutOfRange),
+                "{engine}: {compacted:?}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_no_flags_but_the_address_it_serves_from_memory() {
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let server =
+        Running::start(&["--listen-client-urls", &url, "--etcd-version", "3.5.17", "--name", "solo"]);
+    let mut client = connect(port).await;
+    assert_eq!(client.status().await.unwrap().version(), "3.5.17");
+    let members = client.member_list().await.unwrap();
+    assert_eq!(members.members().len(), 1);
+    assert_eq!(members.members()[0].name(), "solo");
+    assert_eq!(members.members()[0].client_urls(), [url.clone()]);
+    client.put("k", "v", None).await.unwrap();
+    drop(client);
+    assert!(server.stop("-TERM").success());
+}
+
+#[test]
+fn bad_flags_are_refused_with_a_message() {
+    for args in [
+        &["--listen-client-urls", "https://127.0.0.1:1"][..],
+        &["--auto-compaction-mode", "daily", "--auto-compaction-retention", "1"][..],
+        &["--engine", "rocksdb"][..],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_etcdlite")).args(args).output().unwrap();
+        assert!(!out.status.success(), "{args:?} was accepted");
+        assert!(!out.stderr.is_empty(), "{args:?} failed silently");
+    }
+}

