@@ -41,8 +41,10 @@ impl ClusterService {
     }
 }
 
-/// What etcd answers when a change would leave the cluster without a quorum of started
-/// members: adding a second voting member to one, or removing the only one.
+/// etcd's answer when a change would leave the cluster without a quorum of started
+/// members. etcd gives it for removing the only member; it accepts adding a second one
+/// (which then never starts and costs the quorum), and etcdlite refuses that add with
+/// this same error instead, as it cannot run a second member.
 fn not_enough_started_members() -> Status {
     Status::failed_precondition("etcdserver: re-configuration failed due to not enough started members")
 }

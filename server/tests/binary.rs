@@ -131,7 +131,7 @@ async fn with_no_flags_but_the_address_it_serves_from_memory() {
     let members = client.member_list().await.unwrap();
     assert_eq!(members.members().len(), 1);
     assert_eq!(members.members()[0].name(), "solo");
-    assert_eq!(members.members()[0].client_urls(), [url.clone()]);
+    assert_eq!(members.members()[0].client_urls(), std::slice::from_ref(&url));
     client.put("k", "v", None).await.unwrap();
     drop(client);
     assert!(server.stop("-TERM").success());

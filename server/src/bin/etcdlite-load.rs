@@ -79,7 +79,11 @@ enum Consistency {
 
 /// A load generator for etcd v3 gRPC endpoints.
 #[derive(Debug, Parser)]
-#[command(name = "etcdlite-load", version, about)]
+#[command(
+    name = "etcdlite-load",
+    version,
+    about = "A load generator for etcd v3 gRPC endpoints (etcdlite or etcd)"
+)]
 struct Args {
     /// The workload to run.
     #[arg(value_enum)]
