@@ -51,6 +51,7 @@ use crate::pb::etcdserverpb::cluster_server::Cluster;
 use crate::pb::etcdserverpb::kv_server::Kv;
 use crate::pb::etcdserverpb::lease_server::Lease;
 use crate::pb::etcdserverpb::maintenance_server::Maintenance;
+use crate::status::too_large;
 use crate::{ClusterService, KvService, LeaseService, MaintenanceService, WatchService};
 
 /// The path prefixes etcd 3.5 serves the gateway under.
@@ -289,11 +290,6 @@ where
         Some(Err(e)) => return Err(Status::invalid_argument(e.to_string())),
     };
     decode(name, value, max_message_bytes).map_err(DecodeError::into_status)
-}
-
-/// What etcd's gRPC server answers a message larger than it accepts.
-fn too_large(size: usize, max: usize) -> Status {
-    Status::resource_exhausted(format!("grpc: received message larger than max ({size} vs. {max})"))
 }
 
 /// Why a JSON value is not a request.

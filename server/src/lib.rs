@@ -35,6 +35,7 @@ use std::time::Duration;
 use etcdlite::Store;
 use tokio::net::TcpListener;
 use tonic::service::Routes;
+use tonic::transport::server::TcpIncoming;
 
 pub use cluster::ClusterService;
 pub use compactor::AutoCompaction;
@@ -164,7 +165,8 @@ impl Server {
             .routes();
         let gateway =
             gateway::router(gateway::Services::new(node.clone(), self.config.max_request_bytes, limit));
-        Routes::from(grpc.into_axum_router().merge(gateway))
+        let grpc = grpc.into_axum_router().layer(axum::middleware::map_response(status::etcd_size_errors));
+        Routes::from(grpc.merge(gateway))
     }
 
     /// Serves until `shutdown` completes, then stops accepting, lets calls in flight
@@ -177,10 +179,10 @@ impl Server {
         let mut servers = Vec::new();
         for listener in self.listeners {
             let mut stopped = stopped.clone();
-            let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+            // The builder's own `tcp_nodelay` applies only to listeners it binds itself.
+            let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
             let server = tonic::transport::Server::builder()
                 .accept_http1(true)
-                .tcp_nodelay(true)
                 .http2_keepalive_interval(Some(Duration::from_secs(60)))
                 .add_routes(routes.clone())
                 .serve_with_incoming_shutdown(incoming, async move {

@@ -1,9 +1,10 @@
 //! The Maintenance service: status, alarms, hashes, snapshots and defragmentation.
 
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::pin::Pin;
 use std::sync::Arc;
 
+use etcdlite::engine::snapshot_file;
 use futures::Stream;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
@@ -136,7 +137,7 @@ impl Maintenance for MaintenanceService {
         &self,
         _request: Request<pb::SnapshotRequest>,
     ) -> Result<Response<Self::SnapshotStream>, Status> {
-        let mut file = self
+        let file = self
             .node
             .blocking(|store| {
                 let mut file =
@@ -147,7 +148,11 @@ impl Maintenance for MaintenanceService {
                 Ok(file)
             })
             .await?;
-        let total = file.metadata().map_err(|e| Status::internal(format!("etcdlite: snapshot: {e}")))?.len();
+        let size = file.metadata().map_err(|e| Status::internal(format!("etcdlite: snapshot: {e}")))?.len();
+        // etcd's clients take the payload to be whole bbolt pages before the hash, so it
+        // is padded with zeros (which `Store::restore_snapshot` reads back).
+        let total = size.next_multiple_of(snapshot_file::PAGE);
+        let mut payload = file.take(size).chain(io::repeat(0).take(total - size));
         let (out, out_rx) = mpsc::channel(4);
         tokio::task::spawn_blocking(move || {
             let mut sha = Sha256::new();
@@ -155,7 +160,7 @@ impl Maintenance for MaintenanceService {
             let mut buf = vec![0u8; SNAPSHOT_CHUNK];
             while sent < total {
                 let want = SNAPSHOT_CHUNK.min((total - sent) as usize);
-                if let Err(e) = file.read_exact(&mut buf[..want]) {
+                if let Err(e) = payload.read_exact(&mut buf[..want]) {
                     let _ = out.blocking_send(Err(Status::internal(format!("etcdlite: snapshot: {e}"))));
                     return;
                 }

@@ -1,7 +1,10 @@
 //! etcd's errors as gRPC statuses: the same code and the same message, which clients
 //! match on.
 
+use axum::body::Body;
+use axum::http::{HeaderMap, Response};
 use etcdlite::{Code, Error};
+use http_body_util::BodyExt;
 use tonic::Status;
 
 /// The status etcd sends for `error`.
@@ -22,6 +25,50 @@ pub fn to_status(error: Error) -> Status {
 /// the NOSPACE alarm is raised.
 pub fn no_space() -> Status {
     Status::resource_exhausted("etcdserver: mvcc: database space exceeded")
+}
+
+/// What etcd's gRPC server answers a message larger than it accepts: ResourceExhausted
+/// "grpc: received message larger than max (size vs. max)".
+pub fn too_large(size: usize, max: usize) -> Status {
+    Status::resource_exhausted(format!("grpc: received message larger than max ({size} vs. {max})"))
+}
+
+/// Rewrites tonic's status for an oversized request (OutOfRange "Error, decoded message
+/// length too large: found N bytes, the limit is: M bytes") into etcd's, wherever it is
+/// sent: in the headers of a trailers-only answer (unary calls) or in the trailers of a
+/// stream.
+pub async fn etcd_size_errors(response: Response<Body>) -> Response<Body> {
+    let (mut parts, body) = response.into_parts();
+    rewrite_too_large(&mut parts.headers);
+    let body = body.map_frame(|frame| match frame.into_trailers() {
+        Ok(mut trailers) => {
+            rewrite_too_large(&mut trailers);
+            http_body::Frame::trailers(trailers)
+        }
+        Err(frame) => frame,
+    });
+    Response::from_parts(parts, Body::new(body))
+}
+
+fn rewrite_too_large(headers: &mut HeaderMap) {
+    let Some(status) = Status::from_header_map(headers) else { return };
+    if status.code() != tonic::Code::OutOfRange {
+        return;
+    }
+    let Some((size, max)) = tonic_too_large(status.message()) else { return };
+    for name in ["grpc-status", "grpc-message", "grpc-status-details-bin"] {
+        headers.remove(name);
+    }
+    // Only fails on a message that is not a valid header value; this one is ASCII.
+    let _ = too_large(size, max).add_header(headers);
+}
+
+/// The sizes in tonic's message for a decoded message over its limit.
+fn tonic_too_large(message: &str) -> Option<(usize, usize)> {
+    let rest = message.strip_prefix("Error, decoded message length too large: found ")?;
+    let (size, rest) = rest.split_once(" bytes, the limit is: ")?;
+    let max = rest.strip_suffix(" bytes")?;
+    Some((size.parse().ok()?, max.parse().ok()?))
 }
 
 /// A blocking store call failed to run at all (its task panicked or was cancelled).
@@ -47,5 +94,26 @@ mod tests {
         assert_eq!(s.code(), tonic::Code::InvalidArgument);
         assert_eq!(s.message(), "etcdserver: key is not provided");
         assert_eq!(to_status(Error::WatchCanceled).code(), tonic::Code::Cancelled);
+    }
+
+    #[test]
+    fn tonics_size_error_becomes_etcds_in_headers_and_leaves_others_alone() {
+        let mut headers = HeaderMap::new();
+        Status::out_of_range(
+            "Error, decoded message length too large: found 3145739 bytes, the limit is: 2097152 bytes",
+        )
+        .add_header(&mut headers)
+        .unwrap();
+        rewrite_too_large(&mut headers);
+        let status = Status::from_header_map(&headers).unwrap();
+        assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+        assert_eq!(status.message(), "grpc: received message larger than max (3145739 vs. 2097152)");
+
+        let mut headers = HeaderMap::new();
+        to_status(Error::Compacted).add_header(&mut headers).unwrap();
+        rewrite_too_large(&mut headers);
+        let status = Status::from_header_map(&headers).unwrap();
+        assert_eq!(status.code(), tonic::Code::OutOfRange);
+        assert_eq!(status.message(), "etcdserver: mvcc: required revision has been compacted");
     }
 }

@@ -521,6 +521,13 @@ fn snapshot_save_writes_the_stream_with_its_sha256_trailer() {
     let out = server.ok(&["snapshot", "save", path.to_str().unwrap()]);
     assert_eq!(out, format!("Snapshot saved at {}\n", path.display()));
     check_snapshot_file(&path);
+
+    // The saved file, padding and trailer included, restores into a new store.
+    let mut file = File::open(&path).unwrap();
+    let restored = etcdlite::Store::restore_snapshot(etcdlite::Options::memory(), &mut file).unwrap();
+    let got = restored.get("k", None).unwrap();
+    assert_eq!(got.kvs[0].value, b"v");
+    assert_eq!(got.header.revision, 2);
 }
 
 /// etcd's snapshot stream ends with the SHA-256 of everything before it; etcdctl 3.4

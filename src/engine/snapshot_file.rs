@@ -15,6 +15,11 @@
 //! and come in [`Keyspace::ALL`] order, each in ascending key order. The end record makes a
 //! truncated stream detectable, and its checksum a damaged one.
 //!
+//! [`load`] also reads a snapshot the way etcd's Snapshot RPC sends it and `etcdctl
+//! snapshot save` stores it: followed by zero bytes up to a multiple of [`PAGE`] bytes, then
+//! the 32-byte SHA-256 of everything before it. Both are optional; the hash, when present,
+//! must match.
+//!
 //! ```
 //! use etcdlite::engine::{snapshot_file, Engine, EngineRead, Keyspace, MemoryEngine, WriteBatch};
 //!
@@ -36,12 +41,20 @@
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::ops::ControlFlow;
 
+use sha2::{Digest, Sha256};
+
 use super::{Bounds, Direction, Engine, EngineError, EngineErrorKind, EngineRead, Keyspace, WriteBatch};
 
 /// The first bytes of every snapshot.
 pub const MAGIC: [u8; 8] = *b"ETCDLITE";
 /// The format version this build writes and reads.
 pub const VERSION: u32 = 1;
+
+/// etcd's clients expect a snapshot's payload to fill whole pages of this many bytes
+/// before its SHA-256 trailer (bbolt's page size).
+pub const PAGE: u64 = 512;
+/// The length of the SHA-256 trailer.
+const SHA256_LEN: u64 = 32;
 
 const ENTRY: u8 = 0x01;
 const END: u8 = 0x00;
@@ -104,7 +117,7 @@ pub fn write(view: &dyn EngineRead, out: &mut dyn Write) -> Result<Written, Engi
 /// [`Corruption`](EngineErrorKind::Corruption) error; the entries written before the damage
 /// was found stay in the engine, and [`clear`] removes them.
 pub fn load(engine: &dyn Engine, input: &mut dyn Read, sync: bool) -> Result<u64, EngineError> {
-    let mut input = In { input: BufReader::new(input), crc: 0 };
+    let mut input = In { input: BufReader::new(input), crc: 0, sha: Sha256::new(), read: 0 };
     let magic: [u8; 8] = input.array()?;
     if magic != MAGIC {
         return Err(corrupt("not an etcdlite snapshot (bad magic bytes)".to_string()));
@@ -148,9 +161,7 @@ pub fn load(engine: &dyn Engine, input: &mut dyn Read, sync: bool) -> Result<u64
             "the snapshot's end record counts {count} entries, but it holds {entries}"
         )));
     }
-    if input.input.read(&mut [0]).map_err(read_failed)? != 0 {
-        return Err(corrupt("unexpected bytes after the snapshot's end record".to_string()));
-    }
+    input.trailer()?;
     for (key, value) in meta {
         batch.put(Keyspace::Meta, key, value);
     }
@@ -238,14 +249,53 @@ impl Out<'_> {
 struct In<'a> {
     input: BufReader<&'a mut dyn Read>,
     crc: u32,
+    /// The SHA-256 of every byte read, for an etcd-style trailer.
+    sha: Sha256,
+    read: u64,
 }
 
 impl In<'_> {
     fn array<const N: usize>(&mut self) -> Result<[u8; N], EngineError> {
         let mut buf = [0; N];
         self.input.read_exact(&mut buf).map_err(read_failed)?;
-        self.crc = crc32c::crc32c_append(self.crc, &buf);
+        self.consumed(&buf);
         Ok(buf)
+    }
+
+    fn consumed(&mut self, data: &[u8]) {
+        self.crc = crc32c::crc32c_append(self.crc, data);
+        self.sha.update(data);
+        self.read += data.len() as u64;
+    }
+
+    /// What may follow the end record: zero padding up to a whole [`PAGE`], then the
+    /// SHA-256 of everything before it, as etcd's Snapshot stream ends.
+    fn trailer(mut self) -> Result<(), EngineError> {
+        let padding = (PAGE - self.read % PAGE) % PAGE;
+        let mut rest = Vec::new();
+        (&mut self.input).take(padding + SHA256_LEN + 1).read_to_end(&mut rest).map_err(read_failed)?;
+        let unexpected = || corrupt("unexpected bytes after the snapshot's end record".to_string());
+        if rest.is_empty() {
+            return Ok(());
+        }
+        let padding = padding as usize;
+        if rest.len() < padding || rest[..padding].iter().any(|&b| b != 0) {
+            return Err(unexpected());
+        }
+        match rest.len() - padding {
+            0 => Ok(()),
+            len if len as u64 == SHA256_LEN => {
+                self.sha.update(&rest[..padding]);
+                let expected = self.sha.finalize();
+                if rest[padding..] != expected[..] {
+                    return Err(corrupt(
+                        "the snapshot's SHA-256 trailer does not match its contents".to_string(),
+                    ));
+                }
+                Ok(())
+            }
+            _ => Err(unexpected()),
+        }
     }
 
     /// `len` bytes. Read in pieces rather than into a buffer of `len` allocated up front,
@@ -256,7 +306,7 @@ impl In<'_> {
         if buf.len() < len {
             return Err(truncated());
         }
-        self.crc = crc32c::crc32c_append(self.crc, &buf);
+        self.consumed(&buf);
         Ok(buf)
     }
 
@@ -378,10 +428,51 @@ mod tests {
         }
     }
 
+    /// `bytes` as etcd's Snapshot stream carries them: padded with zeros to whole pages,
+    /// then their SHA-256.
+    fn as_etcd_sends(mut bytes: Vec<u8>) -> Vec<u8> {
+        bytes.resize((bytes.len() as u64).next_multiple_of(PAGE) as usize, 0);
+        let sha = Sha256::digest(&bytes);
+        bytes.extend_from_slice(&sha);
+        bytes
+    }
+
+    #[test]
+    fn page_padding_and_a_matching_sha256_trailer_are_accepted() {
+        let source = sample();
+        let plain = bytes_of(&source);
+        let sent = as_etcd_sends(plain.clone());
+        assert_eq!(sent.len() as u64 % PAGE, SHA256_LEN);
+        let copy = MemoryEngine::new();
+        load(&copy, &mut sent.as_slice(), false).unwrap();
+        assert_eq!(contents(&copy), contents(&source));
+        // Padding alone, without the hash, is accepted too.
+        let padded = &sent[..sent.len() - SHA256_LEN as usize];
+        load(&MemoryEngine::new(), &mut &padded[..], false).unwrap();
+    }
+
+    #[test]
+    fn a_damaged_trailer_or_padding_is_refused() {
+        let sent = as_etcd_sends(bytes_of(&sample()));
+        let mut bad_sha = sent.clone();
+        *bad_sha.last_mut().unwrap() ^= 1;
+        let err = load(&MemoryEngine::new(), &mut bad_sha.as_slice(), false).unwrap_err();
+        assert!(err.message().contains("SHA-256 trailer does not match"), "{err}");
+        let mut bad_padding = sent.clone();
+        let first_pad = bytes_of(&sample()).len();
+        bad_padding[first_pad] = 1;
+        let err = load(&MemoryEngine::new(), &mut bad_padding.as_slice(), false).unwrap_err();
+        assert!(err.message().contains("after the snapshot's end"), "{err}");
+        let mut longer = sent.clone();
+        longer.push(0);
+        let err = load(&MemoryEngine::new(), &mut longer.as_slice(), false).unwrap_err();
+        assert!(err.message().contains("after the snapshot's end"), "{err}");
+    }
+
     #[test]
     fn trailing_bytes_and_other_versions_are_refused() {
         let mut bytes = bytes_of(&sample());
-        bytes.push(0);
+        bytes.push(7);
         let err = load(&MemoryEngine::new(), &mut bytes.as_slice(), false).unwrap_err();
         assert!(err.message().contains("after the snapshot's end"), "{err}");
         let mut v2 = bytes_of(&MemoryEngine::new());
