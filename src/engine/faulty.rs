@@ -3,6 +3,8 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
+use parking_lot::{Condvar, Mutex};
+
 use super::{
     Bounds, Direction, Engine, EngineError, EngineErrorKind, EngineRead, EngineStats, Keyspace, Visitor,
     WriteBatch,
@@ -27,7 +29,12 @@ pub struct FaultyEngine {
     /// Writes still allowed before every write fails; `u64::MAX` means no fault is armed.
     writes_left: AtomicU64,
     fail_reads: AtomicBool,
+    fail_syncs: AtomicBool,
     writes_done: AtomicU64,
+    syncs_started: AtomicU64,
+    /// While true, [`sync`](Engine::sync) waits (on `released`) before it syncs.
+    hold_syncs: Mutex<bool>,
+    released: Condvar,
 }
 
 impl FaultyEngine {
@@ -37,7 +44,11 @@ impl FaultyEngine {
             inner,
             writes_left: AtomicU64::new(u64::MAX),
             fail_reads: AtomicBool::new(false),
+            fail_syncs: AtomicBool::new(false),
             writes_done: AtomicU64::new(0),
+            syncs_started: AtomicU64::new(0),
+            hold_syncs: Mutex::new(false),
+            released: Condvar::new(),
         }
     }
 
@@ -51,15 +62,43 @@ impl FaultyEngine {
         self.fail_reads.store(fail, Ordering::SeqCst);
     }
 
-    /// Disarms every fault.
+    /// Makes every [`sync`](Engine::sync) (and every write with `sync` on) fail, or
+    /// succeed again. The writes themselves still reach the inner engine, as data written
+    /// before a failed fsync may.
+    pub fn fail_syncs(&self, fail: bool) {
+        self.fail_syncs.store(fail, Ordering::SeqCst);
+    }
+
+    /// Makes every [`sync`](Engine::sync) wait until released with `hold_syncs(false)`:
+    /// to catch writes while a sync is in progress.
+    pub fn hold_syncs(&self, hold: bool) {
+        *self.hold_syncs.lock() = hold;
+        self.released.notify_all();
+    }
+
+    /// Disarms every fault (held syncs go on).
     pub fn heal(&self) {
         self.writes_left.store(u64::MAX, Ordering::SeqCst);
         self.fail_reads.store(false, Ordering::SeqCst);
+        self.fail_syncs.store(false, Ordering::SeqCst);
+        self.hold_syncs(false);
+    }
+
+    fn check_sync(&self) -> Result<(), EngineError> {
+        if self.fail_syncs.load(Ordering::SeqCst) {
+            return Err(EngineError::new(EngineErrorKind::Injected, "sync failed"));
+        }
+        Ok(())
     }
 
     /// Number of batches written through this wrapper so far.
     pub fn writes_done(&self) -> u64 {
         self.writes_done.load(Ordering::SeqCst)
+    }
+
+    /// Number of [`sync`](Engine::sync) calls begun so far (held ones included).
+    pub fn syncs_started(&self) -> u64 {
+        self.syncs_started.load(Ordering::SeqCst)
     }
 
     /// The wrapped engine.
@@ -118,7 +157,21 @@ impl Engine for FaultyEngine {
         }
         self.inner.write(batch, sync)?;
         self.writes_done.fetch_add(1, Ordering::SeqCst);
+        if sync {
+            self.check_sync()?;
+        }
         Ok(())
+    }
+
+    fn sync(&self) -> Result<(), EngineError> {
+        self.syncs_started.fetch_add(1, Ordering::SeqCst);
+        let mut held = self.hold_syncs.lock();
+        while *held {
+            self.released.wait(&mut held);
+        }
+        drop(held);
+        self.check_sync()?;
+        self.inner.sync()
     }
 
     fn snapshot(&self) -> Result<Box<dyn EngineRead + Send + Sync + '_>, EngineError> {

@@ -158,11 +158,19 @@ pub trait EngineRead {
 /// An ordered byte store with atomic batches: the storage under an MVCC store.
 ///
 /// Implementations must make a [`write`](Engine::write) atomic (all of a batch or none of
-/// it, across keyspaces), and durable before returning when `sync` is true.
+/// it, across keyspaces), durable before returning when `sync` is true, and every write
+/// made so far durable on [`sync`](Engine::sync).
 pub trait Engine: EngineRead + Send + Sync {
     /// Applies every operation of `batch` atomically; with `sync`, the batch is on stable
     /// storage before this returns.
     fn write(&self, batch: WriteBatch, sync: bool) -> Result<(), EngineError>;
+
+    /// Puts every batch written before this call on stable storage, in one go: the group
+    /// commit of writes made with `sync` off. May run while other threads write. The
+    /// default does nothing, for an engine with nothing to lose.
+    fn sync(&self) -> Result<(), EngineError> {
+        Ok(())
+    }
 
     /// A consistent, read-only view of every keyspace as of now; later writes do not show
     /// through it.

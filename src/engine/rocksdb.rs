@@ -121,6 +121,11 @@ impl Engine for RocksEngine {
         self.db.write_opt(rocks_batch, &options).map_err(EngineError::io)
     }
 
+    /// Syncs the write-ahead log, which holds every batch written so far.
+    fn sync(&self) -> Result<(), EngineError> {
+        self.db.flush_wal(true).map_err(EngineError::io)
+    }
+
     fn snapshot(&self) -> Result<Box<dyn EngineRead + Send + Sync + '_>, EngineError> {
         Ok(Box::new(RocksSnapshot { engine: self, snapshot: self.db.snapshot() }))
     }

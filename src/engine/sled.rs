@@ -157,9 +157,13 @@ impl Engine for SledEngine {
             }
         }
         if sync {
-            self.db.flush().map_err(EngineError::io)?;
+            self.sync()?;
         }
         Ok(())
+    }
+
+    fn sync(&self) -> Result<(), EngineError> {
+        self.db.flush().map(drop).map_err(EngineError::io)
     }
 
     /// sled offers no consistent view across trees, so a snapshot is a copy, taken while

@@ -14,6 +14,7 @@
 //! sorting and the rest of a request's meaning live in [`crate::txn`].
 
 mod compaction;
+mod group_commit;
 mod hash;
 mod index;
 mod key_history;

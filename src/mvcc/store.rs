@@ -7,6 +7,7 @@ use std::sync::{Arc, OnceLock};
 use parking_lot::{Mutex, MutexGuard, RwLock};
 
 use super::compaction::{self, CompactionDone, Compactor};
+use super::group_commit::GroupCommit;
 use super::hash::{self, KvHash};
 use super::index::Index;
 use super::record;
@@ -27,7 +28,9 @@ const NEVER_COMPACTED: i64 = -1;
 /// revision and in one engine batch, and [`WriteTxn::commit`] publishes that revision only
 /// after the batch is written. Readers pin the published revision, look revisions up in the
 /// index and read records from the engine without taking the writer's lock, so a slow (or
-/// fsyncing) writer never blocks them. Compaction raises the compacted revision before it
+/// fsyncing) writer never blocks them. With `sync` on, writers do not sync one by one under
+/// the lock: [`group_commit`](super::group_commit) makes a whole group durable with one
+/// sync, and publishes each revision once it is. Compaction raises the compacted revision before it
 /// trims anything, and readers check it again after reading, so a read racing a compaction
 /// either sees complete data or fails with [`Error::Compacted`].
 pub struct MvccStore {
@@ -37,8 +40,11 @@ pub struct MvccStore {
     current: AtomicI64,
     /// The compacted revision.
     compacted: AtomicI64,
-    writer: Mutex<()>,
+    /// The writer lock, holding the last revision written to the engine: ahead of `current`
+    /// while writes wait for their group's sync.
+    writer: Mutex<i64>,
     sync: bool,
+    group: GroupCommit,
     compactor: Compactor,
     observer: OnceLock<Arc<dyn CommitObserver>>,
 }
@@ -46,8 +52,9 @@ pub struct MvccStore {
 /// Hears of every committed revision that changed keys, in revision order: the seam the
 /// watch layer hangs from.
 pub trait CommitObserver: Send + Sync {
-    /// `revision` was published with `changes`. Called with the writer lock held, so calls
-    /// never overlap and come in revision order; it must not block.
+    /// `revision` was published with `changes`. Calls never overlap and come in revision
+    /// order, each just after `revision` became the current one; it must not block, as
+    /// writers wait for it.
     fn committed(&self, revision: i64, changes: &[Change]);
 }
 
@@ -87,8 +94,9 @@ impl MvccStore {
             index: RwLock::new(index),
             current: AtomicI64::new(current),
             compacted: AtomicI64::new(compacted),
-            writer: Mutex::new(()),
+            writer: Mutex::new(current),
             sync,
+            group: GroupCommit::new(),
             observer: OnceLock::new(),
         };
         if let Some(rev) = unfinished {
@@ -103,8 +111,31 @@ impl MvccStore {
     /// Makes `observer` hear of every commit from now on. A store has at most one observer;
     /// a second call is refused and returns false.
     pub fn observe(&self, observer: Arc<dyn CommitObserver>) -> bool {
-        let _writer = self.writer.lock();
-        self.observer.set(observer).is_ok()
+        match self.quiesce() {
+            Ok(_writer) => self.observer.set(observer).is_ok(),
+            // No write will be published again, so there is nothing to hear.
+            Err(_) => self.observer.set(observer).is_ok(),
+        }
+    }
+
+    /// Takes the writer lock and waits until every write before it is published, so that
+    /// the current revision is the last one written until the lock is released. Fails when
+    /// an engine sync failed (the store then refuses writes).
+    fn quiesce(&self) -> Result<MutexGuard<'_, i64>> {
+        let writer = self.writer.lock();
+        if self.sync {
+            self.group.wait(self.group.last(), self)?;
+        }
+        Ok(writer)
+    }
+
+    /// Makes `revision` current and tells the observer of its `changes`: every commit
+    /// passes here, in revision order.
+    pub(super) fn publish(&self, revision: i64, changes: &[Change]) {
+        self.current.store(revision, Ordering::SeqCst);
+        if let (Some(observer), false) = (self.observer.get(), changes.is_empty()) {
+            observer.committed(revision, changes);
+        }
     }
 
     /// Visits every change with a main revision in `from..=to`, in revision order. Fails
@@ -160,13 +191,14 @@ impl MvccStore {
         ReadTxn { store: self, first: self.compacted_revision(), rev: self.current_revision() }
     }
 
-    /// Starts the next write; blocks while another write or a compaction's index step runs.
+    /// Starts the next write; blocks while another write or a compaction's index step runs
+    /// (not while earlier writes wait for their sync: it builds on them).
     pub fn write(&self) -> WriteTxn<'_> {
         let guard = self.writer.lock();
         WriteTxn {
             store: self,
-            _writer: guard,
-            begin: self.current_revision(),
+            begin: *guard,
+            writer: Some(guard),
             first: self.compacted_revision(),
             changes: Vec::new(),
             batch: WriteBatch::new(),
@@ -177,7 +209,7 @@ impl MvccStore {
     /// Compacts history at `rev`: reads below it fail from now on, and the records only
     /// they could see are deleted in the background; [`CompactionDone::wait`] waits for that.
     pub fn compact(&self, rev: i64) -> Result<CompactionDone> {
-        let _writer = self.writer.lock();
+        let _writer = self.quiesce()?;
         if rev <= self.compacted_revision() {
             return Err(Error::Compacted);
         }
@@ -202,7 +234,7 @@ impl MvccStore {
         // lock, so no commit or compaction comes between them; the hashing itself runs on
         // the view, with the lock released.
         let (current, compacted, target, kept, view) = {
-            let _writer = self.writer.lock();
+            let _writer = self.quiesce()?;
             let (current, compacted) = (self.current_revision(), self.compacted_revision());
             if rev > 0 && rev < compacted {
                 return Err(Error::Compacted);
@@ -321,7 +353,8 @@ impl ReadView for ReadTxn<'_> {
 /// them.
 pub struct WriteTxn<'a> {
     store: &'a MvccStore,
-    _writer: MutexGuard<'a, ()>,
+    /// Held until the write is staged in the engine (until commit, or drop).
+    writer: Option<MutexGuard<'a, i64>>,
     begin: i64,
     first: i64,
     changes: Vec<Change>,
@@ -390,25 +423,42 @@ impl WriteTxn<'_> {
         self.commit_with(|_| ())
     }
 
-    /// [`commit`](WriteTxn::commit), then `on_commit` with the committed changes, called
-    /// while the writer lock is still held, so no other write can come between the two
-    /// (the lease layer tracks which keys carry which lease this way). Not called when the
-    /// commit fails.
+    /// [`commit`](WriteTxn::commit), calling `on_commit` with the changes while the writer
+    /// lock is still held, so no other write can come between the two (the lease layer
+    /// tracks which keys carry which lease this way). Not called when the commit fails; with
+    /// `sync` on it is called before the group's sync, and a failed sync stops all writes.
     pub fn commit_with(mut self, on_commit: impl FnOnce(&[Change])) -> Result<i64> {
-        let revision = if self.changes.is_empty() { self.begin } else { self.next() };
-        if !self.batch.is_empty() {
-            let batch = std::mem::take(&mut self.batch);
-            if let Err(error) = self.store.engine.write(batch, self.store.sync) {
+        let store = self.store;
+        let revision = self.revision();
+        if store.sync {
+            if let Some(error) = store.group.failed() {
                 self.rollback();
                 return Err(error.into());
             }
         }
-        self.store.current.store(revision, Ordering::SeqCst);
-        self.finished = true;
-        if let (Some(observer), false) = (self.store.observer.get(), self.changes.is_empty()) {
-            observer.committed(revision, &self.changes);
+        let wrote = !self.batch.is_empty();
+        if wrote {
+            let batch = std::mem::take(&mut self.batch);
+            // With `sync` on, the group's sync makes it durable, after the lock is released.
+            if let Err(error) = store.engine.write(batch, false) {
+                self.rollback();
+                return Err(error.into());
+            }
         }
+        self.finished = true;
         on_commit(&self.changes);
+        let mut writer = self.writer.take().expect("held until commit");
+        *writer = revision;
+        if !store.sync {
+            store.publish(revision, &self.changes);
+            return Ok(revision);
+        }
+        let changes = std::mem::take(&mut self.changes);
+        // A write that wrote nothing still waits for the writes before it, whose revision
+        // it reports.
+        let ticket = if wrote { store.group.written(revision, changes) } else { store.group.last() };
+        drop(writer);
+        store.group.wait(ticket, store)?;
         Ok(revision)
     }
 

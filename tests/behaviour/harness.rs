@@ -57,10 +57,12 @@ impl Harness {
         }
     }
 
-    /// Options over this harness's engine. Sync is off to keep the suite fast; the
-    /// durability test covers sync.
+    /// Options over this harness's engine. Sync is off on the persistent engines to keep
+    /// the suite fast (the durability test covers their sync); on the memory engine, where
+    /// a sync costs nothing, it is on, so the whole suite also runs through group commit.
     pub fn options(&self) -> Options {
-        Options::engine(self.engine()).sync(false)
+        let sync = matches!(self, Harness::Memory(_));
+        Options::engine(self.engine()).sync(sync)
     }
 
     pub fn open(&self) -> Store {
