@@ -1,5 +1,6 @@
 //! The public facade.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use crate::lease::{
     Attachments, Clock, LeaseGrantOptions, LeaseGrantResponse, LeaseId, LeaseKeepAliveResponse,
     LeaseLeasesResponse, LeaseRevokeResponse, LeaseTimeToLiveOptions, LeaseTimeToLiveResponse, Leases, Wake,
 };
-use crate::mvcc::MvccStore;
+use crate::mvcc::{Durable, MvccStore};
 use crate::options::{CompactionOptions, DeleteOptions, GetOptions, Options, PutOptions, WatchOptions};
 use crate::txn::request::{
     CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteResponse, GetResponse, PutRequest,
@@ -165,6 +166,17 @@ impl Store {
         self.kv().put(req)
     }
 
+    /// [`put_request`](Store::put_request) for async callers. The write is applied when
+    /// this is called (it may wait a moment for the writer lock, never for the disk); the
+    /// future resolves once it is durable (with sync on) and visible to readers, without a
+    /// thread waiting meanwhile.
+    pub fn put_request_async(
+        &self,
+        req: PutRequest,
+    ) -> impl Future<Output = Result<PutResponse>> + Send + 'static {
+        settle_async(self.kv().put_deferred(req))
+    }
+
     /// Reads `key` (or the range `options` describe).
     pub fn get(&self, key: impl Into<Vec<u8>>, options: Option<GetOptions>) -> Result<GetResponse> {
         self.range(&options.unwrap_or_default().into_request(key.into()))
@@ -185,9 +197,24 @@ impl Store {
         self.kv().delete_range(req)
     }
 
+    /// [`delete_range`](Store::delete_range) for async callers, as
+    /// [`put_request_async`](Store::put_request_async).
+    pub fn delete_range_async(
+        &self,
+        req: &DeleteRangeRequest,
+    ) -> impl Future<Output = Result<DeleteResponse>> + Send + 'static {
+        settle_async(self.kv().delete_range_deferred(req))
+    }
+
     /// Runs a transaction.
     pub fn txn(&self, txn: Txn) -> Result<TxnResponse> {
         self.kv().txn(txn)
+    }
+
+    /// [`txn`](Store::txn) for async callers, as
+    /// [`put_request_async`](Store::put_request_async).
+    pub fn txn_async(&self, txn: Txn) -> impl Future<Output = Result<TxnResponse>> + Send + 'static {
+        settle_async(self.kv().txn_deferred(txn))
     }
 
     /// Compacts history below `revision`.
@@ -279,4 +306,11 @@ impl Store {
     pub fn watch_stream(&self) -> (Watcher, WatchStream) {
         watch::open(&self.shared.watch)
     }
+}
+
+/// The future of a deferred write: its response once its [`Durable`] is ready.
+async fn settle_async<T>(deferred: Result<(T, Durable)>) -> Result<T> {
+    let (response, durable) = deferred?;
+    durable.await?;
+    Ok(response)
 }

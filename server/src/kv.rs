@@ -39,7 +39,7 @@ impl Kv for KvService {
         let req = request.into_inner();
         self.node.check_space(req.encoded_len())?;
         let req = convert::put_request(req);
-        let resp = self.node.blocking(move |store| store.put_request(req).map_err(to_status)).await?;
+        let resp = self.node.store.put_request_async(req).await.map_err(to_status)?;
         let mut resp = convert::put_response(resp);
         resp.header = self.node.header(resp.header);
         Ok(Response::new(resp))
@@ -50,7 +50,7 @@ impl Kv for KvService {
         request: Request<pb::DeleteRangeRequest>,
     ) -> Result<Response<pb::DeleteRangeResponse>, Status> {
         let req = convert::delete_request(request.into_inner());
-        let resp = self.node.blocking(move |store| store.delete_range(&req).map_err(to_status)).await?;
+        let resp = self.node.store.delete_range_async(&req).await.map_err(to_status)?;
         let mut resp = convert::delete_response(resp);
         resp.header = self.node.header(resp.header);
         Ok(Response::new(resp))
@@ -60,12 +60,10 @@ impl Kv for KvService {
         let req = request.into_inner();
         let cost = req.encoded_len();
         let txn = convert::txn_request(req)?;
-        let resp = if txn.is_read_only() {
-            self.node.store.txn(txn).map_err(to_status)?
-        } else {
+        if !txn.is_read_only() {
             self.node.check_space(if writes_something(&txn) { cost } else { 0 })?;
-            self.node.blocking(move |store| store.txn(txn).map_err(to_status)).await?
-        };
+        }
+        let resp = self.node.store.txn_async(txn).await.map_err(to_status)?;
         let mut resp = convert::txn_response(resp);
         resp.header = self.node.header(resp.header);
         Ok(Response::new(resp))

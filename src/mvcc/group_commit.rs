@@ -3,122 +3,267 @@
 //! With `sync` on, a write does not sync its own batch while it holds the writer lock, as
 //! that would make every write wait for every earlier write's sync in turn. Instead it
 //! writes the batch unsynced, takes a ticket (the batch's place in write order), lets the
-//! next writer in, and then waits for its ticket to be made durable. The first waiter finds
-//! no sync running and runs one, which covers every batch written before it started; the
-//! writers that queued up meanwhile are covered by the next. So under load one sync serves
-//! a whole group, and a lone writer still costs one sync, as before.
+//! next writer in, and waits for its ticket to become durable: blocking
+//! ([`Durable::wait`]) or as a future ([`Durable`] implements `Future`), so an async
+//! server needs no thread per write in flight. A syncer thread runs one engine sync at a
+//! time, each covering every batch written before it began; the writes that arrive during
+//! a sync are covered by the next. So under load one sync serves a whole group, and a lone
+//! writer still costs one sync.
 //!
-//! A revision is published (made visible to readers, told to the commit observer) only once
-//! its batch is durable, and in revision order, so nothing a reader sees can be lost to a
-//! crash. A failed sync leaves it unknown which batches reached the disk; like etcd, which
-//! stops on a failed WAL sync, the store then refuses every write ([`GroupCommit::failed`])
-//! until it is reopened.
+//! A revision is published (made current for readers, told to the commit observer) only
+//! once its batch is durable, in revision order, by the syncer thread, so nothing a reader
+//! sees can be lost to a crash, and a write whose waiter went away is published all the
+//! same. A failed sync leaves it unknown which batches reached the disk; like etcd, which
+//! stops on a failed WAL sync, the store then refuses every write
+//! ([`GroupCommit::failed`]) until it is reopened.
+//!
+//! With `sync` off there is no thread: a commit publishes at once, under the writer lock.
 
 use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll, Waker};
+use std::thread::JoinHandle;
 
-use parking_lot::{Condvar, Mutex, MutexGuard};
+use parking_lot::{Condvar, Mutex};
 
-use super::store::{Change, MvccStore};
-use crate::engine::EngineError;
+use super::store::{Change, CommitObserver};
+use crate::engine::{Engine, EngineError};
+use crate::error::{Error, Result};
 
 /// A batch's place in write order: it is durable once the durable ticket reaches it.
-pub(super) type Ticket = u64;
+type Ticket = u64;
 
+/// The current revision and the observer: what publishing a revision changes.
+pub(super) struct Publisher {
+    current: AtomicI64,
+    observer: OnceLock<Arc<dyn CommitObserver>>,
+}
+
+impl Publisher {
+    pub(super) fn current(&self) -> i64 {
+        self.current.load(Ordering::SeqCst)
+    }
+
+    /// Sets the observer, unless one is set already.
+    pub(super) fn observe(&self, observer: Arc<dyn CommitObserver>) -> bool {
+        self.observer.set(observer).is_ok()
+    }
+
+    /// Makes `revision` current and tells the observer of its `changes`. Every commit
+    /// passes here, one at a time, in revision order.
+    pub(super) fn publish(&self, revision: i64, changes: &[Change]) {
+        self.current.store(revision, Ordering::SeqCst);
+        if let (Some(observer), false) = (self.observer.get(), changes.is_empty()) {
+            observer.committed(revision, changes);
+        }
+    }
+}
+
+/// The group commit of one MVCC store (see the module docs).
 pub(super) struct GroupCommit {
+    shared: Arc<Shared>,
+    /// The syncer thread, when `sync` is on.
+    syncer: Option<JoinHandle<()>>,
+}
+
+struct Shared {
+    engine: Arc<dyn Engine>,
+    publisher: Publisher,
     state: Mutex<State>,
-    /// Signalled whenever a sync ends.
+    /// Wakes the syncer: a batch was written, or the store is closing.
+    work: Condvar,
+    /// Wakes blocked waiters: a sync ended.
     synced: Condvar,
 }
 
+#[derive(Default)]
 struct State {
     /// The ticket of the last batch written to the engine.
     written: Ticket,
     /// Every batch up to this ticket is durable, and its revision published.
     durable: Ticket,
-    /// A writer is running a sync now.
-    syncing: bool,
     /// Revisions written but not yet published, in order, with their changes for the
     /// commit observer.
     pending: VecDeque<(Ticket, i64, Vec<Change>)>,
     /// Why the store refuses writes: a sync failed.
     failed: Option<EngineError>,
+    /// Futures to wake when a sync ends.
+    wakers: Vec<Waker>,
+    stop: bool,
 }
 
 impl GroupCommit {
-    pub(super) fn new() -> Self {
-        GroupCommit {
-            state: Mutex::new(State {
-                written: 0,
-                durable: 0,
-                syncing: false,
-                pending: VecDeque::new(),
-                failed: None,
-            }),
+    /// The group commit of a store whose current revision is `current`; with `sync`, it
+    /// starts the syncer thread.
+    pub(super) fn start(engine: Arc<dyn Engine>, current: i64, sync: bool) -> Result<Self> {
+        let shared = Arc::new(Shared {
+            engine,
+            publisher: Publisher { current: AtomicI64::new(current), observer: OnceLock::new() },
+            state: Mutex::new(State::default()),
+            work: Condvar::new(),
             synced: Condvar::new(),
-        }
+        });
+        let syncer = if sync {
+            let shared = shared.clone();
+            let thread = std::thread::Builder::new()
+                .name("etcdlite-sync".into())
+                .spawn(move || shared.run_syncer())
+                .map_err(|e| EngineError::io(format!("cannot start the sync thread: {e}")))?;
+            Some(thread)
+        } else {
+            None
+        };
+        Ok(GroupCommit { shared, syncer })
+    }
+
+    pub(super) fn publisher(&self) -> &Publisher {
+        &self.shared.publisher
     }
 
     /// The sync failure that stops all writes, if there was one.
     pub(super) fn failed(&self) -> Option<EngineError> {
-        self.state.lock().failed.clone()
+        self.shared.state.lock().failed.clone()
     }
 
     /// Records a batch just written to the engine (unsynced) that commits `revision` with
-    /// `changes` (none for a batch that takes no revision), and returns its ticket. Called
-    /// with the writer lock held, so tickets follow write order.
-    pub(super) fn written(&self, revision: i64, changes: Vec<Change>) -> Ticket {
-        let mut state = self.state.lock();
+    /// `changes` (none for a batch that takes no revision), and returns what to wait on.
+    /// Called with the writer lock held, so tickets follow write order.
+    pub(super) fn written(&self, revision: i64, changes: Vec<Change>) -> Durable {
+        let mut state = self.shared.state.lock();
         state.written += 1;
         let ticket = state.written;
         if !changes.is_empty() {
             state.pending.push_back((ticket, revision, changes));
         }
-        ticket
+        drop(state);
+        self.shared.work.notify_one();
+        self.durable(ticket)
     }
 
-    /// The ticket of the last batch written: waiting for it waits for every write so far.
-    pub(super) fn last(&self) -> Ticket {
-        self.state.lock().written
+    /// Waits on every batch written so far.
+    pub(super) fn last(&self) -> Durable {
+        let ticket = self.shared.state.lock().written;
+        self.durable(ticket)
     }
 
-    /// Waits until `ticket` is durable and published, running the sync itself when none is
-    /// running. Fails when a sync failed before `ticket` was durable.
-    pub(super) fn wait(&self, ticket: Ticket, store: &MvccStore) -> Result<(), EngineError> {
+    /// Nothing to wait on: a commit with `sync` off, published already.
+    pub(super) fn done(&self) -> Durable {
+        self.durable(0)
+    }
+
+    fn durable(&self, ticket: Ticket) -> Durable {
+        Durable { shared: self.shared.clone(), ticket }
+    }
+}
+
+impl Drop for GroupCommit {
+    /// Stops the syncer after a last sync of whatever is unsynced.
+    fn drop(&mut self) {
+        self.shared.state.lock().stop = true;
+        self.shared.work.notify_one();
+        if let Some(thread) = self.syncer.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Shared {
+    fn run_syncer(&self) {
         let mut state = self.state.lock();
         loop {
-            if state.durable >= ticket {
-                return Ok(());
-            }
-            if let Some(error) = &state.failed {
-                return Err(error.clone());
-            }
-            if state.syncing {
-                self.synced.wait(&mut state);
+            if state.failed.is_some() || state.written == state.durable {
+                if state.stop {
+                    return;
+                }
+                self.work.wait(&mut state);
                 continue;
             }
-            state.syncing = true;
             let target = state.written;
-            let result = MutexGuard::unlocked(&mut state, || store.engine().sync());
-            state.syncing = false;
+            drop(state);
+            let result = self.engine.sync();
+            state = self.state.lock();
             match result {
-                Ok(()) => publish(&mut state, target, store),
+                Ok(()) => {
+                    let mut covered = Vec::new();
+                    while state.pending.front().is_some_and(|(ticket, _, _)| *ticket <= target) {
+                        covered.push(state.pending.pop_front().expect("checked above"));
+                    }
+                    // Published with the lock released, so writers go on taking tickets;
+                    // only this thread publishes, so the order holds.
+                    drop(state);
+                    for (_, revision, changes) in covered {
+                        self.publisher.publish(revision, &changes);
+                    }
+                    state = self.state.lock();
+                    state.durable = target;
+                }
                 Err(error) => {
                     tracing::error!(%error, "engine sync failed; the store refuses writes until reopened");
                     state.failed = Some(error);
                 }
             }
+            let wakers = std::mem::take(&mut state.wakers);
             self.synced.notify_all();
+            drop(state);
+            wakers.into_iter().for_each(Waker::wake);
+            state = self.state.lock();
+        }
+    }
+
+    /// Ready once `ticket` is durable; an error once a sync failed before it was.
+    fn check(&self, state: &State, ticket: Ticket) -> Option<Result<()>> {
+        if state.durable >= ticket {
+            return Some(Ok(()));
+        }
+        state.failed.clone().map(|error| Err(Error::Engine(error)))
+    }
+}
+
+/// A committed write that may not be durable yet: [`wait`](Durable::wait) for it, or
+/// `.await` it. Its revision is published (current for readers) by the time either
+/// returns `Ok`; they fail when a sync failed first, and the write's fate is then unknown.
+/// Dropping it does not undo the write.
+#[must_use = "a write is not durable, nor visible, until its Durable is ready"]
+pub struct Durable {
+    shared: Arc<Shared>,
+    ticket: Ticket,
+}
+
+impl Durable {
+    /// Blocks until the write is durable and published.
+    pub fn wait(self) -> Result<()> {
+        let mut state = self.shared.state.lock();
+        loop {
+            if let Some(result) = self.shared.check(&state, self.ticket) {
+                return result;
+            }
+            self.shared.synced.wait(&mut state);
         }
     }
 }
 
-/// Publishes every pending revision up to `target`, in order, and marks `target` durable.
-fn publish(state: &mut State, target: Ticket, store: &MvccStore) {
-    while state.pending.front().is_some_and(|(ticket, _, _)| *ticket <= target) {
-        let (_, revision, changes) = state.pending.pop_front().expect("checked above");
-        store.publish(revision, &changes);
+impl Future for Durable {
+    type Output = Result<()>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let mut state = self.shared.state.lock();
+        if let Some(result) = self.shared.check(&state, self.ticket) {
+            return Poll::Ready(result);
+        }
+        if !state.wakers.iter().any(|w| w.will_wake(cx.waker())) {
+            state.wakers.push(cx.waker().clone());
+        }
+        Poll::Pending
     }
-    state.durable = target;
+}
+
+impl std::fmt::Debug for Durable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Durable").field("ticket", &self.ticket).finish()
+    }
 }
 
 #[cfg(test)]
@@ -236,5 +381,45 @@ mod tests {
         assert_eq!(first.join().unwrap().unwrap(), 2);
         assert_eq!(noop.join().unwrap().unwrap(), 2);
         assert_eq!(store.current_revision(), 2);
+    }
+
+    #[test]
+    fn a_durable_future_is_pending_until_its_sync_and_its_write_is_published_if_dropped() {
+        use std::future::Future;
+        use std::pin::pin;
+        use std::task::{Context, Poll, Waker};
+
+        let (engine, store) = synced_store();
+        engine.hold_syncs(true);
+        let mut write = store.write();
+        write.put(b"a", b"v".to_vec(), 0);
+        let (revision, durable) = write.commit_deferred_with(|_| ()).unwrap();
+        assert_eq!(revision, 2);
+        let mut durable = pin!(durable);
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(durable.as_mut().poll(&mut cx).is_pending());
+        // A later write builds on the unpublished one; its waiter goes away.
+        let mut write = store.write();
+        write.put(b"b", b"v".to_vec(), 0);
+        let (later, dropped) = write.commit_deferred_with(|_| ()).unwrap();
+        assert_eq!(later, 3);
+        drop(dropped);
+        assert_eq!(store.current_revision(), 1);
+
+        engine.hold_syncs(false);
+        assert!(matches!(futures::executor::block_on(durable), Ok(())));
+        // The syncer publishes revision 3 too, though no one waits for it.
+        eventually("the dropped write is published", || store.current_revision() == 3);
+        assert_eq!(keys(&store), 2);
+        assert!(matches!(durable_poll_now(&store), Poll::Ready(Ok(()))));
+    }
+
+    /// Polls a no-op write's Durable once.
+    fn durable_poll_now(store: &MvccStore) -> std::task::Poll<Result<(), Error>> {
+        use std::future::Future;
+        use std::pin::pin;
+        use std::task::{Context, Waker};
+        let (_, durable) = store.write().commit_deferred_with(|_| ()).unwrap();
+        pin!(durable).poll(&mut Context::from_waker(Waker::noop()))
     }
 }

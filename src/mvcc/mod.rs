@@ -24,6 +24,7 @@ mod revision;
 mod store;
 
 pub use compaction::{CompactionDone, DEFAULT_COMPACTION_BATCH_LIMIT};
+pub use group_commit::Durable;
 pub use hash::KvHash;
 pub use kv::KeyValue;
 pub use revision::Revision;

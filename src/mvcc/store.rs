@@ -2,12 +2,12 @@
 
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use parking_lot::{Mutex, MutexGuard, RwLock};
 
 use super::compaction::{self, CompactionDone, Compactor};
-use super::group_commit::GroupCommit;
+use super::group_commit::{Durable, GroupCommit};
 use super::hash::{self, KvHash};
 use super::index::Index;
 use super::record;
@@ -36,17 +36,14 @@ const NEVER_COMPACTED: i64 = -1;
 pub struct MvccStore {
     engine: Arc<dyn Engine>,
     index: RwLock<Index>,
-    /// The last committed revision.
-    current: AtomicI64,
     /// The compacted revision.
     compacted: AtomicI64,
-    /// The writer lock, holding the last revision written to the engine: ahead of `current`
-    /// while writes wait for their group's sync.
+    /// The writer lock, holding the last revision written to the engine: ahead of the
+    /// current (published) revision while writes wait for their group's sync.
     writer: Mutex<i64>,
     sync: bool,
     group: GroupCommit,
     compactor: Compactor,
-    observer: OnceLock<Arc<dyn CommitObserver>>,
 }
 
 /// Hears of every committed revision that changed keys, in revision order: the seam the
@@ -90,14 +87,12 @@ impl MvccStore {
         let limit = compaction_batch_limit.max(1);
         let store = MvccStore {
             compactor: Compactor::start(engine.clone(), limit, sync)?,
+            group: GroupCommit::start(engine.clone(), current, sync)?,
             engine,
             index: RwLock::new(index),
-            current: AtomicI64::new(current),
             compacted: AtomicI64::new(compacted),
             writer: Mutex::new(current),
             sync,
-            group: GroupCommit::new(),
-            observer: OnceLock::new(),
         };
         if let Some(rev) = unfinished {
             tracing::info!(revision = rev, "resuming an interrupted compaction");
@@ -111,11 +106,9 @@ impl MvccStore {
     /// Makes `observer` hear of every commit from now on. A store has at most one observer;
     /// a second call is refused and returns false.
     pub fn observe(&self, observer: Arc<dyn CommitObserver>) -> bool {
-        match self.quiesce() {
-            Ok(_writer) => self.observer.set(observer).is_ok(),
-            // No write will be published again, so there is nothing to hear.
-            Err(_) => self.observer.set(observer).is_ok(),
-        }
+        // After a failed sync no write is published again: nothing to wait for.
+        let _writer = self.quiesce();
+        self.group.publisher().observe(observer)
     }
 
     /// Takes the writer lock and waits until every write before it is published, so that
@@ -123,19 +116,8 @@ impl MvccStore {
     /// an engine sync failed (the store then refuses writes).
     fn quiesce(&self) -> Result<MutexGuard<'_, i64>> {
         let writer = self.writer.lock();
-        if self.sync {
-            self.group.wait(self.group.last(), self)?;
-        }
+        self.group.last().wait()?;
         Ok(writer)
-    }
-
-    /// Makes `revision` current and tells the observer of its `changes`: every commit
-    /// passes here, in revision order.
-    pub(super) fn publish(&self, revision: i64, changes: &[Change]) {
-        self.current.store(revision, Ordering::SeqCst);
-        if let (Some(observer), false) = (self.observer.get(), changes.is_empty()) {
-            observer.committed(revision, changes);
-        }
     }
 
     /// Visits every change with a main revision in `from..=to`, in revision order. Fails
@@ -178,12 +160,17 @@ impl MvccStore {
 
     /// The last committed revision (1 for an empty store).
     pub fn current_revision(&self) -> i64 {
-        self.current.load(Ordering::SeqCst)
+        self.group.publisher().current()
     }
 
     /// The compacted revision (-1 before any compaction).
     pub fn compacted_revision(&self) -> i64 {
         self.compacted.load(Ordering::SeqCst)
+    }
+
+    /// A [`Durable`] that is ready at once: for a request that wrote nothing.
+    pub fn settled(&self) -> Durable {
+        self.group.done()
     }
 
     /// A read view pinned at the current revision.
@@ -427,14 +414,22 @@ impl WriteTxn<'_> {
     /// lock is still held, so no other write can come between the two (the lease layer
     /// tracks which keys carry which lease this way). Not called when the commit fails; with
     /// `sync` on it is called before the group's sync, and a failed sync stops all writes.
-    pub fn commit_with(mut self, on_commit: impl FnOnce(&[Change])) -> Result<i64> {
+    pub fn commit_with(self, on_commit: impl FnOnce(&[Change])) -> Result<i64> {
+        let (revision, durable) = self.commit_deferred_with(on_commit)?;
+        durable.wait()?;
+        Ok(revision)
+    }
+
+    /// [`commit_with`](WriteTxn::commit_with) without the wait: returns once the write is
+    /// in the engine and the writer lock released, with the revision it commits and the
+    /// [`Durable`] to wait on (blocking or as a future) before acknowledging it. Until
+    /// then the revision is not published, though later writes build on it.
+    pub fn commit_deferred_with(mut self, on_commit: impl FnOnce(&[Change])) -> Result<(i64, Durable)> {
         let store = self.store;
         let revision = self.revision();
-        if store.sync {
-            if let Some(error) = store.group.failed() {
-                self.rollback();
-                return Err(error.into());
-            }
+        if let Some(error) = store.group.failed() {
+            self.rollback();
+            return Err(error.into());
         }
         let wrote = !self.batch.is_empty();
         if wrote {
@@ -450,16 +445,14 @@ impl WriteTxn<'_> {
         let mut writer = self.writer.take().expect("held until commit");
         *writer = revision;
         if !store.sync {
-            store.publish(revision, &self.changes);
-            return Ok(revision);
+            store.group.publisher().publish(revision, &self.changes);
+            return Ok((revision, store.group.done()));
         }
         let changes = std::mem::take(&mut self.changes);
         // A write that wrote nothing still waits for the writes before it, whose revision
         // it reports.
-        let ticket = if wrote { store.group.written(revision, changes) } else { store.group.last() };
-        drop(writer);
-        store.group.wait(ticket, store)?;
-        Ok(revision)
+        let durable = if wrote { store.group.written(revision, changes) } else { store.group.last() };
+        Ok((revision, durable))
     }
 
     fn rollback(&mut self) {

@@ -8,7 +8,7 @@ use super::request::{
 use super::size;
 use super::validate;
 use crate::error::{Error, Result};
-use crate::mvcc::{Change, KeyRange, KeyValue, MvccStore, RangeOptions, ReadView, WriteTxn};
+use crate::mvcc::{Change, Durable, KeyRange, KeyValue, MvccStore, RangeOptions, ReadView, WriteTxn};
 
 /// The limits etcd puts on requests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,6 +36,13 @@ pub trait LeaseLookup: Send + Sync {
     fn committed(&self, changes: &[Change]) {
         let _ = changes;
     }
+}
+
+/// Waits for a deferred write to be durable, then hands back its response.
+fn settle<T>(deferred: Result<(T, Durable)>) -> Result<T> {
+    let (response, durable) = deferred?;
+    durable.wait()?;
+    Ok(response)
 }
 
 /// etcd's KV service over one MVCC store.
@@ -66,6 +73,12 @@ impl<'a> Kv<'a> {
 
     /// etcd's Put.
     pub fn put(&self, req: PutRequest) -> Result<PutResponse> {
+        settle(self.put_deferred(req))
+    }
+
+    /// [`put`](Kv::put), returning once the write is staged, with the [`Durable`] to wait
+    /// on before acknowledging it.
+    pub fn put_deferred(&self, req: PutRequest) -> Result<(PutResponse, Durable)> {
         validate::check_put(&req)?;
         self.check_size(size::put_request_size(&req))?;
         let mut write = self.mvcc.write();
@@ -73,26 +86,38 @@ impl<'a> Kv<'a> {
             return Err(Error::LeaseNotFound);
         }
         let response = put(&mut write, req)?;
-        write.commit_with(|changes| self.leases.committed(changes))?;
-        Ok(response)
+        let (_, durable) = write.commit_deferred_with(|changes| self.leases.committed(changes))?;
+        Ok((response, durable))
     }
 
     /// etcd's DeleteRange.
     pub fn delete_range(&self, req: &DeleteRangeRequest) -> Result<DeleteResponse> {
+        settle(self.delete_range_deferred(req))
+    }
+
+    /// [`delete_range`](Kv::delete_range), returning once the write is staged, with the
+    /// [`Durable`] to wait on before acknowledging it.
+    pub fn delete_range_deferred(&self, req: &DeleteRangeRequest) -> Result<(DeleteResponse, Durable)> {
         validate::check_delete(req)?;
         self.check_size(size::delete_request_size(req))?;
         let mut write = self.mvcc.write();
         let response = delete_range(&mut write, req)?;
-        write.commit_with(|changes| self.leases.committed(changes))?;
-        Ok(response)
+        let (_, durable) = write.commit_deferred_with(|changes| self.leases.committed(changes))?;
+        Ok((response, durable))
     }
 
     /// etcd's Txn. A txn whose branches hold only ranges is served as a read and never
     /// waits for writers.
     pub fn txn(&self, txn: Txn) -> Result<TxnResponse> {
+        settle(self.txn_deferred(txn))
+    }
+
+    /// [`txn`](Kv::txn), returning once the write is staged, with the [`Durable`] to wait
+    /// on before acknowledging it (ready at once for a read-only txn).
+    pub fn txn_deferred(&self, txn: Txn) -> Result<(TxnResponse, Durable)> {
         validate::check_txn(&txn, self.limits.max_txn_ops)?;
         if txn.is_read_only() {
-            return read_only_txn(&self.mvcc.read(), &txn);
+            return Ok((read_only_txn(&self.mvcc.read(), &txn)?, self.mvcc.settled()));
         }
         self.check_size(size::txn_request_size(&txn))?;
         let mut write = self.mvcc.write();
@@ -100,8 +125,9 @@ impl<'a> Kv<'a> {
         path.check(&txn, &mut |op| self.check_put(&write, op))?;
         path.check(&txn, &mut |op| check_range_revision(&write, op))?;
         let mut response = apply_txn(&mut write, txn, path)?;
-        response.header = ResponseHeader::at(write.commit_with(|changes| self.leases.committed(changes))?);
-        Ok(response)
+        let (revision, durable) = write.commit_deferred_with(|changes| self.leases.committed(changes))?;
+        response.header = ResponseHeader::at(revision);
+        Ok((response, durable))
     }
 
     /// etcd's Compact: history below `revision` becomes unreadable at once; with

@@ -315,3 +315,41 @@ pub fn oversized_writes_are_refused_and_change_nothing(h: &Harness) {
     assert!(store.txn(read_txn).is_ok());
     assert_eq!(store.current_revision(), 2);
 }
+
+pub fn async_writes_apply_as_blocking_ones_and_are_visible_once_resolved(h: &Harness) {
+    use etcdlite::{Compare, CompareOp, DeleteRangeRequest, PutRequest, Txn, TxnOp};
+    use futures::executor::block_on;
+
+    let store = h.open();
+    let put = PutRequest { key: b"k".to_vec(), value: b"v1".to_vec(), prev_kv: true, ..Default::default() };
+    let resp = block_on(store.put_request_async(put)).unwrap();
+    assert_eq!(resp.header.revision, 2);
+    assert_eq!(kv(&store, "k").unwrap().value, b"v1");
+
+    let txn = Txn::new()
+        .when([Compare::value("k", CompareOp::Equal, "v1")])
+        .and_then([TxnOp::put("k", "v2", None)]);
+    let resp = block_on(store.txn_async(txn)).unwrap();
+    assert!(resp.succeeded);
+    assert_eq!(resp.header.revision, 3);
+    assert_eq!(kv(&store, "k").unwrap().version, 2);
+
+    // A read-only txn resolves at once, at the current revision.
+    let read = block_on(store.txn_async(Txn::new().and_then([TxnOp::get("k", None)]))).unwrap();
+    assert_eq!(read.header.revision, 3);
+
+    let delete = DeleteRangeRequest { key: b"k".to_vec(), ..Default::default() };
+    let resp = block_on(store.delete_range_async(&delete)).unwrap();
+    assert_eq!((resp.deleted, resp.header.revision), (1, 4));
+    assert!(kv(&store, "k").is_none());
+
+    // Refused requests fail at once and change nothing.
+    let empty = PutRequest { key: Vec::new(), value: b"v".to_vec(), ..Default::default() };
+    assert!(matches!(block_on(store.put_request_async(empty)), Err(Error::EmptyKey)));
+    assert_eq!(store.current_revision(), 4);
+
+    // Durable across a reopen like any write.
+    block_on(store.put_request_async(PutRequest { key: b"a".to_vec(), ..Default::default() })).unwrap();
+    let store = h.reopen(store);
+    assert_eq!(kv(&store, "a").unwrap().mod_revision, 5);
+}

@@ -43,6 +43,7 @@ suite!(
     kv::the_first_put_creates_the_key_at_revision_2,
     kv::later_puts_keep_create_revision_and_bump_version,
     kv::put_prev_kv_returns_the_previous_key_value,
+    kv::async_writes_apply_as_blocking_ones_and_are_visible_once_resolved,
     kv::ignore_value_and_ignore_lease_keep_the_current_ones,
     kv::ignore_flags_on_a_missing_key_fail_and_change_nothing,
     kv::ignore_flags_refuse_a_value_or_a_lease,
