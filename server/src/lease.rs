@@ -13,7 +13,7 @@ use crate::convert;
 use crate::node::Node;
 use crate::pb::etcdserverpb as pb;
 use crate::pb::etcdserverpb::lease_server::Lease;
-use crate::status::to_status;
+use crate::status::{server_stopped, to_status};
 
 /// What etcd's quota charges a lease grant (a lease record's size, about).
 const LEASE_COST: usize = 64;
@@ -55,7 +55,17 @@ impl LeaseService {
         let (out, out_rx) = mpsc::channel(16);
         let service = self.clone();
         tokio::spawn(async move {
-            while let Some(request) = requests.next().await {
+            let stopped = service.node.stopped();
+            tokio::pin!(stopped);
+            loop {
+                let request = tokio::select! {
+                    request = requests.next() => request,
+                    _ = &mut stopped => {
+                        let _ = out.try_send(Err(server_stopped()));
+                        return;
+                    }
+                };
+                let Some(request) = request else { return };
                 let resp = match request {
                     Ok(request) => service.keep_alive_once(request.id).await,
                     Err(status) => Err(status),

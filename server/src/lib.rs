@@ -95,6 +95,9 @@ impl Default for Config {
     }
 }
 
+/// How long a stopping server waits for calls in flight before it closes their connections.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
 /// A server bound to its addresses, ready to serve.
 pub struct Server {
     node: Arc<Node>,
@@ -169,36 +172,43 @@ impl Server {
         Routes::from(grpc.merge(gateway))
     }
 
-    /// Serves until `shutdown` completes, then stops accepting, lets calls in flight
-    /// finish, and returns.
+    /// Serves until `shutdown` completes, then stops accepting, ends open watch and
+    /// keep-alive streams (Unavailable "etcdserver: server stopped"), gives calls in flight
+    /// up to 10 s to finish, and returns.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
         let routes = self.routes();
         let compactor =
             self.config.auto_compaction.clone().map(|mode| compactor::spawn(self.node.store.clone(), mode));
-        let (stop, stopped) = tokio::sync::watch::channel(false);
         let mut servers = Vec::new();
         for listener in self.listeners {
-            let mut stopped = stopped.clone();
+            let stopped = self.node.stopped();
             // The builder's own `tcp_nodelay` applies only to listeners it binds itself.
             let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
             let server = tonic::transport::Server::builder()
                 .accept_http1(true)
                 .http2_keepalive_interval(Some(Duration::from_secs(60)))
                 .add_routes(routes.clone())
-                .serve_with_incoming_shutdown(incoming, async move {
-                    let _ = stopped.wait_for(|stop| *stop).await;
-                });
+                .serve_with_incoming_shutdown(incoming, stopped);
             servers.push(tokio::spawn(server));
         }
         shutdown.await;
         tracing::info!("shutting down");
-        let _ = stop.send(true);
+        // Open watch and keep-alive streams end with "server stopped"; calls in flight get
+        // a bounded time to finish.
+        self.node.stop();
         let mut result = Ok(());
-        for server in servers {
-            match server.await {
-                Ok(Ok(())) => {}
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+        for mut server in servers {
+            match tokio::time::timeout_at(deadline, &mut server).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(e))) => result = Err(io::Error::other(e)),
                 Ok(Err(e)) => result = Err(io::Error::other(e)),
-                Err(e) => result = Err(io::Error::other(e)),
+                Err(_) => {
+                    tracing::warn!(
+                        "calls still in flight after {SHUTDOWN_GRACE:?}; closing their connections"
+                    );
+                    server.abort();
+                }
             }
         }
         if let Some(compactor) = compactor {

@@ -2,6 +2,7 @@
 //! the alarms and the space quota.
 
 use std::collections::BTreeSet;
+use std::future::Future;
 use std::sync::Arc;
 
 use etcdlite::Store;
@@ -60,13 +61,38 @@ pub struct Node {
     pub quota_bytes: u64,
     alarms: Mutex<BTreeSet<(u64, i32)>>,
     peer_urls: Mutex<Vec<String>>,
+    /// Set once the server is stopping: open streams end.
+    stop: tokio::sync::watch::Sender<bool>,
 }
 
 impl Node {
     /// A node serving `store`.
     pub fn new(store: Arc<Store>, identity: Identity, version: String, quota_bytes: u64) -> Node {
         let peer_urls = Mutex::new(identity.peer_urls.clone());
-        Node { store, identity, version, quota_bytes, alarms: Mutex::new(BTreeSet::new()), peer_urls }
+        Node {
+            store,
+            identity,
+            version,
+            quota_bytes,
+            alarms: Mutex::new(BTreeSet::new()),
+            peer_urls,
+            stop: tokio::sync::watch::channel(false).0,
+        }
+    }
+
+    /// Tells every open stream (watch, lease keep-alive) that the server is stopping: each
+    /// ends with etcd's "server stopped", so a graceful shutdown does not wait for clients
+    /// that never hang up.
+    pub fn stop(&self) {
+        self.stop.send_replace(true);
+    }
+
+    /// Resolves once [`stop`](Node::stop) has been called.
+    pub fn stopped(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut stop = self.stop.subscribe();
+        async move {
+            let _ = stop.wait_for(|stop| *stop).await;
+        }
     }
 
     /// A top-level response header: cluster, member and term filled in, and the store's

@@ -71,6 +71,11 @@ fn tonic_too_large(message: &str) -> Option<(usize, usize)> {
     Some((size.parse().ok()?, max.parse().ok()?))
 }
 
+/// Unavailable "etcdserver: server stopped": a stream cut short by shutdown.
+pub fn server_stopped() -> Status {
+    Status::unavailable("etcdserver: server stopped")
+}
+
 /// A blocking store call failed to run at all (its task panicked or was cancelled).
 pub fn join_error(error: tokio::task::JoinError) -> Status {
     Status::internal(format!("etcdlite: store call did not complete: {error}"))

@@ -18,6 +18,7 @@ use crate::node::Node;
 use crate::pb::etcdserverpb as pb;
 use crate::pb::etcdserverpb::watch_request::RequestUnion;
 use crate::pb::etcdserverpb::watch_server::Watch;
+use crate::status::server_stopped;
 
 /// Responses buffered between the store's watch stream and the transport.
 const OUTGOING_BUFFER: usize = 64;
@@ -56,6 +57,8 @@ impl WatchService {
         let node = self.node.clone();
         let limit = self.max_response_bytes;
         tokio::spawn(async move {
+            let stopped = node.stopped();
+            tokio::pin!(stopped);
             loop {
                 let resp = tokio::select! {
                     resp = responses.next() => match resp {
@@ -63,6 +66,10 @@ impl WatchService {
                         None => return,
                     },
                     _ = out.closed() => return,
+                    _ = &mut stopped => {
+                        let _ = out.try_send(Err(server_stopped()));
+                        return;
+                    }
                 };
                 let fragment = fragmenting.lock().get(&resp.watch_id).copied().unwrap_or(false);
                 if resp.canceled {
@@ -90,7 +97,14 @@ async fn handle_requests<S>(
 ) where
     S: Stream<Item = Result<pb::WatchRequest, Status>> + Unpin,
 {
-    while let Some(Ok(request)) = requests.next().await {
+    let stopped = node.stopped();
+    tokio::pin!(stopped);
+    loop {
+        let request = tokio::select! {
+            request = requests.next() => request,
+            _ = &mut stopped => return,
+        };
+        let Some(Ok(request)) = request else { return };
         match request.request_union {
             Some(RequestUnion::CreateRequest(create)) => {
                 let fragment = create.fragment;

@@ -137,6 +137,35 @@ async fn with_no_flags_but_the_address_it_serves_from_memory() {
     assert!(server.stop("-TERM").success());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_ends_open_watch_and_keep_alive_streams_with_server_stopped() {
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let server = Running::start(&["--listen-client-urls", &url]);
+    let mut client = connect(port).await;
+    let mut watch = client.watch("k", None).await.unwrap();
+    assert!(watch.message().await.unwrap().unwrap().created());
+    let lease = client.lease_grant(60, None).await.unwrap().id();
+    let (mut keeper, mut keep_alive) = client.lease_keep_alive(lease).await.unwrap();
+    keeper.keep_alive().await.unwrap();
+    assert_eq!(keep_alive.message().await.unwrap().unwrap().ttl(), 60);
+
+    // Clients that never hang up must not hold the shutdown.
+    let stopped = tokio::task::spawn_blocking(move || server.stop("-TERM"));
+    let watch_end = watch.message().await.unwrap_err();
+    let keep_alive_end = keep_alive.message().await.unwrap_err();
+    for end in [watch_end, keep_alive_end] {
+        match end {
+            etcd_client::Error::GRpcStatus(status) => {
+                assert_eq!(status.code(), tonic::Code::Unavailable);
+                assert_eq!(status.message(), "etcdserver: server stopped");
+            }
+            other => panic!("expected etcd's server-stopped status, got {other:?}"),
+        }
+    }
+    assert!(stopped.await.unwrap().success());
+}
+
 #[test]
 fn bad_flags_are_refused_with_a_message() {
     for args in [
