@@ -303,8 +303,10 @@ mod tests {
         panic!("timed out waiting until {what}");
     }
 
-    #[test]
-    fn writes_made_during_a_sync_share_the_next_one_and_are_published_only_after_it() {
+    /// A store whose syncs are held, and the thread of a first put ("a", revision 2) that
+    /// is waiting in its sync.
+    fn a_write_in_a_held_sync() -> (Arc<FaultyEngine>, Arc<MvccStore>, thread::JoinHandle<Result<i64, Error>>)
+    {
         let (engine, store) = synced_store();
         engine.hold_syncs(true);
         let first = thread::spawn({
@@ -312,6 +314,12 @@ mod tests {
             move || put(&store, "a")
         });
         eventually("the first write syncs", || engine.syncs_started() == 1);
+        (engine, store, first)
+    }
+
+    #[test]
+    fn writes_made_during_a_sync_share_the_next_one_and_are_published_only_after_it() {
+        let (engine, store, first) = a_write_in_a_held_sync();
         // The writer lock is free while the first write's sync runs: two more writes build
         // on it, and wait.
         let later: Vec<_> = ["b", "c"]
@@ -363,13 +371,7 @@ mod tests {
 
     #[test]
     fn a_write_that_changes_nothing_waits_for_the_writes_before_it() {
-        let (engine, store) = synced_store();
-        engine.hold_syncs(true);
-        let first = thread::spawn({
-            let store = store.clone();
-            move || put(&store, "a")
-        });
-        eventually("the first write syncs", || engine.syncs_started() == 1);
+        let (engine, store, first) = a_write_in_a_held_sync();
         let noop = thread::spawn({
             let store = store.clone();
             move || store.write().commit()
