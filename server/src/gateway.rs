@@ -51,8 +51,9 @@ use crate::pb::etcdserverpb::cluster_server::Cluster;
 use crate::pb::etcdserverpb::kv_server::Kv;
 use crate::pb::etcdserverpb::lease_server::Lease;
 use crate::pb::etcdserverpb::maintenance_server::Maintenance;
+use crate::pb::v3lockpb::lock_server::Lock;
 use crate::status::too_large;
-use crate::{ClusterService, KvService, LeaseService, MaintenanceService, WatchService};
+use crate::{ClusterService, KvService, LeaseService, LockService, MaintenanceService, WatchService};
 
 /// The path prefixes etcd 3.5 serves the gateway under.
 const PREFIXES: [&str; 2] = ["/v3", "/v3beta"];
@@ -74,6 +75,8 @@ pub struct Services {
     pub maintenance: MaintenanceService,
     /// `Cluster`.
     pub cluster: ClusterService,
+    /// `v3lockpb.Lock`.
+    pub lock: LockService,
     /// The largest request message accepted, as gRPC's decoding limit: a larger one gets
     /// ResourceExhausted, as etcd's gateway relays it from its gRPC server.
     pub max_message_bytes: usize,
@@ -88,7 +91,8 @@ impl Services {
             watch: WatchService::new(node.clone(), max_request_bytes),
             lease: LeaseService::new(node.clone()),
             maintenance: MaintenanceService::new(node.clone()),
-            cluster: ClusterService::new(node),
+            cluster: ClusterService::new(node.clone()),
+            lock: LockService::new(node),
             max_message_bytes,
         }
     }
@@ -99,7 +103,7 @@ impl Services {
 pub fn router(services: Services) -> Router {
     let mut router = Router::new();
     for prefix in PREFIXES {
-        let routes: [(&str, MethodRouter<Shared>); 27] = [
+        let routes: [(&str, MethodRouter<Shared>); 29] = [
             ("/kv/range", endpoint(kv_range)),
             ("/kv/put", endpoint(kv_put)),
             ("/kv/deleterange", endpoint(kv_delete_range)),
@@ -124,6 +128,8 @@ pub fn router(services: Services) -> Router {
             ("/cluster/member/update", endpoint(cluster_member_update)),
             ("/cluster/member/list", endpoint(cluster_member_list)),
             ("/cluster/member/promote", endpoint(cluster_member_promote)),
+            ("/lock/lock", endpoint(lock_lock)),
+            ("/lock/unlock", endpoint(lock_unlock)),
             ("/watch", endpoint(watch)),
             ("/lease/keepalive", endpoint(lease_keep_alive)),
             ("/maintenance/snapshot", endpoint(maintenance_snapshot)),
@@ -234,6 +240,8 @@ unary_handlers! {
     cluster_member_remove: cluster, Cluster::member_remove, "etcdserverpb.MemberRemoveRequest";
     cluster_member_update: cluster, Cluster::member_update, "etcdserverpb.MemberUpdateRequest";
     cluster_member_list: cluster, Cluster::member_list, "etcdserverpb.MemberListRequest";
+    lock_lock: lock, Lock::lock, "v3lockpb.LockRequest";
+    lock_unlock: lock, Lock::unlock, "v3lockpb.UnlockRequest";
     cluster_member_promote: cluster, Cluster::member_promote, "etcdserverpb.MemberPromoteRequest";
 }
 

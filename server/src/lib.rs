@@ -20,6 +20,7 @@ mod convert;
 pub mod gateway;
 mod kv;
 mod lease;
+mod lock;
 mod maintenance;
 mod node;
 pub mod pb;
@@ -41,6 +42,7 @@ pub use cluster::ClusterService;
 pub use compactor::AutoCompaction;
 pub use kv::KvService;
 pub use lease::LeaseService;
+pub use lock::LockService;
 pub use maintenance::MaintenanceService;
 pub use node::{Identity, Node};
 pub use watch::WatchService;
@@ -50,6 +52,7 @@ use pb::etcdserverpb::kv_server::KvServer;
 use pb::etcdserverpb::lease_server::LeaseServer;
 use pb::etcdserverpb::maintenance_server::MaintenanceServer;
 use pb::etcdserverpb::watch_server::WatchServer;
+use pb::v3lockpb::lock_server::LockServer;
 
 /// etcd's default request size limit: 1.5 MiB.
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 1536 * 1024;
@@ -163,6 +166,7 @@ impl Server {
             .add_service(
                 ClusterServer::new(ClusterService::new(node.clone())).max_decoding_message_size(limit),
             )
+            .add_service(LockServer::new(LockService::new(node.clone())).max_decoding_message_size(limit))
             .add_service(health)
             .clone()
             .routes();

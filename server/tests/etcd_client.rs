@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, DeleteOptions, Error as ClientError, EventType, GetOptions,
-    KeyValue, LeaseGrantOptions, LeaseTimeToLiveOptions, PutOptions, SortOrder, SortTarget, Txn, TxnOp,
-    TxnOpResponse, WatchOptions, WatchResponse, WatchStream,
+    KeyValue, LeaseGrantOptions, LeaseTimeToLiveOptions, LockOptions, PutOptions, SortOrder, SortTarget, Txn,
+    TxnOp, TxnOpResponse, WatchOptions, WatchResponse, WatchStream,
 };
 use etcdlite::{ManualClock, Options, Store};
 use etcdlite_server::{Config, Server};
@@ -838,4 +838,109 @@ async fn snapshot_stream_ends_with_its_sha256_as_etcdctl_expects() {
         0,
         "etcdctl refuses a snapshot whose data is not a multiple of 512 bytes"
     );
+}
+
+/// The key etcd's Lock service puts for `name` under `lease`: `name/<lease in hex>`.
+fn lock_key(name: &str, lease: i64) -> Vec<u8> {
+    format!("{name}/{lease:x}").into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lock_is_exclusive_and_passes_to_the_next_waiter_on_unlock() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let first = client.lease_grant(60, None).await.unwrap().id();
+    let second = client.lease_grant(60, None).await.unwrap().id();
+
+    let held = client.lock("job", Some(LockOptions::new().with_lease(first))).await.unwrap();
+    assert_eq!(held.key(), lock_key("job", first));
+    let put = client.get(held.key(), None).await.unwrap();
+    assert_eq!((put.kvs()[0].lease(), put.kvs()[0].value()), (first, &b""[..]));
+    assert_eq!(rev(held.header()), put.kvs()[0].create_revision());
+    // Locking again with the same lease is the same acquisition.
+    let again = client.lock("job", Some(LockOptions::new().with_lease(first))).await.unwrap();
+    assert_eq!(again.key(), held.key());
+
+    let mut waiter_client = server.client().await;
+    let waiter =
+        tokio::spawn(
+            async move { waiter_client.lock("job", Some(LockOptions::new().with_lease(second))).await },
+        );
+    // The waiter queues its key, and does not get the lock while the first holds it.
+    let queued = lock_key("job", second);
+    for _ in 0..500 {
+        if client.get(queued.clone(), None).await.unwrap().count() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(client.get(queued.clone(), None).await.unwrap().count(), 1, "the waiter never queued");
+    assert!(!waiter.is_finished(), "the lock was given while held");
+
+    let unlocked = client.unlock(held.key()).await.unwrap();
+    let got = within(waiter).await.unwrap().unwrap();
+    assert_eq!(got.key(), queued);
+    assert!(rev(got.header()) >= rev(unlocked.header()));
+    assert_eq!(client.get(held.key(), None).await.unwrap().count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_holder_frees_the_lock_and_an_unknown_lease_is_refused() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let first = client.lease_grant(60, None).await.unwrap().id();
+    let second = client.lease_grant(60, None).await.unwrap().id();
+    client.lock("db", Some(LockOptions::new().with_lease(first))).await.unwrap();
+
+    let mut waiter_client = server.client().await;
+    let waiter =
+        tokio::spawn(
+            async move { waiter_client.lock("db", Some(LockOptions::new().with_lease(second))).await },
+        );
+    client.lease_revoke(first).await.unwrap();
+    assert_eq!(within(waiter).await.unwrap().unwrap().key(), lock_key("db", second));
+
+    // etcd's lock server relays its inner client's error, which gRPC sends as Unknown.
+    let unknown = client.lock("db", Some(LockOptions::new().with_lease(0x1234))).await;
+    assert_grpc_error(unknown, Code::Unknown, LEASE_NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiter_that_gives_up_leaves_no_key_behind() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let first = client.lease_grant(60, None).await.unwrap().id();
+    let second = client.lease_grant(60, None).await.unwrap().id();
+    client.lock("q", Some(LockOptions::new().with_lease(first))).await.unwrap();
+
+    let mut waiter_client = server.client().await;
+    let gave_up = tokio::time::timeout(
+        Duration::from_millis(300),
+        waiter_client.lock("q", Some(LockOptions::new().with_lease(second))),
+    )
+    .await;
+    assert!(gave_up.is_err(), "the lock was given while held");
+    drop(waiter_client);
+    // The server sees the call cancelled and deletes the waiter's key.
+    let prefix = || GetOptions::new().with_prefix();
+    for _ in 0..500 {
+        if client.get("q/", Some(prefix())).await.unwrap().count() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let left = client.get("q/", Some(prefix())).await.unwrap();
+    assert_eq!(key_strs(left.kvs()), [std::str::from_utf8(&lock_key("q", first)).unwrap()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lock_without_a_lease_takes_one_of_its_own() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let held = client.lock("solo", None).await.unwrap();
+    let kv = client.get(held.key(), None).await.unwrap().kvs()[0].clone();
+    assert_ne!(kv.lease(), 0);
+    assert_eq!(held.key(), lock_key("solo", kv.lease()));
+    let ttl = client.lease_time_to_live(kv.lease(), None).await.unwrap();
+    assert_eq!(ttl.granted_ttl(), 60);
 }

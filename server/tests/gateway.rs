@@ -644,6 +644,36 @@ async fn cluster_member_routes() -> TestResult {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lock_and_unlock_routes() -> TestResult {
+    let h = Harness::start().await?;
+    let grant = h.ok("/v3/lease/grant", r#"{"TTL":"60","ID":"42"}"#).await?;
+    assert!(grant.contains(r#""ID":"42""#), "{grant}");
+    // The key is the name, a slash and the lease id in hex (42 = 2a).
+    let key = b64(b"lk/2a");
+    assert_eq!(
+        h.ok("/v3/lock/lock", &format!(r#"{{"name":"{}","lease":"42"}}"#, b64(b"lk"))).await?,
+        format!(r#"{{{},"key":"{key}"}}"#, h.header(2))
+    );
+    assert_eq!(
+        h.ok("/v3/lock/unlock", &format!(r#"{{"key":"{key}"}}"#)).await?,
+        format!("{{{}}}", h.header(3))
+    );
+    let (status, _, body) =
+        h.post("/v3/lock/lock", &format!(r#"{{"name":"{}","lease":"7"}}"#, b64(b"lk"))).await?;
+    // As etcd 3.5.1 answers: its lock server relays the error as Unknown (500).
+    assert_eq!(
+        (status, body),
+        (StatusCode::INTERNAL_SERVER_ERROR, error(2, "etcdserver: requested lease not found"))
+    );
+    let (status, _, body) = h.post("/v3/lock/unlock", "{}").await?;
+    assert_eq!(
+        (status, body),
+        (StatusCode::INTERNAL_SERVER_ERROR, error(2, "etcdserver: key is not provided"))
+    );
+    h.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paths_methods_and_bodies_are_answered_as_etcd_answers_them() -> TestResult {
     let h = Harness::start().await?;
     let foo = b64(b"foo");

@@ -1,0 +1,169 @@
+//! The Lock service (`v3lockpb.Lock`): etcd's server-side mutex, the same protocol as
+//! clientv3's `concurrency.Mutex`, run on the server over the store.
+//!
+//! Locking `name` with a lease puts the key `name/<lease id in hex>` (empty value, on the
+//! lease) unless it exists already; the lock is held by the key of the prefix `name/` with
+//! the lowest create revision. A waiter waits, one key at a time, for the deletion of the
+//! newest key created before its own, then checks that its own key still exists. Unlock
+//! deletes the key; the lease's expiry deletes it too, which is what frees the lock of a
+//! holder that died.
+
+use std::sync::Arc;
+
+use etcdlite::{
+    Compare, CompareOp, DeleteRangeRequest, EventType, GetOptions, PutOptions, ResponseHeader, SortOrder,
+    SortTarget, Txn, TxnOp, TxnOpResponse, WatchOptions,
+};
+use futures::StreamExt;
+use tonic::{Request, Response, Status};
+
+use crate::convert;
+use crate::node::Node;
+use crate::pb::v3lockpb as pb;
+use crate::pb::v3lockpb::lock_server::Lock;
+
+/// The TTL of the lease a Lock request without one gets (clientv3's default session TTL).
+const DEFAULT_SESSION_TTL: i64 = 60;
+
+/// etcd's `Lock` service over the node's store.
+#[derive(Clone)]
+pub struct LockService {
+    node: Arc<Node>,
+}
+
+impl LockService {
+    /// The service of `node`.
+    pub fn new(node: Arc<Node>) -> Self {
+        LockService { node }
+    }
+
+    /// Takes the lock `name` for `lease` (0: a new lease of 60 s, which nothing keeps
+    /// alive, as etcd does), waiting while others hold it. Returns the lock's key and the
+    /// header of the read that saw it free.
+    async fn acquire(&self, name: Vec<u8>, lease: i64) -> Result<(Vec<u8>, ResponseHeader), Status> {
+        let store = &self.node.store;
+        let lease = match lease {
+            0 => {
+                self.node
+                    .blocking(|store| store.lease_grant(DEFAULT_SESSION_TTL, None).map_err(relayed))
+                    .await?
+                    .id
+            }
+            lease => lease,
+        };
+        let mut prefix = name;
+        prefix.push(b'/');
+        let mut key = prefix.clone();
+        key.extend_from_slice(format!("{lease:x}").as_bytes());
+
+        let owner = || {
+            let first = GetOptions::new().with_prefix().with_sort(SortTarget::Create, SortOrder::Ascend);
+            TxnOp::get(prefix.clone(), Some(first.with_limit(1)))
+        };
+        let txn = Txn::new()
+            .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
+            .and_then([TxnOp::put(key.clone(), "", Some(PutOptions::new().with_lease(lease))), owner()])
+            .or_else([TxnOp::get(key.clone(), None), owner()]);
+        // The txn is applied when called: from then on the key is ours, and a Lock that
+        // fails or is cancelled (even while the txn's sync is awaited) deletes it.
+        let applied = store.txn_async(txn);
+        let mut held = Unlocker { node: &self.node, key: Some(key.clone()) };
+        let resp = match applied.await {
+            Ok(resp) => resp,
+            Err(e) => {
+                held.key = None;
+                return Err(relayed(e));
+            }
+        };
+        let my_rev = if resp.succeeded {
+            resp.header.revision
+        } else {
+            match resp.responses.first() {
+                Some(TxnOpResponse::Get(get)) if !get.kvs.is_empty() => get.kvs[0].create_revision,
+                _ => return Err(Status::internal("etcdlite: lock key vanished inside its txn")),
+            }
+        };
+        let owner_rev = match resp.responses.get(1) {
+            Some(TxnOpResponse::Get(get)) => get.kvs.first().map(|kv| kv.create_revision),
+            _ => None,
+        };
+        if owner_rev.is_none_or(|rev| rev == my_rev) {
+            held.key = None;
+            return Ok((key, resp.header));
+        }
+
+        let header = self.wait_deletes(&prefix, my_rev - 1).await?;
+        if store.get(key.clone(), None).map_err(relayed)?.kvs.is_empty() {
+            // The lease expired while waiting (etcd's concurrency.ErrSessionExpired).
+            held.key = None;
+            return Err(Status::unknown("mutex: session is expired"));
+        }
+        held.key = None;
+        Ok((key, header))
+    }
+
+    /// Waits until no key of `prefix` created at or before `max_create_revision` is left;
+    /// returns the header of the read that found none.
+    async fn wait_deletes(&self, prefix: &[u8], max_create_revision: i64) -> Result<ResponseHeader, Status> {
+        let store = &self.node.store;
+        let newest = GetOptions::new()
+            .with_prefix()
+            .with_sort(SortTarget::Create, SortOrder::Descend)
+            .with_limit(1)
+            .with_max_create_revision(max_create_revision);
+        loop {
+            let resp = store.get(prefix.to_vec(), Some(newest.clone())).map_err(relayed)?;
+            let Some(last) = resp.kvs.first() else { return Ok(resp.header) };
+            let from = WatchOptions::new().with_start_revision(resp.header.revision);
+            let (_watcher, mut events) = store.watch(last.key.clone(), Some(from)).map_err(relayed)?;
+            while let Some(watched) = events.next().await {
+                if watched.events.iter().any(|e| e.event_type == EventType::Delete) || watched.canceled {
+                    // Deleted; or the watch was cut short (compaction): look again.
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// etcd's lock server reaches the store through a client, and relays the client's errors
+/// as they are, which gRPC then sends as Unknown: an unknown lease is Unknown
+/// "etcdserver: requested lease not found", not NotFound.
+fn relayed(error: etcdlite::Error) -> Status {
+    Status::unknown(error.to_string())
+}
+
+/// Deletes a Lock request's key when the request ends without the lock (an error, or the
+/// client going away while it waits), as etcd's lock server does.
+struct Unlocker<'a> {
+    node: &'a Node,
+    key: Option<Vec<u8>>,
+}
+
+impl Drop for Unlocker<'_> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            let delete = DeleteRangeRequest { key, ..Default::default() };
+            // Applied at once; its durability needs no waiter.
+            drop(self.node.store.delete_range_async(&delete));
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Lock for LockService {
+    async fn lock(&self, request: Request<pb::LockRequest>) -> Result<Response<pb::LockResponse>, Status> {
+        let req = request.into_inner();
+        let (key, header) = self.acquire(req.name, req.lease).await?;
+        Ok(Response::new(pb::LockResponse { header: self.node.header(convert::header(header)), key }))
+    }
+
+    async fn unlock(
+        &self,
+        request: Request<pb::UnlockRequest>,
+    ) -> Result<Response<pb::UnlockResponse>, Status> {
+        let delete = DeleteRangeRequest { key: request.into_inner().key, ..Default::default() };
+        let resp = self.node.store.delete_range_async(&delete).await.map_err(relayed)?;
+        Ok(Response::new(pb::UnlockResponse { header: self.node.header(convert::header(resp.header)) }))
+    }
+}
