@@ -12,7 +12,7 @@ use crate::lease::{
     Attachments, Clock, LeaseGrantOptions, LeaseGrantResponse, LeaseId, LeaseKeepAliveResponse,
     LeaseLeasesResponse, LeaseRevokeResponse, LeaseTimeToLiveOptions, LeaseTimeToLiveResponse, Leases, Wake,
 };
-use crate::mvcc::{Durable, MvccStore};
+use crate::mvcc::MvccStore;
 use crate::options::{CompactionOptions, DeleteOptions, GetOptions, Options, PutOptions, WatchOptions};
 use crate::txn::request::{
     CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteResponse, GetResponse, PutRequest,
@@ -167,14 +167,17 @@ impl Store {
     }
 
     /// [`put_request`](Store::put_request) for async callers. The write is applied when
-    /// this is called (it may wait a moment for the writer lock, never for the disk); the
-    /// future resolves once it is durable (with sync on) and visible to readers, without a
-    /// thread waiting meanwhile.
+    /// this is called: that takes the writer lock, which writes hold for microseconds (a
+    /// compaction or HashKV under a steady stream of writes, for up to one sync), and an
+    /// engine write (which may stall when the engine does: RocksDB write stalls, a sled
+    /// snapshot copy). The future resolves once the write is durable (with sync on) and
+    /// visible to readers, without a thread waiting meanwhile. An answer that rests on
+    /// writes not yet durable (a refused ignore-value put, say) also waits for them.
     pub fn put_request_async(
         &self,
         req: PutRequest,
     ) -> impl Future<Output = Result<PutResponse>> + Send + 'static {
-        settle_async(self.kv().put_deferred(req))
+        self.kv().put_deferred(req).settle()
     }
 
     /// Reads `key` (or the range `options` describe).
@@ -203,7 +206,7 @@ impl Store {
         &self,
         req: &DeleteRangeRequest,
     ) -> impl Future<Output = Result<DeleteResponse>> + Send + 'static {
-        settle_async(self.kv().delete_range_deferred(req))
+        self.kv().delete_range_deferred(req).settle()
     }
 
     /// Runs a transaction.
@@ -214,7 +217,7 @@ impl Store {
     /// [`txn`](Store::txn) for async callers, as
     /// [`put_request_async`](Store::put_request_async).
     pub fn txn_async(&self, txn: Txn) -> impl Future<Output = Result<TxnResponse>> + Send + 'static {
-        settle_async(self.kv().txn_deferred(txn))
+        self.kv().txn_deferred(txn).settle()
     }
 
     /// Compacts history below `revision`.
@@ -242,6 +245,8 @@ impl Store {
     /// Renews lease `id` to its full TTL. An unknown or expired lease is `etcdserver:
     /// requested lease not found`, as etcd's lessor and clientv3's `KeepAliveOnce` report it.
     pub fn lease_keep_alive(&self, id: LeaseId) -> Result<LeaseKeepAliveResponse> {
+        // The lessor runs ahead of durable state while writes wait for their sync.
+        self.shared.mvcc.pending().wait()?;
         self.shared.leases.keep_alive(&self.shared.mvcc, id, self.shared.clock.now())
     }
 
@@ -254,11 +259,13 @@ impl Store {
         options: Option<LeaseTimeToLiveOptions>,
     ) -> Result<LeaseTimeToLiveResponse> {
         let keys = options.unwrap_or_default().keys();
+        self.shared.mvcc.pending().wait()?;
         Ok(self.shared.leases.time_to_live(&self.shared.mvcc, id, keys, self.shared.clock.now()))
     }
 
     /// Every live lease, soonest to expire first.
     pub fn lease_leases(&self) -> Result<LeaseLeasesResponse> {
+        self.shared.mvcc.pending().wait()?;
         Ok(self.shared.leases.leases(&self.shared.mvcc))
     }
 
@@ -306,11 +313,4 @@ impl Store {
     pub fn watch_stream(&self) -> (Watcher, WatchStream) {
         watch::open(&self.shared.watch)
     }
-}
-
-/// The future of a deferred write: its response once its [`Durable`] is ready.
-async fn settle_async<T>(deferred: Result<(T, Durable)>) -> Result<T> {
-    let (response, durable) = deferred?;
-    durable.await?;
-    Ok(response)
 }

@@ -62,9 +62,53 @@ fn check_survivors(store: &Store, acked: &[(usize, i64)]) {
     }
 }
 
+/// Puts from several threads at once, so that writes share syncs (group commit), printing
+/// `ack <n> <revision>` after each put returns; `n` numbers the puts across threads.
+fn write_concurrently_until_killed(store: Store) -> ! {
+    const THREADS: usize = 4;
+    let out = std::sync::Mutex::new(std::io::stdout());
+    std::thread::scope(|scope| {
+        for t in 0..THREADS {
+            let (store, out) = (&store, &out);
+            scope.spawn(move || {
+                for n in (t..WRITES).step_by(THREADS) {
+                    let revision = store.put(format!("k{n}"), format!("v{n}"), None).unwrap().header.revision;
+                    let mut out = out.lock().unwrap();
+                    writeln!(out, "ack {n} {revision}").unwrap();
+                    out.flush().unwrap();
+                }
+            });
+        }
+    });
+    std::process::abort();
+}
+
+/// Every acknowledged put of [`write_concurrently_until_killed`] is there, at its revision,
+/// and the revisions are one per put.
+fn check_concurrent_survivors(store: &Store, acked: &[(usize, i64)]) {
+    let mut revisions: Vec<i64> = acked.iter().map(|&(_, revision)| revision).collect();
+    revisions.sort_unstable();
+    assert_eq!(revisions, (2..2 + WRITES as i64).collect::<Vec<_>>());
+    assert_eq!(store.current_revision(), 1 + WRITES as i64);
+    for &(n, revision) in acked {
+        let kv = store.get(format!("k{n}"), None).unwrap().kvs.pop();
+        let kv = kv.unwrap_or_else(|| panic!("put {n} acknowledged at {revision} is lost"));
+        assert_eq!((kv.value, kv.mod_revision), (format!("v{n}").into_bytes(), revision));
+    }
+}
+
 fn crash_and_recover(test_name: &str, open: impl Fn(&Path) -> Options) {
+    crash_and_recover_with(test_name, open, write_until_killed, check_survivors);
+}
+
+fn crash_and_recover_with(
+    test_name: &str,
+    open: impl Fn(&Path) -> Options,
+    write: fn(Store) -> !,
+    check: fn(&Store, &[(usize, i64)]),
+) {
     if let Ok(dir) = std::env::var(CRASH_DIR) {
-        write_until_killed(Store::open(open(Path::new(&dir))).unwrap());
+        write(Store::open(open(Path::new(&dir))).unwrap());
     }
     let dir = tempfile::tempdir().unwrap();
     let child = Command::new(std::env::current_exe().unwrap())
@@ -84,7 +128,7 @@ fn crash_and_recover(test_name: &str, open: impl Fn(&Path) -> Options) {
         .collect();
     assert_eq!(acked.len(), WRITES, "child output: {}", String::from_utf8_lossy(&child.stderr));
     let store = Store::open(open(dir.path())).unwrap();
-    check_survivors(&store, &acked);
+    check(&store, &acked);
 }
 
 #[cfg(feature = "rocksdb")]
@@ -97,4 +141,26 @@ fn acknowledged_writes_survive_a_crash_on_rocksdb() {
 #[test]
 fn acknowledged_writes_survive_a_crash_on_sled() {
     crash_and_recover("acknowledged_writes_survive_a_crash_on_sled", |dir| Options::sled(dir));
+}
+
+#[cfg(feature = "rocksdb")]
+#[test]
+fn concurrent_acknowledged_writes_survive_a_crash_on_rocksdb() {
+    crash_and_recover_with(
+        "concurrent_acknowledged_writes_survive_a_crash_on_rocksdb",
+        |dir| Options::rocksdb(dir),
+        write_concurrently_until_killed,
+        check_concurrent_survivors,
+    );
+}
+
+#[cfg(feature = "sled")]
+#[test]
+fn concurrent_acknowledged_writes_survive_a_crash_on_sled() {
+    crash_and_recover_with(
+        "concurrent_acknowledged_writes_survive_a_crash_on_sled",
+        |dir| Options::sled(dir),
+        write_concurrently_until_killed,
+        check_concurrent_survivors,
+    );
 }

@@ -13,7 +13,7 @@ use crate::convert;
 use crate::node::Node;
 use crate::pb::etcdserverpb as pb;
 use crate::pb::etcdserverpb::lease_server::Lease;
-use crate::status::{server_stopped, to_status};
+use crate::status::{send_server_stopped, to_status};
 
 /// What etcd's quota charges a lease grant (a lease record's size, about).
 const LEASE_COST: usize = 64;
@@ -61,7 +61,7 @@ impl LeaseService {
                 let request = tokio::select! {
                     request = requests.next() => request,
                     _ = &mut stopped => {
-                        let _ = out.try_send(Err(server_stopped()));
+                        send_server_stopped(&out).await;
                         return;
                     }
                 };

@@ -178,7 +178,8 @@ impl Server {
 
     /// Serves until `shutdown` completes, then stops accepting, ends open watch and
     /// keep-alive streams (Unavailable "etcdserver: server stopped"), gives calls in flight
-    /// up to 10 s to finish, and returns.
+    /// up to 10 s to finish, and returns. Connections still busy after that are left to
+    /// their tasks on the runtime (the binary exits, which ends them).
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
         let routes = self.routes();
         let compactor =

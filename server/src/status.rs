@@ -51,6 +51,10 @@ pub async fn etcd_size_errors(response: Response<Body>) -> Response<Body> {
 }
 
 fn rewrite_too_large(headers: &mut HeaderMap) {
+    // OutOfRange is 11; most answers are 0 or carry no status, and skip the parse.
+    if headers.get("grpc-status").is_none_or(|code| code != "11") {
+        return;
+    }
     let Some(status) = Status::from_header_map(headers) else { return };
     if status.code() != tonic::Code::OutOfRange {
         return;
@@ -74,6 +78,13 @@ fn tonic_too_large(message: &str) -> Option<(usize, usize)> {
 /// Unavailable "etcdserver: server stopped": a stream cut short by shutdown.
 pub fn server_stopped() -> Status {
     Status::unavailable("etcdserver: server stopped")
+}
+
+/// Ends a response stream with "server stopped", waiting a moment for room in `out` (a
+/// client that reads nothing then sees the stream just end).
+pub async fn send_server_stopped<T>(out: &tokio::sync::mpsc::Sender<Result<T, Status>>) {
+    let _ =
+        tokio::time::timeout(std::time::Duration::from_millis(100), out.send(Err(server_stopped()))).await;
 }
 
 /// A blocking store call failed to run at all (its task panicked or was cancelled).

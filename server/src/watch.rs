@@ -18,7 +18,7 @@ use crate::node::Node;
 use crate::pb::etcdserverpb as pb;
 use crate::pb::etcdserverpb::watch_request::RequestUnion;
 use crate::pb::etcdserverpb::watch_server::Watch;
-use crate::status::server_stopped;
+use crate::status::send_server_stopped;
 
 /// Responses buffered between the store's watch stream and the transport.
 const OUTGOING_BUFFER: usize = 64;
@@ -67,7 +67,7 @@ impl WatchService {
                     },
                     _ = out.closed() => return,
                     _ = &mut stopped => {
-                        let _ = out.try_send(Err(server_stopped()));
+                        send_server_stopped(&out).await;
                         return;
                     }
                 };
@@ -104,7 +104,16 @@ async fn handle_requests<S>(
             request = requests.next() => request,
             _ = &mut stopped => return,
         };
-        let Some(Ok(request)) = request else { return };
+        let request = match request {
+            Some(Ok(request)) => request,
+            // A request the transport refused (too large, say) ends the stream with its
+            // status, as gRPC ends etcd's.
+            Some(Err(status)) => {
+                let _ = out.send(Err(status)).await;
+                return;
+            }
+            None => return,
+        };
         match request.request_union {
             Some(RequestUnion::CreateRequest(create)) => {
                 let fragment = create.fragment;

@@ -64,6 +64,11 @@ impl EngineRead for MemoryEngine {
 }
 
 impl Engine for MemoryEngine {
+    /// Nothing to sync: the data lives and dies with the process.
+    fn sync(&self) -> Result<(), EngineError> {
+        Ok(())
+    }
+
     fn write(&self, batch: WriteBatch, _sync: bool) -> Result<(), EngineError> {
         let mut state = self.state.write();
         let State { maps, bytes } = &mut *state;

@@ -166,11 +166,10 @@ pub trait Engine: EngineRead + Send + Sync {
     fn write(&self, batch: WriteBatch, sync: bool) -> Result<(), EngineError>;
 
     /// Puts every batch written before this call on stable storage, in one go: the group
-    /// commit of writes made with `sync` off. May run while other threads write. The
-    /// default does nothing, for an engine with nothing to lose.
-    fn sync(&self) -> Result<(), EngineError> {
-        Ok(())
-    }
+    /// commit of writes made with `sync` off. May run while other threads write. Required,
+    /// so that no engine acknowledges writes it has not made durable by omission; one with
+    /// nothing to lose returns `Ok(())`.
+    fn sync(&self) -> Result<(), EngineError>;
 
     /// A consistent, read-only view of every keyspace as of now; later writes do not show
     /// through it.

@@ -288,10 +288,15 @@ impl Leases {
         let id = {
             let mut lessor = self.lessor.lock();
             match id {
-                0 => lessor.pick_id(),
-                id if lessor.contains(id) => return Err(Error::LeaseExists),
-                id => id,
+                0 => Some(lessor.pick_id()),
+                id if lessor.contains(id) => None,
+                id => Some(id),
             }
+        };
+        let Some(id) = id else {
+            // The lease seen may be a grant not yet durable: answer once it is.
+            write.abandon().wait()?;
+            return Err(Error::LeaseExists);
         };
         write.stage(Keyspace::Lease, record::key(id), Some(record::encode(id, ttl)));
         let revision = write.commit_with(|_| self.lessor.lock().grant(id, ttl, now))?;
@@ -305,11 +310,16 @@ impl Leases {
         let mut write = mvcc.write();
         let keys = {
             let lessor = self.lessor.lock();
-            let lease = lessor.get(id).ok_or(Error::LeaseNotFound)?;
-            if due_at.is_some_and(|now| lease.expiry > now) {
-                return Ok(None);
+            match lessor.get(id) {
+                Some(lease) if due_at.is_some_and(|now| lease.expiry > now) => return Ok(None),
+                Some(lease) => Some(lease.keys.clone()),
+                None => None,
             }
-            lease.keys.clone()
+        };
+        let Some(keys) = keys else {
+            // The revoke that removed it may not be durable yet: answer once it is.
+            write.abandon().wait()?;
+            return Err(Error::LeaseNotFound);
         };
         for key in &keys {
             write.delete_range(KeyRange::Key(key));

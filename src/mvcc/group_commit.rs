@@ -165,13 +165,19 @@ impl Drop for GroupCommit {
         self.shared.state.lock().stop = true;
         self.shared.work.notify_one();
         if let Some(thread) = self.syncer.take() {
-            let _ = thread.join();
+            // The store can be dropped on the syncer thread itself, when a commit observer
+            // held its last reference while publishing; that thread then ends on its own.
+            if thread.thread().id() != std::thread::current().id() {
+                let _ = thread.join();
+            }
         }
     }
 }
 
 impl Shared {
     fn run_syncer(&self) {
+        // Should the thread die (a panicking observer or engine), no waiter may hang.
+        let _failing = FailOnPanic(self);
         let mut state = self.state.lock();
         loop {
             if state.failed.is_some() || state.written == state.durable {
@@ -202,7 +208,7 @@ impl Shared {
                 }
                 Err(error) => {
                     tracing::error!(%error, "engine sync failed; the store refuses writes until reopened");
-                    state.failed = Some(error);
+                    state.failed.get_or_insert(error);
                 }
             }
             let wakers = std::mem::take(&mut state.wakers);
@@ -213,12 +219,33 @@ impl Shared {
         }
     }
 
+    /// Marks the store failed and wakes every waiter.
+    fn fail(&self, error: EngineError) {
+        let mut state = self.state.lock();
+        state.failed.get_or_insert(error);
+        let wakers = std::mem::take(&mut state.wakers);
+        self.synced.notify_all();
+        drop(state);
+        wakers.into_iter().for_each(Waker::wake);
+    }
+
     /// Ready once `ticket` is durable; an error once a sync failed before it was.
     fn check(&self, state: &State, ticket: Ticket) -> Option<Result<()>> {
         if state.durable >= ticket {
             return Some(Ok(()));
         }
         state.failed.clone().map(|error| Err(Error::Engine(error)))
+    }
+}
+
+/// Fails the store if the syncer thread unwinds.
+struct FailOnPanic<'a>(&'a Shared);
+
+impl Drop for FailOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.fail(EngineError::io("the sync thread panicked; the store refuses writes until reopened"));
+        }
     }
 }
 
@@ -233,6 +260,11 @@ pub struct Durable {
 }
 
 impl Durable {
+    /// True once the write is durable and published (false after a failed sync).
+    pub fn is_ready(&self) -> bool {
+        self.shared.state.lock().durable >= self.ticket
+    }
+
     /// Blocks until the write is durable and published.
     pub fn wait(self) -> Result<()> {
         let mut state = self.shared.state.lock();

@@ -13,12 +13,15 @@ use super::index::Index;
 use super::record;
 use super::{KeyRange, KeyValue, RangeOptions, RangeResult, ReadView, Revision};
 use crate::engine::{
-    snapshot_file, Bounds, Direction, Engine, EngineError, EngineErrorKind, Keyspace, WriteBatch,
+    snapshot_file, Bounds, Direction, Engine, EngineError, EngineErrorKind, EngineRead, Keyspace, WriteBatch,
 };
 use crate::error::{Error, Result};
 
 /// The revision of a store that has never been written (etcd's initial revision).
 const INITIAL_REVISION: i64 = 1;
+/// How many times compaction and HashKV wait for pending writes without holding the writer
+/// lock before they wait holding it.
+const QUIESCE_UNLOCKED_TRIES: usize = 3;
 /// The compacted revision of a store that has never been compacted.
 const NEVER_COMPACTED: i64 = -1;
 
@@ -57,8 +60,9 @@ pub trait CommitObserver: Send + Sync {
 
 impl MvccStore {
     /// Opens the store kept in `engine`: rebuilds the index from the stored records and
-    /// finishes a compaction that a crash interrupted. With `sync`, every commit is durable
-    /// before it returns. `compaction_batch_limit` is the number of records physical
+    /// finishes a compaction that a crash interrupted. With `sync`, a commit is durable
+    /// before it is published (before [`WriteTxn::commit`] returns, and before the
+    /// [`Durable`] of [`WriteTxn::commit_deferred_with`] is ready). `compaction_batch_limit` is the number of records physical
     /// compaction deletes per engine batch.
     pub fn open(engine: Arc<dyn Engine>, sync: bool, compaction_batch_limit: usize) -> Result<Self> {
         Self::open_visiting(engine, sync, compaction_batch_limit, &mut |_, _| ())
@@ -111,13 +115,44 @@ impl MvccStore {
         self.group.publisher().observe(observer)
     }
 
-    /// Takes the writer lock and waits until every write before it is published, so that
-    /// the current revision is the last one written until the lock is released. Fails when
+    /// Takes the writer lock with every write before it published, so that the current
+    /// revision is the last one written until the lock is released. It first waits for
+    /// pending writes without the lock, so that writers (possibly async tasks) do not wait
+    /// behind a sync; only if writes keep coming does it wait holding the lock. Fails when
     /// an engine sync failed (the store then refuses writes).
     fn quiesce(&self) -> Result<MutexGuard<'_, i64>> {
+        for _ in 0..QUIESCE_UNLOCKED_TRIES {
+            let pending = {
+                let writer = self.writer.lock();
+                let pending = self.group.last();
+                if pending.is_ready() {
+                    return Ok(writer);
+                }
+                pending
+            };
+            pending.wait()?;
+        }
         let writer = self.writer.lock();
         self.group.last().wait()?;
         Ok(writer)
+    }
+
+    /// Every write made so far: waiting on it waits until all of them are durable and
+    /// published. Ready at once with `sync` off.
+    pub fn pending(&self) -> Durable {
+        self.group.last()
+    }
+
+    /// A consistent view of the engine holding only durable writes: taken between writes,
+    /// then waited on until every write it holds is durable. For snapshots and hashes, so
+    /// that they never carry a write that a failed sync could still lose.
+    pub fn durable_snapshot(&self) -> Result<Box<dyn EngineRead + Send + Sync + '_>> {
+        let (view, pending) = {
+            let _writer = self.writer.lock();
+            (self.engine.snapshot()?, self.group.last())
+        };
+        pending.wait()?;
+        Ok(view)
     }
 
     /// Visits every change with a main revision in `from..=to`, in revision order. Fails
@@ -178,8 +213,9 @@ impl MvccStore {
         ReadTxn { store: self, first: self.compacted_revision(), rev: self.current_revision() }
     }
 
-    /// Starts the next write; blocks while another write or a compaction's index step runs
-    /// (not while earlier writes wait for their sync: it builds on them).
+    /// Starts the next write; blocks while another write stages its changes, and while a
+    /// compaction or HashKV holds the lock (which, under a steady stream of writes, can
+    /// last one sync). It does not wait for earlier writes' syncs: it builds on them.
     pub fn write(&self) -> WriteTxn<'_> {
         let guard = self.writer.lock();
         WriteTxn {
@@ -404,16 +440,18 @@ impl WriteTxn<'_> {
     }
 
     /// Writes the staged changes to the engine and publishes their revision, which it
-    /// returns (or the unchanged current revision when nothing changed). On an engine error
-    /// nothing is published and the index is restored.
+    /// returns (or the unchanged current revision when nothing changed). On an engine write
+    /// error nothing is published and the index is restored. When the group's sync fails
+    /// instead, the revision is never published and the store refuses writes from then on.
     pub fn commit(self) -> Result<i64> {
         self.commit_with(|_| ())
     }
 
     /// [`commit`](WriteTxn::commit), calling `on_commit` with the changes while the writer
     /// lock is still held, so no other write can come between the two (the lease layer
-    /// tracks which keys carry which lease this way). Not called when the commit fails; with
-    /// `sync` on it is called before the group's sync, and a failed sync stops all writes.
+    /// tracks which keys carry which lease this way). Not called when the engine write
+    /// fails; with `sync` on it is called before the group's sync, so a failed sync (which
+    /// stops all writes) comes after it.
     pub fn commit_with(self, on_commit: impl FnOnce(&[Change])) -> Result<i64> {
         let (revision, durable) = self.commit_deferred_with(on_commit)?;
         durable.wait()?;
@@ -441,18 +479,29 @@ impl WriteTxn<'_> {
             }
         }
         self.finished = true;
-        on_commit(&self.changes);
         let mut writer = self.writer.take().expect("held until commit");
         *writer = revision;
         if !store.sync {
             store.group.publisher().publish(revision, &self.changes);
+            on_commit(&self.changes);
             return Ok((revision, store.group.done()));
         }
+        on_commit(&self.changes);
         let changes = std::mem::take(&mut self.changes);
         // A write that wrote nothing still waits for the writes before it, whose revision
         // it reports.
         let durable = if wrote { store.group.written(revision, changes) } else { store.group.last() };
         Ok((revision, durable))
+    }
+
+    /// Drops the write, changing nothing, and returns what an answer given from it must
+    /// wait for: the writes it read, which may not be durable yet. A request refused on
+    /// what it read (a failed compare of a lease, a missing key) waits for this before
+    /// answering, so that no one hears of state that a crash could still undo.
+    pub fn abandon(self) -> Durable {
+        let pending = self.store.pending();
+        drop(self);
+        pending
     }
 
     fn rollback(&mut self) {

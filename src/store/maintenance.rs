@@ -89,13 +89,14 @@ impl Store {
     /// member reports, which hashes its bbolt file; compare [`hash_kv`](Store::hash_kv)
     /// with etcd instead.
     pub fn hash(&self) -> Result<u32> {
-        let view = self.shared.mvcc.engine().snapshot()?;
+        let view = self.shared.mvcc.durable_snapshot()?;
         Ok(snapshot_file::write(&*view, &mut std::io::sink())?.checksum)
     }
 
     /// etcd's Snapshot: writes a consistent copy of the whole store (history, compaction
     /// state, leases) to `out` and returns the number of bytes written. It is read from the
-    /// engine's snapshot, so writes made meanwhile neither wait nor tear it. The format is
+    /// engine's snapshot, so writes made meanwhile neither wait nor tear it; with sync on, it
+    /// holds only durable writes (it waits for the writes pending when it is taken). The format is
     /// etcdlite's own ([`snapshot_file`](crate::engine::snapshot_file)), not a bbolt file:
     /// load it with [`restore_snapshot`](Store::restore_snapshot), not `etcdutl`.
     ///
@@ -115,7 +116,7 @@ impl Store {
     /// # Ok::<(), etcdlite::Error>(())
     /// ```
     pub fn snapshot(&self, out: &mut dyn Write) -> Result<u64> {
-        let view = self.shared.mvcc.engine().snapshot()?;
+        let view = self.shared.mvcc.durable_snapshot()?;
         Ok(snapshot_file::write(&*view, out)?.bytes)
     }
 

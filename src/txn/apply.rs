@@ -38,11 +38,39 @@ pub trait LeaseLookup: Send + Sync {
     }
 }
 
-/// Waits for a deferred write to be durable, then hands back its response.
-fn settle<T>(deferred: Result<(T, Durable)>) -> Result<T> {
-    let (response, durable) = deferred?;
-    durable.wait()?;
-    Ok(response)
+/// The answer to a write request, final once `durable` is ready: a write's own
+/// durability, or, for a request refused on what it read, the durability of the writes it
+/// read. [`wait`](Deferred::wait) blocks for it; [`settle`](Deferred::settle) awaits it.
+/// Dropping it does not undo the write.
+#[must_use = "an answer is not final until its Durable is ready"]
+#[derive(Debug)]
+pub struct Deferred<T> {
+    result: Result<T>,
+    durable: Durable,
+}
+
+impl<T> Deferred<T> {
+    /// A request refused before it read anything.
+    fn refused(error: Error, mvcc: &MvccStore) -> Self {
+        Deferred { result: Err(error), durable: mvcc.settled() }
+    }
+
+    /// A read's answer, final at once.
+    fn ready(result: Result<T>, mvcc: &MvccStore) -> Self {
+        Deferred { result, durable: mvcc.settled() }
+    }
+
+    /// Blocks until the answer is final and returns it; a failed sync fails it.
+    pub fn wait(self) -> Result<T> {
+        self.durable.wait()?;
+        self.result
+    }
+
+    /// Awaits the answer; a failed sync fails it.
+    pub async fn settle(self) -> Result<T> {
+        self.durable.await?;
+        self.result
+    }
 }
 
 /// etcd's KV service over one MVCC store.
@@ -73,61 +101,92 @@ impl<'a> Kv<'a> {
 
     /// etcd's Put.
     pub fn put(&self, req: PutRequest) -> Result<PutResponse> {
-        settle(self.put_deferred(req))
+        self.put_deferred(req).wait()
     }
 
-    /// [`put`](Kv::put), returning once the write is staged, with the [`Durable`] to wait
-    /// on before acknowledging it.
-    pub fn put_deferred(&self, req: PutRequest) -> Result<(PutResponse, Durable)> {
-        validate::check_put(&req)?;
-        self.check_size(size::put_request_size(&req))?;
-        let mut write = self.mvcc.write();
-        if req.lease != 0 && !self.leases.lease_exists(req.lease) {
-            return Err(Error::LeaseNotFound);
+    /// [`put`](Kv::put), returning once the write is staged: the answer, final once its
+    /// [`Durable`] is ready.
+    pub fn put_deferred(&self, req: PutRequest) -> Deferred<PutResponse> {
+        if let Err(e) = validate::check_put(&req).and_then(|()| self.check_size(size::put_request_size(&req)))
+        {
+            return Deferred::refused(e, self.mvcc);
         }
-        let response = put(&mut write, req)?;
-        let (_, durable) = write.commit_deferred_with(|changes| self.leases.committed(changes))?;
-        Ok((response, durable))
+        let mut write = self.mvcc.write();
+        let staged = if req.lease != 0 && !self.leases.lease_exists(req.lease) {
+            Err(Error::LeaseNotFound)
+        } else {
+            put(&mut write, req)
+        };
+        self.finish(write, staged, |_, _| ())
     }
 
     /// etcd's DeleteRange.
     pub fn delete_range(&self, req: &DeleteRangeRequest) -> Result<DeleteResponse> {
-        settle(self.delete_range_deferred(req))
+        self.delete_range_deferred(req).wait()
     }
 
-    /// [`delete_range`](Kv::delete_range), returning once the write is staged, with the
-    /// [`Durable`] to wait on before acknowledging it.
-    pub fn delete_range_deferred(&self, req: &DeleteRangeRequest) -> Result<(DeleteResponse, Durable)> {
-        validate::check_delete(req)?;
-        self.check_size(size::delete_request_size(req))?;
+    /// [`delete_range`](Kv::delete_range), returning once the write is staged: the answer,
+    /// final once its [`Durable`] is ready.
+    pub fn delete_range_deferred(&self, req: &DeleteRangeRequest) -> Deferred<DeleteResponse> {
+        if let Err(e) =
+            validate::check_delete(req).and_then(|()| self.check_size(size::delete_request_size(req)))
+        {
+            return Deferred::refused(e, self.mvcc);
+        }
         let mut write = self.mvcc.write();
-        let response = delete_range(&mut write, req)?;
-        let (_, durable) = write.commit_deferred_with(|changes| self.leases.committed(changes))?;
-        Ok((response, durable))
+        let staged = delete_range(&mut write, req);
+        self.finish(write, staged, |_, _| ())
     }
 
     /// etcd's Txn. A txn whose branches hold only ranges is served as a read and never
     /// waits for writers.
     pub fn txn(&self, txn: Txn) -> Result<TxnResponse> {
-        settle(self.txn_deferred(txn))
+        self.txn_deferred(txn).wait()
     }
 
-    /// [`txn`](Kv::txn), returning once the write is staged, with the [`Durable`] to wait
-    /// on before acknowledging it (ready at once for a read-only txn).
-    pub fn txn_deferred(&self, txn: Txn) -> Result<(TxnResponse, Durable)> {
-        validate::check_txn(&txn, self.limits.max_txn_ops)?;
-        if txn.is_read_only() {
-            return Ok((read_only_txn(&self.mvcc.read(), &txn)?, self.mvcc.settled()));
+    /// [`txn`](Kv::txn), returning once the write is staged: the answer, final once its
+    /// [`Durable`] is ready (at once for a read-only txn).
+    pub fn txn_deferred(&self, txn: Txn) -> Deferred<TxnResponse> {
+        if let Err(e) = validate::check_txn(&txn, self.limits.max_txn_ops) {
+            return Deferred::refused(e, self.mvcc);
         }
-        self.check_size(size::txn_request_size(&txn))?;
+        if txn.is_read_only() {
+            return Deferred::ready(read_only_txn(&self.mvcc.read(), &txn), self.mvcc);
+        }
+        if let Err(e) = self.check_size(size::txn_request_size(&txn)) {
+            return Deferred::refused(e, self.mvcc);
+        }
         let mut write = self.mvcc.write();
-        let path = Path::evaluate(&write, &txn)?;
-        path.check(&txn, &mut |op| self.check_put(&write, op))?;
-        path.check(&txn, &mut |op| check_range_revision(&write, op))?;
-        let mut response = apply_txn(&mut write, txn, path)?;
-        let (revision, durable) = write.commit_deferred_with(|changes| self.leases.committed(changes))?;
-        response.header = ResponseHeader::at(revision);
-        Ok((response, durable))
+        let staged = (|| {
+            let path = Path::evaluate(&write, &txn)?;
+            path.check(&txn, &mut |op| self.check_put(&write, op))?;
+            path.check(&txn, &mut |op| check_range_revision(&write, op))?;
+            apply_txn(&mut write, txn, path)
+        })();
+        self.finish(write, staged, |response, revision| response.header = ResponseHeader::at(revision))
+    }
+
+    /// Commits `write` when staging it succeeded (`fill` then gets the committed revision),
+    /// and abandons it when it was refused: a refusal may rest on writes not yet durable,
+    /// so it waits for them too.
+    fn finish<T>(
+        &self,
+        write: WriteTxn<'_>,
+        staged: Result<T>,
+        fill: impl FnOnce(&mut T, i64),
+    ) -> Deferred<T> {
+        let mut response = match staged {
+            Ok(response) => response,
+            Err(e) => return Deferred { result: Err(e), durable: write.abandon() },
+        };
+        match write.commit_deferred_with(|changes| self.leases.committed(changes)) {
+            Ok((revision, durable)) => {
+                fill(&mut response, revision);
+                Deferred { result: Ok(response), durable }
+            }
+            // The engine refused the write: nothing changed, and the error rests on no state.
+            Err(e) => Deferred::refused(e, self.mvcc),
+        }
     }
 
     /// etcd's Compact: history below `revision` becomes unreadable at once; with

@@ -12,4 +12,4 @@ pub mod request;
 mod size;
 mod validate;
 
-pub use apply::{Kv, LeaseLookup, Limits};
+pub use apply::{Deferred, Kv, LeaseLookup, Limits};

@@ -636,16 +636,18 @@ impl CommitObserver for WatchHub {
         for change in changes {
             refs.clear();
             state.synced_for(change, &mut refs);
-            // One lookup per watcher: this path runs under the writer lock.
+            // One lookup per watcher: writers wait for this path.
             takers.clear();
             takers.extend(refs.iter().filter_map(|&r| {
                 let w = state.streams.get(&r.0)?.watchers.get(&r.1)?;
                 (revision >= w.next && !w.filters_out(change)).then_some((r, w.prev_kv))
             }));
-            // Looked up once per change, and only when a watcher wants it.
-            let prev = match self.mvcc.upgrade() {
-                Some(mvcc) if takers.iter().any(|&(_, p)| p) => prev_kv(&mvcc, change),
-                _ => None,
+            // Looked up once per change, and only when a watcher wants it (only then is the
+            // store upgraded: this may run on the store's sync thread).
+            let prev = if takers.iter().any(|&(_, p)| p) {
+                self.mvcc.upgrade().and_then(|mvcc| prev_kv(&mvcc, change))
+            } else {
+                None
             };
             if changes.len() == 1 {
                 // The common case needs no slot lookup: each watcher appears once.
