@@ -116,9 +116,12 @@ impl LockService {
             let Some(last) = resp.kvs.first() else { return Ok(resp.header) };
             let from = WatchOptions::new().with_start_revision(resp.header.revision);
             let (_watcher, mut events) = store.watch(last.key.clone(), Some(from)).map_err(relayed)?;
-            while let Some(watched) = events.next().await {
+            loop {
+                let Some(watched) = events.next().await else {
+                    return Err(Status::unknown("lost watcher waiting for delete"));
+                };
+                // Deleted; or the watch was cut short (compaction): look again.
                 if watched.events.iter().any(|e| e.event_type == EventType::Delete) || watched.canceled {
-                    // Deleted; or the watch was cut short (compaction): look again.
                     break;
                 }
             }

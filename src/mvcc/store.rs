@@ -33,9 +33,9 @@ const NEVER_COMPACTED: i64 = -1;
 /// index and read records from the engine without taking the writer's lock, so a slow (or
 /// fsyncing) writer never blocks them. With `sync` on, writers do not sync one by one under
 /// the lock: [`group_commit`](super::group_commit) makes a whole group durable with one
-/// sync, and publishes each revision once it is. Compaction raises the compacted revision before it
-/// trims anything, and readers check it again after reading, so a read racing a compaction
-/// either sees complete data or fails with [`Error::Compacted`].
+/// sync, and publishes each revision once it is. Compaction raises the compacted revision
+/// before it trims anything, and readers check it again after reading, so a read racing a
+/// compaction either sees complete data or fails with [`Error::Compacted`].
 pub struct MvccStore {
     engine: Arc<dyn Engine>,
     index: RwLock<Index>,
@@ -62,8 +62,9 @@ impl MvccStore {
     /// Opens the store kept in `engine`: rebuilds the index from the stored records and
     /// finishes a compaction that a crash interrupted. With `sync`, a commit is durable
     /// before it is published (before [`WriteTxn::commit`] returns, and before the
-    /// [`Durable`] of [`WriteTxn::commit_deferred_with`] is ready). `compaction_batch_limit` is the number of records physical
-    /// compaction deletes per engine batch.
+    /// [`Durable`] of [`WriteTxn::commit_deferred_with`] is ready).
+    /// `compaction_batch_limit` is the number of records physical compaction deletes per
+    /// engine batch.
     pub fn open(engine: Arc<dyn Engine>, sync: bool, compaction_batch_limit: usize) -> Result<Self> {
         Self::open_visiting(engine, sync, compaction_batch_limit, &mut |_, _| ())
     }
