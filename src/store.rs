@@ -245,9 +245,11 @@ impl Store {
     /// Renews lease `id` to its full TTL. An unknown or expired lease is `etcdserver:
     /// requested lease not found`, as etcd's lessor and clientv3's `KeepAliveOnce` report it.
     pub fn lease_keep_alive(&self, id: LeaseId) -> Result<LeaseKeepAliveResponse> {
-        // The lessor runs ahead of durable state while writes wait for their sync.
-        self.shared.mvcc.pending().wait()?;
-        self.shared.leases.keep_alive(&self.shared.mvcc, id, self.shared.clock.now())
+        let resp = self.shared.leases.keep_alive(&self.shared.mvcc, id, self.shared.clock.now());
+        // The lessor runs ahead of durable state while writes wait for their sync: what was
+        // read is answered once the writes it may have seen are durable.
+        self.shared.mvcc.written().wait()?;
+        resp
     }
 
     /// The remaining and granted TTL of lease `id`, and with
@@ -259,14 +261,16 @@ impl Store {
         options: Option<LeaseTimeToLiveOptions>,
     ) -> Result<LeaseTimeToLiveResponse> {
         let keys = options.unwrap_or_default().keys();
-        self.shared.mvcc.pending().wait()?;
-        Ok(self.shared.leases.time_to_live(&self.shared.mvcc, id, keys, self.shared.clock.now()))
+        let resp = self.shared.leases.time_to_live(&self.shared.mvcc, id, keys, self.shared.clock.now());
+        self.shared.mvcc.written().wait()?;
+        Ok(resp)
     }
 
     /// Every live lease, soonest to expire first.
     pub fn lease_leases(&self) -> Result<LeaseLeasesResponse> {
-        self.shared.mvcc.pending().wait()?;
-        Ok(self.shared.leases.leases(&self.shared.mvcc))
+        let resp = self.shared.leases.leases(&self.shared.mvcc);
+        self.shared.mvcc.written().wait()?;
+        Ok(resp)
     }
 
     /// Revokes every lease that is due now. The store does this by itself (every 500 ms on

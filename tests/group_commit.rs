@@ -102,3 +102,18 @@ fn lease_reads_wait_for_a_pending_revoke() {
     assert_eq!(ttl, -1);
     assert_eq!(store.get("k", None).unwrap().count, 0);
 }
+
+#[test]
+fn a_revoke_refused_on_a_pending_revoke_waits_for_it() {
+    let (engine, store) = synced_store();
+    let lease = store.lease_grant(60, None).unwrap().id;
+    let refused = held_behind_a_sync(
+        &engine,
+        &store,
+        move |store| {
+            store.lease_revoke(lease).unwrap();
+        },
+        move |store| store.lease_revoke(lease),
+    );
+    assert!(matches!(refused, Err(Error::LeaseNotFound)), "{refused:?}");
+}

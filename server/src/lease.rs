@@ -16,7 +16,7 @@ use crate::pb::etcdserverpb::lease_server::Lease;
 use crate::status::{send_server_stopped, to_status};
 
 /// What etcd's quota charges a lease grant (a lease record's size, about).
-const LEASE_COST: usize = 64;
+pub(crate) const LEASE_COST: usize = 64;
 
 /// etcd's `Lease` service over the node's store.
 #[derive(Clone)]
@@ -129,7 +129,11 @@ impl Lease for LeaseService {
     ) -> Result<Response<pb::LeaseTimeToLiveResponse>, Status> {
         let req = request.into_inner();
         let options = req.keys.then(|| LeaseTimeToLiveOptions::new().with_keys());
-        let resp = self.node.store.lease_time_to_live(req.id, options).map_err(to_status)?;
+        // May wait for pending writes' sync: off the async workers.
+        let resp = self
+            .node
+            .blocking(move |store| store.lease_time_to_live(req.id, options).map_err(to_status))
+            .await?;
         Ok(Response::new(pb::LeaseTimeToLiveResponse {
             header: self.node.header(convert::header(resp.header)),
             id: resp.id,
@@ -143,7 +147,7 @@ impl Lease for LeaseService {
         &self,
         _request: Request<pb::LeaseLeasesRequest>,
     ) -> Result<Response<pb::LeaseLeasesResponse>, Status> {
-        let resp = self.node.store.lease_leases().map_err(to_status)?;
+        let resp = self.node.blocking(|store| store.lease_leases().map_err(to_status)).await?;
         Ok(Response::new(pb::LeaseLeasesResponse {
             header: self.node.header(convert::header(resp.header)),
             leases: resp.leases.iter().map(|l| pb::LeaseStatus { id: l.id }).collect(),

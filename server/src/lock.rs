@@ -18,9 +18,11 @@ use futures::StreamExt;
 use tonic::{Request, Response, Status};
 
 use crate::convert;
+use crate::lease::LEASE_COST;
 use crate::node::Node;
 use crate::pb::v3lockpb as pb;
 use crate::pb::v3lockpb::lock_server::Lock;
+use crate::status::server_stopped;
 
 /// The TTL of the lease a Lock request without one gets (clientv3's default session TTL).
 const DEFAULT_SESSION_TTL: i64 = 60;
@@ -39,11 +41,12 @@ impl LockService {
 
     /// Takes the lock `name` for `lease` (0: a new lease of 60 s, which nothing keeps
     /// alive, as etcd does), waiting while others hold it. Returns the lock's key and the
-    /// header of the read that saw it free.
+    /// header of the txn that took it, or of the read that saw it free after a wait.
     async fn acquire(&self, name: Vec<u8>, lease: i64) -> Result<(Vec<u8>, ResponseHeader), Status> {
         let store = &self.node.store;
         let lease = match lease {
             0 => {
+                self.node.check_space(LEASE_COST).map_err(|s| Status::unknown(s.message()))?;
                 self.node
                     .blocking(|store| store.lease_grant(DEFAULT_SESSION_TTL, None).map_err(relayed))
                     .await?
@@ -54,7 +57,7 @@ impl LockService {
         let mut prefix = name;
         prefix.push(b'/');
         let mut key = prefix.clone();
-        key.extend_from_slice(format!("{lease:x}").as_bytes());
+        key.extend_from_slice(go_hex(lease).as_bytes());
 
         let owner = || {
             let first = GetOptions::new().with_prefix().with_sort(SortTarget::Create, SortOrder::Ascend);
@@ -64,17 +67,24 @@ impl LockService {
             .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
             .and_then([TxnOp::put(key.clone(), "", Some(PutOptions::new().with_lease(lease))), owner()])
             .or_else([TxnOp::get(key.clone(), None), owner()]);
-        // The txn is applied when called: from then on the key is ours, and a Lock that
-        // fails or is cancelled (even while the txn's sync is awaited) deletes it.
-        let applied = store.txn_async(txn);
-        let mut held = Unlocker { node: &self.node, key: Some(key.clone()) };
-        let resp = match applied.await {
+        // Through the quota, as etcd's lock server writes through its quota-checked client.
+        let cost = key.len() + LEASE_COST;
+        self.node.check_space(cost).map_err(|s| Status::unknown(s.message()))?;
+        // The txn is applied when called. If it put the key, the key is ours from then on:
+        // a Lock cancelled while the txn's sync is awaited deletes it. A key that was there
+        // already (this lease asked before) is left alone until the txn has answered.
+        let applied = store.kv().txn_deferred(txn);
+        let put_ours = matches!(applied.answer(), Ok(resp) if resp.succeeded);
+        let mut held = Unlocker { node: &self.node, key: put_ours.then(|| key.clone()) };
+        let resp = match applied.settle().await {
             Ok(resp) => resp,
             Err(e) => {
                 held.key = None;
                 return Err(relayed(e));
             }
         };
+        // From here on a Lock that fails or is cancelled deletes the key, as etcd's does.
+        held.key = Some(key.clone());
         let my_rev = if resp.succeeded {
             resp.header.revision
         } else {
@@ -111,13 +121,20 @@ impl LockService {
             .with_sort(SortTarget::Create, SortOrder::Descend)
             .with_limit(1)
             .with_max_create_revision(max_create_revision);
+        let stopped = self.node.stopped();
+        tokio::pin!(stopped);
         loop {
             let resp = store.get(prefix.to_vec(), Some(newest.clone())).map_err(relayed)?;
             let Some(last) = resp.kvs.first() else { return Ok(resp.header) };
             let from = WatchOptions::new().with_start_revision(resp.header.revision);
             let (_watcher, mut events) = store.watch(last.key.clone(), Some(from)).map_err(relayed)?;
             loop {
-                let Some(watched) = events.next().await else {
+                let watched = tokio::select! {
+                    watched = events.next() => watched,
+                    // A stopping server ends the wait (and the Lock deletes its key).
+                    _ = &mut stopped => return Err(server_stopped()),
+                };
+                let Some(watched) = watched else {
                     return Err(Status::unknown("lost watcher waiting for delete"));
                 };
                 // Deleted; or the watch was cut short (compaction): look again.
@@ -126,6 +143,15 @@ impl LockService {
                 }
             }
         }
+    }
+}
+
+/// A lease id as Go's `%x` writes it (a sign, then the magnitude), for the lock key.
+fn go_hex(lease: i64) -> String {
+    if lease < 0 {
+        format!("-{:x}", lease.unsigned_abs())
+    } else {
+        format!("{lease:x}")
     }
 }
 
@@ -168,5 +194,17 @@ impl Lock for LockService {
         let delete = DeleteRangeRequest { key: request.into_inner().key, ..Default::default() };
         let resp = self.node.store.delete_range_async(&delete).await.map_err(relayed)?;
         Ok(Response::new(pb::UnlockResponse { header: self.node.header(convert::header(resp.header)) }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::go_hex;
+
+    #[test]
+    fn lease_ids_are_written_as_go_writes_them() {
+        assert_eq!(go_hex(42), "2a");
+        assert_eq!(go_hex(-42), "-2a");
+        assert_eq!(go_hex(i64::MIN), "-8000000000000000");
     }
 }

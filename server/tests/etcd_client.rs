@@ -840,6 +840,39 @@ async fn snapshot_stream_ends_with_its_sha256_as_etcdctl_expects() {
     );
 }
 
+/// Waits (at most 5 s) until the prefix `prefix` holds `count` keys.
+async fn wait_for_keys(client: &mut Client, prefix: &str, count: i64) {
+    for _ in 0..500 {
+        if client.get(prefix, Some(GetOptions::new().with_prefix())).await.unwrap().count() == count {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{prefix} never held {count} keys");
+}
+
+/// A lock `name` held on one lease, and a second client's Lock on another lease queued
+/// behind it: the client, the two leases, and the waiting call.
+struct Contended {
+    client: Client,
+    holder: i64,
+    waiter_lease: i64,
+    waiter: tokio::task::JoinHandle<Result<etcd_client::LockResponse, ClientError>>,
+}
+
+async fn contended(server: &TestServer, name: &'static str) -> Contended {
+    let mut client = server.client().await;
+    let holder = client.lease_grant(60, None).await.unwrap().id();
+    let waiter_lease = client.lease_grant(60, None).await.unwrap().id();
+    client.lock(name, Some(LockOptions::new().with_lease(holder))).await.unwrap();
+    let mut waiter_client = server.client().await;
+    let waiter = tokio::spawn(async move {
+        waiter_client.lock(name, Some(LockOptions::new().with_lease(waiter_lease))).await
+    });
+    wait_for_keys(&mut client, &format!("{name}/"), 2).await;
+    Contended { client, holder, waiter_lease, waiter }
+}
+
 /// The key etcd's Lock service puts for `name` under `lease`: `name/<lease in hex>`.
 fn lock_key(name: &str, lease: i64) -> Vec<u8> {
     format!("{name}/{lease:x}").into_bytes()
@@ -868,13 +901,8 @@ async fn lock_is_exclusive_and_passes_to_the_next_waiter_on_unlock() {
         );
     // The waiter queues its key, and does not get the lock while the first holds it.
     let queued = lock_key("job", second);
-    for _ in 0..500 {
-        if client.get(queued.clone(), None).await.unwrap().count() == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(client.get(queued.clone(), None).await.unwrap().count(), 1, "the waiter never queued");
+    wait_for_keys(&mut client, "job/", 2).await;
+    assert_eq!(client.get(queued.clone(), None).await.unwrap().count(), 1, "the waiter's key");
     assert!(!waiter.is_finished(), "the lock was given while held");
 
     let unlocked = client.unlock(held.key()).await.unwrap();
@@ -887,18 +915,9 @@ async fn lock_is_exclusive_and_passes_to_the_next_waiter_on_unlock() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_holder_frees_the_lock_and_an_unknown_lease_is_refused() {
     let server = TestServer::start().await;
-    let mut client = server.client().await;
-    let first = client.lease_grant(60, None).await.unwrap().id();
-    let second = client.lease_grant(60, None).await.unwrap().id();
-    client.lock("db", Some(LockOptions::new().with_lease(first))).await.unwrap();
-
-    let mut waiter_client = server.client().await;
-    let waiter =
-        tokio::spawn(
-            async move { waiter_client.lock("db", Some(LockOptions::new().with_lease(second))).await },
-        );
-    client.lease_revoke(first).await.unwrap();
-    assert_eq!(within(waiter).await.unwrap().unwrap().key(), lock_key("db", second));
+    let Contended { mut client, holder, waiter_lease, waiter } = contended(&server, "db").await;
+    client.lease_revoke(holder).await.unwrap();
+    assert_eq!(within(waiter).await.unwrap().unwrap().key(), lock_key("db", waiter_lease));
 
     // etcd's lock server relays its inner client's error, which gRPC sends as Unknown.
     let unknown = client.lock("db", Some(LockOptions::new().with_lease(0x1234))).await;
@@ -908,29 +927,21 @@ async fn a_revoked_holder_frees_the_lock_and_an_unknown_lease_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_waiter_that_gives_up_leaves_no_key_behind() {
     let server = TestServer::start().await;
-    let mut client = server.client().await;
-    let first = client.lease_grant(60, None).await.unwrap().id();
-    let second = client.lease_grant(60, None).await.unwrap().id();
-    client.lock("q", Some(LockOptions::new().with_lease(first))).await.unwrap();
+    let Contended { mut client, holder, waiter, .. } = contended(&server, "q").await;
+    // Cancelling the call (dropping it, with its connection) makes the server delete the
+    // waiter's key.
+    waiter.abort();
+    wait_for_keys(&mut client, "q/", 1).await;
+    let left = client.get("q/", Some(GetOptions::new().with_prefix())).await.unwrap();
+    assert_eq!(key_strs(left.kvs()), [std::str::from_utf8(&lock_key("q", holder)).unwrap()]);
+}
 
-    let mut waiter_client = server.client().await;
-    let gave_up = tokio::time::timeout(
-        Duration::from_millis(300),
-        waiter_client.lock("q", Some(LockOptions::new().with_lease(second))),
-    )
-    .await;
-    assert!(gave_up.is_err(), "the lock was given while held");
-    drop(waiter_client);
-    // The server sees the call cancelled and deletes the waiter's key.
-    let prefix = || GetOptions::new().with_prefix();
-    for _ in 0..500 {
-        if client.get("q/", Some(prefix())).await.unwrap().count() == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let left = client.get("q/", Some(prefix())).await.unwrap();
-    assert_eq!(key_strs(left.kvs()), [std::str::from_utf8(&lock_key("q", first)).unwrap()]);
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_server_ends_a_waiting_lock_with_server_stopped() {
+    let mut server = TestServer::start().await;
+    let Contended { waiter, .. } = contended(&server, "s").await;
+    let _ = server.stop.take().expect("running").send(());
+    assert_grpc_error(within(waiter).await.unwrap(), Code::Unavailable, "etcdserver: server stopped");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

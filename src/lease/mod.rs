@@ -317,8 +317,12 @@ impl Leases {
             }
         };
         let Some(keys) = keys else {
-            // The revoke that removed it may not be durable yet: answer once it is.
-            write.abandon().wait()?;
+            // The revoke that removed it may not be durable yet: answer once it is (expiry,
+            // which ignores the answer, need not wait).
+            let pending = write.abandon();
+            if due_at.is_none() {
+                pending.wait()?;
+            }
             return Err(Error::LeaseNotFound);
         };
         for key in &keys {

@@ -54,7 +54,8 @@ pub struct MvccStore {
 pub trait CommitObserver: Send + Sync {
     /// `revision` was published with `changes`. Calls never overlap and come in revision
     /// order, each just after `revision` became the current one; it must not block, as
-    /// writers wait for it.
+    /// writers wait for it (with `sync` on, the sync thread calls it, and every write
+    /// waiting for a sync waits behind it).
     fn committed(&self, revision: i64, changes: &[Change]);
 }
 
@@ -139,8 +140,18 @@ impl MvccStore {
     }
 
     /// Every write made so far: waiting on it waits until all of them are durable and
-    /// published. Ready at once with `sync` off.
+    /// published. Ready at once with `sync` off. A write whose `on_commit` has run but which
+    /// has not taken its place yet (it holds the writer lock) is not included; see
+    /// [`written`](MvccStore::written).
     pub fn pending(&self) -> Durable {
+        self.group.last()
+    }
+
+    /// [`pending`](MvccStore::pending), taken under the writer lock, so that it covers
+    /// every write whose effects on other layers (a lessor change in `on_commit`) could be
+    /// seen before the call. Read such state first, then wait on this.
+    pub fn written(&self) -> Durable {
+        let _writer = self.writer.lock();
         self.group.last()
     }
 

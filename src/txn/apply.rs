@@ -60,6 +60,12 @@ impl<T> Deferred<T> {
         Deferred { result, durable: mvcc.settled() }
     }
 
+    /// The answer as it stands: not final (nor to be acknowledged) until the write is
+    /// durable, but already what it will be unless a sync fails.
+    pub fn answer(&self) -> &Result<T> {
+        &self.result
+    }
+
     /// Blocks until the answer is final and returns it; a failed sync fails it.
     pub fn wait(self) -> Result<T> {
         self.durable.wait()?;
