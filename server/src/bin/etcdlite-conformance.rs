@@ -1,0 +1,424 @@
+//! `etcdlite-conformance`: runs the scenarios of `tests/conformance/` against a real etcd
+//! and against etcdlite, through the same gRPC client, and reports where they differ.
+//!
+//! Each scenario gets a fresh etcd (`--etcd`, a binary, on a fresh data directory) and a
+//! fresh etcdlite (`--etcdlite`, a binary, memory engine), both on loopback ports. Every
+//! step is one unary call, its request written in proto3 JSON; the two answers (the
+//! response as proto3 JSON, or the error's gRPC code and message) are normalised (see
+//! [`normalise`]) and must be equal. A scenario file is JSON:
+//!
+//! ```json
+//! {"area": "range", "scenarios": [
+//!   {"name": "limit cuts kvs but not count",
+//!    "steps": [
+//!      {"call": "Put", "req": {"key": "s:a", "value": "s:1"}},
+//!      {"call": "Range", "req": {"key": "s:a", "range_end": "s:z", "limit": 1}}]}]}
+//! ```
+//!
+//! A string written `s:text` is the bytes of `text` (the runner base64-encodes it, as
+//! proto3 JSON wants bytes), `n:N` is N bytes of `x`; `$L1`, `$L2`... stand for the first, second... lease id a
+//! server granted in the scenario. A scenario with `"differs": "why"` is expected to
+//! differ (the reason is listed in `docs/limitations.md`): it is reported, not failed.
+//!
+//! ```text
+//! etcdlite-conformance --etcd /usr/bin/etcd --etcdlite target/debug/etcdlite \
+//!     --scenarios tests/conformance --report docs/conformance.md
+//! ```
+//!
+//! The exit status is non-zero when a scenario not marked `differs` differs.
+
+use std::collections::BTreeMap;
+use std::error::Error;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use clap::Parser;
+use etcdlite_server::pb::etcdserverpb as pb;
+use etcdlite_server::pb::etcdserverpb::kv_client::KvClient;
+use etcdlite_server::pb::etcdserverpb::lease_client::LeaseClient;
+use etcdlite_server::pb::etcdserverpb::maintenance_client::MaintenanceClient;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tonic::transport::Channel;
+
+type BoxError = Box<dyn Error + Send + Sync>;
+
+#[derive(Parser)]
+#[command(about = "Runs the conformance scenarios against etcd and etcdlite and compares them")]
+struct Args {
+    /// The etcd binary.
+    #[arg(long)]
+    etcd: PathBuf,
+    /// The etcdlite binary.
+    #[arg(long)]
+    etcdlite: PathBuf,
+    /// The folder of scenario files (`*.json`).
+    #[arg(long, default_value = "tests/conformance")]
+    scenarios: PathBuf,
+    /// Where to write the Markdown report.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Only scenarios whose name contains this.
+    #[arg(long)]
+    filter: Option<String>,
+    /// How the report names the etcd it ran against (default: the binary's path).
+    #[arg(long)]
+    label: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct File {
+    area: String,
+    scenarios: Vec<Scenario>,
+}
+
+#[derive(Deserialize)]
+struct Scenario {
+    name: String,
+    steps: Vec<Step>,
+    /// Why etcdlite differs here on purpose.
+    #[serde(default)]
+    differs: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Step {
+    call: String,
+    #[serde(default)]
+    req: Value,
+}
+
+/// One scenario's outcome.
+struct Outcome {
+    area: String,
+    name: String,
+    /// The first difference: step number, call, and the two normalised answers.
+    difference: Option<(usize, String, Value, Value)>,
+    differs: Option<String>,
+}
+
+/// A server process on a loopback port, killed when dropped.
+struct Server {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> Result<u16, BoxError> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+impl Server {
+    fn etcd(binary: &Path) -> Result<Server, BoxError> {
+        let dir = tempfile::tempdir()?;
+        let (port, peer) = (free_port()?, free_port()?);
+        let client = format!("http://127.0.0.1:{port}");
+        let peer = format!("http://127.0.0.1:{peer}");
+        let child = Command::new(binary)
+            .args(["--name", "conformance", "--data-dir"])
+            .arg(dir.path())
+            .args(["--listen-client-urls", &client, "--advertise-client-urls", &client])
+            .args(["--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer])
+            .args(["--initial-cluster", &format!("conformance={peer}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        Ok(Server { child, port, _dir: dir })
+    }
+
+    fn etcdlite(binary: &Path) -> Result<Server, BoxError> {
+        let dir = tempfile::tempdir()?;
+        let port = free_port()?;
+        let child = Command::new(binary)
+            .args(["--listen-client-urls", &format!("http://127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        Ok(Server { child, port, _dir: dir })
+    }
+
+    /// A channel once the server answers Status (at most 30 s).
+    async fn connect(&self) -> Result<Channel, BoxError> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let endpoint =
+                tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{}", self.port))?;
+            if let Ok(channel) = endpoint.connect().await {
+                let mut m = MaintenanceClient::new(channel.clone());
+                if m.status(pb::StatusRequest {}).await.is_ok() {
+                    return Ok(channel);
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(format!("no server on port {} after 30 s", self.port).into());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// One step's request with `s:` strings encoded and `$Ln` lease names resolved.
+fn prepare(value: &Value, leases: &[i64]) -> Value {
+    match value {
+        Value::String(s) if s.starts_with("s:") => {
+            Value::String(base64::engine::general_purpose::STANDARD.encode(&s.as_bytes()[2..]))
+        }
+        Value::String(s) if s.starts_with("n:") => {
+            let len: usize = s[2..].parse().unwrap_or(0);
+            Value::String(base64::engine::general_purpose::STANDARD.encode(vec![b'x'; len]))
+        }
+        Value::String(s) if s.starts_with("$L") => {
+            let n: usize = s[2..].parse().unwrap_or(0);
+            Value::String(leases.get(n.wrapping_sub(1)).copied().unwrap_or(0).to_string())
+        }
+        Value::Array(items) => Value::Array(items.iter().map(|v| prepare(v, leases)).collect()),
+        Value::Object(fields) => {
+            Value::Object(fields.iter().map(|(k, v)| (k.clone(), prepare(v, leases))).collect())
+        }
+        other => other.clone(),
+    }
+}
+
+/// What must differ between two servers is taken out: the cluster's and member's ids and
+/// the raft term (in every header), lease ids (as `$Ln`, in order of appearance), the
+/// remaining TTL of a lease (timing), kept only as "positive" or its sign, and the order of
+/// a lease's keys (etcd lists them in Go map order, which is random).
+fn normalise(value: &mut Value, leases: &mut Vec<i64>) {
+    match value {
+        Value::Object(fields) => {
+            for id in ["cluster_id", "member_id", "raft_term"] {
+                fields.remove(id);
+            }
+            for (name, field) in fields.iter_mut() {
+                match name.as_str() {
+                    "ID" | "lease" | "id" => {
+                        if let Some(id) =
+                            field.as_str().and_then(|s| s.parse::<i64>().ok()).filter(|&id| id != 0)
+                        {
+                            let n = match leases.iter().position(|&l| l == id) {
+                                Some(n) => n,
+                                None => {
+                                    leases.push(id);
+                                    leases.len() - 1
+                                }
+                            };
+                            *field = Value::String(format!("$L{}", n + 1));
+                        }
+                    }
+                    "keys" => {
+                        if let Value::Array(keys) = field {
+                            keys.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
+                        }
+                    }
+                    "TTL" => {
+                        if let Some(ttl) = field.as_str().and_then(|s| s.parse::<i64>().ok()) {
+                            *field = Value::String(if ttl > 0 { "positive".into() } else { ttl.to_string() });
+                        }
+                    }
+                    _ => normalise(field, leases),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| normalise(v, leases)),
+        _ => {}
+    }
+}
+
+fn to_json<T: serde::Serialize>(message: T) -> Result<Value, BoxError> {
+    Ok(serde_json::to_value(message)?)
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, BoxError> {
+    Ok(serde_json::from_value(value)?)
+}
+
+/// Runs one call; an error status is an answer too.
+async fn call(channel: &Channel, name: &str, req: Value) -> Result<Value, BoxError> {
+    let (mut kv, mut lease, mut maintenance) = (
+        KvClient::new(channel.clone()),
+        LeaseClient::new(channel.clone()),
+        MaintenanceClient::new(channel.clone()),
+    );
+    let result = match name {
+        "Range" => kv.range(from_json::<pb::RangeRequest>(req)?).await.map(|r| to_json(r.into_inner())),
+        "Put" => kv.put(from_json::<pb::PutRequest>(req)?).await.map(|r| to_json(r.into_inner())),
+        "DeleteRange" => {
+            kv.delete_range(from_json::<pb::DeleteRangeRequest>(req)?).await.map(|r| to_json(r.into_inner()))
+        }
+        "Txn" => kv.txn(from_json::<pb::TxnRequest>(req)?).await.map(|r| to_json(r.into_inner())),
+        "Compact" => {
+            kv.compact(from_json::<pb::CompactionRequest>(req)?).await.map(|r| to_json(r.into_inner()))
+        }
+        "LeaseGrant" => {
+            lease.lease_grant(from_json::<pb::LeaseGrantRequest>(req)?).await.map(|r| to_json(r.into_inner()))
+        }
+        "LeaseRevoke" => lease
+            .lease_revoke(from_json::<pb::LeaseRevokeRequest>(req)?)
+            .await
+            .map(|r| to_json(r.into_inner())),
+        "LeaseTimeToLive" => lease
+            .lease_time_to_live(from_json::<pb::LeaseTimeToLiveRequest>(req)?)
+            .await
+            .map(|r| to_json(r.into_inner())),
+        "LeaseLeases" => lease
+            .lease_leases(from_json::<pb::LeaseLeasesRequest>(req)?)
+            .await
+            .map(|r| to_json(r.into_inner())),
+        "HashKV" => {
+            maintenance.hash_kv(from_json::<pb::HashKvRequest>(req)?).await.map(|r| to_json(r.into_inner()))
+        }
+        other => return Err(format!("unknown call {other:?}").into()),
+    };
+    match result {
+        Ok(json) => json,
+        Err(status) => Ok(json!({"error": {"code": status.code() as i32, "message": status.message()}})),
+    }
+}
+
+/// Runs `scenario` on a fresh pair of servers; the first difference, if any.
+async fn run(args: &Args, scenario: &Scenario) -> Result<Option<(usize, String, Value, Value)>, BoxError> {
+    let etcd = Server::etcd(&args.etcd)?;
+    let lite = Server::etcdlite(&args.etcdlite)?;
+    let channels = [etcd.connect().await?, lite.connect().await?];
+    let mut leases: [Vec<i64>; 2] = [Vec::new(), Vec::new()];
+    for (n, step) in scenario.steps.iter().enumerate() {
+        let mut answers = Vec::new();
+        for (side, channel) in channels.iter().enumerate() {
+            let req = prepare(&step.req, &leases[side]);
+            let mut answer = call(channel, &step.call, req).await?;
+            normalise(&mut answer, &mut leases[side]);
+            answers.push(answer);
+        }
+        let lite = answers.pop().expect("two answers");
+        let etcd = answers.pop().expect("two answers");
+        if etcd != lite {
+            return Ok(Some((n + 1, step.call.clone(), etcd, lite)));
+        }
+    }
+    Ok(None)
+}
+
+fn report(outcomes: &[Outcome], etcd: &str) -> String {
+    let passed = outcomes.iter().filter(|o| o.difference.is_none()).count();
+    let mut out = format!(
+        "# Conformance: etcdlite against a real etcd\n\n\
+         Written by `scripts/conformance` (`etcdlite-conformance`): every scenario of \
+         `tests/conformance/` run against a fresh {} and a fresh etcdlite, through the \
+         same gRPC client, answers compared after normalising cluster and member ids, raft \
+         terms, lease ids and remaining TTLs.\n\n**{passed} of {} scenarios PASS.**\n\n\
+         | area | scenario | result | first difference |\n|---|---|---|---|\n",
+        etcd,
+        outcomes.len()
+    );
+    let mut by_area: BTreeMap<&str, Vec<&Outcome>> = BTreeMap::new();
+    for o in outcomes {
+        by_area.entry(&o.area).or_default().push(o);
+    }
+    for (area, list) in by_area {
+        for o in list {
+            let (result, detail) = match (&o.difference, &o.differs) {
+                (None, _) => ("PASS", String::new()),
+                (Some((step, call, etcd, lite)), why) => (
+                    if why.is_some() { "FAIL (known)" } else { "FAIL" },
+                    format!(
+                        "step {step} ({call}): etcd `{etcd}`, etcdlite `{lite}`{}",
+                        why.as_ref().map(|w| format!("; {w}")).unwrap_or_default()
+                    ),
+                ),
+            };
+            out.push_str(&format!("| {area} | {} | {result} | {} |\n", o.name, detail.replace('|', "\\|")));
+        }
+    }
+    out
+}
+
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    let args = Args::parse();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&args.scenarios)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    let mut outcomes = Vec::new();
+    for path in files {
+        let file: File = serde_json::from_str(&std::fs::read_to_string(&path)?)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        for scenario in &file.scenarios {
+            if args.filter.as_ref().is_some_and(|f| !scenario.name.contains(f.as_str())) {
+                continue;
+            }
+            let difference = run(&args, scenario).await.map_err(|e| format!("{}: {e}", scenario.name))?;
+            let verdict = if difference.is_none() { "PASS" } else { "FAIL" };
+            eprintln!("{verdict} {} / {}", file.area, scenario.name);
+            if let Some((step, call, etcd, lite)) = &difference {
+                eprintln!("  step {step} ({call}):\n    etcd     {etcd}\n    etcdlite {lite}");
+            }
+            outcomes.push(Outcome {
+                area: file.area.clone(),
+                name: scenario.name.clone(),
+                difference,
+                differs: scenario.differs.clone(),
+            });
+        }
+    }
+    let unexpected = outcomes.iter().filter(|o| o.difference.is_some() && o.differs.is_none()).count();
+    let passed = outcomes.iter().filter(|o| o.difference.is_none()).count();
+    eprintln!("{passed} of {} scenarios PASS; {unexpected} unexpected FAIL", outcomes.len());
+    if let Some(path) = &args.report {
+        let label = args.label.clone().unwrap_or_else(|| args.etcd.display().to_string());
+        std::fs::write(path, report(&outcomes, &label))?;
+    }
+    if unexpected > 0 {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_get_bytes_and_lease_ids_filled_in() {
+        let req = json!({"key": "s:ab", "value": "n:3", "lease": "$L2", "limit": "5", "nested": ["s:"]});
+        let prepared = prepare(&req, &[7, 9]);
+        assert_eq!(
+            prepared,
+            json!({"key": "YWI=", "value": "eHh4", "lease": "9", "limit": "5", "nested": [""]})
+        );
+    }
+
+    #[test]
+    fn answers_lose_what_must_differ_and_keep_the_rest() {
+        let mut leases = Vec::new();
+        let mut answer = json!({
+            "header": {"cluster_id": "1", "member_id": "2", "revision": "5", "raft_term": "3"},
+            "ID": "700", "TTL": "59", "grantedTTL": "60", "keys": ["Yg==", "YQ=="],
+            "kvs": [{"key": "YQ==", "lease": "800"}, {"key": "Yg==", "lease": "700"}]
+        });
+        normalise(&mut answer, &mut leases);
+        assert_eq!(
+            answer,
+            json!({
+                "header": {"revision": "5"},
+                "ID": "$L1", "TTL": "positive", "grantedTTL": "60", "keys": ["YQ==", "Yg=="],
+                "kvs": [{"key": "YQ==", "lease": "$L2"}, {"key": "Yg==", "lease": "$L1"}]
+            })
+        );
+        assert_eq!(leases, [700, 800]);
+        let mut expired = json!({"TTL": "-1"});
+        normalise(&mut expired, &mut leases);
+        assert_eq!(expired, json!({"TTL": "-1"}));
+    }
+}
