@@ -262,8 +262,9 @@ impl MvccStore {
     /// etcd's `HashByRev`: the hash of the history up to `rev` (0: the current revision),
     /// equal to what an etcd 3.5 member with the same history and compacted revision
     /// reports ([`hash`](super::hash) tells how). As in etcd, `rev` above the current
-    /// revision is [`Error::FutureRevision`], `rev` below the compacted revision
-    /// [`Error::Compacted`], and a negative `rev` hashes no record.
+    /// revision is [`Error::FutureRevision`], `rev` at or below the compacted revision
+    /// [`Error::Compacted`] (checked against etcd 3.4.23 and 3.5.1), and a negative `rev`
+    /// hashes no record.
     pub fn hash_kv(&self, rev: i64) -> Result<KvHash> {
         // The revisions, the index and the engine view are taken together under the writer
         // lock, so no commit or compaction comes between them; the hashing itself runs on
@@ -271,7 +272,7 @@ impl MvccStore {
         let (current, compacted, target, kept, view) = {
             let _writer = self.quiesce()?;
             let (current, compacted) = (self.current_revision(), self.compacted_revision());
-            if rev > 0 && rev < compacted {
+            if rev > 0 && rev <= compacted {
                 return Err(Error::Compacted);
             }
             if rev > current {
