@@ -15,6 +15,11 @@
 //!      {"call": "Range", "req": {"key": "s:a", "range_end": "s:z", "limit": 1}}]}]}
 //! ```
 //!
+//! Watch streams are steps too: `{"call": "Watch", "stream": "w", "req": <WatchRequest>}`
+//! sends a request on stream `w` (opened by its first step), and `{"call": "WatchRecv",
+//! "stream": "w", "count": 2}` compares the next two responses (a response that does not
+//! come within 3 s is `{"timeout": true}`).
+//!
 //! A string written `s:text` is the bytes of `text` (the runner base64-encodes it, as
 //! proto3 JSON wants bytes), `n:N` is N bytes of `x`; `$L1`, `$L2`... stand for the first, second... lease id a
 //! server granted in the scenario. A scenario with `"differs": "why"` is expected to
@@ -27,7 +32,7 @@
 //!
 //! The exit status is non-zero when a scenario not marked `differs` differs.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::error::Error;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -40,8 +45,10 @@ use etcdlite_server::pb::etcdserverpb as pb;
 use etcdlite_server::pb::etcdserverpb::kv_client::KvClient;
 use etcdlite_server::pb::etcdserverpb::lease_client::LeaseClient;
 use etcdlite_server::pb::etcdserverpb::maintenance_client::MaintenanceClient;
+use etcdlite_server::pb::etcdserverpb::watch_client::WatchClient;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use tokio::sync::mpsc;
 use tonic::transport::Channel;
 
 type BoxError = Box<dyn Error + Send + Sync>;
@@ -89,6 +96,70 @@ struct Step {
     call: String,
     #[serde(default)]
     req: Value,
+    /// For `Watch` and `WatchRecv`: which watch stream (opened by its first `Watch`).
+    #[serde(default)]
+    stream: String,
+    /// For `WatchRecv`: how many responses to take.
+    #[serde(default = "one")]
+    count: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+/// The watch streams a scenario opened on one server, by name: where to send requests,
+/// and the responses.
+type WatchStreams = HashMap<String, (mpsc::Sender<pb::WatchRequest>, tonic::Streaming<pb::WatchResponse>)>;
+
+/// How long one scenario may take, servers' start included.
+const SCENARIO_LIMIT: Duration = Duration::from_secs(120);
+
+/// How long `WatchRecv` waits for each response; none in time is an answer too.
+const WATCH_WAIT: Duration = Duration::from_secs(3);
+
+/// A watch step: `Watch` sends `req` on the stream (opening it first), answering nothing;
+/// `WatchRecv` answers the next `count` responses, or `{"timeout": ...}` where one does not
+/// come within 3 s.
+async fn watch_step(
+    channel: &Channel,
+    streams: &mut WatchStreams,
+    step: &Step,
+    req: Value,
+) -> Result<Value, BoxError> {
+    if step.call == "Watch" {
+        let request = from_json::<pb::WatchRequest>(req)?;
+        match streams.get(&step.stream) {
+            Some((send, _)) => send.send(request).await?,
+            None => {
+                // The first request goes before the call is awaited: etcd's server sends
+                // the stream's headers only with its first response.
+                let (send, outgoing) = mpsc::channel(16);
+                send.send(request).await?;
+                let responses = WatchClient::new(channel.clone())
+                    .watch(tokio_stream::wrappers::ReceiverStream::new(outgoing))
+                    .await?
+                    .into_inner();
+                streams.insert(step.stream.clone(), (send, responses));
+            }
+        }
+        return Ok(json!({"sent": true}));
+    }
+    let Some((_, responses)) = streams.get_mut(&step.stream) else {
+        return Err(format!("WatchRecv on stream {:?} before any Watch", step.stream).into());
+    };
+    let mut got = Vec::new();
+    for _ in 0..step.count {
+        match tokio::time::timeout(WATCH_WAIT, responses.message()).await {
+            Ok(Ok(Some(resp))) => got.push(to_json(resp)?),
+            Ok(Ok(None)) => got.push(json!({"ended": true})),
+            Ok(Err(status)) => {
+                got.push(json!({"error": {"code": status.code() as i32, "message": status.message()}}))
+            }
+            Err(_) => got.push(json!({"timeout": true})),
+        }
+    }
+    Ok(Value::Array(got))
 }
 
 /// One scenario's outcome.
@@ -291,11 +362,15 @@ async fn run(args: &Args, scenario: &Scenario) -> Result<Option<(usize, String, 
     let lite = Server::etcdlite(&args.etcdlite)?;
     let channels = [etcd.connect().await?, lite.connect().await?];
     let mut leases: [Vec<i64>; 2] = [Vec::new(), Vec::new()];
+    let mut watches: [WatchStreams; 2] = [HashMap::new(), HashMap::new()];
     for (n, step) in scenario.steps.iter().enumerate() {
         let mut answers = Vec::new();
         for (side, channel) in channels.iter().enumerate() {
             let req = prepare(&step.req, &leases[side]);
-            let mut answer = call(channel, &step.call, req).await?;
+            let mut answer = match step.call.as_str() {
+                "Watch" | "WatchRecv" => watch_step(channel, &mut watches[side], step, req).await?,
+                _ => call(channel, &step.call, req).await?,
+            };
             normalise(&mut answer, &mut leases[side]);
             answers.push(answer);
         }
@@ -358,7 +433,10 @@ async fn main() -> Result<(), BoxError> {
             if args.filter.as_ref().is_some_and(|f| !scenario.name.contains(f.as_str())) {
                 continue;
             }
-            let difference = run(&args, scenario).await.map_err(|e| format!("{}: {e}", scenario.name))?;
+            let difference = tokio::time::timeout(SCENARIO_LIMIT, run(&args, scenario))
+                .await
+                .map_err(|_| format!("{}: no end after {SCENARIO_LIMIT:?}", scenario.name))?
+                .map_err(|e| format!("{}: {e}", scenario.name))?;
             let verdict = if difference.is_none() { "PASS" } else { "FAIL" };
             eprintln!("{verdict} {} / {}", file.area, scenario.name);
             if let Some((step, call, etcd, lite)) = &difference {
