@@ -2,10 +2,10 @@
 //! and against etcdlite, through the same gRPC client, and reports where they differ.
 //!
 //! Each scenario gets a fresh etcd (`--etcd`, a binary, on a fresh data directory) and a
-//! fresh etcdlite (`--etcdlite`, a binary, memory engine), both on loopback ports. Every
-//! step is one unary call, its request written in proto3 JSON; the two answers (the
-//! response as proto3 JSON, or the error's gRPC code and message) are normalised (see
-//! [`normalise`]) and must be equal. A scenario file is JSON:
+//! fresh etcdlite (`--etcdlite`, a binary, memory engine), both on loopback ports. A step
+//! is one unary call (or a watch stream step, below), its request written in proto3 JSON;
+//! the two answers (the response as proto3 JSON, or the error's gRPC code and message) are
+//! normalised (see [`normalise`]) and must be equal. A scenario file is JSON:
 //!
 //! ```json
 //! {"area": "range", "scenarios": [
@@ -21,8 +21,8 @@
 //! come within 3 s is `{"timeout": true}`).
 //!
 //! A string written `s:text` is the bytes of `text` (the runner base64-encodes it, as
-//! proto3 JSON wants bytes), `n:N` is N bytes of `x`; `$L1`, `$L2`... stand for the first, second... lease id a
-//! server granted in the scenario. A scenario with `"differs": "why"` is expected to
+//! proto3 JSON wants bytes), `n:N` is N bytes of `x`; `$L1`, `$L2`... stand for the
+//! first, second... lease id a server granted in the scenario. A scenario with `"differs": "why"` is expected to
 //! differ (the reason is listed in `docs/limitations.md`): it is reported, not failed.
 //!
 //! ```text
