@@ -40,6 +40,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use base64::Engine as _;
 use etcdlite::{Options, Store};
 use etcdlite_server::pb::etcdserverpb as pb;
 use etcdlite_server::pb::etcdserverpb::kv_client::KvClient;
@@ -133,37 +134,13 @@ fn error(code: i32, message: &str) -> String {
     format!(r#"{{"error":"{message}","code":{code},"message":"{message}"}}"#)
 }
 
-const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
 /// Standard base64, padded (as etcd writes bytes).
 fn b64(data: &[u8]) -> String {
-    let mut out = String::new();
-    for chunk in data.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    base64::engine::general_purpose::STANDARD.encode(data)
 }
 
 fn unb64(text: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    let (mut bits, mut n) = (0u32, 0u32);
-    for c in text.bytes().filter(|&c| c != b'=') {
-        let v = ALPHABET.iter().position(|&a| a == c).expect("base64") as u32;
-        n = n << 6 | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((n >> bits) as u8);
-        }
-    }
-    out
+    base64::engine::general_purpose::STANDARD.decode(text).expect("base64")
 }
 
 /// The newline-separated messages of a streamed answer, each awaited at most `STEP`.
