@@ -126,6 +126,29 @@ pub enum Direction {
 /// The callback of a scan: sees each key and value in order and says whether to go on.
 pub type Visitor<'v> = dyn FnMut(&[u8], &[u8]) -> ControlFlow<()> + 'v;
 
+/// The callback of [`try_scan`]: a [`Visitor`] that can fail, which stops the scan.
+pub type TryVisitor<'v> = dyn FnMut(&[u8], &[u8]) -> Result<(), EngineError> + 'v;
+
+/// Scans like [`EngineRead::scan`] with a visitor that can fail: the first error stops the
+/// scan and is returned.
+pub fn try_scan<R: EngineRead + ?Sized>(
+    view: &R,
+    keyspace: Keyspace,
+    bounds: Bounds<'_>,
+    direction: Direction,
+    visit: &mut TryVisitor<'_>,
+) -> Result<(), EngineError> {
+    let mut failure = None;
+    view.scan(keyspace, bounds, direction, &mut |key, value| match visit(key, value) {
+        Ok(()) => ControlFlow::Continue(()),
+        Err(error) => {
+            failure = Some(error);
+            ControlFlow::Break(())
+        }
+    })?;
+    failure.map_or(Ok(()), Err)
+}
+
 /// Reads shared by an engine and its snapshots.
 pub trait EngineRead {
     /// The value stored under `key`, if any.

@@ -43,7 +43,9 @@ use std::ops::ControlFlow;
 
 use sha2::{Digest, Sha256};
 
-use super::{Bounds, Direction, Engine, EngineError, EngineErrorKind, EngineRead, Keyspace, WriteBatch};
+use super::{
+    try_scan, Bounds, Direction, Engine, EngineError, EngineErrorKind, EngineRead, Keyspace, WriteBatch,
+};
 
 /// The first bytes of every snapshot.
 pub const MAGIC: [u8; 8] = *b"ETCDLITE";
@@ -85,22 +87,11 @@ pub fn write(view: &dyn EngineRead, out: &mut dyn Write) -> Result<Written, Engi
     out.put(&VERSION.to_be_bytes()).map_err(failed)?;
     let mut entries = 0u64;
     for keyspace in Keyspace::ALL {
-        let mut failure = None;
-        view.scan(keyspace, Bounds::all(), Direction::Forward, &mut |key, value| match out
-            .entry(keyspace, key, value)
-        {
-            Ok(()) => {
-                entries += 1;
-                ControlFlow::Continue(())
-            }
-            Err(error) => {
-                failure = Some(error);
-                ControlFlow::Break(())
-            }
+        try_scan(view, keyspace, Bounds::all(), Direction::Forward, &mut |key, value| {
+            out.entry(keyspace, key, value)?;
+            entries += 1;
+            Ok(())
         })?;
-        if let Some(error) = failure {
-            return Err(error);
-        }
     }
     out.put(&[END]).map_err(failed)?;
     out.put(&entries.to_be_bytes()).map_err(failed)?;

@@ -15,11 +15,10 @@
 //!   versions delete it, and skips it in the hash so that both versions agree.
 
 use std::collections::HashSet;
-use std::ops::ControlFlow;
 
 use super::record;
 use super::Revision;
-use crate::engine::{Bounds, Direction, EngineError, EngineRead, Keyspace};
+use crate::engine::{try_scan, Bounds, Direction, EngineError, EngineRead, Keyspace};
 
 /// etcd's name of the bucket holding the history; the hash starts with it.
 const KEY_BUCKET: &[u8] = b"key";
@@ -52,25 +51,15 @@ pub(super) fn hash_records(
         return Ok(crc);
     }
     let end = record::revision_start(target.saturating_add(1));
-    let mut failure = None;
-    view.scan(Keyspace::Kv, Bounds::new(&[], &end), Direction::Forward, &mut |key, value| {
-        let (rev, tombstone) = match record::decode_key(key) {
-            Ok(decoded) => decoded,
-            Err(error) => {
-                failure = Some(error);
-                return ControlFlow::Break(());
-            }
-        };
+    try_scan(view, Keyspace::Kv, Bounds::new(&[], &end), Direction::Forward, &mut |key, value| {
+        let (rev, tombstone) = record::decode_key(key)?;
         if counts(rev, tombstone, compacted, kept) {
             crc = crc32c::crc32c_append(crc, &etcd_revision_key(rev, tombstone));
             crc = crc32c::crc32c_append(crc, value);
         }
-        ControlFlow::Continue(())
+        Ok(())
     })?;
-    match failure {
-        Some(error) => Err(error),
-        None => Ok(crc),
-    }
+    Ok(crc)
 }
 
 /// etcd's `kvHasher.WriteKeyValue` filter, for a record already known to be at or below

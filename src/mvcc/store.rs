@@ -1,6 +1,5 @@
 //! The MVCC store: one writer at a time, readers that never wait for it.
 
-use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 
@@ -13,7 +12,8 @@ use super::index::Index;
 use super::record;
 use super::{KeyRange, KeyValue, RangeOptions, RangeResult, ReadView, Revision};
 use crate::engine::{
-    snapshot_file, Bounds, Direction, Engine, EngineError, EngineErrorKind, EngineRead, Keyspace, WriteBatch,
+    snapshot_file, try_scan, Bounds, Direction, Engine, EngineError, EngineErrorKind, EngineRead, Keyspace,
+    WriteBatch,
 };
 use crate::error::{Error, Result};
 
@@ -173,30 +173,16 @@ impl MvccStore {
     pub fn history(&self, from: i64, to: i64, visit: &mut dyn FnMut(Revision, Change)) -> Result<()> {
         self.check_not_compacted(from)?;
         let (start, end) = (record::revision_start(from), record::revision_start(to.saturating_add(1)));
-        let mut failure = None;
         let bounds = Bounds { start: &start, end: Some(&end) };
-        self.engine.scan(Keyspace::Kv, bounds, Direction::Forward, &mut |key, value| {
-            let decoded = record::decode_key(key).and_then(|(rev, tombstone)| {
-                let mut kv = record::decode_value(value)?;
-                if tombstone {
-                    kv.mod_revision = rev.main;
-                }
-                Ok((rev, Change { kv, tombstone }))
-            });
-            match decoded {
-                Ok((rev, change)) => {
-                    visit(rev, change);
-                    ControlFlow::Continue(())
-                }
-                Err(error) => {
-                    failure = Some(error);
-                    ControlFlow::Break(())
-                }
+        try_scan(&*self.engine, Keyspace::Kv, bounds, Direction::Forward, &mut |key, value| {
+            let (rev, tombstone) = record::decode_key(key)?;
+            let mut kv = record::decode_value(value)?;
+            if tombstone {
+                kv.mod_revision = rev.main;
             }
+            visit(rev, Change { kv, tombstone });
+            Ok(())
         })?;
-        if let Some(error) = failure {
-            return Err(error.into());
-        }
         self.check_not_compacted(from)
     }
 
@@ -603,31 +589,17 @@ fn read_meta(engine: &dyn Engine, key: &[u8]) -> Result<Option<i64>> {
 fn restore_index(engine: &dyn Engine, visit: &mut dyn FnMut(&KeyValue, bool)) -> Result<(Index, i64)> {
     let mut index = Index::default();
     let mut last_main = 0;
-    let mut failure = None;
-    engine.scan(Keyspace::Kv, Bounds::all(), Direction::Forward, &mut |key, value| {
-        let restored = record::decode_key(key).and_then(|(rev, tombstone)| {
-            let kv = record::decode_value(value)?;
-            if tombstone {
-                index.tombstone(&kv.key, rev);
-            } else {
-                index.put(&kv.key, rev, kv.create_revision, kv.version);
-            }
-            visit(&kv, tombstone);
-            Ok(rev.main)
-        });
-        match restored {
-            Ok(main) => {
-                last_main = main;
-                ControlFlow::Continue(())
-            }
-            Err(error) => {
-                failure = Some(error);
-                ControlFlow::Break(())
-            }
+    try_scan(engine, Keyspace::Kv, Bounds::all(), Direction::Forward, &mut |key, value| {
+        let (rev, tombstone) = record::decode_key(key)?;
+        let kv = record::decode_value(value)?;
+        if tombstone {
+            index.tombstone(&kv.key, rev);
+        } else {
+            index.put(&kv.key, rev, kv.create_revision, kv.version);
         }
+        visit(&kv, tombstone);
+        last_main = rev.main;
+        Ok(())
     })?;
-    match failure {
-        Some(error) => Err(error.into()),
-        None => Ok((index, last_main)),
-    }
+    Ok((index, last_main))
 }
