@@ -175,7 +175,8 @@ struct Outcome {
 struct Server {
     child: Child,
     port: u16,
-    _dir: tempfile::TempDir,
+    /// etcd's data directory, removed when the server goes.
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Drop for Server {
@@ -204,18 +205,17 @@ impl Server {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()?;
-        Ok(Server { child, port, _dir: dir })
+        Ok(Server { child, port, _dir: Some(dir) })
     }
 
     fn etcdlite(binary: &Path) -> Result<Server, BoxError> {
-        let dir = tempfile::tempdir()?;
         let port = free_port()?;
         let child = Command::new(binary)
             .args(["--listen-client-urls", &format!("http://127.0.0.1:{port}")])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()?;
-        Ok(Server { child, port, _dir: dir })
+        Ok(Server { child, port, _dir: None })
     }
 
     /// A channel once the server answers Status (at most 30 s).
