@@ -205,3 +205,45 @@ pub fn watch_response(r: WatchResponse) -> pb::WatchResponse {
         events: r.events.into_iter().map(event).collect(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic::Code;
+
+    #[test]
+    fn compare_numbers_outside_etcds_enums_are_refused() {
+        let unknown_result = compare(pb::Compare { result: 9, key: b"a".to_vec(), ..Default::default() });
+        let status = unknown_result.expect_err("result 9 is no compare result");
+        assert_eq!(
+            (status.code(), status.message()),
+            (Code::InvalidArgument, "etcdlite: unknown compare result 9")
+        );
+        let unknown_target = compare(pb::Compare { target: 7, key: b"a".to_vec(), ..Default::default() });
+        let status = unknown_target.expect_err("target 7 is no compare target");
+        assert_eq!(
+            (status.code(), status.message()),
+            (Code::InvalidArgument, "etcdlite: unknown compare target 7")
+        );
+        let known = compare(pb::Compare { result: 3, target: 4, key: b"a".to_vec(), ..Default::default() });
+        let known = known.expect("NOT_EQUAL on LEASE");
+        assert_eq!((known.result, known.target), (CompareOp::NotEqual, CompareTarget::Lease));
+    }
+
+    #[test]
+    fn sort_numbers_outside_etcds_enums_are_refused() {
+        for (order, target) in [(7, 0), (0, 9)] {
+            let request = pb::RangeRequest {
+                key: b"a".to_vec(),
+                sort_order: order,
+                sort_target: target,
+                ..Default::default()
+            };
+            let status = crate::status::to_status(range_request(request).expect_err("unknown sort option"));
+            assert_eq!(
+                (status.code(), status.message()),
+                (Code::InvalidArgument, "etcdserver: invalid sort option")
+            );
+        }
+    }
+}

@@ -12,7 +12,7 @@
 //! * an error as `{"error": msg, "code": grpc_code, "message": msg}` with the HTTP status
 //!   grpc-gateway maps the gRPC code to (NotFound 404, OutOfRange 400, ...); a body that is
 //!   not JSON is InvalidArgument (400);
-//! * streams (watch, lease keep-alive, snapshot) as newline-separated `{"result": msg}`
+//! * streams (watch, lease keep-alive, snapshot, election observe) as newline-separated `{"result": msg}`
 //!   objects, an error ending one as `{"error": {"grpc_code", "http_code", "message",
 //!   "http_status"}}`; the response headers go out with the first message, as Go's
 //!   response writer sends them; a request stream is a sequence of JSON objects, and one
@@ -51,9 +51,12 @@ use crate::pb::etcdserverpb::cluster_server::Cluster;
 use crate::pb::etcdserverpb::kv_server::Kv;
 use crate::pb::etcdserverpb::lease_server::Lease;
 use crate::pb::etcdserverpb::maintenance_server::Maintenance;
+use crate::pb::v3electionpb::election_server::Election;
 use crate::pb::v3lockpb::lock_server::Lock;
 use crate::status::too_large;
-use crate::{ClusterService, KvService, LeaseService, LockService, MaintenanceService, WatchService};
+use crate::{
+    ClusterService, ElectionService, KvService, LeaseService, LockService, MaintenanceService, WatchService,
+};
 
 /// The path prefixes etcd 3.5 serves the gateway under.
 const PREFIXES: [&str; 2] = ["/v3", "/v3beta"];
@@ -77,22 +80,25 @@ pub struct Services {
     pub cluster: ClusterService,
     /// `v3lockpb.Lock`.
     pub lock: LockService,
+    /// `v3electionpb.Election`.
+    pub election: ElectionService,
     /// The largest request message accepted, as gRPC's decoding limit: a larger one gets
     /// ResourceExhausted, as etcd's gateway relays it from its gRPC server.
     pub max_message_bytes: usize,
 }
 
 impl Services {
-    /// The services of `node`: `max_request_bytes` is etcd's request limit (the watch
-    /// fragment size), `max_message_bytes` the largest message decoded.
-    pub fn new(node: Arc<Node>, max_request_bytes: usize, max_message_bytes: usize) -> Services {
+    /// The services of `node`: `max_message_bytes` is the largest message decoded, and the
+    /// watch fragment size (as in etcd, whose watch server splits at its gRPC limit).
+    pub fn new(node: Arc<Node>, max_message_bytes: usize) -> Services {
         Services {
             kv: KvService::new(node.clone()),
-            watch: WatchService::new(node.clone(), max_request_bytes),
+            watch: WatchService::new(node.clone(), max_message_bytes),
             lease: LeaseService::new(node.clone()),
             maintenance: MaintenanceService::new(node.clone()),
             cluster: ClusterService::new(node.clone()),
-            lock: LockService::new(node),
+            lock: LockService::new(node.clone()),
+            election: ElectionService::new(node),
             max_message_bytes,
         }
     }
@@ -103,7 +109,7 @@ impl Services {
 pub fn router(services: Services) -> Router {
     let mut router = Router::new();
     for prefix in PREFIXES {
-        let routes: [(&str, MethodRouter<Shared>); 29] = [
+        let routes: [(&str, MethodRouter<Shared>); 34] = [
             ("/kv/range", endpoint(kv_range)),
             ("/kv/put", endpoint(kv_put)),
             ("/kv/deleterange", endpoint(kv_delete_range)),
@@ -130,6 +136,11 @@ pub fn router(services: Services) -> Router {
             ("/cluster/member/promote", endpoint(cluster_member_promote)),
             ("/lock/lock", endpoint(lock_lock)),
             ("/lock/unlock", endpoint(lock_unlock)),
+            ("/election/campaign", endpoint(election_campaign)),
+            ("/election/proclaim", endpoint(election_proclaim)),
+            ("/election/leader", endpoint(election_leader)),
+            ("/election/resign", endpoint(election_resign)),
+            ("/election/observe", endpoint(election_observe)),
             ("/watch", endpoint(watch)),
             ("/lease/keepalive", endpoint(lease_keep_alive)),
             ("/maintenance/snapshot", endpoint(maintenance_snapshot)),
@@ -242,6 +253,10 @@ unary_handlers! {
     cluster_member_list: cluster, Cluster::member_list, "etcdserverpb.MemberListRequest";
     lock_lock: lock, Lock::lock, "v3lockpb.LockRequest";
     lock_unlock: lock, Lock::unlock, "v3lockpb.UnlockRequest";
+    election_campaign: election, Election::campaign, "v3electionpb.CampaignRequest";
+    election_proclaim: election, Election::proclaim, "v3electionpb.ProclaimRequest";
+    election_leader: election, Election::leader, "v3electionpb.LeaderRequest";
+    election_resign: election, Election::resign, "v3electionpb.ResignRequest";
     cluster_member_promote: cluster, Cluster::member_promote, "etcdserverpb.MemberPromoteRequest";
 }
 
@@ -768,6 +783,18 @@ async fn maintenance_snapshot(State(services): State<Shared>, body: Body) -> Res
         Ok(chunks) => forward_stream(chunks.into_inner(), true, None).await,
         // The call failed before its first message: grpc-gateway reads that failure as the
         // stream's first message.
+        Err(status) => stream_error_response(&status),
+    }
+}
+
+async fn election_observe(State(services): State<Shared>, body: Body) -> Response {
+    let request: crate::pb::v3electionpb::LeaderRequest =
+        match read_unary(services.max_message_bytes, "v3electionpb.LeaderRequest", body).await {
+            Ok(request) => request,
+            Err(status) => return error_response(&status),
+        };
+    match Election::observe(&services.election, tonic::Request::new(request)).await {
+        Ok(leaders) => forward_stream(leaders.into_inner(), true, None).await,
         Err(status) => stream_error_response(&status),
     }
 }

@@ -17,6 +17,7 @@
 mod cluster;
 mod compactor;
 mod convert;
+mod election;
 pub mod gateway;
 mod kv;
 mod lease;
@@ -40,6 +41,7 @@ use tonic::transport::server::TcpIncoming;
 
 pub use cluster::ClusterService;
 pub use compactor::AutoCompaction;
+pub use election::ElectionService;
 pub use kv::KvService;
 pub use lease::LeaseService;
 pub use lock::LockService;
@@ -52,6 +54,7 @@ use pb::etcdserverpb::kv_server::KvServer;
 use pb::etcdserverpb::lease_server::LeaseServer;
 use pb::etcdserverpb::maintenance_server::MaintenanceServer;
 use pb::etcdserverpb::watch_server::WatchServer;
+use pb::v3electionpb::election_server::ElectionServer;
 use pb::v3lockpb::lock_server::LockServer;
 
 /// etcd's default request size limit: 1.5 MiB.
@@ -155,8 +158,7 @@ impl Server {
         let grpc = Routes::builder()
             .add_service(KvServer::new(KvService::new(node.clone())).max_decoding_message_size(limit))
             .add_service(
-                WatchServer::new(WatchService::new(node.clone(), self.config.max_request_bytes))
-                    .max_decoding_message_size(limit),
+                WatchServer::new(WatchService::new(node.clone(), limit)).max_decoding_message_size(limit),
             )
             .add_service(LeaseServer::new(LeaseService::new(node.clone())).max_decoding_message_size(limit))
             .add_service(
@@ -167,11 +169,13 @@ impl Server {
                 ClusterServer::new(ClusterService::new(node.clone())).max_decoding_message_size(limit),
             )
             .add_service(LockServer::new(LockService::new(node.clone())).max_decoding_message_size(limit))
+            .add_service(
+                ElectionServer::new(ElectionService::new(node.clone())).max_decoding_message_size(limit),
+            )
             .add_service(health)
             .clone()
             .routes();
-        let gateway =
-            gateway::router(gateway::Services::new(node.clone(), self.config.max_request_bytes, limit));
+        let gateway = gateway::router(gateway::Services::new(node.clone(), limit));
         let grpc = grpc.into_axum_router().layer(axum::middleware::map_response(status::etcd_size_errors));
         Routes::from(grpc.merge(gateway))
     }

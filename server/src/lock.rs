@@ -44,16 +44,7 @@ impl LockService {
     /// header of the txn that took it, or of the read that saw it free after a wait.
     async fn acquire(&self, name: Vec<u8>, lease: i64) -> Result<(Vec<u8>, ResponseHeader), Status> {
         let store = &self.node.store;
-        let lease = match lease {
-            0 => {
-                self.node.check_space(LEASE_COST).map_err(|s| Status::unknown(s.message()))?;
-                self.node
-                    .blocking(|store| store.lease_grant(DEFAULT_SESSION_TTL, None).map_err(relayed))
-                    .await?
-                    .id
-            }
-            lease => lease,
-        };
+        let lease = session_lease(&self.node, lease).await?;
         let mut prefix = name;
         prefix.push(b'/');
         let mut key = prefix.clone();
@@ -75,7 +66,7 @@ impl LockService {
         // already (this lease asked before) is left alone until the txn has answered.
         let applied = store.kv().txn_deferred(txn);
         let put_ours = matches!(applied.answer(), Ok(resp) if resp.succeeded);
-        let mut held = Unlocker { node: &self.node, key: put_ours.then(|| key.clone()) };
+        let mut held = DeleteOnDrop { node: &self.node, key: put_ours.then(|| key.clone()) };
         let resp = match applied.settle().await {
             Ok(resp) => resp,
             Err(e) => {
@@ -102,7 +93,7 @@ impl LockService {
             return Ok((key, resp.header));
         }
 
-        let header = self.wait_deletes(&prefix, my_rev - 1).await?;
+        let header = wait_deletes(&self.node, &prefix, my_rev - 1).await?;
         if store.get(key.clone(), None).map_err(relayed)?.kvs.is_empty() {
             // The lease expired while waiting (etcd's concurrency.ErrSessionExpired).
             held.key = None;
@@ -111,43 +102,58 @@ impl LockService {
         held.key = None;
         Ok((key, header))
     }
+}
 
-    /// Waits until no key of `prefix` created at or before `max_create_revision` is left;
-    /// returns the header of the read that found none.
-    async fn wait_deletes(&self, prefix: &[u8], max_create_revision: i64) -> Result<ResponseHeader, Status> {
-        let store = &self.node.store;
-        let newest = GetOptions::new()
-            .with_prefix()
-            .with_sort(SortTarget::Create, SortOrder::Descend)
-            .with_limit(1)
-            .with_max_create_revision(max_create_revision);
-        let stopped = self.node.stopped();
-        tokio::pin!(stopped);
+/// The lease of a Lock or Election request's session: `lease` itself, or for 0 a new lease
+/// of 60 s (clientv3's default session TTL), which nothing keeps alive, as etcd does.
+pub(crate) async fn session_lease(node: &Arc<Node>, lease: i64) -> Result<i64, Status> {
+    if lease != 0 {
+        return Ok(lease);
+    }
+    node.check_space(LEASE_COST).map_err(|s| Status::unknown(s.message()))?;
+    Ok(node.blocking(|store| store.lease_grant(DEFAULT_SESSION_TTL, None).map_err(relayed)).await?.id)
+}
+
+/// Waits until no key of `prefix` created at or before `max_create_revision` is left;
+/// returns the header of the read that found none. A stopping server ends the wait with
+/// [`server_stopped`].
+pub(crate) async fn wait_deletes(
+    node: &Node,
+    prefix: &[u8],
+    max_create_revision: i64,
+) -> Result<ResponseHeader, Status> {
+    let store = &node.store;
+    let newest = GetOptions::new()
+        .with_prefix()
+        .with_sort(SortTarget::Create, SortOrder::Descend)
+        .with_limit(1)
+        .with_max_create_revision(max_create_revision);
+    let stopped = node.stopped();
+    tokio::pin!(stopped);
+    loop {
+        let resp = store.get(prefix.to_vec(), Some(newest.clone())).map_err(relayed)?;
+        let Some(last) = resp.kvs.first() else { return Ok(resp.header) };
+        let from = WatchOptions::new().with_start_revision(resp.header.revision);
+        let (_watcher, mut events) = store.watch(last.key.clone(), Some(from)).map_err(relayed)?;
         loop {
-            let resp = store.get(prefix.to_vec(), Some(newest.clone())).map_err(relayed)?;
-            let Some(last) = resp.kvs.first() else { return Ok(resp.header) };
-            let from = WatchOptions::new().with_start_revision(resp.header.revision);
-            let (_watcher, mut events) = store.watch(last.key.clone(), Some(from)).map_err(relayed)?;
-            loop {
-                let watched = tokio::select! {
-                    watched = events.next() => watched,
-                    // A stopping server ends the wait (and the Lock deletes its key).
-                    _ = &mut stopped => return Err(server_stopped()),
-                };
-                let Some(watched) = watched else {
-                    return Err(Status::unknown("lost watcher waiting for delete"));
-                };
-                // Deleted; or the watch was cut short (compaction): look again.
-                if watched.events.iter().any(|e| e.event_type == EventType::Delete) || watched.canceled {
-                    break;
-                }
+            let watched = tokio::select! {
+                watched = events.next() => watched,
+                _ = &mut stopped => return Err(server_stopped()),
+            };
+            let Some(watched) = watched else {
+                return Err(Status::unknown("lost watcher waiting for delete"));
+            };
+            // Deleted; or the watch was cut short (compaction): look again.
+            if watched.events.iter().any(|e| e.event_type == EventType::Delete) || watched.canceled {
+                break;
             }
         }
     }
 }
 
-/// A lease id as Go's `%x` writes it (a sign, then the magnitude), for the lock key.
-fn go_hex(lease: i64) -> String {
+/// A lease id as Go's `%x` writes it (a sign, then the magnitude), for lock and election
+/// keys.
+pub(crate) fn go_hex(lease: i64) -> String {
     if lease < 0 {
         format!("-{:x}", lease.unsigned_abs())
     } else {
@@ -155,21 +161,21 @@ fn go_hex(lease: i64) -> String {
     }
 }
 
-/// etcd's lock server reaches the store through a client, and relays the client's errors
-/// as they are, which gRPC then sends as Unknown: an unknown lease is Unknown
-/// "etcdserver: requested lease not found", not NotFound.
-fn relayed(error: etcdlite::Error) -> Status {
+/// etcd's lock and election servers reach the store through a client, and relay the
+/// client's errors as they are, which gRPC then sends as Unknown: an unknown lease is
+/// Unknown "etcdserver: requested lease not found", not NotFound.
+pub(crate) fn relayed(error: etcdlite::Error) -> Status {
     Status::unknown(error.to_string())
 }
 
-/// Deletes a Lock request's key when the request ends without the lock (an error, or the
-/// client going away while it waits), as etcd's lock server does.
-struct Unlocker<'a> {
-    node: &'a Node,
-    key: Option<Vec<u8>>,
+/// Deletes a Lock (or Campaign) request's key when the request ends without the lock (an
+/// error, or the client going away while it waits), as etcd's servers do.
+pub(crate) struct DeleteOnDrop<'a> {
+    pub(crate) node: &'a Node,
+    pub(crate) key: Option<Vec<u8>>,
 }
 
-impl Drop for Unlocker<'_> {
+impl Drop for DeleteOnDrop<'_> {
     fn drop(&mut self) {
         if let Some(key) = self.key.take() {
             let delete = DeleteRangeRequest { key, ..Default::default() };

@@ -32,9 +32,10 @@ pub struct WatchService {
 }
 
 impl WatchService {
-    /// The service of `node`; `max_request_bytes` is the fragment size, as in etcd.
-    pub fn new(node: Arc<Node>, max_request_bytes: usize) -> Self {
-        WatchService { node, max_response_bytes: max_request_bytes }
+    /// The service of `node`; `max_response_bytes` is the fragment size, which etcd sets to
+    /// its gRPC message limit (the request limit plus 512 KiB).
+    pub fn new(node: Arc<Node>, max_response_bytes: usize) -> Self {
+        WatchService { node, max_response_bytes }
     }
 
     /// Serves one watch stream: requests from `requests`, responses into the returned

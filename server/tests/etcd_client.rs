@@ -13,8 +13,9 @@ use std::time::Duration;
 
 use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, DeleteOptions, Error as ClientError, EventType, GetOptions,
-    KeyValue, LeaseGrantOptions, LeaseTimeToLiveOptions, LockOptions, PutOptions, SortOrder, SortTarget, Txn,
-    TxnOp, TxnOpResponse, WatchOptions, WatchResponse, WatchStream,
+    KeyValue, LeaseGrantOptions, LeaseTimeToLiveOptions, LockOptions, ProclaimOptions, PutOptions,
+    ResignOptions, SortOrder, SortTarget, Txn, TxnOp, TxnOpResponse, WatchOptions, WatchResponse,
+    WatchStream,
 };
 use etcdlite::{ManualClock, Options, Store};
 use etcdlite_server::{Config, Server};
@@ -954,4 +955,96 @@ async fn lock_without_a_lease_takes_one_of_its_own() {
     assert_eq!(held.key(), lock_key("solo", kv.lease()));
     let ttl = client.lease_time_to_live(kv.lease(), None).await.unwrap();
     assert_eq!(ttl.granted_ttl(), 60);
+}
+
+// --- Election (v3electionpb) ---------------------------------------------------------
+
+/// The next leader value an Observe stream reports.
+async fn observed_value(observed: &mut etcd_client::ObserveStream) -> String {
+    let resp = within(observed.message()).await.unwrap().expect("observe ended");
+    resp.kv().expect("a leader key-value").value_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn election_campaign_proclaim_observe_and_resign_hand_leadership_over() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let (first, second) = (60, 0x1_0000_0001_i64);
+    client.lease_grant(60, Some(LeaseGrantOptions::new().with_id(first))).await.unwrap();
+    client.lease_grant(60, Some(LeaseGrantOptions::new().with_id(second))).await.unwrap();
+    assert_grpc_error(client.leader("e").await, Code::Unknown, "election: no leader");
+
+    let won = client.campaign("e", "a", first).await.unwrap();
+    let leader = won.leader().unwrap().clone();
+    assert_eq!(
+        (leader.name(), leader.key(), leader.rev(), leader.lease()),
+        (&b"e"[..], &b"e/3c"[..], 2, first)
+    );
+    assert_eq!(rev(won.header()), 2);
+    let mut observed = client.observe("e").await.unwrap();
+    assert_eq!(observed_value(&mut observed).await, "a");
+
+    let mut other = server.client().await;
+    let mut waiting = tokio::spawn(async move { other.campaign("e", "b", second).await });
+    wait_for_keys(&mut client, "e/", 2).await;
+    assert!(tokio::time::timeout(Duration::from_millis(200), &mut waiting).await.is_err(), "elected early");
+
+    let proclaimed = client.proclaim("a2", Some(ProclaimOptions::new().with_leader(leader.clone()))).await;
+    assert_eq!(rev(proclaimed.unwrap().header()), 4);
+    assert_eq!(observed_value(&mut observed).await, "a2");
+    client.resign(Some(ResignOptions::new().with_leader(leader.clone()))).await.unwrap();
+    let elected = within(waiting).await.unwrap().unwrap();
+    assert_eq!(elected.leader().unwrap().key(), b"e/100000001");
+    assert_eq!(observed_value(&mut observed).await, "b");
+    assert_eq!(client.leader("e").await.unwrap().kv().unwrap().value(), b"b");
+
+    // The old leader key is no longer the leader's: proclaiming with it fails, resigning
+    // with it deletes nothing.
+    let stale = client.proclaim("x", Some(ProclaimOptions::new().with_leader(leader.clone()))).await;
+    assert_grpc_error(stale, Code::Unknown, "election: not leader");
+    client.resign(Some(ResignOptions::new().with_leader(leader))).await.unwrap();
+    assert_eq!(client.leader("e").await.unwrap().kv().unwrap().value(), b"b");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn election_errors_are_etcds_and_an_expired_leader_steps_down() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    assert_grpc_error(client.campaign("e", "a", 0x99).await, Code::Unknown, LEASE_NOT_FOUND);
+    assert_grpc_error(client.proclaim("a", None).await, Code::Unknown, "\"leader\" field must be provided");
+    assert_grpc_error(client.resign(None).await, Code::Unknown, "\"leader\" field must be provided");
+
+    // Without a lease, a campaign takes one of 60 s of its own, which nothing keeps alive.
+    let won = client.campaign("solo", "a", 0).await.unwrap();
+    let lease = won.leader().unwrap().lease();
+    assert_eq!(client.lease_time_to_live(lease, None).await.unwrap().granted_ttl(), 60);
+    let mut observed = client.observe("solo").await.unwrap();
+    assert_eq!(observed_value(&mut observed).await, "a");
+    server.clock.advance(Duration::from_secs(61));
+    assert_grpc_error(client.leader("solo").await, Code::Unknown, "election: no leader");
+    // Observe waits for the next candidate.
+    client.campaign("solo", "next", 0).await.unwrap();
+    assert_eq!(observed_value(&mut observed).await, "next");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_campaign_resigns_and_a_stopping_server_ends_a_waiting_one() {
+    let mut server = TestServer::start().await;
+    let mut client = server.client().await;
+    client.campaign("c", "a", 0).await.unwrap();
+    let mut quitter = server.client().await;
+    let gives_up = tokio::spawn(async move { quitter.campaign("c", "b", 0).await });
+    wait_for_keys(&mut client, "c/", 2).await;
+    gives_up.abort();
+    wait_for_keys(&mut client, "c/", 1).await;
+
+    let mut waiter = server.client().await;
+    let waiting = tokio::spawn(async move { waiter.campaign("c", "w", 0).await });
+    wait_for_keys(&mut client, "c/", 2).await;
+    let mut observed = client.observe("c").await.unwrap();
+    assert_eq!(observed_value(&mut observed).await, "a");
+    let _ = server.stop.take().expect("running").send(());
+    assert_grpc_error(within(waiting).await.unwrap(), Code::Unavailable, "etcdserver: server stopped");
+    let ended = within(observed.message()).await;
+    assert_grpc_error(ended, Code::Unavailable, "etcdserver: server stopped");
 }

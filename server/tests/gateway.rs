@@ -789,3 +789,33 @@ fn base64_helpers_round_trip() {
     assert_eq!(b64(b"foo"), "Zm9v");
     assert_eq!(b64(b"x"), "eA==");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn election_routes() -> TestResult {
+    let h = Harness::start().await?;
+    h.ok("/v3/lease/grant", r#"{"TTL":"60","ID":"42"}"#).await?;
+    let (name, key) = (b64(b"el"), b64(b"el/2a"));
+    let leader_key = format!(r#"{{"name":"{name}","key":"{key}","rev":"2","lease":"42"}}"#);
+    assert_eq!(
+        h.ok(
+            "/v3/election/campaign",
+            &format!(r#"{{"name":"{name}","lease":"42","value":"{}"}}"#, b64(b"a"))
+        )
+        .await?,
+        format!(r#"{{{},"leader":{leader_key}}}"#, h.header(2))
+    );
+    let leader = h.ok("/v3/election/leader", &format!(r#"{{"name":"{name}"}}"#)).await?;
+    assert!(leader.contains(&format!(r#""key":"{key}""#)) && leader.contains(&b64(b"a")), "{leader}");
+    assert_eq!(
+        h.ok("/v3/election/proclaim", &format!(r#"{{"leader":{leader_key},"value":"{}"}}"#, b64(b"b")))
+            .await?,
+        format!("{{{}}}", h.header(3))
+    );
+    assert_eq!(
+        h.ok("/v3/election/resign", &format!(r#"{{"leader":{leader_key}}}"#)).await?,
+        format!("{{{}}}", h.header(4))
+    );
+    let (status, _, body) = h.post("/v3/election/leader", &format!(r#"{{"name":"{name}"}}"#)).await?;
+    assert_eq!((status, body), (StatusCode::INTERNAL_SERVER_ERROR, error(2, "election: no leader")));
+    h.stop().await
+}
