@@ -20,7 +20,7 @@ use tonic::{Request, Response, Status};
 
 use crate::convert;
 use crate::lease::LEASE_COST;
-use crate::lock::{go_hex, relayed, session_lease, wait_deletes, DeleteOnDrop};
+use crate::lock::{go_hex, put_guarded, relayed, session_lease, wait_deletes};
 use crate::node::Node;
 use crate::pb::v3electionpb as pb;
 use crate::pb::v3electionpb::election_server::Election;
@@ -74,7 +74,6 @@ impl ElectionService {
     }
 
     async fn campaign(&self, req: pb::CampaignRequest) -> Result<pb::CampaignResponse, Status> {
-        let store = &self.node.store;
         let lease = session_lease(&self.node, req.lease).await?;
         let prefix = candidates(&req.name);
         let mut key = prefix.clone();
@@ -88,19 +87,8 @@ impl ElectionService {
         self.node
             .check_space(key.len() + req.value.len() + LEASE_COST)
             .map_err(|s| Status::unknown(s.message()))?;
-        // As in Lock: a key this call put is deleted if the call is cancelled from then on.
-        let applied = store.kv().txn_deferred(txn);
-        let put_ours = matches!(applied.answer(), Ok(resp) if resp.succeeded);
-        let mut candidate = DeleteOnDrop { node: &self.node, key: put_ours.then(|| key.clone()) };
-        let resp = match applied.settle().await {
-            Ok(resp) => resp,
-            Err(e) => {
-                candidate.key = None;
-                return Err(relayed(e));
-            }
-        };
-        // A cancelled campaign resigns, as clientv3's does.
-        candidate.key = Some(key.clone());
+        // A cancelled campaign resigns (deletes its key), as clientv3's does.
+        let (resp, mut candidate) = put_guarded(&self.node, &key, txn).await?;
         let mut rev = resp.header.revision;
         if !resp.succeeded {
             // This lease campaigned before: keep its place, and its value up to date.

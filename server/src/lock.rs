@@ -61,21 +61,8 @@ impl LockService {
         // Through the quota, as etcd's lock server writes through its quota-checked client.
         let cost = key.len() + LEASE_COST;
         self.node.check_space(cost).map_err(|s| Status::unknown(s.message()))?;
-        // The txn is applied when called. If it put the key, the key is ours from then on:
-        // a Lock cancelled while the txn's sync is awaited deletes it. A key that was there
-        // already (this lease asked before) is left alone until the txn has answered.
-        let applied = store.kv().txn_deferred(txn);
-        let put_ours = matches!(applied.answer(), Ok(resp) if resp.succeeded);
-        let mut held = DeleteOnDrop { node: &self.node, key: put_ours.then(|| key.clone()) };
-        let resp = match applied.settle().await {
-            Ok(resp) => resp,
-            Err(e) => {
-                held.key = None;
-                return Err(relayed(e));
-            }
-        };
         // From here on a Lock that fails or is cancelled deletes the key, as etcd's does.
-        held.key = Some(key.clone());
+        let (resp, mut held) = put_guarded(&self.node, &key, txn).await?;
         let my_rev = if resp.succeeded {
             resp.header.revision
         } else {
@@ -112,6 +99,31 @@ pub(crate) async fn session_lease(node: &Arc<Node>, lease: i64) -> Result<i64, S
     }
     node.check_space(LEASE_COST).map_err(|s| Status::unknown(s.message()))?;
     Ok(node.blocking(|store| store.lease_grant(DEFAULT_SESSION_TTL, None).map_err(relayed)).await?.id)
+}
+
+/// Applies `txn`, which puts `key` if it does not exist, and answers it with a guard that
+/// deletes `key` when dropped (clear its `key` to keep the key). The txn is applied when
+/// called: if it put the key, the key is the caller's from then on, and a call cancelled
+/// while the txn's sync is awaited deletes it; a key that was there already (the same lease
+/// asked before) is left alone until the txn has answered.
+pub(crate) async fn put_guarded<'a>(
+    node: &'a Node,
+    key: &[u8],
+    txn: Txn,
+) -> Result<(etcdlite::TxnResponse, DeleteOnDrop<'a>), Status> {
+    let applied = node.store.kv().txn_deferred(txn);
+    let put_ours = matches!(applied.answer(), Ok(resp) if resp.succeeded);
+    let mut guard = DeleteOnDrop { node, key: put_ours.then(|| key.to_vec()) };
+    match applied.settle().await {
+        Ok(resp) => {
+            guard.key = Some(key.to_vec());
+            Ok((resp, guard))
+        }
+        Err(e) => {
+            guard.key = None;
+            Err(relayed(e))
+        }
+    }
 }
 
 /// Waits until no key of `prefix` created at or before `max_create_revision` is left;

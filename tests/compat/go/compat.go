@@ -438,16 +438,26 @@ func session(ctx context.Context, cli *clientv3.Client) error {
 	return nil
 }
 
-func mutex(ctx context.Context, cli *clientv3.Client) error {
+// twoSessions opens two sessions of 10 s, for two contenders.
+func twoSessions(ctx context.Context, cli *clientv3.Client) (*concurrency.Session, *concurrency.Session, error) {
 	s1, err := concurrency.NewSession(cli, concurrency.WithTTL(10), concurrency.WithContext(ctx))
 	if err != nil {
-		return fmt.Errorf("first session: %v", err)
+		return nil, nil, fmt.Errorf("first session: %v", err)
 	}
-	defer s1.Close()
 	s2, err := concurrency.NewSession(cli, concurrency.WithTTL(10), concurrency.WithContext(ctx))
 	if err != nil {
-		return fmt.Errorf("second session: %v", err)
+		s1.Close()
+		return nil, nil, fmt.Errorf("second session: %v", err)
 	}
+	return s1, s2, nil
+}
+
+func mutex(ctx context.Context, cli *clientv3.Client) error {
+	s1, s2, err := twoSessions(ctx, cli)
+	if err != nil {
+		return err
+	}
+	defer s1.Close()
 	defer s2.Close()
 
 	name := key("mutex", "lock")
@@ -489,15 +499,11 @@ func mutex(ctx context.Context, cli *clientv3.Client) error {
 }
 
 func election(ctx context.Context, cli *clientv3.Client) error {
-	s1, err := concurrency.NewSession(cli, concurrency.WithTTL(10), concurrency.WithContext(ctx))
+	s1, s2, err := twoSessions(ctx, cli)
 	if err != nil {
-		return fmt.Errorf("first session: %v", err)
+		return err
 	}
 	defer s1.Close()
-	s2, err := concurrency.NewSession(cli, concurrency.WithTTL(10), concurrency.WithContext(ctx))
-	if err != nil {
-		return fmt.Errorf("second session: %v", err)
-	}
 	defer s2.Close()
 
 	name := key("election", "e")
