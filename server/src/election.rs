@@ -8,11 +8,12 @@
 //! key, both only while the key is still the one created at the leader's revision. Observe
 //! streams the leader's key-value each time the leader or its value changes.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use etcdlite::{
     Compare, CompareOp, EventType, GetOptions, KeyValue, PutOptions, ResponseHeader, SortOrder, SortTarget,
-    Txn, TxnOp, TxnOpResponse, WatchOptions,
+    Txn, TxnOp, TxnOpResponse, WatchOptions, WatchStream,
 };
 use futures::{Stream, StreamExt};
 use tokio::sync::mpsc;
@@ -172,12 +173,9 @@ impl ElectionService {
                         return;
                     };
                     loop {
-                        let watched = tokio::select! {
-                            watched = events.next() => watched,
-                            _ = &mut stopped => return drop(out.send(Err(server_stopped())).await),
-                            _ = out.closed() => return,
+                        let Some(watched) = next_watched(&mut events, &mut stopped, &out).await else {
+                            return;
                         };
-                        let Some(watched) = watched.filter(|w| !w.canceled) else { return };
                         let put = watched.events.into_iter().find(|e| e.event_type == EventType::Put);
                         if let Some(put) = put {
                             let mut header = watched.header;
@@ -196,12 +194,7 @@ impl ElectionService {
             let options = WatchOptions::new().with_start_revision(from);
             let Ok((_watcher, mut events)) = node.store.watch(key, Some(options)) else { return };
             'leader: loop {
-                let watched = tokio::select! {
-                    watched = events.next() => watched,
-                    _ = &mut stopped => return drop(out.send(Err(server_stopped())).await),
-                    _ = out.closed() => return,
-                };
-                let Some(watched) = watched.filter(|w| !w.canceled) else { return };
+                let Some(watched) = next_watched(&mut events, &mut stopped, &out).await else { return };
                 for event in watched.events {
                     if event.event_type == EventType::Delete {
                         break 'leader;
@@ -213,6 +206,24 @@ impl ElectionService {
             }
         }
     }
+}
+
+/// The next response of a watch Observe follows, or `None` when Observe ends: the client
+/// went, the server is stopping (the client is told so), or the watch ended or was cut short.
+async fn next_watched(
+    events: &mut WatchStream,
+    stopped: &mut (impl Future<Output = ()> + Unpin),
+    out: &mpsc::Sender<Result<pb::LeaderResponse, Status>>,
+) -> Option<etcdlite::WatchResponse> {
+    let watched = tokio::select! {
+        watched = events.next() => watched,
+        _ = stopped => {
+            let _ = out.send(Err(server_stopped())).await;
+            return None;
+        }
+        _ = out.closed() => return None,
+    };
+    watched.filter(|w| !w.canceled)
 }
 
 type LeaderResponses = std::pin::Pin<Box<dyn Stream<Item = Result<pb::LeaderResponse, Status>> + Send>>;

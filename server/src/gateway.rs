@@ -774,27 +774,37 @@ async fn lease_keep_alive(State(services): State<Shared>, body: Body) -> Respons
 }
 
 async fn maintenance_snapshot(State(services): State<Shared>, body: Body) -> Response {
-    let request: pb::SnapshotRequest =
-        match read_unary(services.max_message_bytes, "etcdserverpb.SnapshotRequest", body).await {
-            Ok(request) => request,
-            Err(status) => return error_response(&status),
-        };
-    match Maintenance::snapshot(&services.maintenance, tonic::Request::new(request)).await {
-        Ok(chunks) => forward_stream(chunks.into_inner(), true, None).await,
-        // The call failed before its first message: grpc-gateway reads that failure as the
-        // stream's first message.
-        Err(status) => stream_error_response(&status),
-    }
+    server_stream(&services, "etcdserverpb.SnapshotRequest", body, |request| {
+        Maintenance::snapshot(&services.maintenance, request)
+    })
+    .await
 }
 
 async fn election_observe(State(services): State<Shared>, body: Body) -> Response {
-    let request: crate::pb::v3electionpb::LeaderRequest =
-        match read_unary(services.max_message_bytes, "v3electionpb.LeaderRequest", body).await {
-            Ok(request) => request,
-            Err(status) => return error_response(&status),
-        };
-    match Election::observe(&services.election, tonic::Request::new(request)).await {
-        Ok(leaders) => forward_stream(leaders.into_inner(), true, None).await,
+    server_stream(&services, "v3electionpb.LeaderRequest", body, |request| {
+        Election::observe(&services.election, request)
+    })
+    .await
+}
+
+/// One server-streaming call: the body decoded as `name` (an error answer when it is not),
+/// `call` made, its messages forwarded as they come.
+async fn server_stream<Req, S, T, F, Fut>(services: &Services, name: &str, body: Body, call: F) -> Response
+where
+    Req: DeserializeOwned + Message + Default,
+    S: Stream<Item = Result<T, Status>> + Send + Unpin + 'static,
+    T: Serialize + Send + 'static,
+    F: FnOnce(tonic::Request<Req>) -> Fut,
+    Fut: Future<Output = Result<tonic::Response<S>, Status>>,
+{
+    let request = match read_unary(services.max_message_bytes, name, body).await {
+        Ok(request) => request,
+        Err(status) => return error_response(&status),
+    };
+    match call(tonic::Request::new(request)).await {
+        Ok(messages) => forward_stream(messages.into_inner(), true, None).await,
+        // The call failed before its first message: grpc-gateway reads that failure as the
+        // stream's first message.
         Err(status) => stream_error_response(&status),
     }
 }
