@@ -23,10 +23,13 @@ pub(crate) enum EngineChoice {
 }
 
 impl EngineChoice {
-    /// Opens (or for the memory engine, creates) the engine.
-    pub(crate) fn open(&self) -> Result<Arc<dyn Engine>, EngineError> {
+    /// Opens (or for the memory engine, creates) the engine, for a store that syncs its
+    /// writes when `sync` is on.
+    pub(crate) fn open(&self, sync: bool) -> Result<Arc<dyn Engine>, EngineError> {
         Ok(match self {
             EngineChoice::Memory => Arc::new(MemoryEngine::new()),
+            #[cfg(feature = "rocksdb")]
+            EngineChoice::RocksDb(path) if sync => Arc::new(crate::engine::RocksEngine::open_buffered(path)?),
             #[cfg(feature = "rocksdb")]
             EngineChoice::RocksDb(path) => Arc::new(crate::engine::RocksEngine::open(path)?),
             #[cfg(feature = "sled")]

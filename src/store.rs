@@ -92,7 +92,7 @@ impl Store {
     /// history, compaction state and leases included (each lease with its full TTL again,
     /// as etcd restores them).
     pub fn open(options: Options) -> Result<Store> {
-        let engine = options.engine.open()?;
+        let engine = options.engine.open(options.sync)?;
         Self::open_over(engine, options)
     }
 

@@ -106,6 +106,7 @@ impl Maintenance for MaintenanceService {
         _request: Request<pb::DefragmentRequest>,
     ) -> Result<Response<pb::DefragmentResponse>, Status> {
         self.node.blocking(|store| store.defragment().map_err(to_status)).await?;
+        self.node.space_changed();
         // etcd sends no header with this one.
         Ok(Response::new(pb::DefragmentResponse { header: None }))
     }

@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use etcdlite::Store;
 use parking_lot::Mutex;
@@ -48,6 +49,20 @@ impl Identity {
     }
 }
 
+/// How long a measured database size serves the quota guard: etcd's backend batch
+/// interval, by which etcd's own size figure lags behind its writes.
+const SIZE_REFRESH: Duration = Duration::from_millis(100);
+
+/// The database size the quota guard compares with. Measuring it reads the engine's size
+/// statistics (for RocksDB, three properties of each column family), a few percent of a
+/// put's cost, so a measurement serves for [`SIZE_REFRESH`], with the cost of every write
+/// admitted since added to it: the estimate lags behind no growth.
+#[derive(Default)]
+struct SpaceGauge {
+    measured_at: Option<Instant>,
+    size: u64,
+}
+
 /// The state every service holds an `Arc` of.
 pub struct Node {
     /// The one store every service (gRPC and gateway) reads and writes.
@@ -60,6 +75,7 @@ pub struct Node {
     /// NOSPACE.
     pub quota_bytes: u64,
     alarms: Mutex<BTreeSet<(u64, i32)>>,
+    space: Mutex<SpaceGauge>,
     peer_urls: Mutex<Vec<String>>,
     /// Set once the server is stopping: open streams end.
     stop: tokio::sync::watch::Sender<bool>,
@@ -75,6 +91,7 @@ impl Node {
             version,
             quota_bytes,
             alarms: Mutex::new(BTreeSet::new()),
+            space: Mutex::new(SpaceGauge::default()),
             peer_urls,
             stop: tokio::sync::watch::channel(false).0,
         }
@@ -135,9 +152,17 @@ impl Node {
         self.alarms.lock().insert((member, alarm as i32))
     }
 
-    /// Clears `alarm` on `member`; false if it was not raised.
+    /// Clears `alarm` on `member`; false if it was not raised. The database size is
+    /// measured afresh for the next write, as space is usually reclaimed before NOSPACE is
+    /// disarmed.
     pub fn deactivate(&self, member: u64, alarm: AlarmType) -> bool {
+        self.space_changed();
         self.alarms.lock().remove(&(member, alarm as i32))
+    }
+
+    /// Makes the quota guard measure the database size afresh: space was given back.
+    pub fn space_changed(&self) {
+        self.space.lock().measured_at = None;
     }
 
     /// The peer URLs this member reports (MemberUpdate may change them).
@@ -160,8 +185,14 @@ impl Node {
         if self.alarms.lock().iter().any(|&(_, alarm)| alarm == AlarmType::Nospace as i32) {
             return Err(no_space());
         }
-        let size = self.store.db_size().map(|s| s.total).unwrap_or(0);
+        let mut space = self.space.lock();
+        if space.measured_at.is_none_or(|at| at.elapsed() >= SIZE_REFRESH) {
+            space.size = self.store.db_size().map(|s| s.total).unwrap_or(0);
+            space.measured_at = Some(Instant::now());
+        }
+        let size = space.size;
         if size.saturating_add(cost as u64) >= self.quota_bytes {
+            drop(space);
             if self.activate(self.identity.member_id, AlarmType::Nospace) {
                 tracing::warn!(
                     size,
@@ -171,6 +202,7 @@ impl Node {
             }
             return Err(no_space());
         }
+        space.size += cost as u64;
         Ok(())
     }
 

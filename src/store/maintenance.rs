@@ -130,7 +130,7 @@ impl Store {
     /// process stop in the middle instead, a store refuses to open the half-loaded engine
     /// (its `meta` keyspace, with the schema version, is loaded last).
     pub fn restore_snapshot(options: Options, input: &mut dyn Read) -> Result<Store> {
-        let engine = options.engine.open()?;
+        let engine = options.engine.open(options.sync)?;
         if !snapshot_file::is_empty(&*engine)? {
             return Err(Error::RestoreTargetNotEmpty);
         }
