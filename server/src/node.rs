@@ -56,7 +56,7 @@ const SIZE_REFRESH: Duration = Duration::from_millis(100);
 /// The database size the quota guard compares with. Measuring it reads the engine's size
 /// statistics (for RocksDB, three properties of each column family), a few percent of a
 /// put's cost, so a measurement serves for [`SIZE_REFRESH`], with the cost of every write
-/// admitted since added to it: the estimate lags behind no growth.
+/// admitted since added to it, so the estimate follows growth between measurements.
 #[derive(Default)]
 struct SpaceGauge {
     measured_at: Option<Instant>,

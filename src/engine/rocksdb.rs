@@ -25,11 +25,12 @@ impl RocksEngine {
     }
 
     /// [`open`](RocksEngine::open) for a store that syncs: a write made with `sync` off
-    /// stays in RocksDB's WAL buffer until the next [`sync`](Engine::sync) (or synced
-    /// write), which writes the whole buffer in one system call before syncing it. Group
-    /// commit then costs one write and one fdatasync per group instead of a write per
-    /// batch. Unsynced writes are lost if the process dies; a clean close keeps them, as
-    /// RocksDB flushes its memtables on close.
+    /// stays in RocksDB's WAL buffer until the next [`sync`](Engine::sync) or synced write
+    /// (which writes the whole buffer in one system call before syncing it), a WAL switch,
+    /// or the buffer filling up (1 MiB). Group commit then costs one write and one
+    /// fdatasync per group instead of a write per batch. Unsynced writes are lost if the
+    /// process dies; on a clean close RocksDB writes the buffer out (and a store's group
+    /// commit syncs it first).
     pub fn open_buffered(path: impl AsRef<Path>) -> Result<Self, EngineError> {
         Self::open_with(path.as_ref(), true)
     }

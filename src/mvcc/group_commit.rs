@@ -16,7 +16,8 @@
 //! that wait, a fast disk ends each sync before many writers come back with their next
 //! write, so groups stay small (about 3 batches per sync under 16 closed-loop writers) and
 //! the syncs, each costing CPU in the kernel, take a large share of it; with it, groups
-//! double and writes' tail latency falls under load. A lone writer never waits.
+//! double and writes' tail latency falls under load. A lone writer does not wait, except
+//! once right after a group of several.
 //!
 //! A revision is published (made current for readers, told to the commit observer) only
 //! once its batch is durable, in revision order, by the syncer thread, so nothing a reader
