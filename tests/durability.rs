@@ -16,28 +16,34 @@ use etcdlite::{GetOptions, Options, Store, Txn, TxnOp};
 const CRASH_DIR: &str = "ETCDLITE_CRASH_DIR";
 const WRITES: usize = 60;
 
-/// Writes puts, deletes and txns, printing `ack <n> <revision>` after each one returns.
-fn write_until_killed(store: Store) -> ! {
+/// Runs `write(n)` for each `n` below [`WRITES`], printing `ack <n> <revision>` with the
+/// revision it returns once it has returned, then aborts.
+fn ack_each_until_killed(mut write: impl FnMut(usize) -> i64) -> ! {
     let mut out = std::io::stdout().lock();
     for n in 0..WRITES {
-        let revision = match n % 3 {
-            0 => store.put(format!("k{n}"), format!("v{n}"), None).unwrap().header.revision,
-            1 => {
-                store
-                    .txn(Txn::new().and_then([
-                        TxnOp::put(format!("k{n}"), format!("v{n}"), None),
-                        TxnOp::put(format!("t{n}"), "pair", None),
-                    ]))
-                    .unwrap()
-                    .header
-                    .revision
-            }
-            _ => store.delete(format!("k{}", n - 2), None).unwrap().header.revision,
-        };
+        let revision = write(n);
         writeln!(out, "ack {n} {revision}").unwrap();
         out.flush().unwrap();
     }
     std::process::abort();
+}
+
+/// Writes puts, deletes and txns, acknowledging each as it returns.
+fn write_until_killed(store: Store) -> ! {
+    ack_each_until_killed(|n| match n % 3 {
+        0 => store.put(format!("k{n}"), format!("v{n}"), None).unwrap().header.revision,
+        1 => {
+            store
+                .txn(Txn::new().and_then([
+                    TxnOp::put(format!("k{n}"), format!("v{n}"), None),
+                    TxnOp::put(format!("t{n}"), "pair", None),
+                ]))
+                .unwrap()
+                .header
+                .revision
+        }
+        _ => store.delete(format!("k{}", n - 2), None).unwrap().header.revision,
+    })
 }
 
 /// What the acknowledged writes leave behind, checked key by key.
@@ -91,24 +97,26 @@ fn check_concurrent_survivors(store: &Store, acked: &[(usize, i64)]) {
     assert_eq!(revisions, (2..2 + WRITES as i64).collect::<Vec<_>>());
     assert_eq!(store.current_revision(), 1 + WRITES as i64);
     for &(n, revision) in acked {
-        let kv = store.get(format!("k{n}"), None).unwrap().kvs.pop();
-        let kv = kv.unwrap_or_else(|| panic!("put {n} acknowledged at {revision} is lost"));
-        assert_eq!((kv.value, kv.mod_revision), (format!("v{n}").into_bytes(), revision));
+        assert_put_survives(store, n, revision);
     }
 }
 
-/// Puts, then compacts at the put's revision, printing `ack <n> <revision>` once the
-/// compaction returns: a compaction's record is written with `sync` on, outside group
-/// commit, so this checks that such writes are durable too (RocksDB's buffered WAL).
+/// Puts, then compacts at the put's revision, acknowledging each once the compaction
+/// returns: a compaction's record is written with `sync` on, outside group commit, so this
+/// checks that such writes are durable too (RocksDB's buffered WAL).
 fn compact_until_killed(store: Store) -> ! {
-    let mut out = std::io::stdout().lock();
-    for n in 0..WRITES {
+    ack_each_until_killed(|n| {
         let revision = store.put(format!("k{n}"), format!("v{n}"), None).unwrap().header.revision;
         store.compact(revision, None).unwrap();
-        writeln!(out, "ack {n} {revision}").unwrap();
-        out.flush().unwrap();
-    }
-    std::process::abort();
+        revision
+    })
+}
+
+/// Put `n`, acknowledged at `revision`, is the key's current value.
+fn assert_put_survives(store: &Store, n: usize, revision: i64) {
+    let kv = store.get(format!("k{n}"), None).unwrap().kvs.pop();
+    let kv = kv.unwrap_or_else(|| panic!("put {n} acknowledged at {revision} is lost"));
+    assert_eq!((kv.value, kv.mod_revision), (format!("v{n}").into_bytes(), revision));
 }
 
 /// The last acknowledged compaction holds, and every put is there.
@@ -116,9 +124,7 @@ fn check_compacted(store: &Store, acked: &[(usize, i64)]) {
     let last = acked.last().expect("the child acknowledged writes").1;
     assert_eq!(store.compacted_revision(), last);
     for &(n, revision) in acked {
-        let kv = store.get(format!("k{n}"), None).unwrap().kvs.pop();
-        let kv = kv.unwrap_or_else(|| panic!("put {n} acknowledged at {revision} is lost"));
-        assert_eq!(kv.mod_revision, revision);
+        assert_put_survives(store, n, revision);
     }
 }
 
