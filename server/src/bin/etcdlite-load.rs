@@ -47,6 +47,11 @@ use etcdlite_server::pb::mvccpb::event::EventType;
 use tokio::sync::{mpsc, Barrier};
 use tonic::transport::{Channel, Endpoint};
 
+/// mimalloc, as in the server: the tool shares the machine with the server it measures,
+/// and the fewer cycles it spends on each request, the fewer it takes from the server.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Any error, sendable between tasks.
 type BoxError = Box<dyn Error + Send + Sync>;
 
@@ -136,9 +141,12 @@ struct Args {
     /// Deadline of each unary request.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     timeout: Duration,
-    /// Worker threads of the tool's runtime (default: one per core).
-    #[arg(long)]
-    threads: Option<usize>,
+    /// Threads of the tool's runtime. One (the default) runs every client on one event
+    /// loop: on a machine the tool shares with the server under test, that takes the
+    /// least CPU from the server, since a worker per core makes the tool's threads and the
+    /// server's contend for the same cores and both spend more per request.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
     /// Print the result as one JSON object on stdout (the human-readable line goes to
     /// stderr).
     #[arg(long)]
@@ -748,10 +756,18 @@ fn main() -> std::process::ExitCode {
         eprintln!("etcdlite-load: need at least one endpoint and one client");
         return std::process::ExitCode::FAILURE;
     }
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    if let Some(threads) = args.threads {
-        runtime.worker_threads(threads.max(1));
-    }
+    // The tool logs nothing. With no subscriber at all, tracing's `log` fallback (a feature
+    // a dependency turns on) still does work for every trace span of the HTTP/2 stack,
+    // about 20 % of the tool's instructions per request; a subscriber that wants nothing
+    // makes those spans free.
+    let _ = tracing::subscriber::set_global_default(tracing::subscriber::NoSubscriber::default());
+    let mut runtime = if args.threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut runtime = tokio::runtime::Builder::new_multi_thread();
+        runtime.worker_threads(args.threads);
+        runtime
+    };
     let runtime = match runtime.enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
