@@ -17,6 +17,7 @@
 mod cluster;
 mod compactor;
 mod convert;
+mod dispatch;
 mod election;
 pub mod gateway;
 mod kv;
@@ -36,11 +37,10 @@ use std::time::Duration;
 
 use etcdlite::Store;
 use tokio::net::TcpListener;
-use tonic::service::Routes;
-use tonic::transport::server::TcpIncoming;
 
 pub use cluster::ClusterService;
 pub use compactor::AutoCompaction;
+pub use dispatch::Dispatch;
 pub use election::ElectionService;
 pub use kv::KvService;
 pub use lease::LeaseService;
@@ -48,14 +48,6 @@ pub use lock::LockService;
 pub use maintenance::MaintenanceService;
 pub use node::{Identity, Node};
 pub use watch::WatchService;
-
-use pb::etcdserverpb::cluster_server::ClusterServer;
-use pb::etcdserverpb::kv_server::KvServer;
-use pb::etcdserverpb::lease_server::LeaseServer;
-use pb::etcdserverpb::maintenance_server::MaintenanceServer;
-use pb::etcdserverpb::watch_server::WatchServer;
-use pb::v3electionpb::election_server::ElectionServer;
-use pb::v3lockpb::lock_server::LockServer;
 
 /// etcd's default request size limit: 1.5 MiB.
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 1536 * 1024;
@@ -148,36 +140,10 @@ impl Server {
         &self.node
     }
 
-    /// Every service, as routes: gRPC by path (`/etcdserverpb.KV/Range`, ...) and the JSON
-    /// gateway's `/v3/...`.
-    pub fn routes(&self) -> Routes {
-        let node = &self.node;
-        let limit = self.config.max_request_bytes + GRPC_OVERHEAD_BYTES;
-        let (health_reporter, health) = tonic_health::server::health_reporter();
-        drop(health_reporter);
-        let grpc = Routes::builder()
-            .add_service(KvServer::new(KvService::new(node.clone())).max_decoding_message_size(limit))
-            .add_service(
-                WatchServer::new(WatchService::new(node.clone(), limit)).max_decoding_message_size(limit),
-            )
-            .add_service(LeaseServer::new(LeaseService::new(node.clone())).max_decoding_message_size(limit))
-            .add_service(
-                MaintenanceServer::new(MaintenanceService::new(node.clone()))
-                    .max_decoding_message_size(limit),
-            )
-            .add_service(
-                ClusterServer::new(ClusterService::new(node.clone())).max_decoding_message_size(limit),
-            )
-            .add_service(LockServer::new(LockService::new(node.clone())).max_decoding_message_size(limit))
-            .add_service(
-                ElectionServer::new(ElectionService::new(node.clone())).max_decoding_message_size(limit),
-            )
-            .add_service(health)
-            .clone()
-            .routes();
-        let gateway = gateway::router(gateway::Services::new(node.clone(), limit));
-        let grpc = grpc.into_axum_router().layer(axum::middleware::map_response(status::etcd_size_errors));
-        Routes::from(grpc.merge(gateway))
+    /// Every service as one hyper service: gRPC by path (`/etcdserverpb.KV/Range`, ...)
+    /// and the JSON gateway's `/v3/...`.
+    pub fn dispatch(&self) -> Dispatch {
+        Dispatch::new(&self.node, self.config.max_request_bytes + GRPC_OVERHEAD_BYTES)
     }
 
     /// Serves until `shutdown` completes, then stops accepting, ends open watch and
@@ -185,20 +151,12 @@ impl Server {
     /// up to 10 s to finish, and returns. Connections still busy after that are left to
     /// their tasks on the runtime (the binary exits, which ends them).
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
-        let routes = self.routes();
+        let dispatch = self.dispatch();
         let compactor =
             self.config.auto_compaction.clone().map(|mode| compactor::spawn(self.node.store.clone(), mode));
         let mut servers = Vec::new();
         for listener in self.listeners {
-            let stopped = self.node.stopped();
-            // The builder's own `tcp_nodelay` applies only to listeners it binds itself.
-            let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-            let server = tonic::transport::Server::builder()
-                .accept_http1(true)
-                .http2_keepalive_interval(Some(Duration::from_secs(60)))
-                .add_routes(routes.clone())
-                .serve_with_incoming_shutdown(incoming, stopped);
-            servers.push(tokio::spawn(server));
+            servers.push(tokio::spawn(dispatch::serve(listener, dispatch.clone(), self.node.stopped())));
         }
         shutdown.await;
         tracing::info!("shutting down");
@@ -209,8 +167,7 @@ impl Server {
         let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
         for mut server in servers {
             match tokio::time::timeout_at(deadline, &mut server).await {
-                Ok(Ok(Ok(()))) => {}
-                Ok(Ok(Err(e))) => result = Err(io::Error::other(e)),
+                Ok(Ok(())) => {}
                 Ok(Err(e)) => result = Err(io::Error::other(e)),
                 Err(_) => {
                     tracing::warn!(

@@ -1,10 +1,10 @@
 //! etcd's errors as gRPC statuses: the same code and the same message, which clients
 //! match on.
 
-use axum::body::Body;
 use axum::http::{HeaderMap, Response};
 use etcdlite::{Code, Error};
 use http_body_util::BodyExt;
+use tonic::body::Body;
 use tonic::Status;
 
 /// The status etcd sends for `error`.
@@ -34,20 +34,23 @@ pub fn too_large(size: usize, max: usize) -> Status {
 }
 
 /// Rewrites tonic's status for an oversized request (OutOfRange "Error, decoded message
-/// length too large: found N bytes, the limit is: M bytes") into etcd's, wherever it is
-/// sent: in the headers of a trailers-only answer (unary calls) or in the trailers of a
-/// stream.
-pub async fn etcd_size_errors(response: Response<Body>) -> Response<Body> {
-    let (mut parts, body) = response.into_parts();
-    rewrite_too_large(&mut parts.headers);
-    let body = body.map_frame(|frame| match frame.into_trailers() {
-        Ok(mut trailers) => {
-            rewrite_too_large(&mut trailers);
-            http_body::Frame::trailers(trailers)
-        }
-        Err(frame) => frame,
-    });
-    Response::from_parts(parts, Body::new(body))
+/// length too large: found N bytes, the limit is: M bytes") into etcd's: in the headers of
+/// a trailers-only answer (a call that failed before its handler ran) and, when
+/// `in_trailers`, in the trailers of a stream.
+pub fn etcd_size_errors(mut response: Response<Body>, in_trailers: bool) -> Response<Body> {
+    rewrite_too_large(response.headers_mut());
+    if !in_trailers {
+        return response;
+    }
+    response.map(|body| {
+        Body::new(body.map_frame(|frame| match frame.into_trailers() {
+            Ok(mut trailers) => {
+                rewrite_too_large(&mut trailers);
+                http_body::Frame::trailers(trailers)
+            }
+            Err(frame) => frame,
+        }))
+    })
 }
 
 fn rewrite_too_large(headers: &mut HeaderMap) {

@@ -1,0 +1,237 @@
+//! How requests reach the services. Each accepted connection is served by hyper (HTTP/2,
+//! or HTTP/1.1 for the JSON gateway), and each request goes straight to its gRPC service
+//! by the service name in its path (`/etcdserverpb.KV/Range` goes to KV), or else to the
+//! gateway's router.
+//!
+//! tonic's `transport::Server` with a merged axum router did the same through a dozen
+//! general layers per request (a tracing span, a deadline, load shedding, connection info,
+//! a path router with URL parameters, a response body boxed twice); on a put they cost
+//! more instructions than the store's own work.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use axum::http::{Request, Response};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+use tonic::body::Body;
+use tonic::codegen::Service;
+use tonic_health::pb::health_server::{self, HealthServer};
+use tonic_health::server::{HealthReporter, HealthService};
+
+use crate::pb::etcdserverpb::cluster_server::{self, ClusterServer};
+use crate::pb::etcdserverpb::kv_server::{self, KvServer};
+use crate::pb::etcdserverpb::lease_server::{self, LeaseServer};
+use crate::pb::etcdserverpb::maintenance_server::{self, MaintenanceServer};
+use crate::pb::etcdserverpb::watch_server::{self, WatchServer};
+use crate::pb::v3electionpb::election_server::{self, ElectionServer};
+use crate::pb::v3lockpb::lock_server::{self, LockServer};
+use crate::{gateway, status};
+use crate::{ClusterService, ElectionService, KvService, LeaseService, LockService};
+use crate::{MaintenanceService, Node, WatchService};
+
+/// How often an idle HTTP/2 connection is pinged.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The calls whose requests are a stream: a request too large to decode ends them in their
+/// trailers. Every other call fails before its handler runs, with the status in the
+/// response headers.
+const STREAMING_REQUESTS: [&str; 2] = ["/etcdserverpb.Watch/Watch", "/etcdserverpb.Lease/LeaseKeepAlive"];
+
+/// Every service of one node, as a hyper service that routes each request by its path.
+#[derive(Clone)]
+pub struct Dispatch {
+    kv: KvServer<KvService>,
+    watch: WatchServer<WatchService>,
+    lease: LeaseServer<LeaseService>,
+    maintenance: MaintenanceServer<MaintenanceService>,
+    cluster: ClusterServer<ClusterService>,
+    lock: LockServer<LockService>,
+    election: ElectionServer<ElectionService>,
+    health: HealthServer<HealthService>,
+    gateway: axum::Router,
+}
+
+impl Dispatch {
+    /// The services of `node`, each decoding messages up to `max_message_bytes`.
+    pub fn new(node: &Arc<Node>, max_message_bytes: usize) -> Dispatch {
+        let limit = max_message_bytes;
+        Dispatch {
+            kv: KvServer::new(KvService::new(node.clone())).max_decoding_message_size(limit),
+            watch: WatchServer::new(WatchService::new(node.clone(), limit)).max_decoding_message_size(limit),
+            lease: LeaseServer::new(LeaseService::new(node.clone())).max_decoding_message_size(limit),
+            maintenance: MaintenanceServer::new(MaintenanceService::new(node.clone()))
+                .max_decoding_message_size(limit),
+            cluster: ClusterServer::new(ClusterService::new(node.clone())).max_decoding_message_size(limit),
+            lock: LockServer::new(LockService::new(node.clone())).max_decoding_message_size(limit),
+            election: ElectionServer::new(ElectionService::new(node.clone()))
+                .max_decoding_message_size(limit),
+            // A new reporter reports the server as a whole SERVING.
+            health: HealthServer::new(HealthService::from_health_reporter(HealthReporter::new())),
+            gateway: gateway::router(gateway::Services::new(node.clone(), limit)),
+        }
+    }
+
+    /// The gRPC service named `service`, called with `request`.
+    fn grpc(&self, service: Grpc, request: Request<Incoming>) -> GrpcFuture {
+        match service {
+            Grpc::Kv => self.kv.clone().call(request),
+            Grpc::Watch => self.watch.clone().call(request),
+            Grpc::Lease => self.lease.clone().call(request),
+            Grpc::Maintenance => self.maintenance.clone().call(request),
+            Grpc::Cluster => self.cluster.clone().call(request),
+            Grpc::Lock => self.lock.clone().call(request),
+            Grpc::Election => self.election.clone().call(request),
+            Grpc::Health => self.health.clone().call(request),
+        }
+    }
+}
+
+/// The gRPC services, by name.
+#[derive(Clone, Copy)]
+enum Grpc {
+    Kv,
+    Watch,
+    Lease,
+    Maintenance,
+    Cluster,
+    Lock,
+    Election,
+    Health,
+}
+
+impl Grpc {
+    fn named(name: &str) -> Option<Grpc> {
+        Some(match name {
+            kv_server::SERVICE_NAME => Grpc::Kv,
+            watch_server::SERVICE_NAME => Grpc::Watch,
+            lease_server::SERVICE_NAME => Grpc::Lease,
+            maintenance_server::SERVICE_NAME => Grpc::Maintenance,
+            cluster_server::SERVICE_NAME => Grpc::Cluster,
+            lock_server::SERVICE_NAME => Grpc::Lock,
+            election_server::SERVICE_NAME => Grpc::Election,
+            health_server::SERVICE_NAME => Grpc::Health,
+            _ => return None,
+        })
+    }
+}
+
+/// What a generated gRPC service's `call` returns.
+type GrpcFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+impl hyper::service::Service<Request<Incoming>> for Dispatch {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = ResponseFuture;
+
+    fn call(&self, request: Request<Incoming>) -> ResponseFuture {
+        let is_grpc = request
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .is_some_and(|t| t.as_bytes().starts_with(b"application/grpc"));
+        if !is_grpc {
+            let gateway = self.gateway.clone().call(request);
+            let future = Box::pin(async move { Ok(gateway.await?.map(Body::new)) });
+            return ResponseFuture { future, size_errors: None };
+        }
+        let path = request.uri().path();
+        let name = path.strip_prefix('/').and_then(|p| p.split_once('/')).map_or("", |(name, _)| name);
+        let Some(service) = Grpc::named(name) else {
+            // As grpc-go answers a service it does not have.
+            let status = tonic::Status::unimplemented(format!("unknown service {name}"));
+            return ResponseFuture {
+                future: Box::pin(std::future::ready(Ok(status.into_http()))),
+                size_errors: None,
+            };
+        };
+        let in_trailers = STREAMING_REQUESTS.contains(&path);
+        ResponseFuture { future: self.grpc(service, request), size_errors: Some(in_trailers) }
+    }
+}
+
+/// A response on its way: a gRPC call's has tonic's size error rewritten into etcd's.
+pub struct ResponseFuture {
+    future: GrpcFuture,
+    /// For a gRPC call: whether its status may come in trailers too.
+    size_errors: Option<bool>,
+}
+
+impl Future for ResponseFuture {
+    type Output = Result<Response<Body>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let response = ready!(this.future.as_mut().poll(cx))?;
+        Poll::Ready(Ok(match this.size_errors {
+            Some(in_trailers) => status::etcd_size_errors(response, in_trailers),
+            None => response,
+        }))
+    }
+}
+
+/// Serves `listener` until `stopped` completes, then stops accepting, lets each
+/// connection finish its calls in flight (HTTP/2 GOAWAY), and returns once all have closed.
+pub async fn serve(listener: TcpListener, dispatch: Dispatch, stopped: impl Future<Output = ()>) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // hyper enforces its HTTP/1 header read timeout only with a timer; HTTP/2 needs one to ping.
+    builder.http1().timer(TokioTimer::new());
+    builder.http2().timer(TokioTimer::new()).keep_alive_interval(Some(KEEPALIVE_INTERVAL));
+    let (stop, stop_seen) = tokio::sync::watch::channel(());
+    let mut stopped = std::pin::pin!(stopped);
+    loop {
+        let stream = tokio::select! {
+            _ = &mut stopped => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!("accepting a connection: {e}");
+                    if !is_connection_error(&e) {
+                        // Out of descriptors or memory: give calls in flight a moment.
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    continue;
+                }
+            },
+        };
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!("setting TCP_NODELAY: {e}");
+        }
+        let builder = builder.clone();
+        let dispatch = dispatch.clone();
+        let mut stop_seen = stop_seen.clone();
+        tokio::spawn(async move {
+            let connection = builder.serve_connection(TokioIo::new(stream), dispatch);
+            let mut connection = std::pin::pin!(connection);
+            let result = tokio::select! {
+                result = connection.as_mut() => result,
+                _ = stop_seen.changed() => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!("serving a connection: {e}");
+            }
+        });
+    }
+    // No new connections; the open ones are told to finish, and hold a receiver until they have.
+    drop(listener);
+    let _ = stop.send(());
+    drop(stop_seen);
+    stop.closed().await;
+}
+
+/// An accept error that concerns one connection only (the peer reset it while queued).
+fn is_connection_error(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset
+    )
+}

@@ -1,0 +1,84 @@
+//! How requests find their service on the one port: gRPC calls by service name
+//! (`grpc.health.v1.Health` included), a service the server does not have answered
+//! Unimplemented as grpc-go answers it, and a stream request too large to decode ending
+//! the stream with etcd's error in its trailers.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use etcdlite::{Options, Store};
+use etcdlite_server::pb::etcdserverpb::{PutRequest, PutResponse};
+use etcdlite_server::{Config, Server};
+use tonic::transport::Channel;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::HealthCheckRequest;
+
+async fn start() -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let store = Arc::new(Store::open(Options::memory()).unwrap());
+    let config = Config { listen: vec!["127.0.0.1:0".parse().unwrap()], ..Config::default() };
+    let server = Server::bind(config, store).await.unwrap();
+    let addr = server.local_addrs()[0];
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(server.serve(async move {
+        let _ = stopped.await;
+    }));
+    (addr, stop)
+}
+
+async fn channel(addr: SocketAddr) -> Channel {
+    Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap()
+}
+
+/// A unary call of a put to `path`, whatever service it names.
+async fn put_at(channel: Channel, path: &'static str) -> Result<PutResponse, tonic::Status> {
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    let request = PutRequest { key: b"k".to_vec(), value: b"v".to_vec(), ..Default::default() };
+    let codec = tonic_prost::ProstCodec::<PutRequest, PutResponse>::default();
+    grpc.unary(tonic::Request::new(request), path.parse().unwrap(), codec).await.map(|r| r.into_inner())
+}
+
+#[tokio::test]
+async fn the_health_service_reports_serving() {
+    let (addr, _stop) = start().await;
+    let mut health = HealthClient::new(channel(addr).await);
+    let answer = health.check(HealthCheckRequest { service: String::new() }).await.unwrap();
+    assert_eq!(answer.into_inner().status(), ServingStatus::Serving);
+}
+
+#[tokio::test]
+async fn calls_reach_their_service_and_unknown_ones_are_unimplemented() {
+    let (addr, _stop) = start().await;
+    let channel = channel(addr).await;
+
+    let put = put_at(channel.clone(), "/etcdserverpb.KV/Put").await.unwrap();
+    assert_eq!(put.header.unwrap().revision, 2);
+
+    let unknown = put_at(channel.clone(), "/etcdserverpb.Nope/Put").await.unwrap_err();
+    assert_eq!(unknown.code(), tonic::Code::Unimplemented);
+    assert_eq!(unknown.message(), "unknown service etcdserverpb.Nope");
+    let unknown = put_at(channel.clone(), "/etcdserverpb.KV/Nope").await.unwrap_err();
+    assert_eq!(unknown.code(), tonic::Code::Unimplemented);
+
+    // Neither changed anything.
+    let again = put_at(channel, "/etcdserverpb.KV/Put").await.unwrap();
+    assert_eq!(again.header.unwrap().revision, 3);
+}
+
+#[tokio::test]
+async fn a_watch_request_too_large_to_decode_ends_the_stream_with_etcds_error() {
+    let (addr, _stop) = start().await;
+    let mut client = etcd_client::Client::connect([addr.to_string()], None).await.unwrap();
+    let huge_key = vec![b'k'; 3_000_000];
+    let mut stream = client.watch(huge_key, None).await.unwrap();
+    match stream.message().await {
+        Err(etcd_client::Error::GRpcStatus(status)) => {
+            assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+            assert_eq!(status.message(), "grpc: received message larger than max (3000010 vs. 2097152)");
+        }
+        other => panic!("expected etcd's size error, got {other:?}"),
+    }
+    // The store is still there.
+    assert_eq!(client.put("k", "v", None).await.unwrap().header().unwrap().revision(), 2);
+}
