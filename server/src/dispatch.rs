@@ -14,7 +14,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::http::{Request, Response};
 use hyper::body::Incoming;
@@ -182,20 +182,35 @@ pub async fn serve(listener: TcpListener, dispatch: Dispatch, stopped: impl Futu
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // hyper enforces its HTTP/1 header read timeout only with a timer; HTTP/2 needs one to ping.
     builder.http1().timer(TokioTimer::new());
-    builder.http2().timer(TokioTimer::new()).keep_alive_interval(Some(KEEPALIVE_INTERVAL));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(KEEPALIVE_INTERVAL))
+        // As etcd (and tonic's server): no limit on a connection's concurrent streams, since
+        // a client such as clientv3 puts every call on one connection and calls like Lock
+        // or Watch stay open; hyper's own default is 200.
+        .max_concurrent_streams(None::<u32>)
+        .max_local_error_reset_streams(None::<usize>);
     let (stop, stop_seen) = tokio::sync::watch::channel(());
     let mut stopped = std::pin::pin!(stopped);
+    let mut last_warning = None;
     loop {
         let stream = tokio::select! {
             _ = &mut stopped => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
+                Err(e) if is_connection_error(&e) => {
+                    tracing::debug!("accepting a connection: {e}");
+                    continue;
+                }
                 Err(e) => {
-                    tracing::warn!("accepting a connection: {e}");
-                    if !is_connection_error(&e) {
-                        // Out of descriptors or memory: give calls in flight a moment.
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    // Out of descriptors or memory: give calls in flight a moment, and say
+                    // so at most once a second.
+                    if last_warning.is_none_or(|at: Instant| at.elapsed() >= Duration::from_secs(1)) {
+                        tracing::warn!("accepting a connection: {e}");
+                        last_warning = Some(Instant::now());
                     }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
             },

@@ -1,7 +1,8 @@
 //! How requests find their service on the one port: gRPC calls by service name
 //! (`grpc.health.v1.Health` included), a service the server does not have answered
-//! Unimplemented as grpc-go answers it, and a stream request too large to decode ending
-//! the stream with etcd's error in its trailers.
+//! Unimplemented as grpc-go answers it, a request too large to decode failing with etcd's
+//! error (in the headers of a unary call, in the trailers of a stream), and no limit on the
+//! streams one connection carries.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -32,9 +33,17 @@ async fn channel(addr: SocketAddr) -> Channel {
 
 /// A unary call of a put to `path`, whatever service it names.
 async fn put_at(channel: Channel, path: &'static str) -> Result<PutResponse, tonic::Status> {
+    put_value_at(channel, path, b"v".to_vec()).await
+}
+
+async fn put_value_at(
+    channel: Channel,
+    path: &'static str,
+    value: Vec<u8>,
+) -> Result<PutResponse, tonic::Status> {
     let mut grpc = tonic::client::Grpc::new(channel);
     grpc.ready().await.unwrap();
-    let request = PutRequest { key: b"k".to_vec(), value: b"v".to_vec(), ..Default::default() };
+    let request = PutRequest { key: b"k".to_vec(), value, ..Default::default() };
     let codec = tonic_prost::ProstCodec::<PutRequest, PutResponse>::default();
     grpc.unary(tonic::Request::new(request), path.parse().unwrap(), codec).await.map(|r| r.into_inner())
 }
@@ -81,4 +90,47 @@ async fn a_watch_request_too_large_to_decode_ends_the_stream_with_etcds_error() 
     }
     // The store is still there.
     assert_eq!(client.put("k", "v", None).await.unwrap().header().unwrap().revision(), 2);
+}
+
+#[tokio::test]
+async fn a_unary_request_too_large_to_decode_fails_with_etcds_error() {
+    let (addr, _stop) = start().await;
+    let channel = channel(addr).await;
+    let huge =
+        put_value_at(channel.clone(), "/etcdserverpb.KV/Put", vec![b'v'; 3_000_000]).await.unwrap_err();
+    assert_eq!(huge.code(), tonic::Code::ResourceExhausted);
+    assert_eq!(huge.message(), "grpc: received message larger than max (3000008 vs. 2097152)");
+    let put = put_at(channel, "/etcdserverpb.KV/Put").await.unwrap();
+    assert_eq!(put.header.unwrap().revision, 2);
+}
+
+#[tokio::test]
+async fn one_connection_carries_hundreds_of_open_streams() {
+    const WATCHES: usize = 300;
+    let (addr, _stop) = start().await;
+    // etcd-client, like clientv3, makes every call on one connection.
+    let mut client = etcd_client::Client::connect([addr.to_string()], None).await.unwrap();
+    let opened = async {
+        let mut streams = Vec::with_capacity(WATCHES);
+        for _ in 0..WATCHES {
+            streams.push(client.watch("k", None).await.unwrap());
+        }
+        streams
+    };
+    let limit = std::time::Duration::from_secs(30);
+    let mut streams = tokio::time::timeout(limit, opened).await.expect("every watch opens");
+    client.put("k", "v", None).await.unwrap();
+    let events = async {
+        for stream in &mut streams {
+            // The first answer confirms the watch; the event follows.
+            loop {
+                let answer = stream.message().await.unwrap().expect("the stream stays open");
+                if let Some(event) = answer.events().first() {
+                    assert_eq!(event.kv().unwrap().value(), b"v");
+                    break;
+                }
+            }
+        }
+    };
+    tokio::time::timeout(limit, events).await.expect("every watch sees the put");
 }

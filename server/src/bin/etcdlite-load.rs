@@ -408,7 +408,13 @@ impl Conn {
             let connecting = async {
                 let tcp = tokio::net::TcpStream::connect(address).await?;
                 tcp.set_nodelay(true)?;
-                let (send, connection) = h2::client::handshake(tcp).await?;
+                // hyper's client windows (tonic's, before), so that large answers flow as
+                // they did in earlier rounds.
+                let (send, connection) = h2::client::Builder::new()
+                    .initial_window_size(2 * 1024 * 1024)
+                    .initial_connection_window_size(5 * 1024 * 1024)
+                    .handshake(tcp)
+                    .await?;
                 Ok::<_, BoxError>((send, connection))
             };
             let (send, connection) = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
@@ -464,7 +470,10 @@ impl Conn {
         }
         // A call that failed before it ran answers with headers only, the status in them.
         if let Some(status) = tonic::Status::from_header_map(&head.headers) {
-            return Err(status);
+            return Err(match status.code() {
+                tonic::Code::Ok => tonic::Status::internal("the answer has no message"),
+                _ => status,
+            });
         }
         let mut data = BytesMut::new();
         while let Some(chunk) = body.data().await {
