@@ -5,8 +5,8 @@
 //!
 //! tonic's `transport::Server` with a merged axum router did the same through a dozen
 //! general layers per request (a tracing span, a deadline, load shedding, connection info,
-//! a path router with URL parameters, a response body boxed twice); on a put they cost
-//! more instructions than the store's own work.
+//! a path router with URL parameters, a response body boxed twice); on a put they were
+//! 12 % of the server's instructions.
 
 use std::convert::Infallible;
 use std::future::Future;
