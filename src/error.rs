@@ -60,29 +60,127 @@ pub enum Error {
     /// it (`etcdutl snapshot restore` likewise refuses a data dir that is not empty).
     #[error("snapshot restore: the target engine is not empty")]
     RestoreTargetNotEmpty,
+    /// A write refused because the database would exceed its space quota, or while the
+    /// NOSPACE alarm is raised.
+    #[error("etcdserver: mvcc: database space exceeded")]
+    NoSpace,
+    /// A member id that is not this store's member.
+    #[error("etcdserver: member not found")]
+    MemberNotFound,
+    /// A membership change a one-member cluster cannot make (adding or removing a member).
+    #[error("etcdserver: re-configuration failed due to not enough started members")]
+    NotEnoughStartedMembers,
+    /// A member add or update with no peer URLs.
+    #[error("etcdserver: given member URLs are invalid")]
+    InvalidPeerUrls,
+    /// A member add with peer URLs a member already has.
+    #[error("etcdserver: Peer URLs already exists")]
+    PeerUrlsExist,
+    /// A promotion of a member that is not a learner.
+    #[error("etcdserver: can only promote a learner member")]
+    NotLearner,
+    /// A leadership transfer to a member that is not this one.
+    #[error("etcdserver: bad leader transferee")]
+    BadLeaderTransferee,
     /// The storage engine failed; nothing of the request was applied.
     #[error("etcdserver: storage engine failure: {0}")]
     Engine(#[from] EngineError),
 }
 
-/// gRPC status codes, as etcd uses them (numbers are gRPC's).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// gRPC status codes, as etcd sends them (names and numbers are gRPC's, spelt as
+/// `tonic::Code` spells them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
 pub enum Code {
-    /// The call was cancelled.
-    Canceled = 1,
+    /// Not an error.
+    Ok = 0,
+    /// The call was cancelled (or, in a client, its timeout expired).
+    Cancelled = 1,
+    /// An error with no better code (etcd's Lock and Election services relay theirs so).
+    Unknown = 2,
     /// Bad request fields.
     InvalidArgument = 3,
+    /// The deadline passed before the call completed.
+    DeadlineExceeded = 4,
     /// A lease or member that does not exist.
     NotFound = 5,
+    /// Something that already exists.
+    AlreadyExists = 6,
+    /// The caller may not do this.
+    PermissionDenied = 7,
+    /// A quota or limit was reached (NOSPACE).
+    ResourceExhausted = 8,
     /// A request that conflicts with the current state.
     FailedPrecondition = 9,
+    /// The call was aborted.
+    Aborted = 10,
     /// A revision or TTL out of the allowed range.
     OutOfRange = 11,
+    /// The call is not built.
+    Unimplemented = 12,
     /// An internal failure.
     Internal = 13,
+    /// The server cannot answer now (stopped, unreachable).
+    Unavailable = 14,
     /// Stored data is lost or damaged.
     DataLoss = 15,
+    /// The call carried no valid credentials.
+    Unauthenticated = 16,
+}
+
+impl Code {
+    /// The code with gRPC number `number`; [`Code::Unknown`] for a number gRPC does not define.
+    pub fn from_i32(number: i32) -> Code {
+        const CODES: [Code; 17] = [
+            Code::Ok,
+            Code::Cancelled,
+            Code::Unknown,
+            Code::InvalidArgument,
+            Code::DeadlineExceeded,
+            Code::NotFound,
+            Code::AlreadyExists,
+            Code::PermissionDenied,
+            Code::ResourceExhausted,
+            Code::FailedPrecondition,
+            Code::Aborted,
+            Code::OutOfRange,
+            Code::Unimplemented,
+            Code::Internal,
+            Code::Unavailable,
+            Code::DataLoss,
+            Code::Unauthenticated,
+        ];
+        usize::try_from(number).ok().and_then(|i| CODES.get(i)).copied().unwrap_or(Code::Unknown)
+    }
+
+    /// What the code means, in gRPC's words (what `tonic::Code` displays).
+    pub fn description(&self) -> &'static str {
+        match self {
+            Code::Ok => "The operation completed successfully",
+            Code::Cancelled => "The operation was cancelled",
+            Code::Unknown => "Unknown error",
+            Code::InvalidArgument => "Client specified an invalid argument",
+            Code::DeadlineExceeded => "Deadline expired before operation could complete",
+            Code::NotFound => "Some requested entity was not found",
+            Code::AlreadyExists => "Some entity that we attempted to create already exists",
+            Code::PermissionDenied => "The caller does not have permission to execute the specified operation",
+            Code::ResourceExhausted => "Some resource has been exhausted",
+            Code::FailedPrecondition => "The system is not in a state required for the operation's execution",
+            Code::Aborted => "The operation was aborted",
+            Code::OutOfRange => "Operation was attempted past the valid range",
+            Code::Unimplemented => "Operation is not implemented or not supported",
+            Code::Internal => "Internal error",
+            Code::Unavailable => "The service is currently unavailable",
+            Code::DataLoss => "Unrecoverable data loss or corruption",
+            Code::Unauthenticated => "The request does not have valid authentication credentials",
+        }
+    }
+}
+
+impl std::fmt::Display for Code {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.description())
+    }
 }
 
 impl Error {
@@ -98,11 +196,18 @@ impl Error {
             | Error::InvalidSortOption
             | Error::RequestTooLarge
             | Error::WatchRangeEmpty
-            | Error::DuplicateWatchId => Code::InvalidArgument,
-            Error::WatchCanceled => Code::Canceled,
+            | Error::DuplicateWatchId
+            | Error::InvalidPeerUrls => Code::InvalidArgument,
+            Error::WatchCanceled => Code::Cancelled,
             Error::Compacted | Error::FutureRevision | Error::LeaseTtlTooLarge => Code::OutOfRange,
-            Error::LeaseNotFound => Code::NotFound,
-            Error::LeaseExists | Error::RestoreTargetNotEmpty => Code::FailedPrecondition,
+            Error::LeaseNotFound | Error::MemberNotFound => Code::NotFound,
+            Error::LeaseExists
+            | Error::RestoreTargetNotEmpty
+            | Error::NotEnoughStartedMembers
+            | Error::PeerUrlsExist
+            | Error::NotLearner
+            | Error::BadLeaderTransferee => Code::FailedPrecondition,
+            Error::NoSpace => Code::ResourceExhausted,
             Error::Engine(e) if e.kind() == crate::engine::EngineErrorKind::Corruption => Code::DataLoss,
             Error::Engine(_) => Code::Internal,
         }
@@ -134,7 +239,21 @@ mod tests {
             "mvcc: duplicate watch ID provided on the WatchStream"
         );
         assert_eq!(Error::WatchCanceled.to_string(), "etcdserver: watch canceled");
-        assert_eq!(Error::WatchCanceled.code(), Code::Canceled);
+        assert_eq!(Error::WatchCanceled.code(), Code::Cancelled);
         assert_eq!(Error::RestoreTargetNotEmpty.code(), Code::FailedPrecondition);
+        assert_eq!(Error::NoSpace.to_string(), "etcdserver: mvcc: database space exceeded");
+        assert_eq!(Error::NoSpace.code(), Code::ResourceExhausted);
+        assert_eq!(Error::MemberNotFound.code(), Code::NotFound);
+        assert_eq!(Error::BadLeaderTransferee.code(), Code::FailedPrecondition);
+    }
+
+    #[test]
+    fn codes_have_grpcs_numbers_and_descriptions() {
+        assert_eq!(Code::from_i32(5), Code::NotFound);
+        assert_eq!(Code::from_i32(16), Code::Unauthenticated);
+        assert_eq!(Code::from_i32(17), Code::Unknown);
+        assert_eq!(Code::from_i32(-1), Code::Unknown);
+        assert_eq!(Code::Unavailable as i32, 14);
+        assert_eq!(Code::NotFound.to_string(), "Some requested entity was not found");
     }
 }

@@ -40,6 +40,8 @@
 
 #![deny(missing_docs)]
 
+pub mod client;
+pub mod cluster;
 pub mod engine;
 mod error;
 pub mod lease;
@@ -58,7 +60,7 @@ pub use lease::{
 };
 pub use mvcc::KeyValue;
 pub use options::{CompactionOptions, DeleteOptions, GetOptions, Options, PutOptions, WatchOptions};
-pub use store::{DbSize, HashKvResponse, Store};
+pub use store::{DbSize, HashKvResponse, SnapshotChunk, SnapshotChunks, Store, SNAPSHOT_CHUNK_BYTES};
 pub use txn::request::{
     CompactionRequest, CompactionResponse, Compare, CompareOp, CompareTarget, DeleteRangeRequest,
     DeleteResponse, GetResponse, PutRequest, PutResponse, RangeRequest, ResponseHeader, SortOrder,

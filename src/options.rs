@@ -55,6 +55,7 @@ pub struct Options {
     pub(crate) compaction_batch_limit: usize,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) watch: WatchConfig,
+    pub(crate) quota_bytes: u64,
 }
 
 impl Options {
@@ -66,6 +67,7 @@ impl Options {
             compaction_batch_limit: crate::mvcc::DEFAULT_COMPACTION_BATCH_LIMIT,
             clock: Arc::new(SystemClock),
             watch: WatchConfig::default(),
+            quota_bytes: crate::cluster::DEFAULT_QUOTA_BYTES,
         }
     }
 
@@ -132,6 +134,17 @@ impl Options {
     /// is raised to 100 ms.
     pub fn watch_progress_interval(mut self, interval: Duration) -> Self {
         self.watch.progress_interval = interval.max(Duration::from_millis(100));
+        self
+    }
+
+    /// The space quota (default 2 GiB, etcd's `--quota-backend-bytes`): a write checked
+    /// with [`Store::check_quota`](crate::Store::check_quota), as the
+    /// [`client`](crate::client) and the server check every put, that would take the
+    /// database past it fails with `etcdserver: mvcc: database space exceeded` and raises the
+    /// NOSPACE alarm. Change it later with
+    /// [`Cluster::set_quota_bytes`](crate::cluster::Cluster::set_quota_bytes).
+    pub fn quota_backend_bytes(mut self, bytes: u64) -> Self {
+        self.quota_bytes = bytes;
         self
     }
 
@@ -253,10 +266,14 @@ impl GetOptions {
         self
     }
 
-    /// Sorts the result.
+    /// Sorts the result. Ascending by key is the order a range has anyway, so that asks
+    /// for no sort (as `etcd-client` sends it, which spares the server a full read).
     pub fn with_sort(mut self, target: SortTarget, order: SortOrder) -> Self {
         self.req.sort_target = target;
-        self.req.sort_order = order;
+        self.req.sort_order = match (target, order) {
+            (SortTarget::Key, SortOrder::Ascend) => SortOrder::None,
+            _ => order,
+        };
         self
     }
 
@@ -396,6 +413,7 @@ impl DeleteOptions {
 pub struct WatchOptions {
     span: KeySpan,
     req: WatchCreateRequest,
+    fragment: bool,
 }
 
 impl WatchOptions {
@@ -428,6 +446,19 @@ impl WatchOptions {
     pub fn with_prev_key(mut self) -> Self {
         self.req.prev_kv = true;
         self
+    }
+
+    /// Asks the server to split responses larger than its message limit (etcd's
+    /// `fragment`). An in-process watch has no message limit and sends every response
+    /// whole; the etcdlite server honours it.
+    pub fn with_fragment(mut self) -> Self {
+        self.fragment = true;
+        self
+    }
+
+    /// True when [`with_fragment`](WatchOptions::with_fragment) was asked for.
+    pub fn fragment(&self) -> bool {
+        self.fragment
     }
 
     /// Gives the watch this id on its stream (0: the stream picks).

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crossbeam_channel::never;
 
+use crate::cluster::Cluster;
 use crate::engine::Engine;
 use crate::error::Result;
 use crate::lease::{
@@ -20,11 +21,14 @@ use crate::txn::request::{
 };
 use crate::txn::{Kv, Limits};
 use crate::watch::{self, WatchHub, WatchStream, Watcher};
-use crate::worker::Worker;
+use crate::txn::request::ResponseHeader;
+use crate::txn::Deferred;
+use crate::worker::{offload, Worker};
 
+mod cluster;
 mod maintenance;
 
-pub use maintenance::{DbSize, HashKvResponse};
+pub use maintenance::{DbSize, HashKvResponse, SnapshotChunk, SnapshotChunks, SNAPSHOT_CHUNK_BYTES};
 
 /// An etcd v3 keyspace in your process: revisions, history reads, transactions and
 /// compaction over a memory, RocksDB or sled engine.
@@ -69,9 +73,14 @@ struct Shared {
     leases: Leases,
     watch: Arc<WatchHub>,
     clock: Arc<dyn Clock>,
+    cluster: Cluster,
 }
 
 impl Shared {
+    fn kv(&self) -> Kv<'_> {
+        Kv::new(&self.mvcc, self.limits, &self.leases)
+    }
+
     /// Revokes the leases due now; returns how many.
     fn expire_due(&self) -> Result<usize> {
         self.leases.expire(&self.mvcc, self.clock.now())
@@ -111,7 +120,8 @@ impl Store {
             let hub = Arc::downgrade(&watch);
             Worker::spawn("etcdlite-watch-sync", Duration::ZERO, woken, move || Some(hub.upgrade()?.sync()))?
         };
-        let shared = Arc::new(Shared { mvcc, limits: options.limits, leases, watch, clock });
+        let cluster = Cluster::new(options.quota_bytes);
+        let shared = Arc::new(Shared { mvcc, limits: options.limits, leases, watch, clock, cluster });
         let weak = Arc::downgrade(&shared);
         let wake: Arc<Wake> = Arc::new(move || {
             if let Some(shared) = weak.upgrade() {
@@ -133,7 +143,7 @@ impl Store {
 
     /// The KV service: etcd's requests, field for field.
     pub fn kv(&self) -> Kv<'_> {
-        Kv::new(&self.shared.mvcc, self.shared.limits, &self.shared.leases)
+        self.shared.kv()
     }
 
     /// The MVCC layer under this store.
@@ -226,10 +236,46 @@ impl Store {
         self.kv().compact(CompactionRequest { revision, physical })
     }
 
+    /// [`compact`](Store::compact) for async callers: it runs on a thread of its own (a
+    /// compaction writes to the engine, and a physical one waits for the records to go).
+    pub fn compact_async(
+        &self,
+        revision: i64,
+        options: Option<CompactionOptions>,
+    ) -> impl Future<Output = Result<CompactionResponse>> + Send + 'static {
+        let shared = self.shared.clone();
+        let physical = options.unwrap_or_default().physical();
+        offload("etcdlite-compact", move || shared.kv().compact(CompactionRequest { revision, physical }))
+    }
+
+    /// etcd's quota guard, for a write adding about `cost` bytes (its encoded request):
+    /// [`Error::NoSpace`](crate::Error::NoSpace) while the NOSPACE alarm is raised, and when
+    /// the write would take the database past [`Options::quota_backend_bytes`], which also
+    /// raises the alarm. The store's own calls do not check it; etcd's server, and so the
+    /// [`client`](crate::client) and the etcdlite server, check it before every put, txn
+    /// that puts, and lease grant. A cost of 0 always passes.
+    pub fn check_quota(&self, cost: usize) -> Result<()> {
+        self.shared.cluster.check_space(cost, || self.db_size().map(|s| s.total).unwrap_or(0))
+    }
+
     /// Grants a lease of `ttl` seconds (raised to etcd's 2 s minimum). With
     /// [`LeaseGrantOptions::with_id`], under that id (`etcdserver: lease already exists` if
     /// it is taken); otherwise the store picks a positive id. A grant takes no revision.
     pub fn lease_grant(&self, ttl: i64, options: Option<LeaseGrantOptions>) -> Result<LeaseGrantResponse> {
+        self.lease_grant_deferred(ttl, options).wait()
+    }
+
+    /// [`lease_grant`](Store::lease_grant) for async callers: the grant is made at once and
+    /// the future resolves once it is durable, without a thread waiting meanwhile.
+    pub fn lease_grant_async(
+        &self,
+        ttl: i64,
+        options: Option<LeaseGrantOptions>,
+    ) -> impl Future<Output = Result<LeaseGrantResponse>> + Send + 'static {
+        self.lease_grant_deferred(ttl, options).settle()
+    }
+
+    fn lease_grant_deferred(&self, ttl: i64, options: Option<LeaseGrantOptions>) -> Deferred<LeaseGrantResponse> {
         let id = options.unwrap_or_default().id();
         self.shared.leases.grant(&self.shared.mvcc, ttl, id, self.shared.clock.now())
     }
@@ -237,19 +283,42 @@ impl Store {
     /// Revokes lease `id`, deleting every key attached to it in one revision
     /// (`etcdserver: requested lease not found` for an unknown id).
     pub fn lease_revoke(&self, id: LeaseId) -> Result<LeaseRevokeResponse> {
-        let revision = self.shared.leases.revoke(&self.shared.mvcc, id, None)?;
-        let revision = revision.expect("a revoke without a deadline always happens");
-        Ok(LeaseRevokeResponse { header: crate::txn::request::ResponseHeader::at(revision) })
+        self.lease_revoke_deferred(id).wait()
+    }
+
+    /// [`lease_revoke`](Store::lease_revoke) for async callers, as
+    /// [`lease_grant_async`](Store::lease_grant_async).
+    pub fn lease_revoke_async(&self, id: LeaseId) -> impl Future<Output = Result<LeaseRevokeResponse>> + Send + 'static {
+        self.lease_revoke_deferred(id).settle()
+    }
+
+    fn lease_revoke_deferred(&self, id: LeaseId) -> Deferred<LeaseRevokeResponse> {
+        self.shared.leases.revoke(&self.shared.mvcc, id, None).map(|revision| {
+            let revision = revision.expect("a revoke without a deadline always happens");
+            LeaseRevokeResponse { header: ResponseHeader::at(revision) }
+        })
     }
 
     /// Renews lease `id` to its full TTL. An unknown or expired lease is `etcdserver:
     /// requested lease not found`, as etcd's lessor and clientv3's `KeepAliveOnce` report it.
     pub fn lease_keep_alive(&self, id: LeaseId) -> Result<LeaseKeepAliveResponse> {
+        self.lease_keep_alive_deferred(id).wait()
+    }
+
+    /// [`lease_keep_alive`](Store::lease_keep_alive) for async callers: the lease is renewed
+    /// at once; the answer comes once the writes it may have seen are durable.
+    pub fn lease_keep_alive_async(
+        &self,
+        id: LeaseId,
+    ) -> impl Future<Output = Result<LeaseKeepAliveResponse>> + Send + 'static {
+        self.lease_keep_alive_deferred(id).settle()
+    }
+
+    fn lease_keep_alive_deferred(&self, id: LeaseId) -> Deferred<LeaseKeepAliveResponse> {
         let resp = self.shared.leases.keep_alive(&self.shared.mvcc, id, self.shared.clock.now());
         // The lessor runs ahead of durable state while writes wait for their sync: what was
         // read is answered once the writes it may have seen are durable.
-        self.shared.mvcc.written().wait()?;
-        resp
+        Deferred::new(resp, self.shared.mvcc.written())
     }
 
     /// The remaining and granted TTL of lease `id`, and with
@@ -260,17 +329,41 @@ impl Store {
         id: LeaseId,
         options: Option<LeaseTimeToLiveOptions>,
     ) -> Result<LeaseTimeToLiveResponse> {
+        self.lease_time_to_live_deferred(id, options).wait()
+    }
+
+    /// [`lease_time_to_live`](Store::lease_time_to_live) for async callers.
+    pub fn lease_time_to_live_async(
+        &self,
+        id: LeaseId,
+        options: Option<LeaseTimeToLiveOptions>,
+    ) -> impl Future<Output = Result<LeaseTimeToLiveResponse>> + Send + 'static {
+        self.lease_time_to_live_deferred(id, options).settle()
+    }
+
+    fn lease_time_to_live_deferred(
+        &self,
+        id: LeaseId,
+        options: Option<LeaseTimeToLiveOptions>,
+    ) -> Deferred<LeaseTimeToLiveResponse> {
         let keys = options.unwrap_or_default().keys();
         let resp = self.shared.leases.time_to_live(&self.shared.mvcc, id, keys, self.shared.clock.now());
-        self.shared.mvcc.written().wait()?;
-        Ok(resp)
+        Deferred::new(Ok(resp), self.shared.mvcc.written())
     }
 
     /// Every live lease, soonest to expire first.
     pub fn lease_leases(&self) -> Result<LeaseLeasesResponse> {
+        self.lease_leases_deferred().wait()
+    }
+
+    /// [`lease_leases`](Store::lease_leases) for async callers.
+    pub fn lease_leases_async(&self) -> impl Future<Output = Result<LeaseLeasesResponse>> + Send + 'static {
+        self.lease_leases_deferred().settle()
+    }
+
+    fn lease_leases_deferred(&self) -> Deferred<LeaseLeasesResponse> {
         let resp = self.shared.leases.leases(&self.shared.mvcc);
-        self.shared.mvcc.written().wait()?;
-        Ok(resp)
+        Deferred::new(Ok(resp), self.shared.mvcc.written())
     }
 
     /// Revokes every lease that is due now. The store does this by itself (every 500 ms on

@@ -58,3 +58,21 @@ impl Drop for Worker {
         }
     }
 }
+
+/// Runs `call` on a thread of its own and resolves to its result, so that no async
+/// executor thread waits on it: for store calls that read or write much (compaction,
+/// hashes, snapshots, defragmentation). The call runs to its end even if the future is
+/// dropped.
+pub(crate) fn offload<T: Send + 'static>(
+    name: &str,
+    call: impl FnOnce() -> Result<T> + Send + 'static,
+) -> impl std::future::Future<Output = Result<T>> + Send + 'static {
+    let (done, result) = tokio::sync::oneshot::channel();
+    let spawned = std::thread::Builder::new().name(name.into()).spawn(move || {
+        let _ = done.send(call());
+    });
+    async move {
+        spawned.map_err(EngineError::io)?;
+        result.await.map_err(|_| EngineError::io("a store call's thread ended without an answer"))?
+    }
+}

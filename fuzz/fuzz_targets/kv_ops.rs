@@ -99,8 +99,8 @@ fuzz_target!(|ops: Vec<Op>| {
             Op::Txn { compare_key, version, then, otherwise } => {
                 let txn = Txn::new()
                     .when([Compare::version(compare_key, CompareOp::Equal, version)])
-                    .and_then(then.into_iter().map(|(k, v)| TxnOp::put(k, v, None)))
-                    .or_else(otherwise.into_iter().map(|k| TxnOp::delete(k, None)));
+                    .and_then(then.into_iter().map(|(k, v)| TxnOp::put(k, v, None)).collect::<Vec<_>>())
+                    .or_else(otherwise.into_iter().map(|k| TxnOp::delete(k, None)).collect::<Vec<_>>());
                 store.txn(txn).map(|r| r.header.revision).ok()
             }
             Op::Compact { revision, physical } => {

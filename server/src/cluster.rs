@@ -1,5 +1,5 @@
-//! The Cluster service of a one-member cluster: the member list, and etcd's own answers
-//! to the changes one member cannot make.
+//! The Cluster service: the member list and membership changes, answered by the store as
+//! a one-member etcd cluster answers them.
 
 use std::sync::Arc;
 
@@ -8,8 +8,9 @@ use tonic::{Request, Response, Status};
 use crate::node::Node;
 use crate::pb::etcdserverpb as pb;
 use crate::pb::etcdserverpb::cluster_server::Cluster;
+use crate::status::to_status;
 
-/// etcd's `Cluster` service for this one member.
+/// etcd's `Cluster` service over the node's store.
 #[derive(Clone)]
 pub struct ClusterService {
     node: Arc<Node>,
@@ -20,33 +21,20 @@ impl ClusterService {
     pub fn new(node: Arc<Node>) -> Self {
         ClusterService { node }
     }
+}
 
-    fn members(&self) -> Vec<pb::Member> {
-        let id = &self.node.identity;
-        vec![pb::Member {
-            id: id.member_id,
-            name: id.name.clone(),
-            peer_ur_ls: self.node.peer_urls(),
-            client_ur_ls: id.client_urls.clone(),
-            is_learner: false,
-        }]
-    }
-
-    fn check_member(&self, id: u64) -> Result<(), Status> {
-        if id == self.node.identity.member_id {
-            Ok(())
-        } else {
-            Err(Status::not_found("etcdserver: member not found"))
-        }
+fn member(m: etcdlite::cluster::Member) -> pb::Member {
+    pb::Member {
+        id: m.id,
+        name: m.name,
+        peer_ur_ls: m.peer_urls,
+        client_ur_ls: m.client_urls,
+        is_learner: m.is_learner,
     }
 }
 
-/// etcd's answer when a change would leave the cluster without a quorum of started
-/// members. etcd gives it for removing the only member; it accepts adding a second one
-/// (which then never starts and costs the quorum), and etcdlite refuses that add with
-/// this same error instead, as it cannot run a second member.
-fn not_enough_started_members() -> Status {
-    Status::failed_precondition("etcdserver: re-configuration failed due to not enough started members")
+fn members(list: Vec<etcdlite::cluster::Member>) -> Vec<pb::Member> {
+    list.into_iter().map(member).collect()
 }
 
 #[tonic::async_trait]
@@ -55,22 +43,20 @@ impl Cluster for ClusterService {
         &self,
         request: Request<pb::MemberAddRequest>,
     ) -> Result<Response<pb::MemberAddResponse>, Status> {
-        let req = request.into_inner();
-        if req.peer_ur_ls.is_empty() {
-            return Err(Status::invalid_argument("etcdserver: given member URLs are invalid"));
-        }
-        if req.peer_ur_ls.iter().any(|url| self.node.peer_urls().contains(url)) {
-            return Err(Status::failed_precondition("etcdserver: Peer URLs already exists"));
-        }
-        Err(not_enough_started_members())
+        let added = self.node.store.member_add(&request.into_inner().peer_ur_ls).map_err(to_status)?;
+        Ok(Response::new(pb::MemberAddResponse {
+            header: self.node.cluster_header(),
+            member: Some(member(added)),
+            members: members(self.node.store.member_list()),
+        }))
     }
 
     async fn member_remove(
         &self,
         request: Request<pb::MemberRemoveRequest>,
     ) -> Result<Response<pb::MemberRemoveResponse>, Status> {
-        self.check_member(request.into_inner().id)?;
-        Err(not_enough_started_members())
+        let list = self.node.store.member_remove(request.into_inner().id).map_err(to_status)?;
+        Ok(Response::new(pb::MemberRemoveResponse { header: self.node.cluster_header(), members: members(list) }))
     }
 
     async fn member_update(
@@ -78,15 +64,8 @@ impl Cluster for ClusterService {
         request: Request<pb::MemberUpdateRequest>,
     ) -> Result<Response<pb::MemberUpdateResponse>, Status> {
         let req = request.into_inner();
-        self.check_member(req.id)?;
-        if req.peer_ur_ls.is_empty() {
-            return Err(Status::invalid_argument("etcdserver: given member URLs are invalid"));
-        }
-        self.node.set_peer_urls(req.peer_ur_ls);
-        Ok(Response::new(pb::MemberUpdateResponse {
-            header: self.node.cluster_header(),
-            members: self.members(),
-        }))
+        let list = self.node.store.member_update(req.id, req.peer_ur_ls).map_err(to_status)?;
+        Ok(Response::new(pb::MemberUpdateResponse { header: self.node.cluster_header(), members: members(list) }))
     }
 
     async fn member_list(
@@ -95,7 +74,7 @@ impl Cluster for ClusterService {
     ) -> Result<Response<pb::MemberListResponse>, Status> {
         Ok(Response::new(pb::MemberListResponse {
             header: self.node.cluster_header(),
-            members: self.members(),
+            members: members(self.node.store.member_list()),
         }))
     }
 
@@ -103,7 +82,7 @@ impl Cluster for ClusterService {
         &self,
         request: Request<pb::MemberPromoteRequest>,
     ) -> Result<Response<pb::MemberPromoteResponse>, Status> {
-        self.check_member(request.into_inner().id)?;
-        Err(Status::failed_precondition("etcdserver: can only promote a learner member"))
+        let list = self.node.store.member_promote(request.into_inner().id).map_err(to_status)?;
+        Ok(Response::new(pb::MemberPromoteResponse { header: self.node.cluster_header(), members: members(list) }))
     }
 }

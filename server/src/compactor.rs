@@ -108,13 +108,10 @@ async fn compact(store: &Arc<Store>, revision: i64) {
     if revision <= store.compacted_revision() {
         return;
     }
-    let store = store.clone();
-    let result = tokio::task::spawn_blocking(move || store.compact(revision, None)).await;
-    match result {
-        Ok(Ok(_)) => tracing::info!(revision, "auto-compacted"),
-        Ok(Err(Error::Compacted)) => {}
-        Ok(Err(e)) => tracing::warn!(revision, error = %e, "auto-compaction failed"),
-        Err(e) => tracing::warn!(revision, error = %e, "auto-compaction did not run"),
+    match store.compact_async(revision, None).await {
+        Ok(_) => tracing::info!(revision, "auto-compacted"),
+        Err(Error::Compacted) => {}
+        Err(e) => tracing::warn!(revision, error = %e, "auto-compaction failed"),
     }
 }
 

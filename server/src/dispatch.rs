@@ -57,6 +57,8 @@ pub struct Dispatch {
     election: ElectionServer<ElectionService>,
     health: HealthServer<HealthService>,
     gateway: axum::Router,
+    /// For the faults a test injects.
+    node: Arc<Node>,
 }
 
 impl Dispatch {
@@ -76,6 +78,7 @@ impl Dispatch {
             // A new reporter reports the server as a whole SERVING.
             health: HealthServer::new(HealthService::from_health_reporter(HealthReporter::new())),
             gateway: gateway::router(gateway::Services::new(node.clone(), limit)),
+            node: node.clone(),
         }
     }
 
@@ -152,7 +155,24 @@ impl hyper::service::Service<Request<Incoming>> for Dispatch {
             };
         };
         let in_trailers = STREAMING_REQUESTS.contains(&path);
-        ResponseFuture { future: self.grpc(service, request), size_errors: Some(in_trailers) }
+        let faults = &self.node.faults;
+        let (latency, unavailable) = (faults.latency(), faults.unavailable_now());
+        let future = if unavailable {
+            let status = tonic::Status::unavailable(crate::faults::INJECTED_UNAVAILABLE);
+            Box::pin(async move {
+                tokio::time::sleep(latency).await;
+                Ok(status.into_http())
+            })
+        } else if !latency.is_zero() {
+            let call = self.grpc(service, request);
+            Box::pin(async move {
+                tokio::time::sleep(latency).await;
+                call.await
+            })
+        } else {
+            self.grpc(service, request)
+        };
+        ResponseFuture { future, size_errors: Some(in_trailers) }
     }
 }
 

@@ -2,8 +2,7 @@
 
 use std::sync::Arc;
 
-use etcdlite::CompactionRequest;
-use prost::Message;
+use etcdlite::CompactionOptions;
 use tonic::{Request, Response, Status};
 
 use crate::convert;
@@ -36,9 +35,8 @@ impl Kv for KvService {
     }
 
     async fn put(&self, request: Request<pb::PutRequest>) -> Result<Response<pb::PutResponse>, Status> {
-        let req = request.into_inner();
-        self.node.check_space(req.encoded_len())?;
-        let req = convert::put_request(req);
+        let req = convert::put_request(request.into_inner());
+        self.node.check_space(etcdlite::txn::put_cost(&req))?;
         let resp = self.node.store.put_request_async(req).await.map_err(to_status)?;
         let mut resp = convert::put_response(resp);
         resp.header = self.node.header(resp.header);
@@ -58,10 +56,9 @@ impl Kv for KvService {
 
     async fn txn(&self, request: Request<pb::TxnRequest>) -> Result<Response<pb::TxnResponse>, Status> {
         let req = request.into_inner();
-        let cost = req.encoded_len();
         let txn = convert::txn_request(req)?;
         if !txn.is_read_only() {
-            self.node.check_space(if writes_something(&txn) { cost } else { 0 })?;
+            self.node.check_space(etcdlite::txn::txn_cost(&txn))?;
         }
         let resp = self.node.store.txn_async(txn).await.map_err(to_status)?;
         let mut resp = convert::txn_response(resp);
@@ -74,18 +71,8 @@ impl Kv for KvService {
         request: Request<pb::CompactionRequest>,
     ) -> Result<Response<pb::CompactionResponse>, Status> {
         let req = request.into_inner();
-        let req = CompactionRequest { revision: req.revision, physical: req.physical };
-        let resp = self.node.blocking(move |store| store.kv().compact(req).map_err(to_status)).await?;
+        let options = req.physical.then(|| CompactionOptions::new().with_physical());
+        let resp = self.node.store.compact_async(req.revision, options).await.map_err(to_status)?;
         Ok(Response::new(pb::CompactionResponse { header: self.node.header(convert::header(resp.header)) }))
     }
-}
-
-/// True when some op of the txn, at any depth, is a put: what etcd's quota charges for.
-fn writes_something(txn: &etcdlite::Txn) -> bool {
-    use etcdlite::TxnOp;
-    txn.success.iter().chain(&txn.failure).any(|op| match op {
-        TxnOp::Put(_) => true,
-        TxnOp::Txn(inner) => writes_something(inner),
-        _ => false,
-    })
 }

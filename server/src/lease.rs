@@ -16,7 +16,7 @@ use crate::pb::etcdserverpb::lease_server::Lease;
 use crate::status::{send_server_stopped, to_status};
 
 /// What etcd's quota charges a lease grant (a lease record's size, about).
-pub(crate) const LEASE_COST: usize = 64;
+pub(crate) const LEASE_COST: usize = etcdlite::lease::GRANT_QUOTA_COST;
 
 /// etcd's `Lease` service over the node's store.
 #[derive(Clone)]
@@ -35,14 +35,11 @@ impl LeaseService {
     /// header is taken before the renewal, as etcd takes it.
     pub async fn keep_alive_once(&self, id: i64) -> Result<pb::LeaseKeepAliveResponse, Status> {
         let header = self.node.header(None);
-        let ttl = self
-            .node
-            .blocking(move |store| match store.lease_keep_alive(id) {
-                Ok(resp) => Ok(resp.ttl),
-                Err(Error::LeaseNotFound) => Ok(0),
-                Err(e) => Err(to_status(e)),
-            })
-            .await?;
+        let ttl = match self.node.store.lease_keep_alive_async(id).await {
+            Ok(resp) => resp.ttl,
+            Err(Error::LeaseNotFound) => 0,
+            Err(e) => return Err(to_status(e)),
+        };
         Ok(pb::LeaseKeepAliveResponse { header, id, ttl })
     }
 
@@ -66,6 +63,9 @@ impl LeaseService {
                     }
                 };
                 let Some(request) = request else { return };
+                if service.node.faults.keep_alives_ignored() {
+                    continue;
+                }
                 let resp = match request {
                     Ok(request) => service.keep_alive_once(request.id).await,
                     Err(status) => Err(status),
@@ -90,13 +90,8 @@ impl Lease for LeaseService {
     ) -> Result<Response<pb::LeaseGrantResponse>, Status> {
         let req = request.into_inner();
         self.node.check_space(LEASE_COST)?;
-        let resp = self
-            .node
-            .blocking(move |store| {
-                let options = (req.id != 0).then(|| LeaseGrantOptions::new().with_id(req.id));
-                store.lease_grant(req.ttl, options).map_err(to_status)
-            })
-            .await?;
+        let options = (req.id != 0).then(|| LeaseGrantOptions::new().with_id(req.id));
+        let resp = self.node.store.lease_grant_async(req.ttl, options).await.map_err(to_status)?;
         Ok(Response::new(pb::LeaseGrantResponse {
             header: self.node.header(convert::header(resp.header)),
             id: resp.id,
@@ -110,7 +105,7 @@ impl Lease for LeaseService {
         request: Request<pb::LeaseRevokeRequest>,
     ) -> Result<Response<pb::LeaseRevokeResponse>, Status> {
         let id = request.into_inner().id;
-        let resp = self.node.blocking(move |store| store.lease_revoke(id).map_err(to_status)).await?;
+        let resp = self.node.store.lease_revoke_async(id).await.map_err(to_status)?;
         Ok(Response::new(pb::LeaseRevokeResponse { header: self.node.header(convert::header(resp.header)) }))
     }
 
@@ -129,11 +124,7 @@ impl Lease for LeaseService {
     ) -> Result<Response<pb::LeaseTimeToLiveResponse>, Status> {
         let req = request.into_inner();
         let options = req.keys.then(|| LeaseTimeToLiveOptions::new().with_keys());
-        // May wait for pending writes' sync: off the async workers.
-        let resp = self
-            .node
-            .blocking(move |store| store.lease_time_to_live(req.id, options).map_err(to_status))
-            .await?;
+        let resp = self.node.store.lease_time_to_live_async(req.id, options).await.map_err(to_status)?;
         Ok(Response::new(pb::LeaseTimeToLiveResponse {
             header: self.node.header(convert::header(resp.header)),
             id: resp.id,
@@ -147,7 +138,7 @@ impl Lease for LeaseService {
         &self,
         _request: Request<pb::LeaseLeasesRequest>,
     ) -> Result<Response<pb::LeaseLeasesResponse>, Status> {
-        let resp = self.node.blocking(|store| store.lease_leases().map_err(to_status)).await?;
+        let resp = self.node.store.lease_leases_async().await.map_err(to_status)?;
         Ok(Response::new(pb::LeaseLeasesResponse {
             header: self.node.header(convert::header(resp.header)),
             leases: resp.leases.iter().map(|l| pb::LeaseStatus { id: l.id }).collect(),

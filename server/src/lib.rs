@@ -19,6 +19,7 @@ mod compactor;
 mod convert;
 mod dispatch;
 mod election;
+pub mod faults;
 pub mod gateway;
 mod kv;
 mod lease;
@@ -27,6 +28,7 @@ mod maintenance;
 mod node;
 pub mod pb;
 mod status;
+mod testing;
 mod watch;
 
 use std::future::Future;
@@ -35,6 +37,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use etcdlite::cluster::Identity;
 use etcdlite::Store;
 use tokio::net::TcpListener;
 
@@ -46,15 +49,17 @@ pub use kv::KvService;
 pub use lease::LeaseService;
 pub use lock::LockService;
 pub use maintenance::MaintenanceService;
-pub use node::{Identity, Node};
+pub use faults::Faults;
+pub use node::Node;
+pub use testing::{TestServer, TestServerBuilder};
 pub use watch::WatchService;
 
 /// etcd's default request size limit: 1.5 MiB.
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 1536 * 1024;
 /// etcd's default space quota: 2 GiB.
-pub const DEFAULT_QUOTA_BYTES: u64 = 2 * 1024 * 1024 * 1024;
+pub const DEFAULT_QUOTA_BYTES: u64 = etcdlite::cluster::DEFAULT_QUOTA_BYTES;
 /// The etcd version `Status` reports unless told otherwise.
-pub const DEFAULT_ETCD_VERSION: &str = "3.5.0";
+pub const DEFAULT_ETCD_VERSION: &str = etcdlite::cluster::DEFAULT_ETCD_VERSION;
 /// gRPC accepts messages this much larger than the request limit, so that an oversized
 /// write gets etcd's "request is too large" rather than a transport error (as etcd).
 const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
@@ -77,6 +82,9 @@ pub struct Config {
     pub etcd_version: String,
     /// `--auto-compaction-mode/retention`.
     pub auto_compaction: Option<AutoCompaction>,
+    /// How long a stopping server waits for calls in flight before it closes their
+    /// connections (10 s).
+    pub shutdown_grace: Duration,
 }
 
 impl Default for Config {
@@ -89,11 +97,13 @@ impl Default for Config {
             quota_bytes: DEFAULT_QUOTA_BYTES,
             etcd_version: DEFAULT_ETCD_VERSION.to_owned(),
             auto_compaction: None,
+            shutdown_grace: SHUTDOWN_GRACE,
         }
     }
 }
 
-/// How long a stopping server waits for calls in flight before it closes their connections.
+/// How long a stopping server waits for calls in flight before it closes their connections,
+/// unless [`Config::shutdown_grace`] says otherwise.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// A server bound to its addresses, ready to serve.
@@ -104,7 +114,9 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds every listen address of `config` (port 0 picks a free port) for `store`.
+    /// Binds every listen address of `config` (port 0 picks a free port) for `store`, and
+    /// makes the store's member the one `config` names (its name and URLs, the version it
+    /// reports, its space quota).
     pub async fn bind(config: Config, store: Arc<Store>) -> io::Result<Server> {
         let mut listeners = Vec::new();
         for addr in &config.listen {
@@ -125,8 +137,11 @@ impl Server {
             .map(|a| format!("http://{}:2380", a.ip()))
             .into_iter()
             .collect();
-        let identity = Identity::new(&config.name, advertise, peer);
-        let node = Arc::new(Node::new(store, identity, config.etcd_version.clone(), config.quota_bytes));
+        let cluster = store.cluster();
+        cluster.set_identity(Identity::new(&config.name, advertise, peer));
+        cluster.set_version(config.etcd_version.clone());
+        cluster.set_quota_bytes(config.quota_bytes);
+        let node = Arc::new(Node::new(store));
         Ok(Server { node, config, listeners })
     }
 
@@ -148,7 +163,7 @@ impl Server {
 
     /// Serves until `shutdown` completes, then stops accepting, ends open watch and
     /// keep-alive streams (Unavailable "etcdserver: server stopped"), gives calls in flight
-    /// up to 10 s to finish, and returns. Connections still busy after that are left to
+    /// up to [`Config::shutdown_grace`] to finish, and returns. Connections still busy after that are left to
     /// their tasks on the runtime (the binary exits, which ends them).
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
         let dispatch = self.dispatch();
@@ -164,15 +179,14 @@ impl Server {
         // a bounded time to finish.
         self.node.stop();
         let mut result = Ok(());
-        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+        let grace = self.config.shutdown_grace;
+        let deadline = tokio::time::Instant::now() + grace;
         for mut server in servers {
             match tokio::time::timeout_at(deadline, &mut server).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => result = Err(io::Error::other(e)),
                 Err(_) => {
-                    tracing::warn!(
-                        "calls still in flight after {SHUTDOWN_GRACE:?}; closing their connections"
-                    );
+                    tracing::warn!("calls still in flight after {grace:?}; closing their connections");
                     server.abort();
                 }
             }

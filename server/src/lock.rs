@@ -98,7 +98,7 @@ pub(crate) async fn session_lease(node: &Arc<Node>, lease: i64) -> Result<i64, S
         return Ok(lease);
     }
     node.check_space(LEASE_COST).map_err(|s| Status::unknown(s.message()))?;
-    Ok(node.blocking(|store| store.lease_grant(DEFAULT_SESSION_TTL, None).map_err(relayed)).await?.id)
+    Ok(node.store.lease_grant_async(DEFAULT_SESSION_TTL, None).await.map_err(relayed)?.id)
 }
 
 /// Applies `txn`, which puts `key` if it does not exist, and answers it with a guard that

@@ -116,6 +116,7 @@ fn config(args: &Args) -> Result<Config, String> {
         },
         etcd_version: args.etcd_version.clone(),
         auto_compaction: AutoCompaction::parse(&args.auto_compaction_mode, &args.auto_compaction_retention)?,
+        ..Config::default()
     })
 }
 

@@ -7,24 +7,15 @@ use http_body_util::BodyExt;
 use tonic::body::Body;
 use tonic::Status;
 
-/// The status etcd sends for `error`.
+/// The status etcd sends for `error`: its code (gRPC's numbers are the library's) and its
+/// message.
 pub fn to_status(error: Error) -> Status {
-    let code = match error.code() {
-        Code::Canceled => tonic::Code::Cancelled,
-        Code::InvalidArgument => tonic::Code::InvalidArgument,
-        Code::NotFound => tonic::Code::NotFound,
-        Code::FailedPrecondition => tonic::Code::FailedPrecondition,
-        Code::OutOfRange => tonic::Code::OutOfRange,
-        Code::DataLoss => tonic::Code::DataLoss,
-        _ => tonic::Code::Internal,
-    };
-    Status::new(code, error.to_string())
+    Status::new(grpc_code(error.code()), error.to_string())
 }
 
-/// ResourceExhausted "etcdserver: mvcc: database space exceeded": a write refused while
-/// the NOSPACE alarm is raised.
-pub fn no_space() -> Status {
-    Status::resource_exhausted("etcdserver: mvcc: database space exceeded")
+/// The tonic code of a library code.
+pub fn grpc_code(code: Code) -> tonic::Code {
+    tonic::Code::from_i32(code as i32)
 }
 
 /// What etcd's gRPC server answers a message larger than it accepts: ResourceExhausted
@@ -113,6 +104,9 @@ mod tests {
         assert_eq!(s.code(), tonic::Code::InvalidArgument);
         assert_eq!(s.message(), "etcdserver: key is not provided");
         assert_eq!(to_status(Error::WatchCanceled).code(), tonic::Code::Cancelled);
+        let s = to_status(Error::NoSpace);
+        assert_eq!(s.code(), tonic::Code::ResourceExhausted);
+        assert_eq!(s.message(), "etcdserver: mvcc: database space exceeded");
     }
 
     #[test]

@@ -57,9 +57,10 @@ impl WatchService {
         // the client goes (dropping the store's stream ends its watches) or the store does.
         let node = self.node.clone();
         let limit = self.max_response_bytes;
+        let dropped = node.faults.watch_dropped();
         tokio::spawn(async move {
             let stopped = node.stopped();
-            tokio::pin!(stopped);
+            tokio::pin!(stopped, dropped);
             loop {
                 let resp = tokio::select! {
                     resp = responses.next() => match resp {
@@ -69,6 +70,11 @@ impl WatchService {
                     _ = out.closed() => return,
                     _ = &mut stopped => {
                         send_server_stopped(&out).await;
+                        return;
+                    }
+                    _ = &mut dropped => {
+                        let cut = Status::unavailable(crate::faults::INJECTED_WATCH_DROP);
+                        let _ = out.send(Err(cut)).await;
                         return;
                     }
                 };
@@ -122,7 +128,12 @@ async fn handle_requests<S>(
                 // Held across the create so the first response of the new watch finds
                 // its fragment setting.
                 let mut fragments = fragmenting.lock();
-                match watcher.watch_request(req) {
+                let created = if node.faults.take_compact_next_watch() {
+                    watcher.watch_request_compacted(&req)
+                } else {
+                    watcher.watch_request(req)
+                };
+                match created {
                     Ok(id) => {
                         fragments.insert(id, fragment);
                     }

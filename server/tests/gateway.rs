@@ -71,7 +71,7 @@ impl Harness {
         let config = Config { listen: vec!["127.0.0.1:0".parse()?], ..Default::default() };
         let server = Server::bind(config, Arc::new(Store::open(Options::memory())?)).await?;
         let addr = server.local_addrs()[0];
-        let identity = &server.node().identity;
+        let identity = server.node().store.cluster().identity();
         let (cluster_id, member_id) = (identity.cluster_id, identity.member_id);
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server.serve(async move {

@@ -20,7 +20,7 @@ use crate::engine::Keyspace;
 use crate::error::{Error, Result};
 use crate::mvcc::{Change, KeyRange, KeyValue, MvccStore};
 use crate::txn::request::ResponseHeader;
-use crate::txn::LeaseLookup;
+use crate::txn::{Deferred, LeaseLookup};
 
 /// A lease's id: a positive number the store picks, or one the caller chooses (etcd's
 /// `LeaseID`, an int64; 0 means "no lease").
@@ -29,6 +29,8 @@ pub type LeaseId = i64;
 /// etcd's minimum TTL with default settings (1.5 x the 1 s election timeout, rounded up):
 /// a grant asking for less, zero and negative TTLs included, gets this.
 pub const MIN_TTL: i64 = 2;
+/// What etcd's quota charges a lease grant: about a lease record's size.
+pub const GRANT_QUOTA_COST: usize = 64;
 /// etcd's largest TTL; a grant asking for more fails with `etcdserver: too large lease TTL`.
 pub const MAX_TTL: i64 = 9_000_000_000;
 
@@ -279,9 +281,16 @@ impl Leases {
         Ok(Leases { lessor: Mutex::new(lessor) })
     }
 
-    pub fn grant(&self, mvcc: &MvccStore, ttl: i64, id: LeaseId, now: Instant) -> Result<LeaseGrantResponse> {
+    /// Grants a lease; the answer is final once its [`Durable`](crate::mvcc::Durable) is.
+    pub fn grant(
+        &self,
+        mvcc: &MvccStore,
+        ttl: i64,
+        id: LeaseId,
+        now: Instant,
+    ) -> Deferred<LeaseGrantResponse> {
         if ttl > MAX_TTL {
-            return Err(Error::LeaseTtlTooLarge);
+            return Deferred::new(Err(Error::LeaseTtlTooLarge), mvcc.settled());
         }
         let ttl = ttl.max(MIN_TTL);
         let mut write = mvcc.write();
@@ -295,23 +304,28 @@ impl Leases {
         };
         let Some(id) = id else {
             // The lease seen may be a grant not yet durable: answer once it is.
-            write.abandon().wait()?;
-            return Err(Error::LeaseExists);
+            return Deferred::new(Err(Error::LeaseExists), write.abandon());
         };
         write.stage(Keyspace::Lease, record::key(id), Some(record::encode(id, ttl)));
-        let revision = write.commit_with(|_| self.lessor.lock().grant(id, ttl, now))?;
-        Ok(LeaseGrantResponse { header: ResponseHeader::at(revision), id, ttl })
+        match write.commit_deferred_with(|_| self.lessor.lock().grant(id, ttl, now)) {
+            Ok((revision, durable)) => {
+                Deferred::new(Ok(LeaseGrantResponse { header: ResponseHeader::at(revision), id, ttl }), durable)
+            }
+            Err(e) => Deferred::new(Err(e), mvcc.settled()),
+        }
     }
 
     /// Revokes lease `id`: deletes its keys in one revision and its record in the same
     /// engine batch. With `due_at`, only if the lease is due by then (expiry, which a
     /// keep-alive may have raced); returns `None` when it was not.
-    pub fn revoke(&self, mvcc: &MvccStore, id: LeaseId, due_at: Option<Instant>) -> Result<Option<i64>> {
+    pub fn revoke(&self, mvcc: &MvccStore, id: LeaseId, due_at: Option<Instant>) -> Deferred<Option<i64>> {
         let mut write = mvcc.write();
         let keys = {
             let lessor = self.lessor.lock();
             match lessor.get(id) {
-                Some(lease) if due_at.is_some_and(|now| lease.expiry > now) => return Ok(None),
+                Some(lease) if due_at.is_some_and(|now| lease.expiry > now) => {
+                    return Deferred::new(Ok(None), mvcc.settled());
+                }
                 Some(lease) => Some(lease.keys.clone()),
                 None => None,
             }
@@ -320,21 +334,22 @@ impl Leases {
             // The revoke that removed it may not be durable yet: answer once it is (expiry,
             // which ignores the answer, need not wait).
             let pending = write.abandon();
-            if due_at.is_none() {
-                pending.wait()?;
-            }
-            return Err(Error::LeaseNotFound);
+            let pending = if due_at.is_none() { pending } else { mvcc.settled() };
+            return Deferred::new(Err(Error::LeaseNotFound), pending);
         };
         for key in &keys {
             write.delete_range(KeyRange::Key(key));
         }
         write.stage(Keyspace::Lease, record::key(id), None);
-        let revision = write.commit_with(|changes| {
+        let committed = write.commit_deferred_with(|changes| {
             let mut lessor = self.lessor.lock();
             lessor.apply(changes);
             lessor.remove(id);
-        })?;
-        Ok(Some(revision))
+        });
+        match committed {
+            Ok((revision, durable)) => Deferred::new(Ok(Some(revision)), durable),
+            Err(e) => Deferred::new(Err(e), mvcc.settled()),
+        }
     }
 
     /// Revokes every lease due at `now`; returns how many.
@@ -342,7 +357,7 @@ impl Leases {
         let due = self.lessor.lock().expired(now);
         let mut revoked = 0;
         for id in due {
-            match self.revoke(mvcc, id, Some(now)) {
+            match self.revoke(mvcc, id, Some(now)).wait() {
                 Ok(Some(_)) => revoked += 1,
                 // Renewed or revoked meanwhile.
                 Ok(None) | Err(Error::LeaseNotFound) => {}

@@ -1,13 +1,113 @@
 //! etcd's Maintenance service for one store: HashKV and Hash, snapshot and restore,
 //! defragmentation, and the database size Status reports.
 
-use std::io::{Read, Write};
+use std::future::Future;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
-use super::Store;
-use crate::engine::snapshot_file;
+use futures_core::Stream;
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+
+use super::{Shared, Store};
+use crate::engine::{snapshot_file, EngineError};
 use crate::error::{Error, Result};
 use crate::options::Options;
 use crate::txn::request::ResponseHeader;
+use crate::worker::offload;
+
+/// Payload bytes in each chunk of a streamed snapshot, as etcd sends them (32 KiB).
+pub const SNAPSHOT_CHUNK_BYTES: usize = 32 * 1024;
+/// Chunks a streamed snapshot holds ahead of its reader.
+const SNAPSHOT_AHEAD: usize = 4;
+
+/// One message of a streamed snapshot (etcd's `SnapshotResponse`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SnapshotChunk {
+    /// Bytes still to come after this chunk (0 on the last one).
+    pub remaining_bytes: u64,
+    /// The chunk's bytes.
+    pub blob: Vec<u8>,
+}
+
+/// A snapshot streamed as etcd's Maintenance.Snapshot streams it, from
+/// [`Store::snapshot_chunks`]: the [`snapshot`](Store::snapshot) payload in chunks of
+/// [`SNAPSHOT_CHUNK_BYTES`], padded with zeros to whole 512-byte pages, then a last chunk
+/// holding the SHA-256 of everything before it (what `etcdctl snapshot save` checks).
+/// Read it as an async `Stream` or with [`blocking_next`](SnapshotChunks::blocking_next)
+/// (not from an async task). Dropping it stops the snapshot.
+pub struct SnapshotChunks {
+    chunks: mpsc::Receiver<Result<SnapshotChunk>>,
+}
+
+impl SnapshotChunks {
+    /// The next chunk, asynchronously; `None` after the last.
+    pub async fn next_chunk(&mut self) -> Option<Result<SnapshotChunk>> {
+        self.chunks.recv().await
+    }
+
+    /// The next chunk, blocking; `None` after the last.
+    pub fn blocking_next(&mut self) -> Option<Result<SnapshotChunk>> {
+        self.chunks.blocking_recv()
+    }
+}
+
+impl Stream for SnapshotChunks {
+    type Item = Result<SnapshotChunk>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().chunks.poll_recv(cx)
+    }
+}
+
+impl Shared {
+    fn hash_kv(&self, revision: i64) -> Result<HashKvResponse> {
+        let hash = self.mvcc.hash_kv(revision)?;
+        Ok(HashKvResponse {
+            header: ResponseHeader::at(hash.current_revision),
+            hash: hash.hash,
+            compact_revision: hash.compact_revision,
+            hash_revision: hash.revision,
+        })
+    }
+
+    fn hash(&self) -> Result<u32> {
+        let view = self.mvcc.durable_snapshot()?;
+        Ok(snapshot_file::write(&*view, &mut std::io::sink())?.checksum)
+    }
+
+    fn defragment(&self) -> Result<()> {
+        Ok(self.mvcc.engine().defragment()?)
+    }
+}
+
+/// Writes a durable snapshot of `shared` into a temporary file, then sends it as chunks
+/// into `out`; stops when the reader goes.
+fn stream_snapshot(shared: &Shared, out: &mpsc::Sender<Result<SnapshotChunk>>) -> Result<()> {
+    let io_error = |e: io::Error| Error::from(EngineError::io(format!("snapshot: {e}")));
+    let mut file = tempfile::tempfile().map_err(io_error)?;
+    let written = {
+        let view = shared.mvcc.durable_snapshot()?;
+        snapshot_file::write(&*view, &mut file)?
+    };
+    file.seek(SeekFrom::Start(0)).map_err(io_error)?;
+    let total = written.bytes.next_multiple_of(snapshot_file::PAGE);
+    let mut payload = file.take(written.bytes).chain(io::repeat(0).take(total - written.bytes));
+    let mut sha = Sha256::new();
+    let mut sent = 0u64;
+    while sent < total {
+        let mut blob = vec![0u8; SNAPSHOT_CHUNK_BYTES.min((total - sent) as usize)];
+        payload.read_exact(&mut blob).map_err(io_error)?;
+        sent += blob.len() as u64;
+        sha.update(&blob);
+        if out.blocking_send(Ok(SnapshotChunk { remaining_bytes: total - sent, blob })).is_err() {
+            return Ok(());
+        }
+    }
+    let _ = out.blocking_send(Ok(SnapshotChunk { remaining_bytes: 0, blob: sha.finalize().to_vec() }));
+    Ok(())
+}
 
 /// The answer to a HashKV (etcd's `HashKVResponse`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -73,13 +173,7 @@ impl Store {
     /// # Ok::<(), etcdlite::Error>(())
     /// ```
     pub fn hash_kv(&self, revision: i64) -> Result<HashKvResponse> {
-        let hash = self.shared.mvcc.hash_kv(revision)?;
-        Ok(HashKvResponse {
-            header: ResponseHeader::at(hash.current_revision),
-            hash: hash.hash,
-            compact_revision: hash.compact_revision,
-            hash_revision: hash.revision,
-        })
+        self.shared.hash_kv(revision)
     }
 
     /// etcd's Hash: a CRC-32C over the contents of every keyspace, read from one consistent
@@ -89,8 +183,7 @@ impl Store {
     /// member reports, which hashes its bbolt file; compare [`hash_kv`](Store::hash_kv)
     /// with etcd instead.
     pub fn hash(&self) -> Result<u32> {
-        let view = self.shared.mvcc.durable_snapshot()?;
-        Ok(snapshot_file::write(&*view, &mut std::io::sink())?.checksum)
+        self.shared.hash()
     }
 
     /// etcd's Snapshot: writes a consistent copy of the whole store (history, compaction
@@ -118,6 +211,42 @@ impl Store {
     pub fn snapshot(&self, out: &mut dyn Write) -> Result<u64> {
         let view = self.shared.mvcc.durable_snapshot()?;
         Ok(snapshot_file::write(&*view, out)?.bytes)
+    }
+
+    /// [`snapshot`](Store::snapshot), streamed as etcd's Snapshot RPC streams it (see
+    /// [`SnapshotChunks`]). The snapshot is written on a thread of its own, into a
+    /// temporary file first (so the size of what remains is known), while reads and writes
+    /// go on.
+    ///
+    /// ```
+    /// use etcdlite::{Options, Store};
+    ///
+    /// let store = Store::open(Options::memory())?;
+    /// store.put("k", "v", None)?;
+    /// let mut chunks = store.snapshot_chunks();
+    /// let mut file = Vec::new();
+    /// while let Some(chunk) = chunks.blocking_next() {
+    ///     file.extend(chunk?.blob);
+    /// }
+    /// let copy = Store::restore_snapshot(Options::memory(), &mut file.as_slice())?;
+    /// assert_eq!(copy.get("k", None)?.kvs()[0].value(), b"v");
+    /// # Ok::<(), etcdlite::Error>(())
+    /// ```
+    pub fn snapshot_chunks(&self) -> SnapshotChunks {
+        let (out, chunks) = mpsc::channel(SNAPSHOT_AHEAD);
+        let shared = self.shared.clone();
+        let started = std::thread::Builder::new().name("etcdlite-snapshot".into()).spawn({
+            let out = out.clone();
+            move || {
+                if let Err(e) = stream_snapshot(&shared, &out) {
+                    let _ = out.blocking_send(Err(e));
+                }
+            }
+        });
+        if let Err(e) = started {
+            let _ = out.try_send(Err(EngineError::io(e).into()));
+        }
+        SnapshotChunks { chunks }
     }
 
     /// Loads a [`snapshot`](Store::snapshot) into the engine `options` describe and opens a
@@ -148,7 +277,25 @@ impl Store {
     /// RocksDB; nothing to do in memory; sled has no such call and reclaims space by
     /// itself). Data and revisions stay as they are; reads and writes go on meanwhile.
     pub fn defragment(&self) -> Result<()> {
-        Ok(self.shared.mvcc.engine().defragment()?)
+        self.shared.defragment()
+    }
+
+    /// [`hash_kv`](Store::hash_kv) for async callers: it runs on a thread of its own.
+    pub fn hash_kv_async(&self, revision: i64) -> impl Future<Output = Result<HashKvResponse>> + Send + 'static {
+        let shared = self.shared.clone();
+        offload("etcdlite-hash-kv", move || shared.hash_kv(revision))
+    }
+
+    /// [`hash`](Store::hash) for async callers: it runs on a thread of its own.
+    pub fn hash_async(&self) -> impl Future<Output = Result<u32>> + Send + 'static {
+        let shared = self.shared.clone();
+        offload("etcdlite-hash", move || shared.hash())
+    }
+
+    /// [`defragment`](Store::defragment) for async callers: it runs on a thread of its own.
+    pub fn defragment_async(&self) -> impl Future<Output = Result<()>> + Send + 'static {
+        let shared = self.shared.clone();
+        offload("etcdlite-defragment", move || shared.defragment())
     }
 
     /// The engine's size, as etcd's Status reports it (`dbSize`, `dbSizeInUse`).

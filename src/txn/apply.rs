@@ -50,6 +50,11 @@ pub struct Deferred<T> {
 }
 
 impl<T> Deferred<T> {
+    /// `result`, final once `durable` is ready.
+    pub(crate) fn new(result: Result<T>, durable: Durable) -> Self {
+        Deferred { result, durable }
+    }
+
     /// A request refused before it read anything.
     fn refused(error: Error, mvcc: &MvccStore) -> Self {
         Deferred { result: Err(error), durable: mvcc.settled() }
@@ -58,6 +63,11 @@ impl<T> Deferred<T> {
     /// A read's answer, final at once.
     fn ready(result: Result<T>, mvcc: &MvccStore) -> Self {
         Deferred { result, durable: mvcc.settled() }
+    }
+
+    /// The answer mapped by `f` (the answer is known before it is final).
+    pub(crate) fn map<U>(self, f: impl FnOnce(T) -> U) -> Deferred<U> {
+        Deferred { result: self.result.map(f), durable: self.durable }
     }
 
     /// The answer as it stands: not final (nor to be acknowledged) until the write is

@@ -13,3 +13,4 @@ mod size;
 mod validate;
 
 pub use apply::{Deferred, Kv, LeaseLookup, Limits};
+pub use size::{put_cost, txn_cost};

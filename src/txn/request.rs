@@ -300,21 +300,21 @@ impl Txn {
         Self::default()
     }
 
-    /// Sets the conditions.
-    pub fn when(mut self, compares: impl IntoIterator<Item = Compare>) -> Self {
-        self.compare = compares.into_iter().collect();
+    /// Sets the conditions (an array, a `Vec` or a slice, as in `etcd-client`).
+    pub fn when(mut self, compares: impl Into<Vec<Compare>>) -> Self {
+        self.compare = compares.into();
         self
     }
 
     /// Sets the ops run when the conditions hold.
-    pub fn and_then(mut self, ops: impl IntoIterator<Item = TxnOp>) -> Self {
-        self.success = ops.into_iter().collect();
+    pub fn and_then(mut self, ops: impl Into<Vec<TxnOp>>) -> Self {
+        self.success = ops.into();
         self
     }
 
     /// Sets the ops run when a condition fails.
-    pub fn or_else(mut self, ops: impl IntoIterator<Item = TxnOp>) -> Self {
-        self.failure = ops.into_iter().collect();
+    pub fn or_else(mut self, ops: impl Into<Vec<TxnOp>>) -> Self {
+        self.failure = ops.into();
         self
     }
 
@@ -343,9 +343,24 @@ impl ResponseHeader {
         ResponseHeader { revision, ..Default::default() }
     }
 
+    /// The cluster id (0 from the sync [`Store`](crate::Store) calls).
+    pub fn cluster_id(&self) -> u64 {
+        self.cluster_id
+    }
+
+    /// The id of the member that answered (0 from the sync [`Store`](crate::Store) calls).
+    pub fn member_id(&self) -> u64 {
+        self.member_id
+    }
+
     /// The store revision when the request was applied.
     pub fn revision(&self) -> i64 {
         self.revision
+    }
+
+    /// The raft term (0 from the sync [`Store`](crate::Store) calls).
+    pub fn raft_term(&self) -> u64 {
+        self.raft_term
     }
 }
 

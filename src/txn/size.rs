@@ -121,6 +121,28 @@ pub fn txn_request_size(txn: &Txn) -> usize {
     wrapped(RAFT_TXN, txn_len(txn))
 }
 
+/// What etcd's quota charges a put: its encoded request.
+pub fn put_cost(req: &PutRequest) -> usize {
+    put(req)
+}
+
+/// What etcd's quota charges a txn: its encoded request when some op, at any depth, is a
+/// put; nothing otherwise (a txn that only reads or deletes adds no data).
+pub fn txn_cost(txn: &Txn) -> usize {
+    fn puts(txn: &Txn) -> bool {
+        txn.success.iter().chain(&txn.failure).any(|op| match op {
+            TxnOp::Put(_) => true,
+            TxnOp::Txn(inner) => puts(inner),
+            _ => false,
+        })
+    }
+    if puts(txn) {
+        txn_len(txn)
+    } else {
+        0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,5 +159,14 @@ mod tests {
         let req = PutRequest { key: b"k".to_vec(), value: vec![0; 1 << 20], ..Default::default() };
         let body = 3 + 1 + 3 + (1 << 20);
         assert_eq!(put_request_size(&req), 14 + 1 + encoded_len_varint(body as u64) + body);
+    }
+
+    #[test]
+    fn only_txns_that_put_are_charged_by_the_quota() {
+        let put = || TxnOp::Put(PutRequest { key: b"k".to_vec(), value: b"v".to_vec(), ..Default::default() });
+        let get = || TxnOp::Get(RangeRequest { key: b"k".to_vec(), ..Default::default() });
+        assert_eq!(txn_cost(&Txn::new().and_then([get()])), 0);
+        assert!(txn_cost(&Txn::new().or_else([TxnOp::txn(Txn::new().and_then([put()]))])) > 0);
+        assert_eq!(put_cost(&PutRequest { key: b"foo".to_vec(), value: b"bar".to_vec(), ..Default::default() }), 10);
     }
 }

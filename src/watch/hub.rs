@@ -165,6 +165,21 @@ fn prev_kv(mvcc: &MvccStore, change: &Change) -> Option<KeyValue> {
 }
 
 impl Stream {
+    /// The id for a new watch: `requested`, or with 0 the next one free.
+    fn assign_id(&mut self, requested: WatchId) -> Result<WatchId> {
+        match requested {
+            0 => {
+                while self.watchers.contains_key(&self.next_id) {
+                    self.next_id += 1;
+                }
+                self.next_id += 1;
+                Ok(self.next_id - 1)
+            }
+            id if self.watchers.contains_key(&id) => Err(Error::DuplicateWatchId),
+            id => Ok(id),
+        }
+    }
+
     fn is_full(&self, capacity: usize) -> bool {
         self.sender.as_ref().is_some_and(|s| s.len() >= capacity)
     }
@@ -402,17 +417,7 @@ impl WatchHub {
         let (mut state, stream) = self.stream_state(stream)?;
         let revision = state.revision;
         let s = state.streams.get_mut(&stream).expect("checked by stream_state");
-        let id = match req.watch_id {
-            0 => {
-                while s.watchers.contains_key(&s.next_id) {
-                    s.next_id += 1;
-                }
-                s.next_id += 1;
-                s.next_id - 1
-            }
-            id if s.watchers.contains_key(&id) => return Err(Error::DuplicateWatchId),
-            id => id,
-        };
+        let id = s.assign_id(req.watch_id)?;
         let synced = req.start_revision == 0 || req.start_revision > revision;
         let watcher = Watcher {
             next: if req.start_revision == 0 { revision + 1 } else { req.start_revision },
@@ -443,6 +448,19 @@ impl WatchHub {
         if !synced || req.progress_notify {
             self.wake_syncer();
         }
+        Ok(id)
+    }
+
+    /// Answers a create request as if its start revision had been compacted at the hub's
+    /// revision: `created`, then a cancel with `compact_revision` set, and no watch left.
+    /// What a client's resync path meets; a test server injects it as a fault.
+    pub(crate) fn watch_compacted(&self, stream: StreamId, req: &WatchCreateRequest) -> Result<WatchId> {
+        let (mut state, stream) = self.stream_state(stream)?;
+        let revision = state.revision;
+        let s = state.streams.get_mut(&stream).expect("checked by stream_state");
+        let id = s.assign_id(req.watch_id)?;
+        s.send(WatchResponse { header: ResponseHeader::at(revision), watch_id: id, created: true, ..Default::default() });
+        s.send(WatchResponse { watch_id: id, canceled: true, compact_revision: revision, ..Default::default() });
         Ok(id)
     }
 

@@ -72,6 +72,15 @@ impl Watcher {
         self.link.hub()?.watch(self.link.stream, req, true)
     }
 
+    /// Answers `req` as if its start revision had been compacted at the current revision:
+    /// its `created` response, then its cancel with `compact_revision` set, and no watch
+    /// left. For tests of a client's resync path (a `TestServer` injects it as a fault).
+    /// Fails as [`watch_request`](Watcher::watch_request) fails on a duplicate id or a
+    /// closed stream.
+    pub fn watch_request_compacted(&self, req: &WatchCreateRequest) -> Result<WatchId> {
+        self.link.hub()?.watch_compacted(self.link.stream, req)
+    }
+
     /// [`watch_request`](Watcher::watch_request) without the `created` response, for
     /// [`Store::watch`](crate::Store::watch), which answers with the id instead (as
     /// `etcd-client` does). Keeping that message off the channel spares an idle stream

@@ -201,7 +201,7 @@ pub fn too_many_ops_are_refused(h: &Harness) {
     let store = h.open_with(|o| o.max_txn_ops(3));
     assert_eq!(store.txn(Txn::new().or_else(gets(4))).unwrap_err(), Error::TooManyOps);
     assert!(store.txn(Txn::new().or_else(gets(3))).is_ok());
-    let compares = (0..4).map(|i| Compare::version(format!("k{i}"), CompareOp::Equal, 1));
+    let compares: Vec<_> = (0..4).map(|i| Compare::version(format!("k{i}"), CompareOp::Equal, 1)).collect();
     assert_eq!(store.txn(Txn::new().when(compares)).unwrap_err(), Error::TooManyOps);
     assert_eq!(store.current_revision(), 2);
 }

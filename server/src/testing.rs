@@ -1,0 +1,224 @@
+//! [`TestServer`]: the etcdlite server (gRPC and gateway) inside a test process, on an
+//! ephemeral loopback port, on threads of its own.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use etcdlite::{ManualClock, Options, Store};
+use tokio::sync::oneshot;
+
+use crate::{Config, Faults, Node, Server};
+
+/// How long a dropped test server lets calls in flight finish before it closes their
+/// connections.
+const STOP_GRACE: Duration = Duration::from_millis(200);
+
+/// A real etcd-compatible server for tests: the etcdlite server's own code, gateway
+/// included, on `127.0.0.1` and a port the system picks, over a memory store by default.
+///
+/// It runs on threads of its own, so tests with their own runtimes (or none) share it, and
+/// clients of any kind reach it at [`endpoint`](TestServer::endpoint): the `etcd-client`
+/// crate, etcdctl, `etcdlite::client::Client::connect`. Dropping it stops it: open watch and
+/// keep-alive streams end with Unavailable `etcdserver: server stopped`, calls still in
+/// flight after a moment have their connections closed, and the port is free again.
+///
+/// ```
+/// use etcdlite_server::TestServer;
+///
+/// let server = TestServer::start()?;
+/// assert!(server.endpoint().starts_with("http://127.0.0.1:"));
+/// server.store().put("seeded", "by the test", None)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// With a [`ManualClock`], lease expiry is driven by the test:
+///
+/// ```
+/// use std::time::Duration;
+/// use etcdlite_server::TestServer;
+///
+/// let server = TestServer::builder().manual_clock().start()?;
+/// let lease = server.store().lease_grant(10, None)?.id();
+/// server.clock().unwrap().advance(Duration::from_secs(10));
+/// assert_eq!(server.store().lease_time_to_live(lease, None)?.ttl(), -1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct TestServer {
+    addr: SocketAddr,
+    store: Arc<Store>,
+    clock: Option<ManualClock>,
+    node: Arc<Node>,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// How to build a [`TestServer`]: its store (engine and options, or one of the test's
+/// own), its clock, its server configuration.
+#[derive(Default)]
+pub struct TestServerBuilder {
+    options: Option<Options>,
+    store: Option<Arc<Store>>,
+    clock: Option<ManualClock>,
+    config: Option<Config>,
+}
+
+impl TestServerBuilder {
+    /// Opens the store with `options` (any engine; default: memory).
+    pub fn options(mut self, options: Options) -> Self {
+        self.options = Some(options);
+        self
+    }
+
+    /// Serves `store`, which the test also uses directly (overrides
+    /// [`options`](TestServerBuilder::options) and the clock).
+    pub fn store(mut self, store: Arc<Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Opens the store on a new [`ManualClock`]: leases expire only when the test advances
+    /// it ([`TestServer::clock`]).
+    pub fn manual_clock(self) -> Self {
+        self.clock(ManualClock::new())
+    }
+
+    /// Opens the store on `clock`.
+    pub fn clock(mut self, clock: ManualClock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Serves with `config` (its listen addresses are replaced by `127.0.0.1:0`).
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = Some(config);
+        self
+    }
+
+    /// Starts the server; returns once it accepts connections.
+    pub fn start(self) -> io::Result<TestServer> {
+        let store = match self.store {
+            Some(store) => store,
+            None => {
+                let mut options = self.options.unwrap_or_else(Options::memory);
+                if let Some(clock) = &self.clock {
+                    options = options.clock(Arc::new(clock.clone()));
+                }
+                Arc::new(Store::open(options).map_err(io::Error::other)?)
+            }
+        };
+        let mut config = self.config.unwrap_or_default();
+        config.listen = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
+        config.shutdown_grace = config.shutdown_grace.min(STOP_GRACE);
+        let (ready, started) = std::sync::mpsc::channel();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let served = store.clone();
+        let thread = std::thread::Builder::new()
+            .name("etcdlite-test-server".into())
+            .spawn(move || serve(config, served, ready, stopped))?;
+        let started = started.recv().map_err(|_| io::Error::other("the test server's thread ended at start"));
+        let (addr, node) = match started.and_then(|r| r) {
+            Ok(started) => started,
+            Err(e) => {
+                let _ = thread.join();
+                return Err(e);
+            }
+        };
+        Ok(TestServer { addr, store, clock: self.clock, node, stop: Some(stop), thread: Some(thread) })
+    }
+}
+
+/// The server thread: a runtime of its own, serving until told to stop.
+fn serve(
+    config: Config,
+    store: Arc<Store>,
+    ready: std::sync::mpsc::Sender<io::Result<(SocketAddr, Arc<Node>)>>,
+    stopped: oneshot::Receiver<()>,
+) {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("etcdlite-test-server-worker")
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        let server = match Server::bind(config, store).await {
+            Ok(server) => server,
+            Err(e) => {
+                let _ = ready.send(Err(e));
+                return;
+            }
+        };
+        let Some(addr) = server.local_addrs().first().copied() else {
+            let _ = ready.send(Err(io::Error::other("the test server bound no address")));
+            return;
+        };
+        let _ = ready.send(Ok((addr, server.node().clone())));
+        if let Err(e) = server
+            .serve(async {
+                let _ = stopped.await;
+            })
+            .await
+        {
+            tracing::warn!("test server: {e}");
+        }
+    });
+    // Dropping the runtime ends whatever is left: connections past the grace period.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+}
+
+impl TestServer {
+    /// A server over a new memory store, on the system clock.
+    pub fn start() -> io::Result<TestServer> {
+        TestServer::builder().start()
+    }
+
+    /// A builder, to choose the engine, the clock or the configuration.
+    pub fn builder() -> TestServerBuilder {
+        TestServerBuilder::default()
+    }
+
+    /// The server's URL, `http://127.0.0.1:<port>`: an endpoint for any etcd client.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The address served.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The store served, for seeding and checking state directly.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// The manual clock the store runs on, when the server was built with one.
+    pub fn clock(&self) -> Option<&ManualClock> {
+        self.clock.as_ref()
+    }
+
+    /// The faults the server injects (none until a test sets them).
+    pub fn faults(&self) -> &Faults {
+        &self.node.faults
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! The Lock service (etcd's server-side mutex). In-process it is not built yet: every call
+//! answers Unimplemented.
+
+use super::embedded::no_lock;
+use super::{dispatch, header_accessors, Backend, Result};
+use crate::txn::request::ResponseHeader;
+
+/// Options of a lock call.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LockOptions {
+    pub(crate) lease: i64,
+}
+
+impl LockOptions {
+    /// No lease: the server grants one nothing keeps alive.
+    pub const fn new() -> Self {
+        LockOptions { lease: 0 }
+    }
+
+    /// Holds the lock on this lease: it is released when the lease ends.
+    pub const fn with_lease(mut self, lease: i64) -> Self {
+        self.lease = lease;
+        self
+    }
+}
+
+/// The answer to a lock call.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LockResponse {
+    pub(crate) header: Option<ResponseHeader>,
+    pub(crate) key: Vec<u8>,
+}
+
+impl LockResponse {
+    header_accessors!();
+
+    /// The key that holds the lock: pass it to [`unlock`](LockClient::unlock).
+    pub fn key(&self) -> &[u8] {
+        &self.key
+    }
+}
+
+/// The answer to an unlock call.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UnlockResponse {
+    pub(crate) header: Option<ResponseHeader>,
+}
+
+impl UnlockResponse {
+    header_accessors!();
+}
+
+/// The Lock service of a [`Client`](super::Client).
+#[derive(Clone)]
+pub struct LockClient {
+    pub(crate) backend: Backend,
+}
+
+impl LockClient {
+    /// Waits for and acquires the lock `name`.
+    pub async fn lock(&mut self, name: impl Into<Vec<u8>>, options: Option<LockOptions>) -> Result<LockResponse> {
+        let name = name.into();
+        dispatch!(&mut self.backend, _e => {
+            let _ = (name, options);
+            Err(no_lock().into())
+        }, r => super::remote::lock(r, name, options.unwrap_or_default()).await)
+    }
+
+    /// Releases the lock held by `key`.
+    pub async fn unlock(&mut self, key: impl Into<Vec<u8>>) -> Result<UnlockResponse> {
+        let key = key.into();
+        dispatch!(&mut self.backend, _e => {
+            let _ = key;
+            Err(no_lock().into())
+        }, r => super::remote::unlock(r, key).await)
+    }
+}

@@ -1,0 +1,1157 @@
+//! The remote backend: every call over the network, through the `etcd-client` crate, to an
+//! etcd cluster, an etcdlite server or a `TestServer`.
+//!
+//! Requests arrive as the library's types, their key ranges already resolved (a prefix or
+//! from-key is a key and a range end by now), and are rebuilt with `etcd-client`'s option
+//! builders, field for field: a range end is passed as a range, never re-derived, so the
+//! server sees the keys the caller's options chose. Answers come back as the client's own
+//! response types, every field kept; values are moved out where `etcd-client` lets them be
+//! taken and copied where it only lends them. Errors become the client's [`Error`], with
+//! a gRPC status's code and message intact.
+
+use etcd_client as ec;
+
+use super::{
+    AlarmResponse, AuthDisableResponse, AuthEnableResponse, AuthenticateResponse, CampaignResponse,
+    CompactionResponse, ConnectOptions, DefragmentResponse, DeleteResponse, DowngradeInfo, DowngradeOptions,
+    DowngradeResponse, Error, Event, GetResponse, HashKvResponse, HashResponse, KeyValue, LeaderKey,
+    LeaderResponse, LeaseGrantResponse, LeaseKeepAliveResponse, LeaseKeepAliveStream, LeaseKeeper,
+    LeaseLeasesResponse, LeaseRevokeResponse, LeaseTimeToLiveResponse, LockOptions, LockResponse,
+    MemberAddOptions, MemberAddResponse, MemberListResponse, MemberPromoteResponse, MemberRemoveResponse,
+    MemberUpdateResponse, MoveLeaderResponse, Permission, PermissionType, ProclaimOptions, ProclaimResponse,
+    PutResponse, ResignOptions, ResignResponse, Result, RoleAddResponse, RoleDeleteResponse, RoleGetResponse,
+    RoleGrantPermissionResponse, RoleListResponse, RoleRevokePermissionResponse, SnapshotResponse, Status,
+    StatusResponse, TxnOpResponse, TxnResponse, UnlockResponse, UserAddOptions, UserAddResponse,
+    UserChangePasswordResponse, UserDeleteResponse, UserGetResponse, UserGrantRoleResponse, UserListResponse,
+    UserRevokeRoleResponse, WatchResponse, WatchStream,
+};
+use crate::cluster::{AlarmAction, AlarmMember, AlarmType, Member};
+use crate::error::Code;
+use crate::lease::{LeaseGrantOptions, LeaseStatus, LeaseTimeToLiveOptions};
+use crate::options::{CompactionOptions, WatchOptions};
+use crate::txn::request::{
+    Compare, CompareOp, CompareTarget, DeleteRangeRequest, PutRequest, RangeRequest, ResponseHeader,
+    SortOrder, SortTarget, TargetValue, Txn, TxnOp,
+};
+use crate::watch::{EventType, WatchFilterType};
+
+/// The remote client, as the backend holds it.
+type Client = ec::Client;
+
+// ---------------------------------------------------------------------------------------
+// Errors and codes
+// ---------------------------------------------------------------------------------------
+
+impl From<ec::Error> for Error {
+    /// Each `etcd-client` error as the variant of the same name. The payloads the client
+    /// does not carry (an invalid URI, a transport error, an invalid metadata value) become
+    /// their text, with the errors under them: tonic's transport error alone says no more
+    /// than "transport error".
+    fn from(error: ec::Error) -> Error {
+        match error {
+            ec::Error::InvalidArgs(e) => Error::InvalidArgs(e),
+            ec::Error::InvalidUri(e) => Error::InvalidUri(with_sources(&e)),
+            ec::Error::IoError(e) => Error::IoError(e),
+            ec::Error::TransportError(e) => Error::TransportError(with_sources(&e)),
+            ec::Error::GRpcStatus(status) => Error::GRpcStatus(status.into()),
+            ec::Error::WatchError(e) => Error::WatchError(e),
+            ec::Error::Utf8Error(e) => Error::Utf8Error(e),
+            ec::Error::LeaseKeepAliveError(e) => Error::LeaseKeepAliveError(e),
+            ec::Error::ElectError(e) => Error::ElectError(e),
+            ec::Error::InvalidMetadataValue(e) => Error::InvalidMetadataValue(with_sources(&e)),
+            ec::Error::EndpointError(e) => Error::EndpointError(e),
+            ec::Error::EndpointsNotManaged => Error::EndpointsNotManaged,
+            ec::Error::Internal(e) => Error::Internal(e),
+            // Variants behind `etcd-client` features (`tls-openssl`'s OpenSsl), which another
+            // crate in the build may turn on.
+            #[allow(unreachable_patterns)]
+            other => Error::Internal(other.to_string()),
+        }
+    }
+}
+
+/// `error`'s text followed by those of the errors under it, `: `-separated.
+fn with_sources(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        let next = e.to_string();
+        // Some errors repeat their source's text in their own; say it once.
+        if !text.ends_with(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = e.source();
+    }
+    text
+}
+
+impl From<tonic::Status> for Status {
+    /// The code and the message (etcd's words); tonic's details and metadata are dropped.
+    fn from(status: tonic::Status) -> Status {
+        Status::new(status.code().into(), status.message())
+    }
+}
+
+impl From<tonic::Code> for Code {
+    fn from(code: tonic::Code) -> Code {
+        Code::from_i32(code as i32)
+    }
+}
+
+impl From<Code> for tonic::Code {
+    fn from(code: Code) -> tonic::Code {
+        tonic::Code::from_i32(code as i32)
+    }
+}
+
+/// So `status.code() == tonic::Code::NotFound`, written for `etcd-client`, compiles.
+impl PartialEq<tonic::Code> for Code {
+    fn eq(&self, other: &tonic::Code) -> bool {
+        *self as i32 == *other as i32
+    }
+}
+
+impl PartialEq<Code> for tonic::Code {
+    fn eq(&self, other: &Code) -> bool {
+        *self as i32 == *other as i32
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Connecting
+// ---------------------------------------------------------------------------------------
+
+/// Connects to `endpoints` with every option the client has.
+pub(crate) async fn connect<E: AsRef<str>, S: AsRef<[E]>>(
+    endpoints: S,
+    options: ConnectOptions,
+) -> Result<Client> {
+    Ok(Client::connect(endpoints, Some(connect_options(options))).await?)
+}
+
+/// `etcd-client`'s options for ours. Built from `ConnectOptions::new()`, not `default()`:
+/// the two differ on keep-alive while idle, which is set explicitly anyway.
+fn connect_options(options: ConnectOptions) -> ec::ConnectOptions {
+    let mut out = ec::ConnectOptions::new()
+        .with_keep_alive_while_idle(options.keep_alive_while_idle)
+        .with_require_leader(options.require_leader)
+        .with_auto_token_refresh(options.refresh_expired_token);
+    if let Some((name, password)) = options.user {
+        out = out.with_user(name, password);
+    }
+    if let Some((interval, timeout)) = options.keep_alive {
+        out = out.with_keep_alive(interval, timeout);
+    }
+    if let Some(timeout) = options.timeout {
+        out = out.with_timeout(timeout);
+    }
+    if let Some(timeout) = options.connect_timeout {
+        out = out.with_connect_timeout(timeout);
+    }
+    if let Some(keepalive) = options.tcp_keepalive {
+        out = out.with_tcp_keepalive(keepalive);
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------
+// Shared conversions
+// ---------------------------------------------------------------------------------------
+
+fn header(header: Option<ec::ResponseHeader>) -> Option<ResponseHeader> {
+    header.map(|h| ResponseHeader {
+        cluster_id: h.cluster_id(),
+        member_id: h.member_id(),
+        revision: h.revision(),
+        raft_term: h.raft_term(),
+    })
+}
+
+/// A key-value, its key and value moved, not copied.
+fn key_value(kv: ec::KeyValue) -> KeyValue {
+    let (create_revision, mod_revision, version, lease) =
+        (kv.create_revision(), kv.mod_revision(), kv.version(), kv.lease());
+    let (key, value) = kv.into_key_value();
+    crate::KeyValue { key, create_revision, mod_revision, version, value, lease }.into()
+}
+
+fn key_values(kvs: Vec<ec::KeyValue>) -> Vec<KeyValue> {
+    kvs.into_iter().map(key_value).collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// KV
+// ---------------------------------------------------------------------------------------
+
+pub(crate) async fn put(client: &mut Client, req: PutRequest) -> Result<PutResponse> {
+    let (key, value, options) = put_args(req);
+    Ok(put_response(client.put(key, value, Some(options)).await?))
+}
+
+pub(crate) async fn get(client: &mut Client, req: RangeRequest) -> Result<GetResponse> {
+    let (key, options) = get_args(req);
+    Ok(get_response(client.get(key, Some(options)).await?))
+}
+
+pub(crate) async fn delete(client: &mut Client, req: DeleteRangeRequest) -> Result<DeleteResponse> {
+    let (key, options) = delete_args(req);
+    Ok(delete_response(client.delete(key, Some(options)).await?))
+}
+
+pub(crate) async fn compact(
+    client: &mut Client,
+    revision: i64,
+    options: Option<CompactionOptions>,
+) -> Result<CompactionResponse> {
+    let mut out = ec::CompactionOptions::new();
+    if options.is_some_and(|o| o.physical()) {
+        out = out.with_physical();
+    }
+    let mut resp = client.compact(revision, Some(out)).await?;
+    Ok(CompactionResponse { header: header(resp.take_header()) })
+}
+
+pub(crate) async fn txn(client: &mut Client, txn: Txn) -> Result<TxnResponse> {
+    Ok(txn_response(client.txn(txn_request(txn)).await?))
+}
+
+fn put_args(req: PutRequest) -> (Vec<u8>, Vec<u8>, ec::PutOptions) {
+    let mut options = ec::PutOptions::new().with_lease(req.lease);
+    if req.prev_kv {
+        options = options.with_prev_key();
+    }
+    if req.ignore_value {
+        options = options.with_ignore_value();
+    }
+    if req.ignore_lease {
+        options = options.with_ignore_lease();
+    }
+    (req.key, req.value, options)
+}
+
+/// A range read's options. The sort is set only when one is asked for: `etcd-client`
+/// rewrites (key, ascend) to no sort, and a request that sorts by nothing must stay one.
+fn get_args(req: RangeRequest) -> (Vec<u8>, ec::GetOptions) {
+    let mut options = ec::GetOptions::new()
+        .with_limit(req.limit)
+        .with_revision(req.revision)
+        .with_min_mod_revision(req.min_mod_revision)
+        .with_max_mod_revision(req.max_mod_revision)
+        .with_min_create_revision(req.min_create_revision)
+        .with_max_create_revision(req.max_create_revision);
+    if !req.range_end.is_empty() {
+        options = options.with_range(req.range_end);
+    }
+    if req.sort_target != SortTarget::Key || req.sort_order != SortOrder::None {
+        options = options.with_sort(sort_target(req.sort_target), sort_order(req.sort_order));
+    }
+    if req.serializable {
+        options = options.with_serializable();
+    }
+    if req.keys_only {
+        options = options.with_keys_only();
+    }
+    if req.count_only {
+        options = options.with_count_only();
+    }
+    (req.key, options)
+}
+
+fn delete_args(req: DeleteRangeRequest) -> (Vec<u8>, ec::DeleteOptions) {
+    let mut options = ec::DeleteOptions::new();
+    if !req.range_end.is_empty() {
+        options = options.with_range(req.range_end);
+    }
+    if req.prev_kv {
+        options = options.with_prev_key();
+    }
+    (req.key, options)
+}
+
+fn sort_target(target: SortTarget) -> ec::SortTarget {
+    match target {
+        SortTarget::Key => ec::SortTarget::Key,
+        SortTarget::Version => ec::SortTarget::Version,
+        SortTarget::Create => ec::SortTarget::Create,
+        SortTarget::Mod => ec::SortTarget::Mod,
+        SortTarget::Value => ec::SortTarget::Value,
+    }
+}
+
+fn sort_order(order: SortOrder) -> ec::SortOrder {
+    match order {
+        SortOrder::None => ec::SortOrder::None,
+        SortOrder::Ascend => ec::SortOrder::Ascend,
+        SortOrder::Descend => ec::SortOrder::Descend,
+    }
+}
+
+/// A txn as `etcd-client` builds it, nested txns included. `when`, `and_then` and
+/// `or_else` are called once each and in that order, which is all its builder asserts.
+fn txn_request(txn: Txn) -> ec::Txn {
+    let compares: Vec<ec::Compare> = txn.compare.into_iter().map(compare).collect();
+    ec::Txn::new().when(compares).and_then(txn_ops(txn.success)).or_else(txn_ops(txn.failure))
+}
+
+fn txn_ops(ops: Vec<TxnOp>) -> Vec<ec::TxnOp> {
+    ops.into_iter()
+        .map(|op| match op {
+            TxnOp::Get(req) => {
+                let (key, options) = get_args(req);
+                ec::TxnOp::get(key, Some(options))
+            }
+            TxnOp::Put(req) => {
+                let (key, value, options) = put_args(req);
+                ec::TxnOp::put(key, value, Some(options))
+            }
+            TxnOp::Delete(req) => {
+                let (key, options) = delete_args(req);
+                ec::TxnOp::delete(key, Some(options))
+            }
+            TxnOp::Txn(txn) => ec::TxnOp::txn(txn_request(txn)),
+        })
+        .collect()
+}
+
+/// A compare, tested against the member of its target's kind. A missing value, or one of
+/// another kind, is the target's zero (0, or empty bytes), which is what etcd reads then.
+fn compare(c: Compare) -> ec::Compare {
+    let op = compare_op(c.result);
+    let number = |value: Option<TargetValue>| match (c.target, value) {
+        (CompareTarget::Version, Some(TargetValue::Version(n)))
+        | (CompareTarget::Create, Some(TargetValue::CreateRevision(n)))
+        | (CompareTarget::Mod, Some(TargetValue::ModRevision(n)))
+        | (CompareTarget::Lease, Some(TargetValue::Lease(n))) => n,
+        _ => 0,
+    };
+    let out = match c.target {
+        CompareTarget::Version => ec::Compare::version(c.key, op, number(c.target_value)),
+        CompareTarget::Create => ec::Compare::create_revision(c.key, op, number(c.target_value)),
+        CompareTarget::Mod => ec::Compare::mod_revision(c.key, op, number(c.target_value)),
+        CompareTarget::Lease => ec::Compare::lease(c.key, op, number(c.target_value)),
+        CompareTarget::Value => {
+            let value = match c.target_value {
+                Some(TargetValue::Value(value)) => value,
+                _ => Vec::new(),
+            };
+            ec::Compare::value(c.key, op, value)
+        }
+    };
+    if c.range_end.is_empty() {
+        out
+    } else {
+        out.with_range(c.range_end)
+    }
+}
+
+fn compare_op(op: CompareOp) -> ec::CompareOp {
+    match op {
+        CompareOp::Equal => ec::CompareOp::Equal,
+        CompareOp::Greater => ec::CompareOp::Greater,
+        CompareOp::Less => ec::CompareOp::Less,
+        CompareOp::NotEqual => ec::CompareOp::NotEqual,
+    }
+}
+
+fn put_response(mut resp: ec::PutResponse) -> PutResponse {
+    PutResponse { header: header(resp.take_header()), prev_kv: resp.take_prev_key().map(key_value) }
+}
+
+fn get_response(mut resp: ec::GetResponse) -> GetResponse {
+    GetResponse {
+        header: header(resp.take_header()),
+        kvs: key_values(resp.take_kvs()),
+        more: resp.more(),
+        count: resp.count(),
+    }
+}
+
+fn delete_response(mut resp: ec::DeleteResponse) -> DeleteResponse {
+    DeleteResponse {
+        header: header(resp.take_header()),
+        deleted: resp.deleted(),
+        prev_kvs: key_values(resp.take_prev_kvs()),
+    }
+}
+
+/// A txn's answer, nested answers with the headers the server gave them. `etcd-client`
+/// hands the op responses out only as copies.
+fn txn_response(mut resp: ec::TxnResponse) -> TxnResponse {
+    let responses = resp
+        .op_responses()
+        .into_iter()
+        .map(|op| match op {
+            ec::TxnOpResponse::Put(r) => TxnOpResponse::Put(put_response(r)),
+            ec::TxnOpResponse::Get(r) => TxnOpResponse::Get(get_response(r)),
+            ec::TxnOpResponse::Delete(r) => TxnOpResponse::Delete(delete_response(r)),
+            ec::TxnOpResponse::Txn(r) => TxnOpResponse::Txn(txn_response(r)),
+        })
+        .collect();
+    TxnResponse { header: header(resp.take_header()), succeeded: resp.succeeded(), responses }
+}
+
+// ---------------------------------------------------------------------------------------
+// Watch
+// ---------------------------------------------------------------------------------------
+
+/// Opens a watch stream with one watch of `key`.
+pub(crate) async fn watch(
+    client: &mut Client,
+    key: Vec<u8>,
+    options: Option<WatchOptions>,
+) -> Result<WatchStream> {
+    let (key, options) = watch_args(key, options);
+    Ok(WatchStream::remote(client.watch(key, Some(options)).await?))
+}
+
+/// What `etcd-client`'s `watch(key, Some(options))` takes for our `options` on `key`: the
+/// key and range our options resolve to, and every field of the create request.
+pub(crate) fn watch_args(key: Vec<u8>, options: Option<WatchOptions>) -> (Vec<u8>, ec::WatchOptions) {
+    let options = options.unwrap_or_default();
+    let fragment = options.fragment();
+    let req = options.into_request(key);
+    let mut out = ec::WatchOptions::new().with_start_revision(req.start_revision).with_watch_id(req.watch_id);
+    if !req.range_end.is_empty() {
+        out = out.with_range(req.range_end);
+    }
+    if req.progress_notify {
+        out = out.with_progress_notify();
+    }
+    if !req.filters.is_empty() {
+        let filters: Vec<ec::WatchFilterType> = req.filters.into_iter().map(watch_filter).collect();
+        out = out.with_filters(filters);
+    }
+    if req.prev_kv {
+        out = out.with_prev_key();
+    }
+    if fragment {
+        out = out.with_fragment();
+    }
+    (req.key, out)
+}
+
+fn watch_filter(filter: WatchFilterType) -> ec::WatchFilterType {
+    match filter {
+        WatchFilterType::NoPut => ec::WatchFilterType::NoPut,
+        WatchFilterType::NoDelete => ec::WatchFilterType::NoDelete,
+    }
+}
+
+/// One message of a watch stream. `etcd-client` 0.21 does not expose `fragment` (it
+/// reassembles nothing either), so it stays false; the events are only lent, so their
+/// key-values are copied.
+pub(crate) fn watch_response(mut resp: ec::WatchResponse) -> WatchResponse {
+    WatchResponse {
+        header: header(resp.take_header()),
+        watch_id: resp.watch_id(),
+        created: resp.created(),
+        canceled: resp.canceled(),
+        compact_revision: resp.compact_revision(),
+        cancel_reason: resp.cancel_reason().to_owned(),
+        fragment: false,
+        events: resp.events().iter().map(event).collect(),
+    }
+}
+
+fn event(event: &ec::Event) -> Event {
+    let event_type = match event.event_type() {
+        ec::EventType::Put => EventType::Put,
+        ec::EventType::Delete => EventType::Delete,
+    };
+    Event {
+        event_type,
+        kv: event.kv().cloned().map(key_value),
+        prev_kv: event.prev_kv().cloned().map(key_value),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Lease
+// ---------------------------------------------------------------------------------------
+
+pub(crate) async fn lease_grant(
+    client: &mut Client,
+    ttl: i64,
+    options: Option<LeaseGrantOptions>,
+) -> Result<LeaseGrantResponse> {
+    let id = options.map_or(0, |o| o.id());
+    let mut resp = client.lease_grant(ttl, Some(ec::LeaseGrantOptions::new().with_id(id))).await?;
+    Ok(LeaseGrantResponse {
+        header: header(resp.take_header()),
+        id: resp.id(),
+        ttl: resp.ttl(),
+        error: resp.error().to_owned(),
+    })
+}
+
+pub(crate) async fn lease_revoke(client: &mut Client, id: i64) -> Result<LeaseRevokeResponse> {
+    let mut resp = client.lease_revoke(id).await?;
+    Ok(LeaseRevokeResponse { header: header(resp.take_header()) })
+}
+
+/// Opens a keep-alive stream; `etcd-client` renews the lease once and fails with
+/// `LeaseKeepAliveError` for an unknown lease, as the in-process backend does.
+pub(crate) async fn lease_keep_alive(
+    client: &mut Client,
+    id: i64,
+) -> Result<(LeaseKeeper, LeaseKeepAliveStream)> {
+    let (keeper, stream) = client.lease_keep_alive(id).await?;
+    Ok((LeaseKeeper::remote(keeper), LeaseKeepAliveStream::remote(stream)))
+}
+
+/// One answer of a keep-alive stream.
+pub(crate) fn keep_alive_response(mut resp: ec::LeaseKeepAliveResponse) -> LeaseKeepAliveResponse {
+    LeaseKeepAliveResponse { header: header(resp.take_header()), id: resp.id(), ttl: resp.ttl() }
+}
+
+pub(crate) async fn lease_time_to_live(
+    client: &mut Client,
+    id: i64,
+    options: Option<LeaseTimeToLiveOptions>,
+) -> Result<LeaseTimeToLiveResponse> {
+    let mut out = ec::LeaseTimeToLiveOptions::new();
+    if options.is_some_and(|o| o.keys()) {
+        out = out.with_keys();
+    }
+    let mut resp = client.lease_time_to_live(id, Some(out)).await?;
+    Ok(LeaseTimeToLiveResponse {
+        header: header(resp.take_header()),
+        id: resp.id(),
+        ttl: resp.ttl(),
+        granted_ttl: resp.granted_ttl(),
+        keys: resp.keys().to_vec(),
+    })
+}
+
+pub(crate) async fn leases(client: &mut Client) -> Result<LeaseLeasesResponse> {
+    let mut resp = client.leases().await?;
+    Ok(LeaseLeasesResponse {
+        header: header(resp.take_header()),
+        leases: resp.leases().iter().map(|l| LeaseStatus { id: l.id() }).collect(),
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Lock and Election
+// ---------------------------------------------------------------------------------------
+
+pub(crate) async fn lock(client: &mut Client, name: Vec<u8>, options: LockOptions) -> Result<LockResponse> {
+    let mut resp = client.lock(name, Some(ec::LockOptions::new().with_lease(options.lease))).await?;
+    Ok(LockResponse { header: header(resp.take_header()), key: resp.key().to_vec() })
+}
+
+pub(crate) async fn unlock(client: &mut Client, key: Vec<u8>) -> Result<UnlockResponse> {
+    let mut resp = client.unlock(key).await?;
+    Ok(UnlockResponse { header: header(resp.take_header()) })
+}
+
+pub(crate) async fn campaign(
+    client: &mut Client,
+    name: Vec<u8>,
+    value: Vec<u8>,
+    lease: i64,
+) -> Result<CampaignResponse> {
+    let mut resp = client.campaign(name, value, lease).await?;
+    Ok(CampaignResponse { header: header(resp.take_header()), leader: resp.leader().map(leader_key) })
+}
+
+pub(crate) async fn proclaim(
+    client: &mut Client,
+    value: Vec<u8>,
+    options: ProclaimOptions,
+) -> Result<ProclaimResponse> {
+    let mut out = ec::ProclaimOptions::new();
+    if let Some(leader) = options.leader {
+        out = out.with_leader(remote_leader_key(leader));
+    }
+    let mut resp = client.proclaim(value, Some(out)).await?;
+    Ok(ProclaimResponse { header: header(resp.take_header()) })
+}
+
+pub(crate) async fn leader(client: &mut Client, name: Vec<u8>) -> Result<LeaderResponse> {
+    Ok(leader_response(client.leader(name).await?))
+}
+
+/// A leader answer, from `leader` or one message of an observe stream.
+pub(crate) fn leader_response(mut resp: ec::LeaderResponse) -> LeaderResponse {
+    LeaderResponse { header: header(resp.take_header()), kv: resp.take_kv().map(key_value) }
+}
+
+pub(crate) async fn resign(client: &mut Client, options: ResignOptions) -> Result<ResignResponse> {
+    let mut out = ec::ResignOptions::new();
+    if let Some(leader) = options.leader {
+        out = out.with_leader(remote_leader_key(leader));
+    }
+    let mut resp = client.resign(Some(out)).await?;
+    Ok(ResignResponse { header: header(resp.take_header()) })
+}
+
+fn leader_key(key: &ec::LeaderKey) -> LeaderKey {
+    LeaderKey { name: key.name().to_vec(), key: key.key().to_vec(), rev: key.rev(), lease: key.lease() }
+}
+
+fn remote_leader_key(key: LeaderKey) -> ec::LeaderKey {
+    ec::LeaderKey::new().with_name(key.name).with_key(key.key).with_rev(key.rev).with_lease(key.lease)
+}
+
+// ---------------------------------------------------------------------------------------
+// Maintenance
+// ---------------------------------------------------------------------------------------
+
+pub(crate) async fn alarm(
+    client: &mut Client,
+    action: AlarmAction,
+    alarm: AlarmType,
+    member: u64,
+) -> Result<AlarmResponse> {
+    let action = match action {
+        AlarmAction::Get => ec::AlarmAction::Get,
+        AlarmAction::Activate => ec::AlarmAction::Activate,
+        AlarmAction::Deactivate => ec::AlarmAction::Deactivate,
+    };
+    let mut options = ec::AlarmOptions::new();
+    options.with_member(member);
+    let mut resp = client.alarm(action, remote_alarm_type(alarm), Some(options)).await?;
+    let alarms = resp
+        .alarms()
+        .iter()
+        .map(|a| AlarmMember { member_id: a.member_id(), alarm: alarm_type(a.alarm()) })
+        .collect();
+    Ok(AlarmResponse { header: header(resp.take_header()), alarms })
+}
+
+fn alarm_type(alarm: ec::AlarmType) -> AlarmType {
+    match alarm {
+        ec::AlarmType::None => AlarmType::None,
+        ec::AlarmType::Nospace => AlarmType::Nospace,
+        ec::AlarmType::Corrupt => AlarmType::Corrupt,
+    }
+}
+
+fn remote_alarm_type(alarm: AlarmType) -> ec::AlarmType {
+    match alarm {
+        AlarmType::None => ec::AlarmType::None,
+        AlarmType::Nospace => ec::AlarmType::Nospace,
+        AlarmType::Corrupt => ec::AlarmType::Corrupt,
+    }
+}
+
+pub(crate) async fn status(client: &mut Client) -> Result<StatusResponse> {
+    let mut resp = client.status().await?;
+    Ok(StatusResponse {
+        header: header(resp.take_header()),
+        version: resp.version().to_owned(),
+        db_size: resp.db_size(),
+        leader: resp.leader(),
+        raft_index: resp.raft_index(),
+        raft_term: resp.raft_term(),
+        raft_applied_index: resp.raft_applied_index(),
+        errors: resp.errors().to_vec(),
+        raft_used_db_size: resp.raft_used_db_size(),
+        is_learner: resp.is_learner(),
+        storage_version: resp.storage_version().to_owned(),
+        db_size_quota: resp.db_size_quota(),
+        downgrade_info: resp
+            .downgrade_info()
+            .map(|d| DowngradeInfo { enabled: d.enabled(), target_version: d.target_version().to_owned() }),
+    })
+}
+
+pub(crate) async fn defragment(client: &mut Client) -> Result<DefragmentResponse> {
+    let mut resp = client.defragment().await?;
+    Ok(DefragmentResponse { header: header(resp.take_header()) })
+}
+
+pub(crate) async fn hash(client: &mut Client) -> Result<HashResponse> {
+    let mut resp = client.hash().await?;
+    Ok(HashResponse { header: header(resp.take_header()), hash: resp.hash() })
+}
+
+pub(crate) async fn hash_kv(client: &mut Client, revision: i64) -> Result<HashKvResponse> {
+    let mut resp = client.hash_kv(revision).await?;
+    Ok(HashKvResponse {
+        header: header(resp.take_header()),
+        hash: resp.hash(),
+        compact_revision: resp.compact_version(),
+        hash_revision: resp.hash_revision(),
+    })
+}
+
+/// One chunk of a snapshot stream (its blob is only lent, so it is copied).
+pub(crate) fn snapshot_response(mut resp: ec::SnapshotResponse) -> SnapshotResponse {
+    SnapshotResponse {
+        header: header(resp.take_header()),
+        remaining_bytes: resp.remaining_bytes(),
+        blob: resp.blob().to_vec(),
+        version: resp.version().to_owned(),
+    }
+}
+
+pub(crate) async fn move_leader(client: &mut Client, target_id: u64) -> Result<MoveLeaderResponse> {
+    let mut resp = client.move_leader(target_id).await?;
+    Ok(MoveLeaderResponse { header: header(resp.take_header()) })
+}
+
+pub(crate) async fn downgrade(client: &mut Client, options: DowngradeOptions) -> Result<DowngradeResponse> {
+    let options = match options {
+        DowngradeOptions::Validate(version) => ec::DowngradeOptions::Validate(version),
+        DowngradeOptions::Enable(version) => ec::DowngradeOptions::Enable(version),
+        DowngradeOptions::Cancel => ec::DowngradeOptions::Cancel,
+    };
+    // `Client` has no `downgrade` of its own: it is the Maintenance service's.
+    let mut resp = client.maintenance_client().downgrade(options).await?;
+    Ok(DowngradeResponse { header: header(resp.take_header()), version: resp.version().to_owned() })
+}
+
+// ---------------------------------------------------------------------------------------
+// Cluster
+// ---------------------------------------------------------------------------------------
+
+/// Adds a member. Through the Cluster service, not `Client::member_add`, which would add
+/// `http://` to URLs without a scheme: our `Client` has done that already, and our
+/// `ClusterClient`, like `etcd-client`'s, sends the URLs as given.
+pub(crate) async fn member_add(
+    client: &mut Client,
+    urls: Vec<String>,
+    options: MemberAddOptions,
+) -> Result<MemberAddResponse> {
+    let mut out = ec::MemberAddOptions::new();
+    if options.is_learner {
+        out = out.with_is_learner();
+    }
+    let mut resp = client.cluster_client().member_add(urls, Some(out)).await?;
+    Ok(MemberAddResponse {
+        header: header(resp.take_header()),
+        member: resp.member().map(member),
+        members: members(resp.member_list()),
+    })
+}
+
+pub(crate) async fn member_remove(client: &mut Client, id: u64) -> Result<MemberRemoveResponse> {
+    let mut resp = client.member_remove(id).await?;
+    Ok(MemberRemoveResponse { header: header(resp.take_header()), members: members(resp.members()) })
+}
+
+pub(crate) async fn member_update(
+    client: &mut Client,
+    id: u64,
+    urls: Vec<String>,
+) -> Result<MemberUpdateResponse> {
+    let mut resp = client.member_update(id, urls).await?;
+    Ok(MemberUpdateResponse { header: header(resp.take_header()), members: members(resp.members()) })
+}
+
+pub(crate) async fn member_list(client: &mut Client) -> Result<MemberListResponse> {
+    let mut resp = client.member_list().await?;
+    Ok(MemberListResponse { header: header(resp.take_header()), members: members(resp.members()) })
+}
+
+pub(crate) async fn member_promote(client: &mut Client, id: u64) -> Result<MemberPromoteResponse> {
+    let mut resp = client.member_promote(id).await?;
+    Ok(MemberPromoteResponse { header: header(resp.take_header()), members: members(resp.members()) })
+}
+
+fn member(m: &ec::Member) -> Member {
+    Member {
+        id: m.id(),
+        name: m.name().to_owned(),
+        peer_urls: m.peer_urls().to_vec(),
+        client_urls: m.client_urls().to_vec(),
+        is_learner: m.is_learner(),
+    }
+}
+
+fn members(members: &[ec::Member]) -> Vec<Member> {
+    members.iter().map(member).collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// Auth
+// ---------------------------------------------------------------------------------------
+
+pub(crate) async fn auth_enable(client: &mut Client) -> Result<AuthEnableResponse> {
+    let mut resp = client.auth_enable().await?;
+    Ok(AuthEnableResponse { header: header(resp.take_header()) })
+}
+
+pub(crate) async fn auth_disable(client: &mut Client) -> Result<AuthDisableResponse> {
+    let mut resp = client.auth_disable().await?;
+    Ok(AuthDisableResponse { header: header(resp.take_header()) })
+}
+
+/// Asks for a token for `name` (the Auth service's call: it changes nothing in the
+/// client's own credentials, as in `etcd-client`).
+pub(crate) async fn authenticate(
+    client: &mut Client,
+    name: String,
+    password: String,
+) -> Result<AuthenticateResponse> {
+    let mut resp = client.auth_client().authenticate(name, password).await?;
+    Ok(AuthenticateResponse { header: header(resp.take_header()), token: resp.token().to_owned() })
+}
+
+pub(crate) async fn role_add(client: &mut Client, name: String) -> Result<RoleAddResponse> {
+    let mut resp = client.role_add(name).await?;
+    Ok(RoleAddResponse { header: header(resp.take_header()) })
+}
+
+pub(crate) async fn role_delete(client: &mut Client, name: String) -> Result<RoleDeleteResponse> {
+    let mut resp = client.role_delete(name).await?;
+    Ok(RoleDeleteResponse { header: header(resp.take_header()) })
+}
+
+/// A role's permissions, their prefix and from-key forms recognised as `etcd-client`
+/// recognises them. A permission type etcd does not define fails the call rather than
+/// being reported as some other type.
+pub(crate) async fn role_get(client: &mut Client, name: String) -> Result<RoleGetResponse> {
+    let mut resp = client.role_get(name.as_str()).await?;
+    let permissions = resp
+        .permissions()
+        .into_iter()
+        .map(|p| {
+            let perm_type = PermissionType::from_i32(p.get_type()).ok_or_else(|| {
+                Error::Internal(format!("role {name:?} has a permission of unknown type {}", p.get_type()))
+            })?;
+            Ok(Permission::listed(perm_type, p.key().to_vec(), p.range_end().to_vec()))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(RoleGetResponse { header: header(resp.take_header()), permissions })
+}
+
+pub(crate) async fn role_list(client: &mut Client) -> Result<RoleListResponse> {
+    let mut resp = client.role_list().await?;
+    Ok(RoleListResponse { header: header(resp.take_header()), roles: resp.roles().to_vec() })
+}
+
+/// Grants `perm`, sent as the key and range end it resolves to, so `etcd-client` has no
+/// prefix or from-key left to work out.
+pub(crate) async fn role_grant_permission(
+    client: &mut Client,
+    name: String,
+    perm: Permission,
+) -> Result<RoleGrantPermissionResponse> {
+    let perm_type = match perm.perm_type {
+        PermissionType::Read => ec::PermissionType::Read,
+        PermissionType::Write => ec::PermissionType::Write,
+        PermissionType::Readwrite => ec::PermissionType::Readwrite,
+    };
+    let (key, range_end) = perm.resolved();
+    let mut out = ec::Permission::new(perm_type, key);
+    if !range_end.is_empty() {
+        out = out.with_range_end(range_end);
+    }
+    let mut resp = client.role_grant_permission(name, out).await?;
+    Ok(RoleGrantPermissionResponse { header: header(resp.take_header()) })
+}
+
+/// Revokes the permission over `key` and `range_end`, already resolved.
+pub(crate) async fn role_revoke_permission(
+    client: &mut Client,
+    name: String,
+    key: Vec<u8>,
+    range_end: Vec<u8>,
+) -> Result<RoleRevokePermissionResponse> {
+    let mut options = ec::RoleRevokePermissionOptions::new();
+    if !range_end.is_empty() {
+        options = options.with_range_end(range_end);
+    }
+    let mut resp = client.role_revoke_permission(name, key, Some(options)).await?;
+    Ok(RoleRevokePermissionResponse { header: header(resp.take_header()) })
+}
+
+pub(crate) async fn user_add(
+    client: &mut Client,
+    name: String,
+    password: String,
+    options: UserAddOptions,
+) -> Result<UserAddResponse> {
+    let mut out = ec::UserAddOptions::new();
+    if options.no_password {
+        out = out.with_no_pwd();
+    }
+    let mut resp = client.user_add(name, password, Some(out)).await?;
+    Ok(UserAddResponse { header: header(resp.take_header()) })
+}
+
+pub(crate) async fn user_get(client: &mut Client, name: String) -> Result<UserGetResponse> {
+    let mut resp = client.user_get(name).await?;
+    Ok(UserGetResponse { header: header(resp.take_header()), roles: resp.roles().to_vec() })
+}
+
+pub(crate) async fn user_list(client: &mut Client) -> Result<UserListResponse> {
+    let mut resp = client.user_list().await?;
+    Ok(UserListResponse { header: header(resp.take_header()), users: resp.users().to_vec() })
+}
+
+pub(crate) async fn user_delete(client: &mut Client, name: String) -> Result<UserDeleteResponse> {
+    let mut resp = client.user_delete(name).await?;
+    Ok(UserDeleteResponse { header: header(resp.take_header()) })
+}
+
+pub(crate) async fn user_change_password(
+    client: &mut Client,
+    name: String,
+    password: String,
+) -> Result<UserChangePasswordResponse> {
+    let mut resp = client.user_change_password(name, password).await?;
+    Ok(UserChangePasswordResponse { header: header(resp.take_header()) })
+}
+
+pub(crate) async fn user_grant_role(
+    client: &mut Client,
+    user: String,
+    role: String,
+) -> Result<UserGrantRoleResponse> {
+    let mut resp = client.user_grant_role(user, role).await?;
+    Ok(UserGrantRoleResponse { header: header(resp.take_header()) })
+}
+
+pub(crate) async fn user_revoke_role(
+    client: &mut Client,
+    user: String,
+    role: String,
+) -> Result<UserRevokeRoleResponse> {
+    let mut resp = client.user_revoke_role(user, role).await?;
+    Ok(UserRevokeRoleResponse { header: header(resp.take_header()) })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::options::GetOptions;
+    use crate::{DeleteOptions, PutOptions};
+
+    /// Asserts that `value`'s `Debug` text holds each of `parts`. `etcd-client`'s option
+    /// and request types show their fields only that way (prost's `Debug`, for the protobuf
+    /// messages), so that is where the request conversions are checked.
+    #[track_caller]
+    fn assert_shows(value: impl std::fmt::Debug, parts: &[&str]) {
+        let text = format!("{value:?}");
+        for part in parts {
+            assert!(text.contains(part), "{part:?} not in {text}");
+        }
+    }
+
+    #[test]
+    fn errors_keep_their_variant_and_a_status_its_code_and_message() {
+        let status = tonic::Status::new(tonic::Code::NotFound, "etcdserver: requested lease not found");
+        let Error::GRpcStatus(status) = Error::from(ec::Error::GRpcStatus(status)) else {
+            panic!("not a status")
+        };
+        assert_eq!(status.code(), Code::NotFound);
+        assert!(status.code() == tonic::Code::NotFound);
+        assert_eq!(status.message(), "etcdserver: requested lease not found");
+
+        let text = |e: ec::Error| match Error::from(e) {
+            Error::InvalidArgs(e) => format!("InvalidArgs {e}"),
+            Error::WatchError(e) => format!("WatchError {e}"),
+            Error::LeaseKeepAliveError(e) => format!("LeaseKeepAliveError {e}"),
+            Error::ElectError(e) => format!("ElectError {e}"),
+            Error::EndpointError(e) => format!("EndpointError {e}"),
+            Error::EndpointsNotManaged => "EndpointsNotManaged".to_owned(),
+            Error::Internal(e) => format!("Internal {e}"),
+            Error::InvalidMetadataValue(e) => format!("InvalidMetadataValue {e}"),
+            other => format!("other {other}"),
+        };
+        assert_eq!(text(ec::Error::InvalidArgs("a".into())), "InvalidArgs a");
+        assert_eq!(text(ec::Error::WatchError("w".into())), "WatchError w");
+        assert_eq!(text(ec::Error::LeaseKeepAliveError("gone".into())), "LeaseKeepAliveError gone");
+        assert_eq!(text(ec::Error::ElectError("e".into())), "ElectError e");
+        assert_eq!(text(ec::Error::EndpointError("x".into())), "EndpointError x");
+        assert_eq!(text(ec::Error::EndpointsNotManaged), "EndpointsNotManaged");
+        assert_eq!(text(ec::Error::Internal("i".into())), "Internal i");
+        let invalid = tonic::metadata::MetadataValue::<tonic::metadata::Ascii>::try_from("a\nb").unwrap_err();
+        let expected = format!("InvalidMetadataValue {invalid}");
+        assert_eq!(text(ec::Error::InvalidMetadataValue(invalid)), expected);
+
+        let reset = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
+        let Error::IoError(reset) = Error::from(ec::Error::IoError(reset)) else {
+            panic!("not an I/O error")
+        };
+        assert_eq!(reset.kind(), std::io::ErrorKind::ConnectionReset);
+        let utf8 = String::from_utf8(vec![0xff]).unwrap_err().utf8_error();
+        assert!(matches!(Error::from(ec::Error::Utf8Error(utf8)), Error::Utf8Error(e) if e == utf8));
+    }
+
+    #[tokio::test]
+    async fn endpoints_refused_before_connecting_answer_etcd_clients_errors() {
+        let Err(error) = super::super::Client::connect(["http://bad uri"], None).await else {
+            panic!("an endpoint with a space connected")
+        };
+        assert!(matches!(&error, Error::InvalidUri(e) if !e.is_empty()), "{error}");
+        let Err(error) = super::super::Client::connect(Vec::<&str>::new(), None).await else {
+            panic!("no endpoints connected")
+        };
+        assert!(matches!(&error, Error::InvalidArgs(e) if e == "empty endpoints"), "{error}");
+    }
+
+    #[test]
+    fn codes_convert_both_ways_with_grpcs_numbers() {
+        for number in 0..17 {
+            let code = Code::from_i32(number);
+            let tonic_code = tonic::Code::from(code);
+            assert_eq!(tonic_code as i32, number);
+            assert!(code == tonic_code);
+            assert!(tonic_code == code);
+            assert_eq!(Code::from(tonic_code), code);
+        }
+        assert!(Code::NotFound != tonic::Code::Ok);
+        assert_eq!(Code::from(tonic::Code::from_i32(99)), Code::Unknown);
+        let status = Status::from(tonic::Status::new(tonic::Code::OutOfRange, "compacted"));
+        assert_eq!(status, Status::new(Code::OutOfRange, "compacted"));
+    }
+
+    #[test]
+    fn watch_args_send_the_resolved_key_and_range() {
+        // The range goes in as a plain range: no prefix or from-key for etcd-client to redo.
+        let plain = "with_prefix: false, with_from_key: false, with_all_keys: false";
+        let (key, options) = watch_args(b"a".to_vec(), Some(WatchOptions::new().with_prefix()));
+        assert_eq!(key, b"a");
+        assert_shows(&options, &["key_range: KeyRange { key: [], range_end: [98], ", plain]);
+
+        let (key, options) = watch_args(b"a".to_vec(), Some(WatchOptions::new().with_from_key()));
+        assert_eq!(key, b"a");
+        assert_shows(&options, &["range_end: [0], ", plain]);
+        let (key, options) = watch_args(Vec::new(), Some(WatchOptions::new().with_from_key()));
+        assert_eq!(key, [0]);
+        assert_shows(&options, &["range_end: [0], ", plain]);
+
+        let (key, options) = watch_args(b"k".to_vec(), None);
+        assert_eq!(key, b"k");
+        assert_shows(&options, &["range_end: [], ", plain]);
+
+        let every = WatchOptions::new()
+            .with_start_revision(7)
+            .with_progress_notify()
+            .with_filters([WatchFilterType::NoDelete, WatchFilterType::NoPut])
+            .with_prev_key()
+            .with_watch_id(3)
+            .with_fragment();
+        let (_, options) = watch_args(b"k".to_vec(), Some(every));
+        assert_shows(
+            &options,
+            &[
+                "start_revision: 7, progress_notify: true, filters: [Nodelete, Noput], prev_kv: true",
+                "watch_id: 3, fragment: true",
+            ],
+        );
+    }
+
+    #[test]
+    fn a_compare_without_a_value_of_its_kind_tests_the_zero_value() {
+        let compare_of = |target, target_value| {
+            let key = b"k".to_vec();
+            compare(Compare { result: CompareOp::Less, target, key, target_value, range_end: Vec::new() })
+        };
+        let wrong_kind = compare_of(CompareTarget::Value, Some(TargetValue::Lease(3)));
+        assert_shows(
+            wrong_kind,
+            &["result: Less, target: Value, key: [107], range_end: [], target_union: Some(Value([]))"],
+        );
+        assert_shows(compare_of(CompareTarget::Version, None), &["target_union: Some(Version(0))"]);
+        let wrong_kind = compare_of(CompareTarget::Create, Some(TargetValue::Version(4)));
+        assert_shows(wrong_kind, &["target_union: Some(CreateRevision(0))"]);
+        let right_kind = compare_of(CompareTarget::Mod, Some(TargetValue::ModRevision(5)));
+        assert_shows(
+            right_kind,
+            &["target: Mod, key: [107], range_end: [], target_union: Some(ModRevision(5))"],
+        );
+        assert_shows(
+            compare_of(CompareTarget::Lease, Some(TargetValue::Lease(6))),
+            &["target_union: Some(Lease(6))"],
+        );
+        let ranged = compare(Compare::value("a", CompareOp::NotEqual, "v").with_prefix());
+        assert_shows(
+            ranged,
+            &["result: NotEqual, target: Value, key: [97], range_end: [98], ", "Some(Value([118]))"],
+        );
+    }
+
+    #[test]
+    fn txns_keep_their_compares_and_nested_ops() {
+        let inner = Txn::new()
+            .when([Compare::version("n", CompareOp::Greater, 1)])
+            .and_then([TxnOp::delete("n", Some(DeleteOptions::new().with_prefix().with_prev_key()))]);
+        let txn = Txn::new()
+            .when([Compare::create_revision("c", CompareOp::Equal, 2)])
+            .and_then([
+                TxnOp::put("p", "v", Some(PutOptions::new().with_lease(9).with_prev_key())),
+                TxnOp::txn(inner),
+            ])
+            .or_else([TxnOp::get("g", None)]);
+        assert_shows(
+            txn_request(txn),
+            &[
+                "TxnRequest { compare: [Compare { result: Equal, target: Create, key: [99], range_end: [], \
+                 target_union: Some(CreateRevision(2)) }]",
+                "RequestPut(PutRequest { key: [112], value: [118], lease: 9, prev_kv: true, \
+                 ignore_value: false, ignore_lease: false })",
+                "RequestTxn(TxnRequest { compare: [Compare { result: Greater, target: Version, key: [110], \
+                 range_end: [], target_union: Some(Version(1)) }]",
+                "RequestDeleteRange(DeleteRangeRequest { key: [110], range_end: [111], prev_kv: true })",
+                "failure: [RequestOp { request: Some(RequestRange(RangeRequest { key: [103], range_end: []",
+            ],
+        );
+    }
+
+    #[test]
+    fn gets_sort_only_when_asked_and_keep_every_field() {
+        let get = |options: GetOptions| get_args(options.into_request(b"k".to_vec())).1;
+        assert_shows(get(GetOptions::new()), &["sort_order: None, sort_target: Key"]);
+        let by_key_down = GetOptions::new().with_sort(SortTarget::Key, SortOrder::Descend);
+        assert_shows(get(by_key_down), &["sort_order: Descend, sort_target: Key"]);
+        let by_mod = GetOptions::new().with_sort(SortTarget::Mod, SortOrder::None);
+        assert_shows(get(by_mod), &["sort_order: None, sort_target: Mod"]);
+        let every = GetOptions::new()
+            .with_range("m")
+            .with_limit(2)
+            .with_revision(3)
+            .with_serializable()
+            .with_keys_only()
+            .with_count_only()
+            .with_min_mod_revision(4)
+            .with_max_mod_revision(5)
+            .with_min_create_revision(6)
+            .with_max_create_revision(7);
+        assert_shows(
+            get(every),
+            &[
+                "limit: 2, revision: 3",
+                "serializable: true, keys_only: true, count_only: true",
+                "min_mod_revision: 4, max_mod_revision: 5, min_create_revision: 6, max_create_revision: 7",
+                "key_range: KeyRange { key: [], range_end: [109]",
+            ],
+        );
+    }
+
+    #[test]
+    fn connect_options_carry_every_field() {
+        let ours = ConnectOptions::new()
+            .with_user("u", "p")
+            .with_keep_alive(Duration::from_secs(1), Duration::from_secs(2))
+            .with_keep_alive_while_idle(false)
+            .with_timeout(Duration::from_secs(3))
+            .with_connect_timeout(Duration::from_secs(4))
+            .with_tcp_keepalive(Duration::from_secs(5))
+            .with_require_leader(true)
+            .with_auto_token_refresh(true);
+        assert_shows(
+            connect_options(ours),
+            &[
+                "user: Some((\"u\", \"p\"))",
+                "keep_alive: Some((1s, 2s))",
+                "keep_alive_while_idle: false",
+                "timeout: Some(3s)",
+                "connect_timeout: Some(4s)",
+                "tcp_keepalive: Some(5s)",
+                "require_leader: true",
+                "refresh_expired_token: true",
+            ],
+        );
+        // etcd-client's `default()` turns keep-alive while idle off; our default keeps it on.
+        assert_shows(connect_options(ConnectOptions::new()), &["keep_alive_while_idle: true"]);
+    }
+}
