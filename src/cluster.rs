@@ -90,6 +90,18 @@ pub struct AlarmMember {
     pub alarm: AlarmType,
 }
 
+impl AlarmMember {
+    /// The member that raised it.
+    pub fn member_id(&self) -> u64 {
+        self.member_id
+    }
+
+    /// The alarm.
+    pub fn alarm(&self) -> AlarmType {
+        self.alarm
+    }
+}
+
 /// A cluster member as the Cluster service lists it (etcd's `Member`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Member {
@@ -103,6 +115,33 @@ pub struct Member {
     pub client_urls: Vec<String>,
     /// True for a learner (never, for the one member a store is).
     pub is_learner: bool,
+}
+
+impl Member {
+    /// The member id.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The member's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The URLs its peers reach it on.
+    pub fn peer_urls(&self) -> &[String] {
+        &self.peer_urls
+    }
+
+    /// The URLs clients reach it on.
+    pub fn client_urls(&self) -> &[String] {
+        &self.client_urls
+    }
+
+    /// True for a learner.
+    pub fn is_learner(&self) -> bool {
+        self.is_learner
+    }
 }
 
 /// What a member reports of itself (etcd's `StatusResponse`).

@@ -163,7 +163,9 @@ impl Code {
             Code::DeadlineExceeded => "Deadline expired before operation could complete",
             Code::NotFound => "Some requested entity was not found",
             Code::AlreadyExists => "Some entity that we attempted to create already exists",
-            Code::PermissionDenied => "The caller does not have permission to execute the specified operation",
+            Code::PermissionDenied => {
+                "The caller does not have permission to execute the specified operation"
+            }
             Code::ResourceExhausted => "Some resource has been exhausted",
             Code::FailedPrecondition => "The system is not in a state required for the operation's execution",
             Code::Aborted => "The operation was aborted",

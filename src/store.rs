@@ -15,14 +15,14 @@ use crate::lease::{
 };
 use crate::mvcc::MvccStore;
 use crate::options::{CompactionOptions, DeleteOptions, GetOptions, Options, PutOptions, WatchOptions};
+use crate::txn::request::ResponseHeader;
 use crate::txn::request::{
     CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteResponse, GetResponse, PutRequest,
     PutResponse, RangeRequest, Txn, TxnResponse,
 };
+use crate::txn::Deferred;
 use crate::txn::{Kv, Limits};
 use crate::watch::{self, WatchHub, WatchStream, Watcher};
-use crate::txn::request::ResponseHeader;
-use crate::txn::Deferred;
 use crate::worker::{offload, Worker};
 
 mod cluster;
@@ -275,7 +275,11 @@ impl Store {
         self.lease_grant_deferred(ttl, options).settle()
     }
 
-    fn lease_grant_deferred(&self, ttl: i64, options: Option<LeaseGrantOptions>) -> Deferred<LeaseGrantResponse> {
+    fn lease_grant_deferred(
+        &self,
+        ttl: i64,
+        options: Option<LeaseGrantOptions>,
+    ) -> Deferred<LeaseGrantResponse> {
         let id = options.unwrap_or_default().id();
         self.shared.leases.grant(&self.shared.mvcc, ttl, id, self.shared.clock.now())
     }
@@ -288,7 +292,10 @@ impl Store {
 
     /// [`lease_revoke`](Store::lease_revoke) for async callers, as
     /// [`lease_grant_async`](Store::lease_grant_async).
-    pub fn lease_revoke_async(&self, id: LeaseId) -> impl Future<Output = Result<LeaseRevokeResponse>> + Send + 'static {
+    pub fn lease_revoke_async(
+        &self,
+        id: LeaseId,
+    ) -> impl Future<Output = Result<LeaseRevokeResponse>> + Send + 'static {
         self.lease_revoke_deferred(id).settle()
     }
 

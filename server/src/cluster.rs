@@ -56,7 +56,10 @@ impl Cluster for ClusterService {
         request: Request<pb::MemberRemoveRequest>,
     ) -> Result<Response<pb::MemberRemoveResponse>, Status> {
         let list = self.node.store.member_remove(request.into_inner().id).map_err(to_status)?;
-        Ok(Response::new(pb::MemberRemoveResponse { header: self.node.cluster_header(), members: members(list) }))
+        Ok(Response::new(pb::MemberRemoveResponse {
+            header: self.node.cluster_header(),
+            members: members(list),
+        }))
     }
 
     async fn member_update(
@@ -65,7 +68,10 @@ impl Cluster for ClusterService {
     ) -> Result<Response<pb::MemberUpdateResponse>, Status> {
         let req = request.into_inner();
         let list = self.node.store.member_update(req.id, req.peer_ur_ls).map_err(to_status)?;
-        Ok(Response::new(pb::MemberUpdateResponse { header: self.node.cluster_header(), members: members(list) }))
+        Ok(Response::new(pb::MemberUpdateResponse {
+            header: self.node.cluster_header(),
+            members: members(list),
+        }))
     }
 
     async fn member_list(
@@ -83,6 +89,9 @@ impl Cluster for ClusterService {
         request: Request<pb::MemberPromoteRequest>,
     ) -> Result<Response<pb::MemberPromoteResponse>, Status> {
         let list = self.node.store.member_promote(request.into_inner().id).map_err(to_status)?;
-        Ok(Response::new(pb::MemberPromoteResponse { header: self.node.cluster_header(), members: members(list) }))
+        Ok(Response::new(pb::MemberPromoteResponse {
+            header: self.node.cluster_header(),
+            members: members(list),
+        }))
     }
 }

@@ -107,7 +107,11 @@ impl Maintenance for MaintenanceService {
     ) -> Result<Response<Self::SnapshotStream>, Status> {
         let chunks = self.node.store.snapshot_chunks().map(|chunk| {
             chunk
-                .map(|c| pb::SnapshotResponse { header: None, remaining_bytes: c.remaining_bytes, blob: c.blob })
+                .map(|c| pb::SnapshotResponse {
+                    header: None,
+                    remaining_bytes: c.remaining_bytes,
+                    blob: c.blob,
+                })
                 .map_err(to_status)
         });
         Ok(Response::new(Box::pin(chunks)))

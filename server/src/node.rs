@@ -64,7 +64,12 @@ impl Node {
 
     fn header_at(&self, revision: i64) -> Option<ResponseHeader> {
         let h = self.store.cluster().header(revision);
-        Some(ResponseHeader { cluster_id: h.cluster_id, member_id: h.member_id, revision, raft_term: h.raft_term })
+        Some(ResponseHeader {
+            cluster_id: h.cluster_id,
+            member_id: h.member_id,
+            revision,
+            raft_term: h.raft_term,
+        })
     }
 
     /// The id of this member.

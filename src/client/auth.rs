@@ -44,7 +44,13 @@ pub struct Permission {
 impl Permission {
     /// A permission of `perm_type` over `key`.
     pub fn new(perm_type: PermissionType, key: impl Into<Vec<u8>>) -> Self {
-        Permission { perm_type, key: key.into(), range_end: Vec::new(), with_prefix: false, with_from_key: false }
+        Permission {
+            perm_type,
+            key: key.into(),
+            range_end: Vec::new(),
+            with_prefix: false,
+            with_from_key: false,
+        }
     }
 
     /// Read permission over `key`.

@@ -117,7 +117,11 @@ impl ClusterClient {
     }
 
     /// Replaces member `id`'s peer URLs.
-    pub async fn member_update(&mut self, id: u64, url: impl Into<Vec<String>>) -> Result<MemberUpdateResponse> {
+    pub async fn member_update(
+        &mut self,
+        id: u64,
+        url: impl Into<Vec<String>>,
+    ) -> Result<MemberUpdateResponse> {
         let urls = url.into();
         dispatch!(&mut self.backend, e => {
             let members = e.store.member_update(id, urls)?;

@@ -288,7 +288,7 @@ impl ElectionClient {
         dispatch!(&mut self.backend, _e => {
             let _ = name;
             Err(no_election().into())
-        }, r => Ok(ObserveStream::remote(r.observe(name).await?)))
+        }, r => super::remote::observe(r, name).await)
     }
 
     /// Gives up leadership.

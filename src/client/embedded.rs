@@ -52,7 +52,9 @@ impl Embedded {
 
 /// What an in-process client answers every Auth call, and a connection with a user.
 pub(crate) fn no_auth() -> Status {
-    Status::unimplemented("etcdlite: auth is not built into the library yet; the Auth service is unavailable in-process")
+    Status::unimplemented(
+        "etcdlite: auth is not built into the library yet; the Auth service is unavailable in-process",
+    )
 }
 
 /// What an in-process client answers the Lock service's calls.

@@ -20,16 +20,42 @@ pub type Result<T> = std::result::Result<T, Error>;
 /// assert_eq!(status.code(), Code::NotFound);
 /// assert_eq!(status.message(), "etcdserver: requested lease not found");
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct Status {
     code: Code,
     message: String,
+    /// Whether a server answered this, or the call failed on its way (remote client).
+    pub(crate) delivery: Delivery,
 }
+
+/// What became of a call that failed with a status: what a remote client needs to know to
+/// retry it safely on another endpoint.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum Delivery {
+    /// A server (or the store) answered with the status.
+    #[default]
+    Answered,
+    /// The request never reached a server (the connection could not be made, or was gone
+    /// before the request was written): no server acted on it.
+    NotSent,
+    /// The connection failed while the request was in flight: a server may have acted on
+    /// it.
+    Lost,
+}
+
+impl PartialEq for Status {
+    /// Equal code and message, as clients compare statuses.
+    fn eq(&self, other: &Self) -> bool {
+        self.code == other.code && self.message == other.message
+    }
+}
+
+impl Eq for Status {}
 
 impl Status {
     /// A status of `code` with `message`.
     pub fn new(code: Code, message: impl Into<String>) -> Status {
-        Status { code, message: message.into() }
+        Status { code, message: message.into(), delivery: Delivery::Answered }
     }
 
     /// The gRPC code.

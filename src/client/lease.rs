@@ -135,7 +135,11 @@ pub struct LeaseClient {
 
 impl LeaseClient {
     /// Grants a lease of `ttl` seconds.
-    pub async fn grant(&mut self, ttl: i64, options: Option<LeaseGrantOptions>) -> Result<LeaseGrantResponse> {
+    pub async fn grant(
+        &mut self,
+        ttl: i64,
+        options: Option<LeaseGrantOptions>,
+    ) -> Result<LeaseGrantResponse> {
         dispatch!(&mut self.backend, e => e.grant(ttl, options).await, r => super::remote::lease_grant(r, ttl, options).await)
     }
 
@@ -179,7 +183,10 @@ pub struct LeaseKeeper {
 }
 
 enum KeeperInner {
-    Embedded { store: Arc<Store>, answers: mailbox::Sender<std::result::Result<LeaseKeepAliveResponse, Status>> },
+    Embedded {
+        store: Arc<Store>,
+        answers: mailbox::Sender<std::result::Result<LeaseKeepAliveResponse, Status>>,
+    },
     #[cfg(feature = "remote")]
     Remote(etcd_client::LeaseKeeper),
 }
@@ -239,11 +246,13 @@ impl Stream for LeaseKeepAliveStream {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         match &mut self.get_mut().0 {
-            StreamInner::Embedded(answers) => answers.poll_recv(cx).map(|a| a.map(|a| a.map_err(Error::from))),
-            #[cfg(feature = "remote")]
-            StreamInner::Remote(r) => {
-                Pin::new(r).poll_next(cx).map(|a| a.map(|a| a.map(super::remote::keep_alive_response).map_err(Error::from)))
+            StreamInner::Embedded(answers) => {
+                answers.poll_recv(cx).map(|a| a.map(|a| a.map_err(Error::from)))
             }
+            #[cfg(feature = "remote")]
+            StreamInner::Remote(r) => Pin::new(r)
+                .poll_next(cx)
+                .map(|a| a.map(|a| a.map(super::remote::keep_alive_response).map_err(Error::from))),
         }
     }
 }
@@ -293,7 +302,11 @@ impl Embedded {
         Ok((keeper, LeaseKeepAliveStream(StreamInner::Embedded(received))))
     }
 
-    async fn time_to_live(&self, id: i64, options: Option<LeaseTimeToLiveOptions>) -> Result<LeaseTimeToLiveResponse> {
+    async fn time_to_live(
+        &self,
+        id: i64,
+        options: Option<LeaseTimeToLiveOptions>,
+    ) -> Result<LeaseTimeToLiveResponse> {
         self.call(async {
             let resp = self.store.lease_time_to_live_async(id, options).await?;
             Ok(LeaseTimeToLiveResponse {

@@ -58,7 +58,11 @@ pub struct LockClient {
 
 impl LockClient {
     /// Waits for and acquires the lock `name`.
-    pub async fn lock(&mut self, name: impl Into<Vec<u8>>, options: Option<LockOptions>) -> Result<LockResponse> {
+    pub async fn lock(
+        &mut self,
+        name: impl Into<Vec<u8>>,
+        options: Option<LockOptions>,
+    ) -> Result<LockResponse> {
         let name = name.into();
         dispatch!(&mut self.backend, _e => {
             let _ = (name, options);

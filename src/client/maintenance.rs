@@ -244,20 +244,37 @@ impl SnapshotStreaming {
     /// The next chunk; `None` after the last.
     pub async fn message(&mut self) -> Result<Option<SnapshotResponse>> {
         match &mut self.0 {
-            SnapshotInner::Embedded(chunks) => std::future::poll_fn(|cx| poll_chunk(chunks, cx)).await.transpose(),
+            SnapshotInner::Embedded(chunks) => {
+                std::future::poll_fn(|cx| poll_chunk(chunks, cx)).await.transpose()
+            }
             #[cfg(feature = "remote")]
             SnapshotInner::Remote(r) => Ok(r.message().await?.map(super::remote::snapshot_response)),
         }
     }
 }
 
-fn poll_chunk(chunks: &mut crate::SnapshotChunks, cx: &mut Context<'_>) -> Poll<Option<Result<SnapshotResponse>>> {
+fn poll_chunk(
+    chunks: &mut crate::SnapshotChunks,
+    cx: &mut Context<'_>,
+) -> Poll<Option<Result<SnapshotResponse>>> {
     Pin::new(chunks).poll_next(cx).map(|chunk| {
         chunk.map(|chunk| {
             let chunk = chunk?;
-            Ok(SnapshotResponse { header: None, remaining_bytes: chunk.remaining_bytes, blob: chunk.blob, version: String::new() })
+            Ok(SnapshotResponse {
+                header: None,
+                remaining_bytes: chunk.remaining_bytes,
+                blob: chunk.blob,
+                version: String::new(),
+            })
         })
     })
+}
+
+impl SnapshotStreaming {
+    #[cfg(feature = "remote")]
+    pub(crate) fn remote(stream: etcd_client::SnapshotStreaming) -> Self {
+        SnapshotStreaming(SnapshotInner::Remote(Box::new(stream)))
+    }
 }
 
 /// The answer to a leadership transfer.
@@ -344,7 +361,7 @@ impl MaintenanceClient {
         dispatch!(
             &mut self.backend,
             e => Ok(SnapshotStreaming(SnapshotInner::Embedded(e.store.snapshot_chunks()))),
-            r => Ok(SnapshotStreaming(SnapshotInner::Remote(Box::new(r.snapshot().await?))))
+            r => super::remote::snapshot(r).await
         )
     }
 

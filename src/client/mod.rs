@@ -72,12 +72,13 @@ pub use cluster::{
     MemberRemoveResponse, MemberUpdateResponse,
 };
 pub use election::{
-    CampaignResponse, ElectionClient, LeaderKey, LeaderResponse, ObserveStream, ProclaimOptions, ProclaimResponse,
-    ResignOptions, ResignResponse,
+    CampaignResponse, ElectionClient, LeaderKey, LeaderResponse, ObserveStream, ProclaimOptions,
+    ProclaimResponse, ResignOptions, ResignResponse,
 };
 pub use error::{Error, Result, Status};
 pub use kv::{
-    CompactionResponse, DeleteResponse, GetResponse, KeyValue, KvClient, PutResponse, TxnOpResponse, TxnResponse,
+    CompactionResponse, DeleteResponse, GetResponse, KeyValue, KvClient, PutResponse, TxnOpResponse,
+    TxnResponse,
 };
 pub use lease::{
     LeaseClient, LeaseGrantResponse, LeaseKeepAliveResponse, LeaseKeepAliveStream, LeaseKeeper,
@@ -89,15 +90,13 @@ pub use maintenance::{
     HashKvResponse, HashResponse, MaintenanceClient, MoveLeaderResponse, SnapshotResponse, SnapshotStreaming,
     StatusResponse,
 };
-pub use watch::{
-    Event, WatchClient, WatchResponse, WatchResponseStream, WatchRequestSender, WatchStream,
-};
+pub use watch::{Event, WatchClient, WatchRequestSender, WatchResponse, WatchResponseStream, WatchStream};
 
 pub use crate::cluster::{AlarmAction, AlarmMember, AlarmType};
 pub use crate::error::Code;
 pub use crate::lease::{LeaseGrantOptions, LeaseStatus, LeaseTimeToLiveOptions};
 pub use crate::options::{CompactionOptions, DeleteOptions, GetOptions, PutOptions, WatchOptions};
-pub use crate::txn::request::{CompareOp, Compare, ResponseHeader, SortOrder, SortTarget, Txn, TxnOp};
+pub use crate::txn::request::{Compare, CompareOp, ResponseHeader, SortOrder, SortTarget, Txn, TxnOp};
 pub use crate::watch::{EventType, WatchFilterType};
 
 use crate::Store;
@@ -110,7 +109,7 @@ pub(crate) enum Backend {
     Embedded(Arc<Embedded>),
     /// An etcd cluster (or etcdlite server), through the `etcd-client` crate.
     #[cfg(feature = "remote")]
-    Remote(Box<etcd_client::Client>),
+    Remote(Arc<remote::Remote>),
 }
 
 /// Runs the embedded or the remote form of a call: `dispatch!(backend, e => ..., r => ...)`
@@ -268,15 +267,17 @@ impl Client {
 
     /// A client of the etcd cluster at `endpoints` (`http://host:port` or `host:port`),
     /// through the `etcd-client` crate: the same API, against a real etcd cluster, an
-    /// etcdlite server or a `TestServer`. Requests go to the endpoints in turn; when one
-    /// fails, calls carry on against the others.
+    /// etcdlite server or a `TestServer`. Calls go to one endpoint; when it fails (a member
+    /// stopped, a connection broke) they move to the next, and a call that failed on its
+    /// way is sent again where that is safe: a read always, a write only if no server
+    /// received it, so no write is applied twice.
     #[cfg(feature = "remote")]
     pub async fn connect<E: AsRef<str>, S: AsRef<[E]>>(
         endpoints: S,
         options: Option<ConnectOptions>,
     ) -> Result<Client> {
-        let client = remote::connect(endpoints, options.unwrap_or_default()).await?;
-        Ok(Client::over(Backend::Remote(Box::new(client))))
+        let remote = remote::connect(endpoints, options.unwrap_or_default()).await?;
+        Ok(Client::over(Backend::Remote(Arc::new(remote))))
     }
 
     fn over(backend: Backend) -> Client {
@@ -308,7 +309,7 @@ impl Client {
         dispatch!(&self.backend, _e => {
             let _ = endpoint;
             Err(Error::EndpointsNotManaged)
-        }, r => Ok(r.add_endpoint(endpoint).await?))
+        }, r => r.add_endpoint(endpoint.as_ref()).await)
     }
 
     /// Removes an endpoint from a remote client's set; an in-process client has none.
@@ -316,7 +317,7 @@ impl Client {
         dispatch!(&self.backend, _e => {
             let _ = endpoint;
             Err(Error::EndpointsNotManaged)
-        }, r => Ok(r.remove_endpoint(endpoint).await?))
+        }, r => r.remove_endpoint(endpoint.as_ref()))
     }
 
     /// The KV service.
@@ -400,12 +401,20 @@ impl Client {
     /// Opens a watch stream with one watch of `key` (or the range `options` describe). Its
     /// first message is the watch's `created` response (or, for a watch that could not be
     /// created, one with `created` and `canceled` and the reason), as etcd sends it.
-    pub async fn watch(&mut self, key: impl Into<Vec<u8>>, options: Option<WatchOptions>) -> Result<WatchStream> {
+    pub async fn watch(
+        &mut self,
+        key: impl Into<Vec<u8>>,
+        options: Option<WatchOptions>,
+    ) -> Result<WatchStream> {
         self.watch.watch(key, options).await
     }
 
     /// Grants a lease of `ttl` seconds.
-    pub async fn lease_grant(&mut self, ttl: i64, options: Option<LeaseGrantOptions>) -> Result<LeaseGrantResponse> {
+    pub async fn lease_grant(
+        &mut self,
+        ttl: i64,
+        options: Option<LeaseGrantOptions>,
+    ) -> Result<LeaseGrantResponse> {
         self.lease.grant(ttl, options).await
     }
 
@@ -435,7 +444,11 @@ impl Client {
     }
 
     /// Acquires the lock `name` (etcd's Lock service).
-    pub async fn lock(&mut self, name: impl Into<Vec<u8>>, options: Option<LockOptions>) -> Result<LockResponse> {
+    pub async fn lock(
+        &mut self,
+        name: impl Into<Vec<u8>>,
+        options: Option<LockOptions>,
+    ) -> Result<LockResponse> {
         self.lock.lock(name, options).await
     }
 
@@ -607,7 +620,11 @@ impl Client {
     }
 
     /// Replaces member `id`'s peer URLs.
-    pub async fn member_update(&mut self, id: u64, url: impl Into<Vec<String>>) -> Result<MemberUpdateResponse> {
+    pub async fn member_update(
+        &mut self,
+        id: u64,
+        url: impl Into<Vec<String>>,
+    ) -> Result<MemberUpdateResponse> {
         self.cluster.member_update(id, url).await
     }
 
@@ -662,7 +679,7 @@ impl Client {
 
     /// Authenticates again with the client's user (nothing to do without one).
     pub async fn refresh_token(&self) -> Result<()> {
-        dispatch!(&self.backend, _e => Ok(()), r => Ok(r.refresh_token().await?))
+        dispatch!(&self.backend, _e => Ok(()), r => r.refresh_token().await)
     }
 
     /// Changes the user the client authenticates as (`None`: no user).
@@ -670,6 +687,6 @@ impl Client {
         dispatch!(&mut self.backend, _e => match user {
             None => Ok(()),
             Some(_) => Err(embedded::no_auth().into()),
-        }, r => Ok(r.update_user(user).await?))
+        }, r => r.update_user(user).await)
     }
 }

@@ -11,6 +11,7 @@
 
 use etcd_client as ec;
 
+use super::error::Delivery;
 use super::{
     AlarmResponse, AuthDisableResponse, AuthEnableResponse, AuthenticateResponse, CampaignResponse,
     CompactionResponse, ConnectOptions, DefragmentResponse, DeleteResponse, DowngradeInfo, DowngradeOptions,
@@ -18,12 +19,13 @@ use super::{
     LeaderResponse, LeaseGrantResponse, LeaseKeepAliveResponse, LeaseKeepAliveStream, LeaseKeeper,
     LeaseLeasesResponse, LeaseRevokeResponse, LeaseTimeToLiveResponse, LockOptions, LockResponse,
     MemberAddOptions, MemberAddResponse, MemberListResponse, MemberPromoteResponse, MemberRemoveResponse,
-    MemberUpdateResponse, MoveLeaderResponse, Permission, PermissionType, ProclaimOptions, ProclaimResponse,
-    PutResponse, ResignOptions, ResignResponse, Result, RoleAddResponse, RoleDeleteResponse, RoleGetResponse,
-    RoleGrantPermissionResponse, RoleListResponse, RoleRevokePermissionResponse, SnapshotResponse, Status,
-    StatusResponse, TxnOpResponse, TxnResponse, UnlockResponse, UserAddOptions, UserAddResponse,
-    UserChangePasswordResponse, UserDeleteResponse, UserGetResponse, UserGrantRoleResponse, UserListResponse,
-    UserRevokeRoleResponse, WatchResponse, WatchStream,
+    MemberUpdateResponse, MoveLeaderResponse, ObserveStream, Permission, PermissionType, ProclaimOptions,
+    ProclaimResponse, PutResponse, ResignOptions, ResignResponse, Result, RoleAddResponse,
+    RoleDeleteResponse, RoleGetResponse, RoleGrantPermissionResponse, RoleListResponse,
+    RoleRevokePermissionResponse, SnapshotResponse, SnapshotStreaming, Status, StatusResponse, TxnOpResponse,
+    TxnResponse, UnlockResponse, UserAddOptions, UserAddResponse, UserChangePasswordResponse,
+    UserDeleteResponse, UserGetResponse, UserGrantRoleResponse, UserListResponse, UserRevokeRoleResponse,
+    WatchResponse, WatchStream,
 };
 use crate::cluster::{AlarmAction, AlarmMember, AlarmType, Member};
 use crate::error::Code;
@@ -35,8 +37,73 @@ use crate::txn::request::{
 };
 use crate::watch::{EventType, WatchFilterType};
 
-/// The remote client, as the backend holds it.
-type Client = ec::Client;
+/// An etcd cluster's endpoints, one `etcd-client` client each, and the one calls go to.
+///
+/// Calls go to one endpoint at a time, as clientv3 pins one. When a call fails on its way
+/// (the endpoint is down, or its connection broke), it is tried on the next endpoint, which
+/// then takes the pin, so a client carries on when a member goes away. A call is retried
+/// only when that is safe: a read whenever it failed on its way or the member answered
+/// Unavailable (a member without a leader); a write only when it never reached a server
+/// (the connection could not be made, or was found broken before the request left), so no
+/// write is ever applied twice.
+pub(crate) struct Remote {
+    /// Each endpoint as it was given, and its client.
+    members: parking_lot::RwLock<Vec<(String, ec::Client)>>,
+    /// The member calls go to first.
+    pinned: std::sync::atomic::AtomicUsize,
+    /// For endpoints added later.
+    options: ec::ConnectOptions,
+}
+
+/// Whether a call may be sent again after it failed on its way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Retry {
+    /// A read, or a write that is the same however often it is applied.
+    Idempotent,
+    /// A write: retried only when no server received it.
+    Unsent,
+}
+
+impl Remote {
+    /// The endpoints' clients, in order, starting at the pinned one.
+    fn rotation(&self) -> Vec<(usize, ec::Client)> {
+        let members = self.members.read();
+        let start = self.pinned.load(std::sync::atomic::Ordering::Relaxed);
+        (0..members.len()).map(|i| (start + i) % members.len()).map(|i| (i, members[i].1.clone())).collect()
+    }
+
+    /// Runs `call` on the pinned endpoint, and on the next ones while it fails in a way
+    /// `retry` allows to retry; the first endpoint that answers takes the pin.
+    async fn call<T, F, Fut>(&self, retry: Retry, mut call: F) -> Result<T>
+    where
+        F: FnMut(ec::Client) -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let mut failure = None;
+        for (i, client) in self.rotation() {
+            match call(client).await {
+                Ok(answer) => {
+                    self.pinned.store(i, std::sync::atomic::Ordering::Relaxed);
+                    return Ok(answer);
+                }
+                Err(Error::GRpcStatus(status)) if may_retry(&status, retry) => {
+                    failure = Some(Error::GRpcStatus(status));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(failure.unwrap_or_else(|| Error::InvalidArgs("no endpoints".into())))
+    }
+}
+
+fn may_retry(status: &Status, retry: Retry) -> bool {
+    match (status.delivery, retry) {
+        (Delivery::NotSent, _) => true,
+        (Delivery::Lost, Retry::Idempotent) => true,
+        (Delivery::Answered, Retry::Idempotent) => status.code() == Code::Unavailable,
+        _ => false,
+    }
+}
 
 // ---------------------------------------------------------------------------------------
 // Errors and codes
@@ -88,8 +155,35 @@ fn with_sources(error: &dyn std::error::Error) -> String {
 
 impl From<tonic::Status> for Status {
     /// The code and the message (etcd's words); tonic's details and metadata are dropped.
+    /// A status tonic made from a transport failure records whether the request left.
     fn from(status: tonic::Status) -> Status {
-        Status::new(status.code().into(), status.message())
+        let mut out = Status::new(status.code().into(), status.message());
+        out.delivery = delivery(&status);
+        out
+    }
+}
+
+/// What became of a call that failed with `status`. tonic makes a status of a transport
+/// failure with that failure as its source: a connection that could not be made, or one
+/// found broken when the request was to be written (`EPIPE`), means no server received the
+/// request; any other transport failure may have come after a server acted on it.
+fn delivery(status: &tonic::Status) -> Delivery {
+    let mut source = std::error::Error::source(status);
+    let mut transport = false;
+    while let Some(e) = source {
+        transport |= e.is::<tonic::transport::Error>();
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::*;
+            if matches!(io.kind(), ConnectionRefused | BrokenPipe | NotConnected | AddrNotAvailable) {
+                return Delivery::NotSent;
+            }
+        }
+        source = e.source();
+    }
+    if transport {
+        Delivery::Lost
+    } else {
+        Delivery::Answered
     }
 }
 
@@ -122,12 +216,96 @@ impl PartialEq<Code> for tonic::Code {
 // Connecting
 // ---------------------------------------------------------------------------------------
 
-/// Connects to `endpoints` with every option the client has.
+/// Connects to `endpoints` with every option the client has: one `etcd-client` client per
+/// endpoint, each connecting when first used. An endpoint that is not a URL fails the
+/// connect; one that cannot be reached is skipped while another can be (only a connect
+/// with a user reaches the endpoints at once, to authenticate).
 pub(crate) async fn connect<E: AsRef<str>, S: AsRef<[E]>>(
     endpoints: S,
     options: ConnectOptions,
-) -> Result<Client> {
-    Ok(Client::connect(endpoints, Some(connect_options(options))).await?)
+) -> Result<Remote> {
+    let endpoints: Vec<String> = endpoints.as_ref().iter().map(|e| e.as_ref().to_owned()).collect();
+    if endpoints.is_empty() {
+        return Err(Error::InvalidArgs("empty endpoints".into()));
+    }
+    let options = connect_options(options);
+    let mut members = Vec::new();
+    let mut unreachable = None;
+    for endpoint in endpoints {
+        match connect_one(&endpoint, &options).await {
+            Ok(client) => members.push((endpoint, client)),
+            Err(Error::GRpcStatus(status)) if status.delivery != Delivery::Answered => {
+                unreachable = Some(Error::GRpcStatus(status));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    match (members.is_empty(), unreachable) {
+        (true, Some(e)) => Err(e),
+        _ => Ok(Remote { members: parking_lot::RwLock::new(members), pinned: 0.into(), options }),
+    }
+}
+
+async fn connect_one(endpoint: &str, options: &ec::ConnectOptions) -> Result<ec::Client> {
+    Ok(ec::Client::connect([endpoint], Some(options.clone())).await?)
+}
+
+impl Remote {
+    /// Adds `endpoint` to the ones calls may go to.
+    pub(crate) async fn add_endpoint(&self, endpoint: &str) -> Result<()> {
+        let client = connect_one(endpoint, &self.options).await?;
+        self.members.write().push((endpoint.to_owned(), client));
+        Ok(())
+    }
+
+    /// Removes `endpoint` (as it was given) from the ones calls go to; the last one stays.
+    pub(crate) fn remove_endpoint(&self, endpoint: &str) -> Result<()> {
+        let mut members = self.members.write();
+        let Some(i) = members.iter().position(|(e, _)| e == endpoint) else {
+            return Err(Error::EndpointError(format!("{endpoint} is not an endpoint of this client")));
+        };
+        if members.len() == 1 {
+            return Err(Error::EndpointError("the last endpoint cannot be removed".into()));
+        }
+        members.remove(i);
+        self.pinned.store(0, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Authenticates again with the user, at every endpoint.
+    pub(crate) async fn refresh_token(&self) -> Result<()> {
+        for (_, client) in self.rotation() {
+            client.refresh_token().await?;
+        }
+        Ok(())
+    }
+
+    /// Changes the user calls authenticate as, at every endpoint.
+    pub(crate) async fn update_user(&self, user: Option<(String, String)>) -> Result<()> {
+        for (_, mut client) in self.rotation() {
+            client.update_user(user.clone()).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Opens an election's observe stream.
+pub(crate) async fn observe(remote: &Remote, name: Vec<u8>) -> Result<ObserveStream> {
+    remote
+        .call(Retry::Idempotent, |mut client| {
+            let name = name.clone();
+            async move { Ok(ObserveStream::remote(client.observe(name).await?)) }
+        })
+        .await
+}
+
+/// Opens a snapshot stream.
+pub(crate) async fn snapshot(remote: &Remote) -> Result<SnapshotStreaming> {
+    remote
+        .call(Retry::Idempotent, |mut client| async move {
+            Ok(SnapshotStreaming::remote(client.snapshot().await?))
+        })
+        .await
 }
 
 /// `etcd-client`'s options for ours. Built from `ConnectOptions::new()`, not `default()`:
@@ -184,36 +362,75 @@ fn key_values(kvs: Vec<ec::KeyValue>) -> Vec<KeyValue> {
 // KV
 // ---------------------------------------------------------------------------------------
 
-pub(crate) async fn put(client: &mut Client, req: PutRequest) -> Result<PutResponse> {
-    let (key, value, options) = put_args(req);
-    Ok(put_response(client.put(key, value, Some(options)).await?))
+pub(crate) async fn put(remote: &Remote, req: PutRequest) -> Result<PutResponse> {
+    remote
+        .call(Retry::Unsent, |mut client| {
+            let req = req.clone();
+            async move {
+                let client = &mut client;
+                let (key, value, options) = put_args(req);
+                Ok(put_response(client.put(key, value, Some(options)).await?))
+            }
+        })
+        .await
 }
 
-pub(crate) async fn get(client: &mut Client, req: RangeRequest) -> Result<GetResponse> {
-    let (key, options) = get_args(req);
-    Ok(get_response(client.get(key, Some(options)).await?))
+pub(crate) async fn get(remote: &Remote, req: RangeRequest) -> Result<GetResponse> {
+    remote
+        .call(Retry::Idempotent, |mut client| {
+            let req = req.clone();
+            async move {
+                let client = &mut client;
+                let (key, options) = get_args(req);
+                Ok(get_response(client.get(key, Some(options)).await?))
+            }
+        })
+        .await
 }
 
-pub(crate) async fn delete(client: &mut Client, req: DeleteRangeRequest) -> Result<DeleteResponse> {
-    let (key, options) = delete_args(req);
-    Ok(delete_response(client.delete(key, Some(options)).await?))
+pub(crate) async fn delete(remote: &Remote, req: DeleteRangeRequest) -> Result<DeleteResponse> {
+    remote
+        .call(Retry::Unsent, |mut client| {
+            let req = req.clone();
+            async move {
+                let client = &mut client;
+                let (key, options) = delete_args(req);
+                Ok(delete_response(client.delete(key, Some(options)).await?))
+            }
+        })
+        .await
 }
 
 pub(crate) async fn compact(
-    client: &mut Client,
+    remote: &Remote,
     revision: i64,
     options: Option<CompactionOptions>,
 ) -> Result<CompactionResponse> {
-    let mut out = ec::CompactionOptions::new();
-    if options.is_some_and(|o| o.physical()) {
-        out = out.with_physical();
-    }
-    let mut resp = client.compact(revision, Some(out)).await?;
-    Ok(CompactionResponse { header: header(resp.take_header()) })
+    remote
+        .call(Retry::Unsent, |mut client| {
+            async move {
+                let client = &mut client;
+                let mut out = ec::CompactionOptions::new();
+                if options.is_some_and(|o| o.physical()) {
+                    out = out.with_physical();
+                }
+                let mut resp = client.compact(revision, Some(out)).await?;
+                Ok(CompactionResponse { header: header(resp.take_header()) })
+            }
+        })
+        .await
 }
 
-pub(crate) async fn txn(client: &mut Client, txn: Txn) -> Result<TxnResponse> {
-    Ok(txn_response(client.txn(txn_request(txn)).await?))
+pub(crate) async fn txn(remote: &Remote, txn: Txn) -> Result<TxnResponse> {
+    remote
+        .call(if txn.is_read_only() { Retry::Idempotent } else { Retry::Unsent }, |mut client| {
+            let txn = txn.clone();
+            async move {
+                let client = &mut client;
+                Ok(txn_response(client.txn(txn_request(txn)).await?))
+            }
+        })
+        .await
 }
 
 fn put_args(req: PutRequest) -> (Vec<u8>, Vec<u8>, ec::PutOptions) {
@@ -397,12 +614,21 @@ fn txn_response(mut resp: ec::TxnResponse) -> TxnResponse {
 
 /// Opens a watch stream with one watch of `key`.
 pub(crate) async fn watch(
-    client: &mut Client,
+    remote: &Remote,
     key: Vec<u8>,
     options: Option<WatchOptions>,
 ) -> Result<WatchStream> {
-    let (key, options) = watch_args(key, options);
-    Ok(WatchStream::remote(client.watch(key, Some(options)).await?))
+    remote
+        .call(Retry::Idempotent, |mut client| {
+            let key = key.clone();
+            let options = options.clone();
+            async move {
+                let client = &mut client;
+                let (key, options) = watch_args(key, options);
+                Ok(WatchStream::remote(client.watch(key, Some(options)).await?))
+            }
+        })
+        .await
 }
 
 /// What `etcd-client`'s `watch(key, Some(options))` takes for our `options` on `key`: the
@@ -471,33 +697,55 @@ fn event(event: &ec::Event) -> Event {
 // ---------------------------------------------------------------------------------------
 
 pub(crate) async fn lease_grant(
-    client: &mut Client,
+    remote: &Remote,
     ttl: i64,
     options: Option<LeaseGrantOptions>,
 ) -> Result<LeaseGrantResponse> {
-    let id = options.map_or(0, |o| o.id());
-    let mut resp = client.lease_grant(ttl, Some(ec::LeaseGrantOptions::new().with_id(id))).await?;
-    Ok(LeaseGrantResponse {
-        header: header(resp.take_header()),
-        id: resp.id(),
-        ttl: resp.ttl(),
-        error: resp.error().to_owned(),
-    })
+    remote
+        .call(Retry::Unsent, |mut client| {
+            async move {
+                let client = &mut client;
+                let id = options.map_or(0, |o| o.id());
+                let mut resp =
+                    client.lease_grant(ttl, Some(ec::LeaseGrantOptions::new().with_id(id))).await?;
+                Ok(LeaseGrantResponse {
+                    header: header(resp.take_header()),
+                    id: resp.id(),
+                    ttl: resp.ttl(),
+                    error: resp.error().to_owned(),
+                })
+            }
+        })
+        .await
 }
 
-pub(crate) async fn lease_revoke(client: &mut Client, id: i64) -> Result<LeaseRevokeResponse> {
-    let mut resp = client.lease_revoke(id).await?;
-    Ok(LeaseRevokeResponse { header: header(resp.take_header()) })
+pub(crate) async fn lease_revoke(remote: &Remote, id: i64) -> Result<LeaseRevokeResponse> {
+    remote
+        .call(Retry::Unsent, |mut client| {
+            async move {
+                let client = &mut client;
+                let mut resp = client.lease_revoke(id).await?;
+                Ok(LeaseRevokeResponse { header: header(resp.take_header()) })
+            }
+        })
+        .await
 }
 
 /// Opens a keep-alive stream; `etcd-client` renews the lease once and fails with
 /// `LeaseKeepAliveError` for an unknown lease, as the in-process backend does.
 pub(crate) async fn lease_keep_alive(
-    client: &mut Client,
+    remote: &Remote,
     id: i64,
 ) -> Result<(LeaseKeeper, LeaseKeepAliveStream)> {
-    let (keeper, stream) = client.lease_keep_alive(id).await?;
-    Ok((LeaseKeeper::remote(keeper), LeaseKeepAliveStream::remote(stream)))
+    remote
+        .call(Retry::Idempotent, |mut client| {
+            async move {
+                let client = &mut client;
+                let (keeper, stream) = client.lease_keep_alive(id).await?;
+                Ok((LeaseKeeper::remote(keeper), LeaseKeepAliveStream::remote(stream)))
+            }
+        })
+        .await
 }
 
 /// One answer of a keep-alive stream.
@@ -506,71 +754,129 @@ pub(crate) fn keep_alive_response(mut resp: ec::LeaseKeepAliveResponse) -> Lease
 }
 
 pub(crate) async fn lease_time_to_live(
-    client: &mut Client,
+    remote: &Remote,
     id: i64,
     options: Option<LeaseTimeToLiveOptions>,
 ) -> Result<LeaseTimeToLiveResponse> {
-    let mut out = ec::LeaseTimeToLiveOptions::new();
-    if options.is_some_and(|o| o.keys()) {
-        out = out.with_keys();
-    }
-    let mut resp = client.lease_time_to_live(id, Some(out)).await?;
-    Ok(LeaseTimeToLiveResponse {
-        header: header(resp.take_header()),
-        id: resp.id(),
-        ttl: resp.ttl(),
-        granted_ttl: resp.granted_ttl(),
-        keys: resp.keys().to_vec(),
-    })
+    remote
+        .call(Retry::Idempotent, |mut client| {
+            async move {
+                let client = &mut client;
+                let mut out = ec::LeaseTimeToLiveOptions::new();
+                if options.is_some_and(|o| o.keys()) {
+                    out = out.with_keys();
+                }
+                let mut resp = client.lease_time_to_live(id, Some(out)).await?;
+                Ok(LeaseTimeToLiveResponse {
+                    header: header(resp.take_header()),
+                    id: resp.id(),
+                    ttl: resp.ttl(),
+                    granted_ttl: resp.granted_ttl(),
+                    keys: resp.keys().to_vec(),
+                })
+            }
+        })
+        .await
 }
 
-pub(crate) async fn leases(client: &mut Client) -> Result<LeaseLeasesResponse> {
-    let mut resp = client.leases().await?;
-    Ok(LeaseLeasesResponse {
-        header: header(resp.take_header()),
-        leases: resp.leases().iter().map(|l| LeaseStatus { id: l.id() }).collect(),
-    })
+pub(crate) async fn leases(remote: &Remote) -> Result<LeaseLeasesResponse> {
+    remote
+        .call(Retry::Idempotent, |mut client| async move {
+            let client = &mut client;
+            let mut resp = client.leases().await?;
+            Ok(LeaseLeasesResponse {
+                header: header(resp.take_header()),
+                leases: resp.leases().iter().map(|l| LeaseStatus { id: l.id() }).collect(),
+            })
+        })
+        .await
 }
 
 // ---------------------------------------------------------------------------------------
 // Lock and Election
 // ---------------------------------------------------------------------------------------
 
-pub(crate) async fn lock(client: &mut Client, name: Vec<u8>, options: LockOptions) -> Result<LockResponse> {
-    let mut resp = client.lock(name, Some(ec::LockOptions::new().with_lease(options.lease))).await?;
-    Ok(LockResponse { header: header(resp.take_header()), key: resp.key().to_vec() })
+pub(crate) async fn lock(remote: &Remote, name: Vec<u8>, options: LockOptions) -> Result<LockResponse> {
+    remote
+        .call(Retry::Unsent, |mut client| {
+            let name = name.clone();
+            async move {
+                let client = &mut client;
+                let mut resp =
+                    client.lock(name, Some(ec::LockOptions::new().with_lease(options.lease))).await?;
+                Ok(LockResponse { header: header(resp.take_header()), key: resp.key().to_vec() })
+            }
+        })
+        .await
 }
 
-pub(crate) async fn unlock(client: &mut Client, key: Vec<u8>) -> Result<UnlockResponse> {
-    let mut resp = client.unlock(key).await?;
-    Ok(UnlockResponse { header: header(resp.take_header()) })
+pub(crate) async fn unlock(remote: &Remote, key: Vec<u8>) -> Result<UnlockResponse> {
+    remote
+        .call(Retry::Unsent, |mut client| {
+            let key = key.clone();
+            async move {
+                let client = &mut client;
+                let mut resp = client.unlock(key).await?;
+                Ok(UnlockResponse { header: header(resp.take_header()) })
+            }
+        })
+        .await
 }
 
 pub(crate) async fn campaign(
-    client: &mut Client,
+    remote: &Remote,
     name: Vec<u8>,
     value: Vec<u8>,
     lease: i64,
 ) -> Result<CampaignResponse> {
-    let mut resp = client.campaign(name, value, lease).await?;
-    Ok(CampaignResponse { header: header(resp.take_header()), leader: resp.leader().map(leader_key) })
+    remote
+        .call(Retry::Unsent, |mut client| {
+            let name = name.clone();
+            let value = value.clone();
+            async move {
+                let client = &mut client;
+                let mut resp = client.campaign(name, value, lease).await?;
+                Ok(CampaignResponse {
+                    header: header(resp.take_header()),
+                    leader: resp.leader().map(leader_key),
+                })
+            }
+        })
+        .await
 }
 
 pub(crate) async fn proclaim(
-    client: &mut Client,
+    remote: &Remote,
     value: Vec<u8>,
     options: ProclaimOptions,
 ) -> Result<ProclaimResponse> {
-    let mut out = ec::ProclaimOptions::new();
-    if let Some(leader) = options.leader {
-        out = out.with_leader(remote_leader_key(leader));
-    }
-    let mut resp = client.proclaim(value, Some(out)).await?;
-    Ok(ProclaimResponse { header: header(resp.take_header()) })
+    remote
+        .call(Retry::Unsent, |mut client| {
+            let value = value.clone();
+            let options = options.clone();
+            async move {
+                let client = &mut client;
+                let mut out = ec::ProclaimOptions::new();
+                if let Some(leader) = options.leader {
+                    out = out.with_leader(remote_leader_key(leader));
+                }
+                let mut resp = client.proclaim(value, Some(out)).await?;
+                Ok(ProclaimResponse { header: header(resp.take_header()) })
+            }
+        })
+        .await
 }
 
-pub(crate) async fn leader(client: &mut Client, name: Vec<u8>) -> Result<LeaderResponse> {
-    Ok(leader_response(client.leader(name).await?))
+pub(crate) async fn leader(remote: &Remote, name: Vec<u8>) -> Result<LeaderResponse> {
+    remote
+        .call(Retry::Idempotent, |mut client| {
+            let name = name.clone();
+            async move {
+                let client = &mut client;
+                Ok(leader_response(client.leader(name).await?))
+            }
+        })
+        .await
 }
 
 /// A leader answer, from `leader` or one message of an observe stream.
@@ -578,13 +884,21 @@ pub(crate) fn leader_response(mut resp: ec::LeaderResponse) -> LeaderResponse {
     LeaderResponse { header: header(resp.take_header()), kv: resp.take_kv().map(key_value) }
 }
 
-pub(crate) async fn resign(client: &mut Client, options: ResignOptions) -> Result<ResignResponse> {
-    let mut out = ec::ResignOptions::new();
-    if let Some(leader) = options.leader {
-        out = out.with_leader(remote_leader_key(leader));
-    }
-    let mut resp = client.resign(Some(out)).await?;
-    Ok(ResignResponse { header: header(resp.take_header()) })
+pub(crate) async fn resign(remote: &Remote, options: ResignOptions) -> Result<ResignResponse> {
+    remote
+        .call(Retry::Unsent, |mut client| {
+            let options = options.clone();
+            async move {
+                let client = &mut client;
+                let mut out = ec::ResignOptions::new();
+                if let Some(leader) = options.leader {
+                    out = out.with_leader(remote_leader_key(leader));
+                }
+                let mut resp = client.resign(Some(out)).await?;
+                Ok(ResignResponse { header: header(resp.take_header()) })
+            }
+        })
+        .await
 }
 
 fn leader_key(key: &ec::LeaderKey) -> LeaderKey {
@@ -600,25 +914,35 @@ fn remote_leader_key(key: LeaderKey) -> ec::LeaderKey {
 // ---------------------------------------------------------------------------------------
 
 pub(crate) async fn alarm(
-    client: &mut Client,
+    remote: &Remote,
     action: AlarmAction,
     alarm: AlarmType,
     member: u64,
 ) -> Result<AlarmResponse> {
-    let action = match action {
-        AlarmAction::Get => ec::AlarmAction::Get,
-        AlarmAction::Activate => ec::AlarmAction::Activate,
-        AlarmAction::Deactivate => ec::AlarmAction::Deactivate,
-    };
-    let mut options = ec::AlarmOptions::new();
-    options.with_member(member);
-    let mut resp = client.alarm(action, remote_alarm_type(alarm), Some(options)).await?;
-    let alarms = resp
-        .alarms()
-        .iter()
-        .map(|a| AlarmMember { member_id: a.member_id(), alarm: alarm_type(a.alarm()) })
-        .collect();
-    Ok(AlarmResponse { header: header(resp.take_header()), alarms })
+    remote
+        .call(
+            if action == AlarmAction::Get { Retry::Idempotent } else { Retry::Unsent },
+            |mut client| {
+                async move {
+                    let client = &mut client;
+                    let action = match action {
+                        AlarmAction::Get => ec::AlarmAction::Get,
+                        AlarmAction::Activate => ec::AlarmAction::Activate,
+                        AlarmAction::Deactivate => ec::AlarmAction::Deactivate,
+                    };
+                    let mut options = ec::AlarmOptions::new();
+                    options.with_member(member);
+                    let mut resp = client.alarm(action, remote_alarm_type(alarm), Some(options)).await?;
+                    let alarms = resp
+                        .alarms()
+                        .iter()
+                        .map(|a| AlarmMember { member_id: a.member_id(), alarm: alarm_type(a.alarm()) })
+                        .collect();
+                    Ok(AlarmResponse { header: header(resp.take_header()), alarms })
+                }
+            },
+        )
+        .await
 }
 
 fn alarm_type(alarm: ec::AlarmType) -> AlarmType {
@@ -637,45 +961,68 @@ fn remote_alarm_type(alarm: AlarmType) -> ec::AlarmType {
     }
 }
 
-pub(crate) async fn status(client: &mut Client) -> Result<StatusResponse> {
-    let mut resp = client.status().await?;
-    Ok(StatusResponse {
-        header: header(resp.take_header()),
-        version: resp.version().to_owned(),
-        db_size: resp.db_size(),
-        leader: resp.leader(),
-        raft_index: resp.raft_index(),
-        raft_term: resp.raft_term(),
-        raft_applied_index: resp.raft_applied_index(),
-        errors: resp.errors().to_vec(),
-        raft_used_db_size: resp.raft_used_db_size(),
-        is_learner: resp.is_learner(),
-        storage_version: resp.storage_version().to_owned(),
-        db_size_quota: resp.db_size_quota(),
-        downgrade_info: resp
-            .downgrade_info()
-            .map(|d| DowngradeInfo { enabled: d.enabled(), target_version: d.target_version().to_owned() }),
-    })
+pub(crate) async fn status(remote: &Remote) -> Result<StatusResponse> {
+    remote
+        .call(Retry::Idempotent, |mut client| async move {
+            let client = &mut client;
+            let mut resp = client.status().await?;
+            Ok(StatusResponse {
+                header: header(resp.take_header()),
+                version: resp.version().to_owned(),
+                db_size: resp.db_size(),
+                leader: resp.leader(),
+                raft_index: resp.raft_index(),
+                raft_term: resp.raft_term(),
+                raft_applied_index: resp.raft_applied_index(),
+                errors: resp.errors().to_vec(),
+                raft_used_db_size: resp.raft_used_db_size(),
+                is_learner: resp.is_learner(),
+                storage_version: resp.storage_version().to_owned(),
+                db_size_quota: resp.db_size_quota(),
+                downgrade_info: resp.downgrade_info().map(|d| DowngradeInfo {
+                    enabled: d.enabled(),
+                    target_version: d.target_version().to_owned(),
+                }),
+            })
+        })
+        .await
 }
 
-pub(crate) async fn defragment(client: &mut Client) -> Result<DefragmentResponse> {
-    let mut resp = client.defragment().await?;
-    Ok(DefragmentResponse { header: header(resp.take_header()) })
+pub(crate) async fn defragment(remote: &Remote) -> Result<DefragmentResponse> {
+    remote
+        .call(Retry::Idempotent, |mut client| async move {
+            let client = &mut client;
+            let mut resp = client.defragment().await?;
+            Ok(DefragmentResponse { header: header(resp.take_header()) })
+        })
+        .await
 }
 
-pub(crate) async fn hash(client: &mut Client) -> Result<HashResponse> {
-    let mut resp = client.hash().await?;
-    Ok(HashResponse { header: header(resp.take_header()), hash: resp.hash() })
+pub(crate) async fn hash(remote: &Remote) -> Result<HashResponse> {
+    remote
+        .call(Retry::Idempotent, |mut client| async move {
+            let client = &mut client;
+            let mut resp = client.hash().await?;
+            Ok(HashResponse { header: header(resp.take_header()), hash: resp.hash() })
+        })
+        .await
 }
 
-pub(crate) async fn hash_kv(client: &mut Client, revision: i64) -> Result<HashKvResponse> {
-    let mut resp = client.hash_kv(revision).await?;
-    Ok(HashKvResponse {
-        header: header(resp.take_header()),
-        hash: resp.hash(),
-        compact_revision: resp.compact_version(),
-        hash_revision: resp.hash_revision(),
-    })
+pub(crate) async fn hash_kv(remote: &Remote, revision: i64) -> Result<HashKvResponse> {
+    remote
+        .call(Retry::Idempotent, |mut client| {
+            async move {
+                let client = &mut client;
+                let mut resp = client.hash_kv(revision).await?;
+                Ok(HashKvResponse {
+                    header: header(resp.take_header()),
+                    hash: resp.hash(),
+                    compact_revision: resp.compact_version(),
+                    hash_revision: resp.hash_revision(),
+                })
+            }
+        })
+        .await
 }
 
 /// One chunk of a snapshot stream (its blob is only lent, so it is copied).
@@ -688,20 +1035,38 @@ pub(crate) fn snapshot_response(mut resp: ec::SnapshotResponse) -> SnapshotRespo
     }
 }
 
-pub(crate) async fn move_leader(client: &mut Client, target_id: u64) -> Result<MoveLeaderResponse> {
-    let mut resp = client.move_leader(target_id).await?;
-    Ok(MoveLeaderResponse { header: header(resp.take_header()) })
+pub(crate) async fn move_leader(remote: &Remote, target_id: u64) -> Result<MoveLeaderResponse> {
+    remote
+        .call(Retry::Unsent, |mut client| {
+            async move {
+                let client = &mut client;
+                let mut resp = client.move_leader(target_id).await?;
+                Ok(MoveLeaderResponse { header: header(resp.take_header()) })
+            }
+        })
+        .await
 }
 
-pub(crate) async fn downgrade(client: &mut Client, options: DowngradeOptions) -> Result<DowngradeResponse> {
-    let options = match options {
-        DowngradeOptions::Validate(version) => ec::DowngradeOptions::Validate(version),
-        DowngradeOptions::Enable(version) => ec::DowngradeOptions::Enable(version),
-        DowngradeOptions::Cancel => ec::DowngradeOptions::Cancel,
-    };
-    // `Client` has no `downgrade` of its own: it is the Maintenance service's.
-    let mut resp = client.maintenance_client().downgrade(options).await?;
-    Ok(DowngradeResponse { header: header(resp.take_header()), version: resp.version().to_owned() })
+pub(crate) async fn downgrade(remote: &Remote, options: DowngradeOptions) -> Result<DowngradeResponse> {
+    remote
+        .call(Retry::Unsent, |mut client| {
+            let options = options.clone();
+            async move {
+                let client = &mut client;
+                let options = match options {
+                    DowngradeOptions::Validate(version) => ec::DowngradeOptions::Validate(version),
+                    DowngradeOptions::Enable(version) => ec::DowngradeOptions::Enable(version),
+                    DowngradeOptions::Cancel => ec::DowngradeOptions::Cancel,
+                };
+                // `Client` has no `downgrade` of its own: it is the Maintenance service's.
+                let mut resp = client.maintenance_client().downgrade(options).await?;
+                Ok(DowngradeResponse {
+                    header: header(resp.take_header()),
+                    version: resp.version().to_owned(),
+                })
+            }
+        })
+        .await
 }
 
 // ---------------------------------------------------------------------------------------
@@ -712,44 +1077,88 @@ pub(crate) async fn downgrade(client: &mut Client, options: DowngradeOptions) ->
 /// `http://` to URLs without a scheme: our `Client` has done that already, and our
 /// `ClusterClient`, like `etcd-client`'s, sends the URLs as given.
 pub(crate) async fn member_add(
-    client: &mut Client,
+    remote: &Remote,
     urls: Vec<String>,
     options: MemberAddOptions,
 ) -> Result<MemberAddResponse> {
-    let mut out = ec::MemberAddOptions::new();
-    if options.is_learner {
-        out = out.with_is_learner();
-    }
-    let mut resp = client.cluster_client().member_add(urls, Some(out)).await?;
-    Ok(MemberAddResponse {
-        header: header(resp.take_header()),
-        member: resp.member().map(member),
-        members: members(resp.member_list()),
-    })
+    remote
+        .call(Retry::Unsent, |mut client| {
+            let urls = urls.clone();
+            async move {
+                let client = &mut client;
+                let mut out = ec::MemberAddOptions::new();
+                if options.is_learner {
+                    out = out.with_is_learner();
+                }
+                let mut resp = client.cluster_client().member_add(urls, Some(out)).await?;
+                Ok(MemberAddResponse {
+                    header: header(resp.take_header()),
+                    member: resp.member().map(member),
+                    members: members(resp.member_list()),
+                })
+            }
+        })
+        .await
 }
 
-pub(crate) async fn member_remove(client: &mut Client, id: u64) -> Result<MemberRemoveResponse> {
-    let mut resp = client.member_remove(id).await?;
-    Ok(MemberRemoveResponse { header: header(resp.take_header()), members: members(resp.members()) })
+pub(crate) async fn member_remove(remote: &Remote, id: u64) -> Result<MemberRemoveResponse> {
+    remote
+        .call(Retry::Unsent, |mut client| {
+            async move {
+                let client = &mut client;
+                let mut resp = client.member_remove(id).await?;
+                Ok(MemberRemoveResponse {
+                    header: header(resp.take_header()),
+                    members: members(resp.members()),
+                })
+            }
+        })
+        .await
 }
 
 pub(crate) async fn member_update(
-    client: &mut Client,
+    remote: &Remote,
     id: u64,
     urls: Vec<String>,
 ) -> Result<MemberUpdateResponse> {
-    let mut resp = client.member_update(id, urls).await?;
-    Ok(MemberUpdateResponse { header: header(resp.take_header()), members: members(resp.members()) })
+    remote
+        .call(Retry::Unsent, |mut client| {
+            let urls = urls.clone();
+            async move {
+                let client = &mut client;
+                let mut resp = client.member_update(id, urls).await?;
+                Ok(MemberUpdateResponse {
+                    header: header(resp.take_header()),
+                    members: members(resp.members()),
+                })
+            }
+        })
+        .await
 }
 
-pub(crate) async fn member_list(client: &mut Client) -> Result<MemberListResponse> {
-    let mut resp = client.member_list().await?;
-    Ok(MemberListResponse { header: header(resp.take_header()), members: members(resp.members()) })
+pub(crate) async fn member_list(remote: &Remote) -> Result<MemberListResponse> {
+    remote
+        .call(Retry::Idempotent, |mut client| async move {
+            let client = &mut client;
+            let mut resp = client.member_list().await?;
+            Ok(MemberListResponse { header: header(resp.take_header()), members: members(resp.members()) })
+        })
+        .await
 }
 
-pub(crate) async fn member_promote(client: &mut Client, id: u64) -> Result<MemberPromoteResponse> {
-    let mut resp = client.member_promote(id).await?;
-    Ok(MemberPromoteResponse { header: header(resp.take_header()), members: members(resp.members()) })
+pub(crate) async fn member_promote(remote: &Remote, id: u64) -> Result<MemberPromoteResponse> {
+    remote
+        .call(Retry::Unsent, |mut client| {
+            async move {
+                let client = &mut client;
+                let mut resp = client.member_promote(id).await?;
+                Ok(MemberPromoteResponse {
+                    header: header(resp.take_header()),
+                    members: members(resp.members()),
+                })
+            }
+        })
+        .await
 }
 
 fn member(m: &ec::Member) -> Member {
@@ -770,150 +1179,280 @@ fn members(members: &[ec::Member]) -> Vec<Member> {
 // Auth
 // ---------------------------------------------------------------------------------------
 
-pub(crate) async fn auth_enable(client: &mut Client) -> Result<AuthEnableResponse> {
-    let mut resp = client.auth_enable().await?;
-    Ok(AuthEnableResponse { header: header(resp.take_header()) })
+pub(crate) async fn auth_enable(remote: &Remote) -> Result<AuthEnableResponse> {
+    remote
+        .call(Retry::Unsent, |mut client| async move {
+            let client = &mut client;
+            let mut resp = client.auth_enable().await?;
+            Ok(AuthEnableResponse { header: header(resp.take_header()) })
+        })
+        .await
 }
 
-pub(crate) async fn auth_disable(client: &mut Client) -> Result<AuthDisableResponse> {
-    let mut resp = client.auth_disable().await?;
-    Ok(AuthDisableResponse { header: header(resp.take_header()) })
+pub(crate) async fn auth_disable(remote: &Remote) -> Result<AuthDisableResponse> {
+    remote
+        .call(Retry::Unsent, |mut client| async move {
+            let client = &mut client;
+            let mut resp = client.auth_disable().await?;
+            Ok(AuthDisableResponse { header: header(resp.take_header()) })
+        })
+        .await
 }
 
 /// Asks for a token for `name` (the Auth service's call: it changes nothing in the
 /// client's own credentials, as in `etcd-client`).
 pub(crate) async fn authenticate(
-    client: &mut Client,
+    remote: &Remote,
     name: String,
     password: String,
 ) -> Result<AuthenticateResponse> {
-    let mut resp = client.auth_client().authenticate(name, password).await?;
-    Ok(AuthenticateResponse { header: header(resp.take_header()), token: resp.token().to_owned() })
+    remote
+        .call(Retry::Idempotent, |mut client| {
+            let name = name.clone();
+            let password = password.clone();
+            async move {
+                let client = &mut client;
+                let mut resp = client.auth_client().authenticate(name, password).await?;
+                Ok(AuthenticateResponse {
+                    header: header(resp.take_header()),
+                    token: resp.token().to_owned(),
+                })
+            }
+        })
+        .await
 }
 
-pub(crate) async fn role_add(client: &mut Client, name: String) -> Result<RoleAddResponse> {
-    let mut resp = client.role_add(name).await?;
-    Ok(RoleAddResponse { header: header(resp.take_header()) })
+pub(crate) async fn role_add(remote: &Remote, name: String) -> Result<RoleAddResponse> {
+    remote
+        .call(Retry::Unsent, |mut client| {
+            let name = name.clone();
+            async move {
+                let client = &mut client;
+                let mut resp = client.role_add(name).await?;
+                Ok(RoleAddResponse { header: header(resp.take_header()) })
+            }
+        })
+        .await
 }
 
-pub(crate) async fn role_delete(client: &mut Client, name: String) -> Result<RoleDeleteResponse> {
-    let mut resp = client.role_delete(name).await?;
-    Ok(RoleDeleteResponse { header: header(resp.take_header()) })
+pub(crate) async fn role_delete(remote: &Remote, name: String) -> Result<RoleDeleteResponse> {
+    remote
+        .call(Retry::Unsent, |mut client| {
+            let name = name.clone();
+            async move {
+                let client = &mut client;
+                let mut resp = client.role_delete(name).await?;
+                Ok(RoleDeleteResponse { header: header(resp.take_header()) })
+            }
+        })
+        .await
 }
 
 /// A role's permissions, their prefix and from-key forms recognised as `etcd-client`
 /// recognises them. A permission type etcd does not define fails the call rather than
 /// being reported as some other type.
-pub(crate) async fn role_get(client: &mut Client, name: String) -> Result<RoleGetResponse> {
-    let mut resp = client.role_get(name.as_str()).await?;
-    let permissions = resp
-        .permissions()
-        .into_iter()
-        .map(|p| {
-            let perm_type = PermissionType::from_i32(p.get_type()).ok_or_else(|| {
-                Error::Internal(format!("role {name:?} has a permission of unknown type {}", p.get_type()))
-            })?;
-            Ok(Permission::listed(perm_type, p.key().to_vec(), p.range_end().to_vec()))
+pub(crate) async fn role_get(remote: &Remote, name: String) -> Result<RoleGetResponse> {
+    remote
+        .call(Retry::Idempotent, |mut client| {
+            let name = name.clone();
+            async move {
+                let client = &mut client;
+                let mut resp = client.role_get(name.as_str()).await?;
+                let permissions = resp
+                    .permissions()
+                    .into_iter()
+                    .map(|p| {
+                        let perm_type = PermissionType::from_i32(p.get_type()).ok_or_else(|| {
+                            Error::Internal(format!(
+                                "role {name:?} has a permission of unknown type {}",
+                                p.get_type()
+                            ))
+                        })?;
+                        Ok(Permission::listed(perm_type, p.key().to_vec(), p.range_end().to_vec()))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(RoleGetResponse { header: header(resp.take_header()), permissions })
+            }
         })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(RoleGetResponse { header: header(resp.take_header()), permissions })
+        .await
 }
 
-pub(crate) async fn role_list(client: &mut Client) -> Result<RoleListResponse> {
-    let mut resp = client.role_list().await?;
-    Ok(RoleListResponse { header: header(resp.take_header()), roles: resp.roles().to_vec() })
+pub(crate) async fn role_list(remote: &Remote) -> Result<RoleListResponse> {
+    remote
+        .call(Retry::Idempotent, |mut client| async move {
+            let client = &mut client;
+            let mut resp = client.role_list().await?;
+            Ok(RoleListResponse { header: header(resp.take_header()), roles: resp.roles().to_vec() })
+        })
+        .await
 }
 
 /// Grants `perm`, sent as the key and range end it resolves to, so `etcd-client` has no
 /// prefix or from-key left to work out.
 pub(crate) async fn role_grant_permission(
-    client: &mut Client,
+    remote: &Remote,
     name: String,
     perm: Permission,
 ) -> Result<RoleGrantPermissionResponse> {
-    let perm_type = match perm.perm_type {
-        PermissionType::Read => ec::PermissionType::Read,
-        PermissionType::Write => ec::PermissionType::Write,
-        PermissionType::Readwrite => ec::PermissionType::Readwrite,
-    };
-    let (key, range_end) = perm.resolved();
-    let mut out = ec::Permission::new(perm_type, key);
-    if !range_end.is_empty() {
-        out = out.with_range_end(range_end);
-    }
-    let mut resp = client.role_grant_permission(name, out).await?;
-    Ok(RoleGrantPermissionResponse { header: header(resp.take_header()) })
+    remote
+        .call(Retry::Unsent, |mut client| {
+            let name = name.clone();
+            let perm = perm.clone();
+            async move {
+                let client = &mut client;
+                let perm_type = match perm.perm_type {
+                    PermissionType::Read => ec::PermissionType::Read,
+                    PermissionType::Write => ec::PermissionType::Write,
+                    PermissionType::Readwrite => ec::PermissionType::Readwrite,
+                };
+                let (key, range_end) = perm.resolved();
+                let mut out = ec::Permission::new(perm_type, key);
+                if !range_end.is_empty() {
+                    out = out.with_range_end(range_end);
+                }
+                let mut resp = client.role_grant_permission(name, out).await?;
+                Ok(RoleGrantPermissionResponse { header: header(resp.take_header()) })
+            }
+        })
+        .await
 }
 
 /// Revokes the permission over `key` and `range_end`, already resolved.
 pub(crate) async fn role_revoke_permission(
-    client: &mut Client,
+    remote: &Remote,
     name: String,
     key: Vec<u8>,
     range_end: Vec<u8>,
 ) -> Result<RoleRevokePermissionResponse> {
-    let mut options = ec::RoleRevokePermissionOptions::new();
-    if !range_end.is_empty() {
-        options = options.with_range_end(range_end);
-    }
-    let mut resp = client.role_revoke_permission(name, key, Some(options)).await?;
-    Ok(RoleRevokePermissionResponse { header: header(resp.take_header()) })
+    remote
+        .call(Retry::Unsent, |mut client| {
+            let name = name.clone();
+            let key = key.clone();
+            let range_end = range_end.clone();
+            async move {
+                let client = &mut client;
+                let mut options = ec::RoleRevokePermissionOptions::new();
+                if !range_end.is_empty() {
+                    options = options.with_range_end(range_end);
+                }
+                let mut resp = client.role_revoke_permission(name, key, Some(options)).await?;
+                Ok(RoleRevokePermissionResponse { header: header(resp.take_header()) })
+            }
+        })
+        .await
 }
 
 pub(crate) async fn user_add(
-    client: &mut Client,
+    remote: &Remote,
     name: String,
     password: String,
     options: UserAddOptions,
 ) -> Result<UserAddResponse> {
-    let mut out = ec::UserAddOptions::new();
-    if options.no_password {
-        out = out.with_no_pwd();
-    }
-    let mut resp = client.user_add(name, password, Some(out)).await?;
-    Ok(UserAddResponse { header: header(resp.take_header()) })
+    remote
+        .call(Retry::Unsent, |mut client| {
+            let name = name.clone();
+            let password = password.clone();
+            async move {
+                let client = &mut client;
+                let mut out = ec::UserAddOptions::new();
+                if options.no_password {
+                    out = out.with_no_pwd();
+                }
+                let mut resp = client.user_add(name, password, Some(out)).await?;
+                Ok(UserAddResponse { header: header(resp.take_header()) })
+            }
+        })
+        .await
 }
 
-pub(crate) async fn user_get(client: &mut Client, name: String) -> Result<UserGetResponse> {
-    let mut resp = client.user_get(name).await?;
-    Ok(UserGetResponse { header: header(resp.take_header()), roles: resp.roles().to_vec() })
+pub(crate) async fn user_get(remote: &Remote, name: String) -> Result<UserGetResponse> {
+    remote
+        .call(Retry::Idempotent, |mut client| {
+            let name = name.clone();
+            async move {
+                let client = &mut client;
+                let mut resp = client.user_get(name).await?;
+                Ok(UserGetResponse { header: header(resp.take_header()), roles: resp.roles().to_vec() })
+            }
+        })
+        .await
 }
 
-pub(crate) async fn user_list(client: &mut Client) -> Result<UserListResponse> {
-    let mut resp = client.user_list().await?;
-    Ok(UserListResponse { header: header(resp.take_header()), users: resp.users().to_vec() })
+pub(crate) async fn user_list(remote: &Remote) -> Result<UserListResponse> {
+    remote
+        .call(Retry::Idempotent, |mut client| async move {
+            let client = &mut client;
+            let mut resp = client.user_list().await?;
+            Ok(UserListResponse { header: header(resp.take_header()), users: resp.users().to_vec() })
+        })
+        .await
 }
 
-pub(crate) async fn user_delete(client: &mut Client, name: String) -> Result<UserDeleteResponse> {
-    let mut resp = client.user_delete(name).await?;
-    Ok(UserDeleteResponse { header: header(resp.take_header()) })
+pub(crate) async fn user_delete(remote: &Remote, name: String) -> Result<UserDeleteResponse> {
+    remote
+        .call(Retry::Unsent, |mut client| {
+            let name = name.clone();
+            async move {
+                let client = &mut client;
+                let mut resp = client.user_delete(name).await?;
+                Ok(UserDeleteResponse { header: header(resp.take_header()) })
+            }
+        })
+        .await
 }
 
 pub(crate) async fn user_change_password(
-    client: &mut Client,
+    remote: &Remote,
     name: String,
     password: String,
 ) -> Result<UserChangePasswordResponse> {
-    let mut resp = client.user_change_password(name, password).await?;
-    Ok(UserChangePasswordResponse { header: header(resp.take_header()) })
+    remote
+        .call(Retry::Unsent, |mut client| {
+            let name = name.clone();
+            let password = password.clone();
+            async move {
+                let client = &mut client;
+                let mut resp = client.user_change_password(name, password).await?;
+                Ok(UserChangePasswordResponse { header: header(resp.take_header()) })
+            }
+        })
+        .await
 }
 
 pub(crate) async fn user_grant_role(
-    client: &mut Client,
+    remote: &Remote,
     user: String,
     role: String,
 ) -> Result<UserGrantRoleResponse> {
-    let mut resp = client.user_grant_role(user, role).await?;
-    Ok(UserGrantRoleResponse { header: header(resp.take_header()) })
+    remote
+        .call(Retry::Unsent, |mut client| {
+            let user = user.clone();
+            let role = role.clone();
+            async move {
+                let client = &mut client;
+                let mut resp = client.user_grant_role(user, role).await?;
+                Ok(UserGrantRoleResponse { header: header(resp.take_header()) })
+            }
+        })
+        .await
 }
 
 pub(crate) async fn user_revoke_role(
-    client: &mut Client,
+    remote: &Remote,
     user: String,
     role: String,
 ) -> Result<UserRevokeRoleResponse> {
-    let mut resp = client.user_revoke_role(user, role).await?;
-    Ok(UserRevokeRoleResponse { header: header(resp.take_header()) })
+    remote
+        .call(Retry::Unsent, |mut client| {
+            let user = user.clone();
+            let role = role.clone();
+            async move {
+                let client = &mut client;
+                let mut resp = client.user_revoke_role(user, role).await?;
+                Ok(UserRevokeRoleResponse { header: header(resp.take_header()) })
+            }
+        })
+        .await
 }
 
 #[cfg(test)]

@@ -135,7 +135,11 @@ pub struct WatchClient {
 impl WatchClient {
     /// Opens a watch stream with one watch of `key` (or the range `options` describe);
     /// its first message answers the create.
-    pub async fn watch(&mut self, key: impl Into<Vec<u8>>, options: Option<WatchOptions>) -> Result<WatchStream> {
+    pub async fn watch(
+        &mut self,
+        key: impl Into<Vec<u8>>,
+        options: Option<WatchOptions>,
+    ) -> Result<WatchStream> {
         let key = key.into();
         dispatch!(&mut self.backend, e => Ok(e.watch(key, options)), r => super::remote::watch(r, key, options).await)
     }
@@ -243,7 +247,11 @@ impl WatchRequestSender {
 pub struct WatchResponseStream(StreamInner);
 
 enum StreamInner {
-    Embedded { store: Arc<Store>, responses: core::WatchStream, failures: mailbox::Receiver<WatchResponse> },
+    Embedded {
+        store: Arc<Store>,
+        responses: core::WatchStream,
+        failures: mailbox::Receiver<WatchResponse>,
+    },
     #[cfg(feature = "remote")]
     Remote(etcd_client::WatchResponseStream),
 }
@@ -264,14 +272,12 @@ impl Stream for WatchResponseStream {
                 if let Poll::Ready(Some(failure)) = failures.poll_recv(cx) {
                     return Poll::Ready(Some(Ok(failure)));
                 }
-                Pin::new(responses)
-                    .poll_next(cx)
-                    .map(|r| r.map(|r| Ok(WatchResponse::from_core(r, store))))
+                Pin::new(responses).poll_next(cx).map(|r| r.map(|r| Ok(WatchResponse::from_core(r, store))))
             }
             #[cfg(feature = "remote")]
-            StreamInner::Remote(r) => {
-                Pin::new(r).poll_next(cx).map(|r| r.map(|r| r.map(super::remote::watch_response).map_err(Error::from)))
-            }
+            StreamInner::Remote(r) => Pin::new(r)
+                .poll_next(cx)
+                .map(|r| r.map(|r| r.map(super::remote::watch_response).map_err(Error::from))),
         }
     }
 }

@@ -308,9 +308,10 @@ impl Leases {
         };
         write.stage(Keyspace::Lease, record::key(id), Some(record::encode(id, ttl)));
         match write.commit_deferred_with(|_| self.lessor.lock().grant(id, ttl, now)) {
-            Ok((revision, durable)) => {
-                Deferred::new(Ok(LeaseGrantResponse { header: ResponseHeader::at(revision), id, ttl }), durable)
-            }
+            Ok((revision, durable)) => Deferred::new(
+                Ok(LeaseGrantResponse { header: ResponseHeader::at(revision), id, ttl }),
+                durable,
+            ),
             Err(e) => Deferred::new(Err(e), mvcc.settled()),
         }
     }

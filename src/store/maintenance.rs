@@ -281,7 +281,10 @@ impl Store {
     }
 
     /// [`hash_kv`](Store::hash_kv) for async callers: it runs on a thread of its own.
-    pub fn hash_kv_async(&self, revision: i64) -> impl Future<Output = Result<HashKvResponse>> + Send + 'static {
+    pub fn hash_kv_async(
+        &self,
+        revision: i64,
+    ) -> impl Future<Output = Result<HashKvResponse>> + Send + 'static {
         let shared = self.shared.clone();
         offload("etcdlite-hash-kv", move || shared.hash_kv(revision))
     }

@@ -163,10 +163,14 @@ mod tests {
 
     #[test]
     fn only_txns_that_put_are_charged_by_the_quota() {
-        let put = || TxnOp::Put(PutRequest { key: b"k".to_vec(), value: b"v".to_vec(), ..Default::default() });
+        let put =
+            || TxnOp::Put(PutRequest { key: b"k".to_vec(), value: b"v".to_vec(), ..Default::default() });
         let get = || TxnOp::Get(RangeRequest { key: b"k".to_vec(), ..Default::default() });
         assert_eq!(txn_cost(&Txn::new().and_then([get()])), 0);
         assert!(txn_cost(&Txn::new().or_else([TxnOp::txn(Txn::new().and_then([put()]))])) > 0);
-        assert_eq!(put_cost(&PutRequest { key: b"foo".to_vec(), value: b"bar".to_vec(), ..Default::default() }), 10);
+        assert_eq!(
+            put_cost(&PutRequest { key: b"foo".to_vec(), value: b"bar".to_vec(), ..Default::default() }),
+            10
+        );
     }
 }

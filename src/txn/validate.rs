@@ -187,7 +187,8 @@ mod tests {
         let ops = |n: usize| (0..n).map(|i| TxnOp::get(format!("k{i}"), None)).collect::<Vec<_>>();
         assert_eq!(check_txn(&Txn::new().and_then(ops(4)), 4), Ok(()));
         assert_eq!(check_txn(&Txn::new().or_else(ops(5)), 4), Err(Error::TooManyOps));
-        let compares: Vec<_> = (0..5).map(|i| Compare::version(format!("k{i}"), CompareOp::Equal, 0)).collect();
+        let compares: Vec<_> =
+            (0..5).map(|i| Compare::version(format!("k{i}"), CompareOp::Equal, 0)).collect();
         assert_eq!(check_txn(&Txn::new().when(compares), 4), Err(Error::TooManyOps));
         let nested = Txn::new().and_then(ops(2));
         let outer = Txn::new().and_then([TxnOp::txn(nested), TxnOp::get("x", None)]);

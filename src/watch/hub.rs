@@ -459,8 +459,18 @@ impl WatchHub {
         let revision = state.revision;
         let s = state.streams.get_mut(&stream).expect("checked by stream_state");
         let id = s.assign_id(req.watch_id)?;
-        s.send(WatchResponse { header: ResponseHeader::at(revision), watch_id: id, created: true, ..Default::default() });
-        s.send(WatchResponse { watch_id: id, canceled: true, compact_revision: revision, ..Default::default() });
+        s.send(WatchResponse {
+            header: ResponseHeader::at(revision),
+            watch_id: id,
+            created: true,
+            ..Default::default()
+        });
+        s.send(WatchResponse {
+            watch_id: id,
+            canceled: true,
+            compact_revision: revision,
+            ..Default::default()
+        });
         Ok(id)
     }
 

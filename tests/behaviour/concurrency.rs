@@ -102,7 +102,8 @@ pub fn every_concurrent_read_sees_one_revision(h: &Harness) {
                 let store = &store;
                 s.spawn(move || {
                     for n in 0..WRITES_PER_WRITER {
-                        let puts: Vec<_> = (0..5).map(|k| TxnOp::put(format!("g/{w}/{k}"), n.to_string(), None)).collect();
+                        let puts: Vec<_> =
+                            (0..5).map(|k| TxnOp::put(format!("g/{w}/{k}"), n.to_string(), None)).collect();
                         store.txn(Txn::new().and_then(puts)).unwrap();
                     }
                 })

