@@ -411,6 +411,11 @@ impl Store {
         Ok((watcher, stream))
     }
 
+    /// How many watch streams are open, and how many watches they hold.
+    pub fn watch_counts(&self) -> watch::WatchCounts {
+        self.shared.watch.counts()
+    }
+
     /// Opens a watch stream with no watch on it yet: what etcd's gRPC `Watch` call opens.
     /// Add watches with [`Watcher::watch`]; each one's `created` response comes first on
     /// the stream.

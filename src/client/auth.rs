@@ -395,7 +395,7 @@ impl RoleGetResponse {
 }
 
 /// The Auth service of a [`Client`](super::Client).
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct AuthClient {
     pub(crate) backend: Backend,
 }

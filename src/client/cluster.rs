@@ -87,7 +87,7 @@ members_response!(
 );
 
 /// The Cluster service of a [`Client`](super::Client).
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct ClusterClient {
     pub(crate) backend: Backend,
 }

@@ -240,7 +240,7 @@ impl Stream for ObserveStream {
 }
 
 /// The Election service of a [`Client`](super::Client).
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct ElectionClient {
     pub(crate) backend: Backend,
 }
@@ -297,5 +297,11 @@ impl ElectionClient {
             let _ = options;
             Err(no_election().into())
         }, r => super::remote::resign(r, options.unwrap_or_default()).await)
+    }
+}
+
+impl std::fmt::Debug for ObserveStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObserveStream").finish_non_exhaustive()
     }
 }

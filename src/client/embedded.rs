@@ -18,6 +18,15 @@ pub(crate) struct Embedded {
     timeout: Option<Duration>,
 }
 
+impl std::fmt::Debug for Embedded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Embedded")
+            .field("revision", &self.store.current_revision())
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Embedded {
     pub(crate) fn new(store: Arc<Store>, timeout: Option<Duration>) -> Self {
         Embedded { store, timeout }

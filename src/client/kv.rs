@@ -270,7 +270,7 @@ impl TxnResponse {
 }
 
 /// The KV service of a [`Client`](super::Client).
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct KvClient {
     pub(crate) backend: Backend,
 }

@@ -128,7 +128,7 @@ impl LeaseLeasesResponse {
 }
 
 /// The Lease service of a [`Client`](super::Client).
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct LeaseClient {
     pub(crate) backend: Backend,
 }
@@ -326,5 +326,17 @@ impl Embedded {
             Ok(LeaseLeasesResponse { header: self.header(resp.header.revision), leases: resp.leases })
         })
         .await
+    }
+}
+
+impl std::fmt::Debug for LeaseKeepAliveStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LeaseKeepAliveStream").finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for LeaseKeeper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LeaseKeeper").field("id", &self.id).finish_non_exhaustive()
     }
 }

@@ -51,7 +51,7 @@ impl UnlockResponse {
 }
 
 /// The Lock service of a [`Client`](super::Client).
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct LockClient {
     pub(crate) backend: Backend,
 }

@@ -315,7 +315,7 @@ impl DowngradeResponse {
 }
 
 /// The Maintenance service of a [`Client`](super::Client).
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct MaintenanceClient {
     pub(crate) backend: Backend,
 }
@@ -446,5 +446,11 @@ impl Embedded {
             })
         })
         .await
+    }
+}
+
+impl std::fmt::Debug for SnapshotStreaming {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotStreaming").finish_non_exhaustive()
     }
 }

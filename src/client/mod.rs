@@ -103,7 +103,7 @@ use crate::Store;
 use embedded::Embedded;
 
 /// Where a client's calls go.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub(crate) enum Backend {
     /// A store in this process.
     Embedded(Arc<Embedded>),
@@ -237,7 +237,7 @@ impl ConnectOptions {
 /// An etcd client: KV, watch, lease, maintenance and cluster calls, in-process over a
 /// [`Store`] or, with the `remote` feature, over the network. Clones share the backend
 /// (the store, or the connections), as `etcd-client`'s do.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Client {
     kv: KvClient,
     watch: WatchClient,

@@ -55,6 +55,16 @@ pub(crate) struct Remote {
     options: ec::ConnectOptions,
 }
 
+impl std::fmt::Debug for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let endpoints: Vec<String> = self.members.read().iter().map(|(e, _)| e.clone()).collect();
+        f.debug_struct("Remote")
+            .field("endpoints", &endpoints)
+            .field("pinned", &self.pinned)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Whether a call may be sent again after it failed on its way.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Retry {
@@ -407,16 +417,14 @@ pub(crate) async fn compact(
     options: Option<CompactionOptions>,
 ) -> Result<CompactionResponse> {
     remote
-        .call(Retry::Unsent, |mut client| {
-            async move {
-                let client = &mut client;
-                let mut out = ec::CompactionOptions::new();
-                if options.is_some_and(|o| o.physical()) {
-                    out = out.with_physical();
-                }
-                let mut resp = client.compact(revision, Some(out)).await?;
-                Ok(CompactionResponse { header: header(resp.take_header()) })
+        .call(Retry::Unsent, |mut client| async move {
+            let client = &mut client;
+            let mut out = ec::CompactionOptions::new();
+            if options.is_some_and(|o| o.physical()) {
+                out = out.with_physical();
             }
+            let mut resp = client.compact(revision, Some(out)).await?;
+            Ok(CompactionResponse { header: header(resp.take_header()) })
         })
         .await
 }
@@ -702,31 +710,26 @@ pub(crate) async fn lease_grant(
     options: Option<LeaseGrantOptions>,
 ) -> Result<LeaseGrantResponse> {
     remote
-        .call(Retry::Unsent, |mut client| {
-            async move {
-                let client = &mut client;
-                let id = options.map_or(0, |o| o.id());
-                let mut resp =
-                    client.lease_grant(ttl, Some(ec::LeaseGrantOptions::new().with_id(id))).await?;
-                Ok(LeaseGrantResponse {
-                    header: header(resp.take_header()),
-                    id: resp.id(),
-                    ttl: resp.ttl(),
-                    error: resp.error().to_owned(),
-                })
-            }
+        .call(Retry::Unsent, |mut client| async move {
+            let client = &mut client;
+            let id = options.map_or(0, |o| o.id());
+            let mut resp = client.lease_grant(ttl, Some(ec::LeaseGrantOptions::new().with_id(id))).await?;
+            Ok(LeaseGrantResponse {
+                header: header(resp.take_header()),
+                id: resp.id(),
+                ttl: resp.ttl(),
+                error: resp.error().to_owned(),
+            })
         })
         .await
 }
 
 pub(crate) async fn lease_revoke(remote: &Remote, id: i64) -> Result<LeaseRevokeResponse> {
     remote
-        .call(Retry::Unsent, |mut client| {
-            async move {
-                let client = &mut client;
-                let mut resp = client.lease_revoke(id).await?;
-                Ok(LeaseRevokeResponse { header: header(resp.take_header()) })
-            }
+        .call(Retry::Unsent, |mut client| async move {
+            let client = &mut client;
+            let mut resp = client.lease_revoke(id).await?;
+            Ok(LeaseRevokeResponse { header: header(resp.take_header()) })
         })
         .await
 }
@@ -738,12 +741,10 @@ pub(crate) async fn lease_keep_alive(
     id: i64,
 ) -> Result<(LeaseKeeper, LeaseKeepAliveStream)> {
     remote
-        .call(Retry::Idempotent, |mut client| {
-            async move {
-                let client = &mut client;
-                let (keeper, stream) = client.lease_keep_alive(id).await?;
-                Ok((LeaseKeeper::remote(keeper), LeaseKeepAliveStream::remote(stream)))
-            }
+        .call(Retry::Idempotent, |mut client| async move {
+            let client = &mut client;
+            let (keeper, stream) = client.lease_keep_alive(id).await?;
+            Ok((LeaseKeeper::remote(keeper), LeaseKeepAliveStream::remote(stream)))
         })
         .await
 }
@@ -759,22 +760,20 @@ pub(crate) async fn lease_time_to_live(
     options: Option<LeaseTimeToLiveOptions>,
 ) -> Result<LeaseTimeToLiveResponse> {
     remote
-        .call(Retry::Idempotent, |mut client| {
-            async move {
-                let client = &mut client;
-                let mut out = ec::LeaseTimeToLiveOptions::new();
-                if options.is_some_and(|o| o.keys()) {
-                    out = out.with_keys();
-                }
-                let mut resp = client.lease_time_to_live(id, Some(out)).await?;
-                Ok(LeaseTimeToLiveResponse {
-                    header: header(resp.take_header()),
-                    id: resp.id(),
-                    ttl: resp.ttl(),
-                    granted_ttl: resp.granted_ttl(),
-                    keys: resp.keys().to_vec(),
-                })
+        .call(Retry::Idempotent, |mut client| async move {
+            let client = &mut client;
+            let mut out = ec::LeaseTimeToLiveOptions::new();
+            if options.is_some_and(|o| o.keys()) {
+                out = out.with_keys();
             }
+            let mut resp = client.lease_time_to_live(id, Some(out)).await?;
+            Ok(LeaseTimeToLiveResponse {
+                header: header(resp.take_header()),
+                id: resp.id(),
+                ttl: resp.ttl(),
+                granted_ttl: resp.granted_ttl(),
+                keys: resp.keys().to_vec(),
+            })
         })
         .await
 }
@@ -922,24 +921,22 @@ pub(crate) async fn alarm(
     remote
         .call(
             if action == AlarmAction::Get { Retry::Idempotent } else { Retry::Unsent },
-            |mut client| {
-                async move {
-                    let client = &mut client;
-                    let action = match action {
-                        AlarmAction::Get => ec::AlarmAction::Get,
-                        AlarmAction::Activate => ec::AlarmAction::Activate,
-                        AlarmAction::Deactivate => ec::AlarmAction::Deactivate,
-                    };
-                    let mut options = ec::AlarmOptions::new();
-                    options.with_member(member);
-                    let mut resp = client.alarm(action, remote_alarm_type(alarm), Some(options)).await?;
-                    let alarms = resp
-                        .alarms()
-                        .iter()
-                        .map(|a| AlarmMember { member_id: a.member_id(), alarm: alarm_type(a.alarm()) })
-                        .collect();
-                    Ok(AlarmResponse { header: header(resp.take_header()), alarms })
-                }
+            |mut client| async move {
+                let client = &mut client;
+                let action = match action {
+                    AlarmAction::Get => ec::AlarmAction::Get,
+                    AlarmAction::Activate => ec::AlarmAction::Activate,
+                    AlarmAction::Deactivate => ec::AlarmAction::Deactivate,
+                };
+                let mut options = ec::AlarmOptions::new();
+                options.with_member(member);
+                let mut resp = client.alarm(action, remote_alarm_type(alarm), Some(options)).await?;
+                let alarms = resp
+                    .alarms()
+                    .iter()
+                    .map(|a| AlarmMember { member_id: a.member_id(), alarm: alarm_type(a.alarm()) })
+                    .collect();
+                Ok(AlarmResponse { header: header(resp.take_header()), alarms })
             },
         )
         .await
@@ -1010,17 +1007,15 @@ pub(crate) async fn hash(remote: &Remote) -> Result<HashResponse> {
 
 pub(crate) async fn hash_kv(remote: &Remote, revision: i64) -> Result<HashKvResponse> {
     remote
-        .call(Retry::Idempotent, |mut client| {
-            async move {
-                let client = &mut client;
-                let mut resp = client.hash_kv(revision).await?;
-                Ok(HashKvResponse {
-                    header: header(resp.take_header()),
-                    hash: resp.hash(),
-                    compact_revision: resp.compact_version(),
-                    hash_revision: resp.hash_revision(),
-                })
-            }
+        .call(Retry::Idempotent, |mut client| async move {
+            let client = &mut client;
+            let mut resp = client.hash_kv(revision).await?;
+            Ok(HashKvResponse {
+                header: header(resp.take_header()),
+                hash: resp.hash(),
+                compact_revision: resp.compact_version(),
+                hash_revision: resp.hash_revision(),
+            })
         })
         .await
 }
@@ -1037,12 +1032,10 @@ pub(crate) fn snapshot_response(mut resp: ec::SnapshotResponse) -> SnapshotRespo
 
 pub(crate) async fn move_leader(remote: &Remote, target_id: u64) -> Result<MoveLeaderResponse> {
     remote
-        .call(Retry::Unsent, |mut client| {
-            async move {
-                let client = &mut client;
-                let mut resp = client.move_leader(target_id).await?;
-                Ok(MoveLeaderResponse { header: header(resp.take_header()) })
-            }
+        .call(Retry::Unsent, |mut client| async move {
+            let client = &mut client;
+            let mut resp = client.move_leader(target_id).await?;
+            Ok(MoveLeaderResponse { header: header(resp.take_header()) })
         })
         .await
 }
@@ -1103,15 +1096,10 @@ pub(crate) async fn member_add(
 
 pub(crate) async fn member_remove(remote: &Remote, id: u64) -> Result<MemberRemoveResponse> {
     remote
-        .call(Retry::Unsent, |mut client| {
-            async move {
-                let client = &mut client;
-                let mut resp = client.member_remove(id).await?;
-                Ok(MemberRemoveResponse {
-                    header: header(resp.take_header()),
-                    members: members(resp.members()),
-                })
-            }
+        .call(Retry::Unsent, |mut client| async move {
+            let client = &mut client;
+            let mut resp = client.member_remove(id).await?;
+            Ok(MemberRemoveResponse { header: header(resp.take_header()), members: members(resp.members()) })
         })
         .await
 }
@@ -1148,15 +1136,10 @@ pub(crate) async fn member_list(remote: &Remote) -> Result<MemberListResponse> {
 
 pub(crate) async fn member_promote(remote: &Remote, id: u64) -> Result<MemberPromoteResponse> {
     remote
-        .call(Retry::Unsent, |mut client| {
-            async move {
-                let client = &mut client;
-                let mut resp = client.member_promote(id).await?;
-                Ok(MemberPromoteResponse {
-                    header: header(resp.take_header()),
-                    members: members(resp.members()),
-                })
-            }
+        .call(Retry::Unsent, |mut client| async move {
+            let client = &mut client;
+            let mut resp = client.member_promote(id).await?;
+            Ok(MemberPromoteResponse { header: header(resp.take_header()), members: members(resp.members()) })
         })
         .await
 }

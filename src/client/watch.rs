@@ -127,7 +127,7 @@ impl WatchResponse {
 }
 
 /// The Watch service of a [`Client`](super::Client).
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct WatchClient {
     pub(crate) backend: Backend,
 }
@@ -328,5 +328,23 @@ impl Embedded {
             WatchRequestSender(SenderInner::Embedded { store: store.clone(), watcher, failures }),
             WatchResponseStream(StreamInner::Embedded { store, responses, failures: failed }),
         )
+    }
+}
+
+impl std::fmt::Debug for WatchStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WatchStream").finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for WatchRequestSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WatchRequestSender").finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for WatchResponseStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WatchResponseStream").finish_non_exhaustive()
     }
 }

@@ -37,6 +37,7 @@ pub struct SnapshotChunk {
 /// holding the SHA-256 of everything before it (what `etcdctl snapshot save` checks).
 /// Read it as an async `Stream` or with [`blocking_next`](SnapshotChunks::blocking_next)
 /// (not from an async task). Dropping it stops the snapshot.
+#[derive(Debug)]
 pub struct SnapshotChunks {
     chunks: mpsc::Receiver<Result<SnapshotChunk>>,
 }

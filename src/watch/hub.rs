@@ -66,6 +66,16 @@ impl Default for WatchConfig {
     }
 }
 
+/// How many watch streams a store has open, and how many watches they hold (etcd's
+/// `etcd_debugging_mvcc_watch_stream_total` and `etcd_debugging_mvcc_watcher_total`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WatchCounts {
+    /// Open streams.
+    pub streams: usize,
+    /// Watches on them.
+    pub watches: usize,
+}
+
 /// What a stream's reader and the hub share.
 #[derive(Default)]
 pub(crate) struct Signal {
@@ -386,6 +396,15 @@ impl WatchHub {
             state.remove((stream, id));
         }
         state.streams.remove(&stream);
+    }
+
+    /// How many streams are open, and how many watches they hold.
+    pub(crate) fn counts(&self) -> WatchCounts {
+        let state = self.state.lock();
+        WatchCounts {
+            streams: state.streams.len(),
+            watches: state.streams.values().map(|s| s.watchers.len()).sum(),
+        }
     }
 
     fn stream_state(&self, stream: StreamId) -> Result<(MutexGuard<'_, State>, StreamId)> {
