@@ -25,6 +25,7 @@ pub(crate) enum EngineChoice {
 impl EngineChoice {
     /// Opens (or for the memory engine, creates) the engine, for a store that syncs its
     /// writes when `sync` is on.
+    #[cfg_attr(not(feature = "rocksdb"), allow(unused_variables))]
     pub(crate) fn open(&self, sync: bool) -> Result<Arc<dyn Engine>, EngineError> {
         Ok(match self {
             EngineChoice::Memory => Arc::new(MemoryEngine::new()),

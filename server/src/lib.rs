@@ -197,3 +197,9 @@ impl Server {
         result
     }
 }
+
+/// The README's examples, compiled and run as doc tests here, where every crate they use
+/// (the library, the TestServer, etcd-client) is at hand.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -25,12 +25,14 @@ pub struct Status {
     code: Code,
     message: String,
     /// Whether a server answered this, or the call failed on its way (remote client).
+    #[cfg_attr(not(feature = "remote"), allow(dead_code))]
     pub(crate) delivery: Delivery,
 }
 
 /// What became of a call that failed with a status: what a remote client needs to know to
 /// retry it safely on another endpoint.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(not(feature = "remote"), allow(dead_code))]
 pub(crate) enum Delivery {
     /// A server (or the store) answered with the status.
     #[default]
