@@ -157,7 +157,7 @@ impl hyper::service::Service<Request<Incoming>> for Dispatch {
         let in_trailers = STREAMING_REQUESTS.contains(&path);
         let faults = &self.node.faults;
         let (latency, unavailable) = (faults.latency(), faults.unavailable_now());
-        let future = if unavailable {
+        let call = if unavailable {
             let status = tonic::Status::unavailable(crate::faults::INJECTED_UNAVAILABLE);
             Box::pin(async move {
                 tokio::time::sleep(latency).await;
@@ -172,6 +172,16 @@ impl hyper::service::Service<Request<Incoming>> for Dispatch {
         } else {
             self.grpc(service, request)
         };
+        // A call still running when a stopping server's grace period ends answers "server
+        // stopped", as the server's streams do, before its connection is closed.
+        let aborted = self.node.aborted();
+        let future = Box::pin(async move {
+            tokio::select! {
+                biased;
+                response = call => response,
+                () = aborted => Ok(status::server_stopped().into_http()),
+            }
+        });
         ResponseFuture { future, size_errors: Some(in_trailers) }
     }
 }

@@ -102,6 +102,10 @@ impl Default for Config {
     }
 }
 
+/// How long a stopping server gives connections to flush the "server stopped" answers of the
+/// calls it ended, before it closes them.
+const ABORT_FLUSH: Duration = Duration::from_millis(100);
+
 /// How long a stopping server waits for calls in flight before it closes their connections,
 /// unless [`Config::shutdown_grace`] says otherwise.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -163,7 +167,8 @@ impl Server {
 
     /// Serves until `shutdown` completes, then stops accepting, ends open watch and
     /// keep-alive streams (Unavailable "etcdserver: server stopped"), gives calls in flight
-    /// up to [`Config::shutdown_grace`] to finish, and returns. Connections still busy after that are left to
+    /// up to [`Config::shutdown_grace`] to finish, ends those still running with the same
+    /// answer, and returns. Connections still busy after that are left to
     /// their tasks on the runtime (the binary exits, which ends them).
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
         let dispatch = self.dispatch();
@@ -181,14 +186,25 @@ impl Server {
         let mut result = Ok(());
         let grace = self.config.shutdown_grace;
         let deadline = tokio::time::Instant::now() + grace;
+        let mut aborted = false;
         for mut server in servers {
-            match tokio::time::timeout_at(deadline, &mut server).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => result = Err(io::Error::other(e)),
+            let finished = match tokio::time::timeout_at(deadline, &mut server).await {
+                Ok(finished) => Some(finished),
                 Err(_) => {
-                    tracing::warn!("calls still in flight after {grace:?}; closing their connections");
-                    server.abort();
+                    // Calls still in flight answer "server stopped"; their connections
+                    // then close, given a moment to flush those answers.
+                    if !aborted {
+                        tracing::warn!("calls still in flight after {grace:?}; ending them");
+                        self.node.abort();
+                        aborted = true;
+                    }
+                    tokio::time::timeout(ABORT_FLUSH, &mut server).await.ok()
                 }
+            };
+            match finished {
+                Some(Ok(())) => {}
+                Some(Err(e)) => result = Err(io::Error::other(e)),
+                None => server.abort(),
             }
         }
         if let Some(compactor) = compactor {

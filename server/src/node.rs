@@ -10,7 +10,7 @@ use tonic::Status;
 
 use crate::faults::Faults;
 use crate::pb::etcdserverpb::ResponseHeader;
-use crate::status::{join_error, to_status};
+use crate::status::to_status;
 
 /// The state every service holds an `Arc` of.
 pub struct Node {
@@ -20,12 +20,19 @@ pub struct Node {
     pub faults: Faults,
     /// Set once the server is stopping: open streams end.
     stop: tokio::sync::watch::Sender<bool>,
+    /// Set once a stopping server's grace period is over: calls still in flight end.
+    abort: tokio::sync::watch::Sender<bool>,
 }
 
 impl Node {
     /// A node serving `store`.
     pub fn new(store: Arc<Store>) -> Node {
-        Node { store, faults: Faults::default(), stop: tokio::sync::watch::channel(false).0 }
+        Node {
+            store,
+            faults: Faults::default(),
+            stop: tokio::sync::watch::channel(false).0,
+            abort: tokio::sync::watch::channel(false).0,
+        }
     }
 
     /// Tells every open stream (watch, lease keep-alive) that the server is stopping: each
@@ -37,10 +44,19 @@ impl Node {
 
     /// Resolves once [`stop`](Node::stop) has been called.
     pub fn stopped(&self) -> impl Future<Output = ()> + Send + 'static {
-        let mut stop = self.stop.subscribe();
-        async move {
-            let _ = stop.wait_for(|stop| *stop).await;
-        }
+        raised(&self.stop)
+    }
+
+    /// Ends every call still in flight: each answers Unavailable "etcdserver: server
+    /// stopped" (what a stopping server does once its grace period is over), so clients see
+    /// etcd's answer rather than a connection closed under them.
+    pub fn abort(&self) {
+        self.abort.send_replace(true);
+    }
+
+    /// Resolves once [`abort`](Node::abort) has been called.
+    pub fn aborted(&self) -> impl Future<Output = ()> + Send + 'static {
+        raised(&self.abort)
     }
 
     /// A top-level response header: cluster, member and term filled in, and the store's
@@ -83,15 +99,12 @@ impl Node {
     pub fn check_space(&self, cost: usize) -> Result<(), Status> {
         self.store.check_quota(cost).map_err(to_status)
     }
+}
 
-    /// Runs a store call that may wait on the disk (a synced write) off the async
-    /// workers.
-    pub async fn blocking<T, F>(self: &Arc<Self>, call: F) -> Result<T, Status>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Store) -> Result<T, Status> + Send + 'static,
-    {
-        let node = self.clone();
-        tokio::task::spawn_blocking(move || call(&node.store)).await.map_err(join_error)?
+/// Resolves once `flag` is set.
+fn raised(flag: &tokio::sync::watch::Sender<bool>) -> impl Future<Output = ()> + Send + 'static {
+    let mut flag = flag.subscribe();
+    async move {
+        let _ = flag.wait_for(|set| *set).await;
     }
 }

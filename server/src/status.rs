@@ -81,11 +81,6 @@ pub async fn send_server_stopped<T>(out: &tokio::sync::mpsc::Sender<Result<T, St
         tokio::time::timeout(std::time::Duration::from_millis(100), out.send(Err(server_stopped()))).await;
 }
 
-/// A blocking store call failed to run at all (its task panicked or was cancelled).
-pub fn join_error(error: tokio::task::JoinError) -> Status {
-    Status::internal(format!("etcdlite: store call did not complete: {error}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -72,15 +72,16 @@ impl TestServerBuilder {
         self
     }
 
-    /// Serves `store`, which the test also uses directly (overrides
-    /// [`options`](TestServerBuilder::options) and the clock).
+    /// Serves `store`, which the test also uses directly (instead of opening one with
+    /// [`options`](TestServerBuilder::options)). It runs on the clock it was opened with,
+    /// so a builder given a store takes no clock.
     pub fn store(mut self, store: Arc<Store>) -> Self {
         self.store = Some(store);
         self
     }
 
     /// Opens the store on a new [`ManualClock`]: leases expire only when the test advances
-    /// it ([`TestServer::clock`]).
+    /// it ([`TestServer::clock`]). Not with [`store`](TestServerBuilder::store).
     pub fn manual_clock(self) -> Self {
         self.clock(ManualClock::new())
     }
@@ -97,9 +98,17 @@ impl TestServerBuilder {
         self
     }
 
-    /// Starts the server; returns once it accepts connections.
+    /// Starts the server; returns once it accepts connections. Fails with `InvalidInput`
+    /// for a builder given both a store and a clock.
     pub fn start(self) -> io::Result<TestServer> {
         let store = match self.store {
+            Some(_) if self.clock.is_some() => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "a TestServer given a store runs on that store's clock: open the store with \
+                     Options::clock(ManualClock) instead of giving the builder a clock",
+                ));
+            }
             Some(store) => store,
             None => {
                 let mut options = self.options.unwrap_or_else(Options::memory);

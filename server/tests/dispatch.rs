@@ -4,31 +4,19 @@
 //! error (in the headers of a unary call, in the trailers of a stream), and no limit on the
 //! streams one connection carries.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
-
-use etcdlite::{Options, Store};
 use etcdlite_server::pb::etcdserverpb::{PutRequest, PutResponse};
-use etcdlite_server::{Config, Server};
+use etcdlite_server::TestServer;
 use tonic::transport::Channel;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
 
-async fn start() -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
-    let store = Arc::new(Store::open(Options::memory()).unwrap());
-    let config = Config { listen: vec!["127.0.0.1:0".parse().unwrap()], ..Config::default() };
-    let server = Server::bind(config, store).await.unwrap();
-    let addr = server.local_addrs()[0];
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(server.serve(async move {
-        let _ = stopped.await;
-    }));
-    (addr, stop)
+fn start() -> TestServer {
+    TestServer::start().unwrap()
 }
 
-async fn channel(addr: SocketAddr) -> Channel {
-    Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap()
+async fn channel(server: &TestServer) -> Channel {
+    Channel::from_shared(server.endpoint()).unwrap().connect().await.unwrap()
 }
 
 /// A unary call of a put to `path`, whatever service it names.
@@ -50,16 +38,16 @@ async fn put_value_at(
 
 #[tokio::test]
 async fn the_health_service_reports_serving() {
-    let (addr, _stop) = start().await;
-    let mut health = HealthClient::new(channel(addr).await);
+    let server = start();
+    let mut health = HealthClient::new(channel(&server).await);
     let answer = health.check(HealthCheckRequest { service: String::new() }).await.unwrap();
     assert_eq!(answer.into_inner().status(), ServingStatus::Serving);
 }
 
 #[tokio::test]
 async fn calls_reach_their_service_and_unknown_ones_are_unimplemented() {
-    let (addr, _stop) = start().await;
-    let channel = channel(addr).await;
+    let server = start();
+    let channel = channel(&server).await;
 
     let put = put_at(channel.clone(), "/etcdserverpb.KV/Put").await.unwrap();
     assert_eq!(put.header.unwrap().revision, 2);
@@ -77,8 +65,8 @@ async fn calls_reach_their_service_and_unknown_ones_are_unimplemented() {
 
 #[tokio::test]
 async fn a_watch_request_too_large_to_decode_ends_the_stream_with_etcds_error() {
-    let (addr, _stop) = start().await;
-    let mut client = etcd_client::Client::connect([addr.to_string()], None).await.unwrap();
+    let server = start();
+    let mut client = etcd_client::Client::connect([server.endpoint()], None).await.unwrap();
     let huge_key = vec![b'k'; 3_000_000];
     let mut stream = client.watch(huge_key, None).await.unwrap();
     match stream.message().await {
@@ -94,8 +82,8 @@ async fn a_watch_request_too_large_to_decode_ends_the_stream_with_etcds_error() 
 
 #[tokio::test]
 async fn a_unary_request_too_large_to_decode_fails_with_etcds_error() {
-    let (addr, _stop) = start().await;
-    let channel = channel(addr).await;
+    let server = start();
+    let channel = channel(&server).await;
     let huge =
         put_value_at(channel.clone(), "/etcdserverpb.KV/Put", vec![b'v'; 3_000_000]).await.unwrap_err();
     assert_eq!(huge.code(), tonic::Code::ResourceExhausted);
@@ -107,9 +95,9 @@ async fn a_unary_request_too_large_to_decode_fails_with_etcds_error() {
 #[tokio::test]
 async fn one_connection_carries_hundreds_of_open_streams() {
     const WATCHES: usize = 300;
-    let (addr, _stop) = start().await;
+    let server = start();
     // etcd-client, like clientv3, makes every call on one connection.
-    let mut client = etcd_client::Client::connect([addr.to_string()], None).await.unwrap();
+    let mut client = etcd_client::Client::connect([server.endpoint()], None).await.unwrap();
     let opened = async {
         let mut streams = Vec::with_capacity(WATCHES);
         for _ in 0..WATCHES {

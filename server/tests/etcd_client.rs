@@ -7,8 +7,6 @@
 
 use std::fmt::Debug;
 use std::future::Future;
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use etcd_client::{
@@ -17,9 +15,8 @@ use etcd_client::{
     ResignOptions, SortOrder, SortTarget, Txn, TxnOp, TxnOpResponse, WatchOptions, WatchResponse,
     WatchStream,
 };
-use etcdlite::{ManualClock, Options, Store};
-use etcdlite_server::{Config, Server};
-use tokio::sync::oneshot;
+use etcdlite::ManualClock;
+use etcdlite_server::TestServer;
 use tonic::Code;
 
 /// The longest any single network step may take before the test fails.
@@ -29,45 +26,26 @@ const COMPACTED: &str = "etcdserver: mvcc: required revision has been compacted"
 const FUTURE_REV: &str = "etcdserver: mvcc: required revision is a future revision";
 const LEASE_NOT_FOUND: &str = "etcdserver: requested lease not found";
 
-/// A server on 127.0.0.1:<free port> over an in-memory store whose leases follow `clock`.
-/// Dropping it shuts the server down.
-struct TestServer {
-    addr: SocketAddr,
-    clock: ManualClock,
-    stop: Option<oneshot::Sender<()>>,
+/// A [`TestServer`] over an in-memory store whose leases follow a [`ManualClock`].
+fn start() -> TestServer {
+    TestServer::builder().manual_clock().start().expect("start a TestServer")
 }
 
-impl TestServer {
-    async fn start() -> TestServer {
-        let clock = ManualClock::new();
-        let store =
-            Arc::new(Store::open(Options::memory().clock(Arc::new(clock.clone()))).expect("open store"));
-        let config = Config { listen: vec![SocketAddr::from(([127, 0, 0, 1], 0))], ..Config::default() };
-        let server = Server::bind(config, store).await.expect("bind 127.0.0.1:0");
-        let addr = server.local_addrs()[0];
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(server.serve(async move {
-            let _ = stopped.await;
-        }));
-        TestServer { addr, clock, stop: Some(stop) }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    async fn client(&self) -> Client {
-        let options = ConnectOptions::new().with_connect_timeout(WAIT);
-        within(Client::connect([self.url()], Some(options))).await.expect("connect")
-    }
+/// The manual clock `server`'s leases follow.
+fn clock(server: &TestServer) -> &ManualClock {
+    server.clock().expect("started with a manual clock")
 }
 
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
+/// An etcd-client client of `server`.
+async fn connect(server: &TestServer) -> Client {
+    let options = ConnectOptions::new().with_connect_timeout(WAIT);
+    within(Client::connect([server.endpoint()], Some(options))).await.expect("connect")
+}
+
+/// Drops `server`, off the test's runtime since the drop waits for the server's thread,
+/// and returns the drop to await once the test has checked what its clients saw.
+fn stop(server: TestServer) -> tokio::task::JoinHandle<()> {
+    tokio::task::spawn_blocking(move || drop(server))
 }
 
 /// `fut`, or a panic if it takes longer than [`WAIT`].
@@ -141,8 +119,8 @@ async fn events(
 /// is gone once the lease expires, and a watch from the next revision seeing a later put.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_scenario_users_try_first() {
-    let server = TestServer::start().await;
-    let mut client = server.client().await;
+    let server = start();
+    let mut client = connect(&server).await;
 
     // Put, then get.
     let put = client.put("greeting", "hello", None).await.unwrap();
@@ -164,9 +142,9 @@ async fn the_scenario_users_try_first() {
     let lease = client.lease_grant(5, None).await.unwrap();
     assert_eq!(lease.ttl(), 5);
     client.put("session", "alive", Some(PutOptions::new().with_lease(lease.id()))).await.unwrap();
-    server.clock.advance(Duration::from_secs(4));
+    clock(&server).advance(Duration::from_secs(4));
     assert_eq!(client.get("session", None).await.unwrap().count(), 1, "expired a second early");
-    server.clock.advance(Duration::from_secs(1));
+    clock(&server).advance(Duration::from_secs(1));
     assert_eq!(client.get("session", None).await.unwrap().count(), 0, "key outlived its lease");
 
     // A watch from revision+1 sees the put made after it.
@@ -181,8 +159,8 @@ async fn the_scenario_users_try_first() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn put_get_prefix_limit_and_delete_with_prev_kv() {
-    let server = TestServer::start().await;
-    let mut client = server.client().await;
+    let server = start();
+    let mut client = connect(&server).await;
 
     // prev_kv: absent for a new key, the old KV for an existing one.
     let first = client.put("foo/1", "a", Some(PutOptions::new().with_prev_key())).await.unwrap();
@@ -242,8 +220,8 @@ async fn put_get_prefix_limit_and_delete_with_prev_kv() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revisions_and_versions() {
-    let server = TestServer::start().await;
-    let mut client = server.client().await;
+    let server = start();
+    let mut client = connect(&server).await;
 
     let empty = client.get("a", None).await.unwrap();
     assert_eq!((rev(empty.header()), empty.count()), (1, 0), "an empty store is at revision 1");
@@ -291,8 +269,8 @@ async fn revisions_and_versions() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn txn_compare_and_swap_takes_either_branch() {
-    let server = TestServer::start().await;
-    let mut client = server.client().await;
+    let server = start();
+    let mut client = connect(&server).await;
     let r = rev(client.put("k", "v1", None).await.unwrap().header());
 
     let cas = |expect: &str, mod_rev: i64, new: &str| {
@@ -358,8 +336,8 @@ async fn txn_compare_and_swap_takes_either_branch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn txn_with_duplicate_keys_is_refused() {
     const DUPLICATE: &str = "etcdserver: duplicate key given in txn request";
-    let server = TestServer::start().await;
-    let mut client = server.client().await;
+    let server = start();
+    let mut client = connect(&server).await;
 
     let two_puts = Txn::new().and_then([TxnOp::put("k", "a", None), TxnOp::put("k", "b", None)]);
     assert_grpc_error(client.txn(two_puts).await, Code::InvalidArgument, DUPLICATE);
@@ -380,8 +358,8 @@ async fn txn_with_duplicate_keys_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lease_grant_keep_alive_time_to_live_and_revoke() {
-    let server = TestServer::start().await;
-    let mut client = server.client().await;
+    let server = start();
+    let mut client = connect(&server).await;
 
     let lease = client.lease_grant(10, None).await.unwrap();
     let id = lease.id();
@@ -400,12 +378,12 @@ async fn lease_grant_keep_alive_time_to_live_and_revoke() {
     assert!(no_keys.keys().is_empty(), "keys listed without being asked for");
 
     // Keep-alive stream: each request renews to the full TTL.
-    server.clock.advance(Duration::from_secs(4));
+    clock(&server).advance(Duration::from_secs(4));
     assert_eq!(client.lease_time_to_live(id, None).await.unwrap().ttl(), 6);
     let (mut keeper, mut responses) = within(client.lease_keep_alive(id)).await.unwrap();
     assert_eq!(keeper.id(), id);
     assert_eq!(client.lease_time_to_live(id, None).await.unwrap().ttl(), 10, "the first keep-alive");
-    server.clock.advance(Duration::from_secs(3));
+    clock(&server).advance(Duration::from_secs(3));
     keeper.keep_alive().await.unwrap();
     let renewed = within(responses.message()).await.unwrap().expect("a keep-alive response");
     assert_eq!((renewed.id(), renewed.ttl()), (id, 10));
@@ -437,8 +415,8 @@ async fn lease_grant_keep_alive_time_to_live_and_revoke() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lease_expiry_deletes_the_keys_and_tells_watchers() {
-    let server = TestServer::start().await;
-    let mut client = server.client().await;
+    let server = start();
+    let mut client = connect(&server).await;
 
     // TTLs below the minimum are raised to 2 s.
     assert_eq!(client.lease_grant(1, None).await.unwrap().ttl(), 2);
@@ -452,9 +430,9 @@ async fn lease_expiry_deletes_the_keys_and_tells_watchers() {
         .unwrap();
     let wid = expect_created(&mut watch).await;
 
-    server.clock.advance(Duration::from_millis(4999));
+    clock(&server).advance(Duration::from_millis(4999));
     assert_eq!(client.get("session/", Some(GetOptions::new().with_prefix())).await.unwrap().count(), 2);
-    server.clock.advance(Duration::from_millis(1));
+    clock(&server).advance(Duration::from_millis(1));
     let after = client.get("session/", Some(GetOptions::new().with_prefix())).await.unwrap();
     assert_eq!(after.count(), 0, "keys outlived their lease");
     assert_eq!(rev(after.header()), r + 1, "expiry deletes every key in one revision");
@@ -473,8 +451,8 @@ async fn lease_expiry_deletes_the_keys_and_tells_watchers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lease_errors() {
-    let server = TestServer::start().await;
-    let mut client = server.client().await;
+    let server = start();
+    let mut client = connect(&server).await;
 
     assert_grpc_error(client.lease_revoke(0x7777).await, Code::NotFound, LEASE_NOT_FOUND);
     assert_grpc_error(client.lease_revoke(0).await, Code::NotFound, LEASE_NOT_FOUND);
@@ -501,8 +479,8 @@ async fn lease_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_from_a_past_revision_replays_history_then_continues() {
-    let server = TestServer::start().await;
-    let mut client = server.client().await;
+    let server = start();
+    let mut client = connect(&server).await;
     client.put("w/a", "1", None).await.unwrap(); // 2
     client.put("other", "x", None).await.unwrap(); // 3
     client.put("w/b", "2", None).await.unwrap(); // 4
@@ -535,8 +513,8 @@ async fn watch_from_a_past_revision_replays_history_then_continues() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_from_the_next_revision_sees_a_put_and_a_delete_with_prev_kv() {
-    let server = TestServer::start().await;
-    let mut client = server.client().await;
+    let server = start();
+    let mut client = connect(&server).await;
     let r = rev(client.put("key", "before", None).await.unwrap().header());
 
     let options = WatchOptions::new().with_start_revision(r + 1).with_prev_key();
@@ -583,8 +561,8 @@ async fn watch_from_the_next_revision_sees_a_put_and_a_delete_with_prev_kv() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_cancel_stops_the_events_of_that_watch() {
-    let server = TestServer::start().await;
-    let mut client = server.client().await;
+    let server = start();
+    let mut client = connect(&server).await;
 
     let mut watch = client.watch("a", None).await.unwrap();
     let a = expect_created(&mut watch).await;
@@ -613,8 +591,8 @@ async fn watch_cancel_stops_the_events_of_that_watch() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_from_a_compacted_revision_is_canceled_with_the_compact_revision() {
-    let server = TestServer::start().await;
-    let mut client = server.client().await;
+    let server = start();
+    let mut client = connect(&server).await;
     for i in 0..5 {
         client.put("k", format!("{i}"), None).await.unwrap(); // revisions 2..=6
     }
@@ -641,8 +619,8 @@ async fn watch_from_a_compacted_revision_is_canceled_with_the_compact_revision()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compaction_and_reading_a_compacted_revision() {
-    let server = TestServer::start().await;
-    let mut client = server.client().await;
+    let server = start();
+    let mut client = connect(&server).await;
     for v in ["1", "2", "3", "4"] {
         client.put("k", v, None).await.unwrap(); // revisions 2..=5
     }
@@ -678,8 +656,8 @@ async fn compaction_and_reading_a_compacted_revision() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_reports_the_version_and_this_member_as_leader() {
-    let server = TestServer::start().await;
-    let mut client = server.client().await;
+    let server = start();
+    let mut client = connect(&server).await;
     client.put("k", "v", None).await.unwrap();
 
     let status = client.status().await.unwrap();
@@ -697,8 +675,8 @@ async fn status_reports_the_version_and_this_member_as_leader() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn member_list_is_this_one_member() {
-    let server = TestServer::start().await;
-    let mut client = server.client().await;
+    let server = start();
+    let mut client = connect(&server).await;
     let member_id = client.status().await.unwrap().header().unwrap().member_id();
 
     let list = client.member_list().await.unwrap();
@@ -708,14 +686,14 @@ async fn member_list_is_this_one_member() {
     assert_eq!(members.len(), 1);
     let me = &members[0];
     assert_eq!((me.id(), me.name(), me.is_learner()), (member_id, "default", false));
-    assert_eq!(me.client_urls(), [server.url()]);
+    assert_eq!(me.client_urls(), [server.endpoint()]);
     assert_eq!(me.peer_urls().len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn member_changes_a_single_member_cannot_make_are_refused() {
-    let server = TestServer::start().await;
-    let mut client = server.client().await;
+    let server = start();
+    let mut client = connect(&server).await;
     let list = client.member_list().await.unwrap();
     let me = &list.members()[0];
     let (my_id, my_peer) = (me.id(), me.peer_urls()[0].clone());
@@ -753,8 +731,8 @@ async fn member_changes_a_single_member_cannot_make_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_over_the_size_limit_are_refused() {
-    let server = TestServer::start().await;
-    let mut client = server.client().await;
+    let server = start();
+    let mut client = connect(&server).await;
     let limit = etcdlite_server::DEFAULT_MAX_REQUEST_BYTES;
 
     // Above 1.5 MiB: etcd's own error.
@@ -777,8 +755,8 @@ async fn requests_over_the_size_limit_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hash_kv_is_stable_for_a_revision_and_honours_compaction() {
-    let server = TestServer::start().await;
-    let mut client = server.client().await;
+    let server = start();
+    let mut client = connect(&server).await;
     client.put("a", "1", None).await.unwrap(); // 2
     client.put("b", "2", None).await.unwrap(); // 3
 
@@ -805,8 +783,8 @@ async fn hash_kv_is_stable_for_a_revision_and_honours_compaction() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snapshot_stream_ends_with_its_sha256_as_etcdctl_expects() {
     const CHUNK: usize = 32 * 1024;
-    let server = TestServer::start().await;
-    let mut client = server.client().await;
+    let server = start();
+    let mut client = connect(&server).await;
     for i in 0..100 {
         client.put(format!("key/{i:03}"), vec![b'v'; 1024], None).await.unwrap();
     }
@@ -862,11 +840,11 @@ struct Contended {
 }
 
 async fn contended(server: &TestServer, name: &'static str) -> Contended {
-    let mut client = server.client().await;
+    let mut client = connect(server).await;
     let holder = client.lease_grant(60, None).await.unwrap().id();
     let waiter_lease = client.lease_grant(60, None).await.unwrap().id();
     client.lock(name, Some(LockOptions::new().with_lease(holder))).await.unwrap();
-    let mut waiter_client = server.client().await;
+    let mut waiter_client = connect(server).await;
     let waiter = tokio::spawn(async move {
         waiter_client.lock(name, Some(LockOptions::new().with_lease(waiter_lease))).await
     });
@@ -881,8 +859,8 @@ fn lock_key(name: &str, lease: i64) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lock_is_exclusive_and_passes_to_the_next_waiter_on_unlock() {
-    let server = TestServer::start().await;
-    let mut client = server.client().await;
+    let server = start();
+    let mut client = connect(&server).await;
     let first = client.lease_grant(60, None).await.unwrap().id();
     let second = client.lease_grant(60, None).await.unwrap().id();
 
@@ -895,7 +873,7 @@ async fn lock_is_exclusive_and_passes_to_the_next_waiter_on_unlock() {
     let again = client.lock("job", Some(LockOptions::new().with_lease(first))).await.unwrap();
     assert_eq!(again.key(), held.key());
 
-    let mut waiter_client = server.client().await;
+    let mut waiter_client = connect(&server).await;
     let waiter =
         tokio::spawn(
             async move { waiter_client.lock("job", Some(LockOptions::new().with_lease(second))).await },
@@ -915,7 +893,7 @@ async fn lock_is_exclusive_and_passes_to_the_next_waiter_on_unlock() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_holder_frees_the_lock_and_an_unknown_lease_is_refused() {
-    let server = TestServer::start().await;
+    let server = start();
     let Contended { mut client, holder, waiter_lease, waiter } = contended(&server, "db").await;
     client.lease_revoke(holder).await.unwrap();
     assert_eq!(within(waiter).await.unwrap().unwrap().key(), lock_key("db", waiter_lease));
@@ -927,7 +905,7 @@ async fn a_revoked_holder_frees_the_lock_and_an_unknown_lease_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_waiter_that_gives_up_leaves_no_key_behind() {
-    let server = TestServer::start().await;
+    let server = start();
     let Contended { mut client, holder, waiter, .. } = contended(&server, "q").await;
     // Cancelling the call (dropping it, with its connection) makes the server delete the
     // waiter's key.
@@ -939,16 +917,17 @@ async fn a_waiter_that_gives_up_leaves_no_key_behind() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopping_server_ends_a_waiting_lock_with_server_stopped() {
-    let mut server = TestServer::start().await;
+    let server = start();
     let Contended { waiter, .. } = contended(&server, "s").await;
-    let _ = server.stop.take().expect("running").send(());
+    let stopped = stop(server);
     assert_grpc_error(within(waiter).await.unwrap(), Code::Unavailable, "etcdserver: server stopped");
+    within(stopped).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lock_without_a_lease_takes_one_of_its_own() {
-    let server = TestServer::start().await;
-    let mut client = server.client().await;
+    let server = start();
+    let mut client = connect(&server).await;
     let held = client.lock("solo", None).await.unwrap();
     let kv = client.get(held.key(), None).await.unwrap().kvs()[0].clone();
     assert_ne!(kv.lease(), 0);
@@ -967,8 +946,8 @@ async fn observed_value(observed: &mut etcd_client::ObserveStream) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn election_campaign_proclaim_observe_and_resign_hand_leadership_over() {
-    let server = TestServer::start().await;
-    let mut client = server.client().await;
+    let server = start();
+    let mut client = connect(&server).await;
     let (first, second) = (60, 0x1_0000_0001_i64);
     client.lease_grant(60, Some(LeaseGrantOptions::new().with_id(first))).await.unwrap();
     client.lease_grant(60, Some(LeaseGrantOptions::new().with_id(second))).await.unwrap();
@@ -984,7 +963,7 @@ async fn election_campaign_proclaim_observe_and_resign_hand_leadership_over() {
     let mut observed = client.observe("e").await.unwrap();
     assert_eq!(observed_value(&mut observed).await, "a");
 
-    let mut other = server.client().await;
+    let mut other = connect(&server).await;
     let mut waiting = tokio::spawn(async move { other.campaign("e", "b", second).await });
     wait_for_keys(&mut client, "e/", 2).await;
     assert!(tokio::time::timeout(Duration::from_millis(200), &mut waiting).await.is_err(), "elected early");
@@ -1008,8 +987,8 @@ async fn election_campaign_proclaim_observe_and_resign_hand_leadership_over() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn election_errors_are_etcds_and_an_expired_leader_steps_down() {
-    let server = TestServer::start().await;
-    let mut client = server.client().await;
+    let server = start();
+    let mut client = connect(&server).await;
     assert_grpc_error(client.campaign("e", "a", 0x99).await, Code::Unknown, LEASE_NOT_FOUND);
     assert_grpc_error(client.proclaim("a", None).await, Code::Unknown, "\"leader\" field must be provided");
     assert_grpc_error(client.resign(None).await, Code::Unknown, "\"leader\" field must be provided");
@@ -1020,7 +999,7 @@ async fn election_errors_are_etcds_and_an_expired_leader_steps_down() {
     assert_eq!(client.lease_time_to_live(lease, None).await.unwrap().granted_ttl(), 60);
     let mut observed = client.observe("solo").await.unwrap();
     assert_eq!(observed_value(&mut observed).await, "a");
-    server.clock.advance(Duration::from_secs(61));
+    clock(&server).advance(Duration::from_secs(61));
     assert_grpc_error(client.leader("solo").await, Code::Unknown, "election: no leader");
     // Observe waits for the next candidate.
     client.campaign("solo", "next", 0).await.unwrap();
@@ -1029,22 +1008,23 @@ async fn election_errors_are_etcds_and_an_expired_leader_steps_down() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_campaign_resigns_and_a_stopping_server_ends_a_waiting_one() {
-    let mut server = TestServer::start().await;
-    let mut client = server.client().await;
+    let server = start();
+    let mut client = connect(&server).await;
     client.campaign("c", "a", 0).await.unwrap();
-    let mut quitter = server.client().await;
+    let mut quitter = connect(&server).await;
     let gives_up = tokio::spawn(async move { quitter.campaign("c", "b", 0).await });
     wait_for_keys(&mut client, "c/", 2).await;
     gives_up.abort();
     wait_for_keys(&mut client, "c/", 1).await;
 
-    let mut waiter = server.client().await;
+    let mut waiter = connect(&server).await;
     let waiting = tokio::spawn(async move { waiter.campaign("c", "w", 0).await });
     wait_for_keys(&mut client, "c/", 2).await;
     let mut observed = client.observe("c").await.unwrap();
     assert_eq!(observed_value(&mut observed).await, "a");
-    let _ = server.stop.take().expect("running").send(());
+    let stopped = stop(server);
     assert_grpc_error(within(waiting).await.unwrap(), Code::Unavailable, "etcdserver: server stopped");
     let ended = within(observed.message()).await;
     assert_grpc_error(ended, Code::Unavailable, "etcdserver: server stopped");
+    within(stopped).await.unwrap();
 }

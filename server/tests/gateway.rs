@@ -35,20 +35,16 @@
 //!   application/grpc`; streams send their headers with the first message, each message
 //!   as `{"result":{...}}` and a newline.
 
-use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
-use etcdlite::{Options, Store};
 use etcdlite_server::pb::etcdserverpb as pb;
 use etcdlite_server::pb::etcdserverpb::kv_client::KvClient;
-use etcdlite_server::{Config, Server};
+use etcdlite_server::TestServer;
 use futures::{Stream, StreamExt};
 use reqwest::StatusCode;
 use sha2::{Digest, Sha256};
-use tokio::sync::oneshot;
 use tokio::time::timeout;
 
 /// How long any one step may take before the test fails.
@@ -58,37 +54,22 @@ type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 /// A server on a free loopback port, and an HTTP client for it.
 struct Harness {
-    addr: SocketAddr,
+    server: TestServer,
     http: reqwest::Client,
     cluster_id: u64,
     member_id: u64,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
 impl Harness {
     async fn start() -> Result<Harness, Box<dyn std::error::Error>> {
-        let config = Config { listen: vec!["127.0.0.1:0".parse()?], ..Default::default() };
-        let server = Server::bind(config, Arc::new(Store::open(Options::memory())?)).await?;
-        let addr = server.local_addrs()[0];
-        let identity = server.node().store.cluster().identity();
+        let server = TestServer::start()?;
+        let identity = server.store().cluster().identity();
         let (cluster_id, member_id) = (identity.cluster_id, identity.member_id);
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(server.serve(async move {
-            let _ = stopped.await;
-        }));
-        Ok(Harness {
-            addr,
-            http: reqwest::Client::new(),
-            cluster_id,
-            member_id,
-            stop: Some(stop),
-            task: Some(task),
-        })
+        Ok(Harness { server, http: reqwest::Client::new(), cluster_id, member_id })
     }
 
     fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        format!("{}{path}", self.server.endpoint())
     }
 
     /// POSTs `body` to `path`: the status, the content type and the body.
@@ -118,9 +99,11 @@ impl Harness {
         )
     }
 
-    async fn stop(mut self) -> TestResult {
-        let _ = self.stop.take().expect("running").send(());
-        timeout(STEP, self.task.take().expect("running")).await.expect("stopped")??;
+    /// Stops the server, within [`STEP`] even with streams still open. The drop waits for
+    /// the server's thread, so it runs off the test's runtime.
+    async fn stop(self) -> TestResult {
+        let server = self.server;
+        timeout(STEP, tokio::task::spawn_blocking(move || drop(server))).await.expect("stopped")?;
         Ok(())
     }
 }
@@ -577,10 +560,11 @@ async fn cluster_member_routes() -> TestResult {
     let member = |peer: &str| {
         format!(
             r#"{{"ID":"{}","name":"default","peerURLs":["{peer}"],"clientURLs":["http://{}"]}}"#,
-            h.member_id, h.addr
+            h.member_id,
+            h.server.addr()
         )
     };
-    let peer = format!("http://{}:2380", h.addr.ip());
+    let peer = format!("http://{}:2380", h.server.addr().ip());
     assert_eq!(
         h.ok("/v3/cluster/member/list", "{}").await?,
         format!(r#"{{{cluster_header},"members":[{}]}}"#, member(&peer))

@@ -4,21 +4,8 @@
 
 use std::net::SocketAddr;
 use std::process::Command;
-use std::sync::Arc;
 
-use etcdlite::{Options, Store};
-use etcdlite_server::{Config, Server};
-
-/// A server on the memory engine, on its own runtime thread for the test's lifetime.
-fn start() -> (SocketAddr, Arc<Store>) {
-    let store = Arc::new(Store::open(Options::memory()).unwrap());
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let config = Config { listen: vec!["127.0.0.1:0".parse().unwrap()], ..Config::default() };
-    let server = runtime.block_on(Server::bind(config, store.clone())).unwrap();
-    let addr = server.local_addrs()[0];
-    std::thread::spawn(move || runtime.block_on(server.serve(std::future::pending())));
-    (addr, store)
-}
+use etcdlite_server::TestServer;
 
 /// Runs the tool with `args` against `addr` and returns its JSON report; the tool exits
 /// with failure when no request succeeded.
@@ -36,7 +23,8 @@ fn load(addr: SocketAddr, args: &[&str]) -> serde_json::Value {
 
 #[test]
 fn every_request_of_every_workload_reaches_the_store() {
-    let (addr, store) = start();
+    let server = TestServer::start().unwrap();
+    let (addr, store) = (server.addr(), server.store());
 
     let put = load(addr, &["put", "--clients", "4", "--conns", "2", "--total", "300"]);
     assert_eq!((put["ok"].as_u64(), put["errors"].as_u64()), (Some(300), Some(0)));
@@ -60,7 +48,8 @@ fn every_request_of_every_workload_reaches_the_store() {
 
 #[test]
 fn refused_requests_are_errors_with_the_servers_status() {
-    let (addr, store) = start();
+    let server = TestServer::start().unwrap();
+    let (addr, store) = (server.addr(), server.store());
     // Over etcd's request limit (1.5 MiB), under what gRPC decodes.
     let put = load(addr, &["put", "--clients", "2", "--total", "4", "--val-size", "1700000"]);
     assert_eq!((put["ok"].as_u64(), put["errors"].as_u64()), (Some(0), Some(4)));

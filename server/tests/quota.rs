@@ -2,24 +2,17 @@
 //! raises NOSPACE and fails as etcd fails it; reads, deletes and compactions go on; once
 //! space is reclaimed and the alarm disarmed, writes work again.
 
-use std::sync::Arc;
-
 use etcd_client::{AlarmAction, AlarmOptions, AlarmType, Client, CompactionOptions, DeleteOptions};
-use etcdlite::{Options, Store};
-use etcdlite_server::{Config, Server};
+use etcdlite_server::{Config, TestServer};
 
 const NO_SPACE: &str = "etcdserver: mvcc: database space exceeded";
 
-async fn start(quota_bytes: u64) -> (Client, tokio::sync::oneshot::Sender<()>) {
-    let store = Arc::new(Store::open(Options::memory()).unwrap());
-    let config = Config { listen: vec!["127.0.0.1:0".parse().unwrap()], quota_bytes, ..Config::default() };
-    let server = Server::bind(config, store).await.unwrap();
-    let addr = server.local_addrs()[0];
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(server.serve(async move {
-        let _ = stopped.await;
-    }));
-    (Client::connect([addr.to_string()], None).await.unwrap(), stop)
+/// A server whose space quota is `quota_bytes`, and a client of it; the server stops when
+/// it is dropped.
+async fn start(quota_bytes: u64) -> (Client, TestServer) {
+    let config = Config { quota_bytes, ..Config::default() };
+    let server = TestServer::builder().config(config).start().unwrap();
+    (Client::connect([server.endpoint()], None).await.unwrap(), server)
 }
 
 fn assert_no_space(result: Result<impl std::fmt::Debug, etcd_client::Error>) {
@@ -34,7 +27,7 @@ fn assert_no_space(result: Result<impl std::fmt::Debug, etcd_client::Error>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_past_the_quota_raise_nospace_and_fail_until_space_is_reclaimed_and_disarmed() {
-    let (mut client, _stop) = start(32 * 1024).await;
+    let (mut client, _server) = start(32 * 1024).await;
     let value = vec![b'v'; 1024];
 
     // Fill until the quota refuses a put (bounded: 32 KiB of 1 KiB values).
@@ -85,7 +78,7 @@ async fn writes_past_the_quota_raise_nospace_and_fail_until_space_is_reclaimed_a
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alarms_can_be_raised_and_cleared_by_hand() {
-    let (mut client, _stop) = start(etcdlite_server::DEFAULT_QUOTA_BYTES).await;
+    let (mut client, _server) = start(etcdlite_server::DEFAULT_QUOTA_BYTES).await;
     let member = client.status().await.unwrap().header().unwrap().member_id();
     let mut options = AlarmOptions::new();
     options.with_member(member);

@@ -400,22 +400,26 @@ pub struct AuthClient {
     pub(crate) backend: Backend,
 }
 
-/// Runs an Auth call on a remote backend; in-process it answers Unimplemented.
+/// Runs an Auth call on a remote backend, which takes `args`; in-process it answers
+/// Unimplemented (and leaves `args` unused).
 macro_rules! auth_call {
-    ($self:ident, $r:ident => $remote:expr) => {
-        dispatch!(&mut $self.backend, _e => Err(no_auth().into()), $r => $remote)
+    ($self:ident, ($($arg:ident),*), $r:ident => $remote:expr) => {
+        dispatch!(&mut $self.backend, _e => {
+            $(let _ = &$arg;)*
+            Err(no_auth().into())
+        }, $r => $remote)
     };
 }
 
 impl AuthClient {
     /// Enables auth (a `root` user with the `root` role must exist).
     pub async fn auth_enable(&mut self) -> Result<AuthEnableResponse> {
-        auth_call!(self, r => super::remote::auth_enable(r).await)
+        auth_call!(self, (), r => super::remote::auth_enable(r).await)
     }
 
     /// Disables auth.
     pub async fn auth_disable(&mut self) -> Result<AuthDisableResponse> {
-        auth_call!(self, r => super::remote::auth_disable(r).await)
+        auth_call!(self, (), r => super::remote::auth_disable(r).await)
     }
 
     /// Authenticates `name` with `password`; answers a token.
@@ -425,34 +429,30 @@ impl AuthClient {
         password: impl Into<String>,
     ) -> Result<AuthenticateResponse> {
         let (name, password) = (name.into(), password.into());
-        let _ = (&name, &password);
-        auth_call!(self, r => super::remote::authenticate(r, name, password).await)
+        auth_call!(self, (name, password), r => super::remote::authenticate(r, name, password).await)
     }
 
     /// Adds role `name`.
     pub async fn role_add(&mut self, name: impl Into<String>) -> Result<RoleAddResponse> {
         let name = name.into();
-        let _ = &name;
-        auth_call!(self, r => super::remote::role_add(r, name).await)
+        auth_call!(self, (name), r => super::remote::role_add(r, name).await)
     }
 
     /// Deletes role `name`.
     pub async fn role_delete(&mut self, name: impl Into<String>) -> Result<RoleDeleteResponse> {
         let name = name.into();
-        let _ = &name;
-        auth_call!(self, r => super::remote::role_delete(r, name).await)
+        auth_call!(self, (name), r => super::remote::role_delete(r, name).await)
     }
 
     /// Role `name`'s permissions.
     pub async fn role_get(&mut self, name: impl Into<String>) -> Result<RoleGetResponse> {
         let name = name.into();
-        let _ = &name;
-        auth_call!(self, r => super::remote::role_get(r, name).await)
+        auth_call!(self, (name), r => super::remote::role_get(r, name).await)
     }
 
     /// Every role.
     pub async fn role_list(&mut self) -> Result<RoleListResponse> {
-        auth_call!(self, r => super::remote::role_list(r).await)
+        auth_call!(self, (), r => super::remote::role_list(r).await)
     }
 
     /// Grants `perm` to role `name`.
@@ -462,8 +462,7 @@ impl AuthClient {
         perm: Permission,
     ) -> Result<RoleGrantPermissionResponse> {
         let name = name.into();
-        let _ = (&name, &perm);
-        auth_call!(self, r => super::remote::role_grant_permission(r, name, perm).await)
+        auth_call!(self, (name, perm), r => super::remote::role_grant_permission(r, name, perm).await)
     }
 
     /// Revokes role `name`'s permission over `key` (or the range `options` describe).
@@ -475,8 +474,7 @@ impl AuthClient {
     ) -> Result<RoleRevokePermissionResponse> {
         let (name, key) = (name.into(), key.into());
         let (key, range_end) = options.unwrap_or_default().resolve(key);
-        let _ = (&name, &key, &range_end);
-        auth_call!(self, r => super::remote::role_revoke_permission(r, name, key, range_end).await)
+        auth_call!(self, (name, key, range_end), r => super::remote::role_revoke_permission(r, name, key, range_end).await)
     }
 
     /// Adds user `name`.
@@ -487,27 +485,24 @@ impl AuthClient {
         options: Option<UserAddOptions>,
     ) -> Result<UserAddResponse> {
         let (name, password) = (name.into(), password.into());
-        let _ = (&name, &password, &options);
-        auth_call!(self, r => super::remote::user_add(r, name, password, options.unwrap_or_default()).await)
+        auth_call!(self, (name, password, options), r => super::remote::user_add(r, name, password, options.unwrap_or_default()).await)
     }
 
     /// User `name`'s roles.
     pub async fn user_get(&mut self, name: impl Into<String>) -> Result<UserGetResponse> {
         let name = name.into();
-        let _ = &name;
-        auth_call!(self, r => super::remote::user_get(r, name).await)
+        auth_call!(self, (name), r => super::remote::user_get(r, name).await)
     }
 
     /// Every user.
     pub async fn user_list(&mut self) -> Result<UserListResponse> {
-        auth_call!(self, r => super::remote::user_list(r).await)
+        auth_call!(self, (), r => super::remote::user_list(r).await)
     }
 
     /// Deletes user `name`.
     pub async fn user_delete(&mut self, name: impl Into<String>) -> Result<UserDeleteResponse> {
         let name = name.into();
-        let _ = &name;
-        auth_call!(self, r => super::remote::user_delete(r, name).await)
+        auth_call!(self, (name), r => super::remote::user_delete(r, name).await)
     }
 
     /// Changes user `name`'s password.
@@ -517,8 +512,7 @@ impl AuthClient {
         password: impl Into<String>,
     ) -> Result<UserChangePasswordResponse> {
         let (name, password) = (name.into(), password.into());
-        let _ = (&name, &password);
-        auth_call!(self, r => super::remote::user_change_password(r, name, password).await)
+        auth_call!(self, (name, password), r => super::remote::user_change_password(r, name, password).await)
     }
 
     /// Grants `role` to `user`.
@@ -528,8 +522,7 @@ impl AuthClient {
         role: impl Into<String>,
     ) -> Result<UserGrantRoleResponse> {
         let (user, role) = (user.into(), role.into());
-        let _ = (&user, &role);
-        auth_call!(self, r => super::remote::user_grant_role(r, user, role).await)
+        auth_call!(self, (user, role), r => super::remote::user_grant_role(r, user, role).await)
     }
 
     /// Revokes `role` from `user`.
@@ -539,7 +532,6 @@ impl AuthClient {
         role: impl Into<String>,
     ) -> Result<UserRevokeRoleResponse> {
         let (user, role) = (user.into(), role.into());
-        let _ = (&user, &role);
-        auth_call!(self, r => super::remote::user_revoke_role(r, user, role).await)
+        auth_call!(self, (user, role), r => super::remote::user_revoke_role(r, user, role).await)
     }
 }

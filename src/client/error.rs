@@ -37,11 +37,10 @@ pub(crate) enum Delivery {
     /// A server (or the store) answered with the status.
     #[default]
     Answered,
-    /// The request never reached a server (the connection could not be made, or was gone
-    /// before the request was written): no server acted on it.
+    /// The request never reached a server (the connection could not be made): no server
+    /// acted on it.
     NotSent,
-    /// The connection failed while the request was in flight: a server may have acted on
-    /// it.
+    /// The connection failed under the call: a server may have acted on it.
     Lost,
 }
 

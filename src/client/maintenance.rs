@@ -8,7 +8,7 @@ use futures_core::Stream;
 
 use super::embedded::Embedded;
 use super::{dispatch, header_accessors, Backend, Result, Status};
-use crate::cluster::{AlarmAction, AlarmMember, AlarmType, RAFT_TERM};
+use crate::cluster::{AlarmAction, AlarmMember, AlarmType};
 use crate::txn::request::ResponseHeader;
 
 /// Options of an alarm call.
@@ -399,7 +399,6 @@ impl Embedded {
 
     fn status(&self) -> Result<StatusResponse> {
         let s = self.store.status()?;
-        debug_assert_eq!(s.raft_term, RAFT_TERM);
         Ok(StatusResponse {
             header: Some(s.header),
             version: s.version,

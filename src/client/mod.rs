@@ -269,8 +269,8 @@ impl Client {
     /// through the `etcd-client` crate: the same API, against a real etcd cluster, an
     /// etcdlite server or a `TestServer`. Calls go to one endpoint; when it fails (a member
     /// stopped, a connection broke) they move to the next, and a call that failed on its
-    /// way is sent again where that is safe: a read always, a write only if no server
-    /// received it, so no write is applied twice.
+    /// way is sent again where that is safe: a read always, a write only if it never
+    /// reached a server, so no write is applied twice.
     #[cfg(feature = "remote")]
     pub async fn connect<E: AsRef<str>, S: AsRef<[E]>>(
         endpoints: S,

@@ -44,8 +44,7 @@ use crate::watch::{EventType, WatchFilterType};
 /// then takes the pin, so a client carries on when a member goes away. A call is retried
 /// only when that is safe: a read whenever it failed on its way or the member answered
 /// Unavailable (a member without a leader); a write only when it never reached a server
-/// (the connection could not be made, or was found broken before the request left), so no
-/// write is ever applied twice.
+/// (the connection could not be made), so no write is ever applied twice.
 pub(crate) struct Remote {
     /// Each endpoint as it was given, and its client.
     members: parking_lot::RwLock<Vec<(String, ec::Client)>>,
@@ -174,9 +173,10 @@ impl From<tonic::Status> for Status {
 }
 
 /// What became of a call that failed with `status`. tonic makes a status of a transport
-/// failure with that failure as its source: a connection that could not be made, or one
-/// found broken when the request was to be written (`EPIPE`), means no server received the
-/// request; any other transport failure may have come after a server acted on it.
+/// failure with that failure as its source: a connection that could not be made means no
+/// server received the request; any other transport failure may have come after a server
+/// acted on it. (A broken connection says nothing about one request: h2 fails every stream
+/// open on it with the same `EPIPE`, whether or not its request went out.)
 fn delivery(status: &tonic::Status) -> Delivery {
     let mut source = std::error::Error::source(status);
     let mut transport = false;
@@ -184,7 +184,7 @@ fn delivery(status: &tonic::Status) -> Delivery {
         transport |= e.is::<tonic::transport::Error>();
         if let Some(io) = e.downcast_ref::<std::io::Error>() {
             use std::io::ErrorKind::*;
-            if matches!(io.kind(), ConnectionRefused | BrokenPipe | NotConnected | AddrNotAvailable) {
+            if matches!(io.kind(), ConnectionRefused | AddrNotAvailable) {
                 return Delivery::NotSent;
             }
         }
