@@ -105,6 +105,24 @@ impl Remote {
     }
 }
 
+/// Declares a call whose answer is only its header: `name(remote, args)` runs `method` with
+/// the args on the pinned endpoint, retried as `retry` allows.
+macro_rules! header_only_call {
+    ($name:ident, $method:ident, $response:ident, $retry:ident, ($($arg:ident: $ty:ty),*)) => {
+        pub(crate) async fn $name(remote: &Remote, $($arg: $ty),*) -> Result<$response> {
+            remote
+                .call(Retry::$retry, |mut client| {
+                    $(let $arg = $arg.clone();)*
+                    async move {
+                        let mut resp = client.$method($($arg),*).await?;
+                        Ok($response { header: header(resp.take_header()) })
+                    }
+                })
+                .await
+        }
+    };
+}
+
 fn may_retry(status: &Status, retry: Retry) -> bool {
     match (status.delivery, retry) {
         (Delivery::NotSent, _) => true,
@@ -724,15 +742,7 @@ pub(crate) async fn lease_grant(
         .await
 }
 
-pub(crate) async fn lease_revoke(remote: &Remote, id: i64) -> Result<LeaseRevokeResponse> {
-    remote
-        .call(Retry::Unsent, |mut client| async move {
-            let client = &mut client;
-            let mut resp = client.lease_revoke(id).await?;
-            Ok(LeaseRevokeResponse { header: header(resp.take_header()) })
-        })
-        .await
-}
+header_only_call!(lease_revoke, lease_revoke, LeaseRevokeResponse, Unsent, (id: i64));
 
 /// Opens a keep-alive stream; `etcd-client` renews the lease once and fails with
 /// `LeaseKeepAliveError` for an unknown lease, as the in-process backend does.
@@ -809,18 +819,7 @@ pub(crate) async fn lock(remote: &Remote, name: Vec<u8>, options: LockOptions) -
         .await
 }
 
-pub(crate) async fn unlock(remote: &Remote, key: Vec<u8>) -> Result<UnlockResponse> {
-    remote
-        .call(Retry::Unsent, |mut client| {
-            let key = key.clone();
-            async move {
-                let client = &mut client;
-                let mut resp = client.unlock(key).await?;
-                Ok(UnlockResponse { header: header(resp.take_header()) })
-            }
-        })
-        .await
-}
+header_only_call!(unlock, unlock, UnlockResponse, Unsent, (key: Vec<u8>));
 
 pub(crate) async fn campaign(
     remote: &Remote,
@@ -985,15 +984,7 @@ pub(crate) async fn status(remote: &Remote) -> Result<StatusResponse> {
         .await
 }
 
-pub(crate) async fn defragment(remote: &Remote) -> Result<DefragmentResponse> {
-    remote
-        .call(Retry::Idempotent, |mut client| async move {
-            let client = &mut client;
-            let mut resp = client.defragment().await?;
-            Ok(DefragmentResponse { header: header(resp.take_header()) })
-        })
-        .await
-}
+header_only_call!(defragment, defragment, DefragmentResponse, Idempotent, ());
 
 pub(crate) async fn hash(remote: &Remote) -> Result<HashResponse> {
     remote
@@ -1030,15 +1021,7 @@ pub(crate) fn snapshot_response(mut resp: ec::SnapshotResponse) -> SnapshotRespo
     }
 }
 
-pub(crate) async fn move_leader(remote: &Remote, target_id: u64) -> Result<MoveLeaderResponse> {
-    remote
-        .call(Retry::Unsent, |mut client| async move {
-            let client = &mut client;
-            let mut resp = client.move_leader(target_id).await?;
-            Ok(MoveLeaderResponse { header: header(resp.take_header()) })
-        })
-        .await
-}
+header_only_call!(move_leader, move_leader, MoveLeaderResponse, Unsent, (target_id: u64));
 
 pub(crate) async fn downgrade(remote: &Remote, options: DowngradeOptions) -> Result<DowngradeResponse> {
     remote
@@ -1162,25 +1145,9 @@ fn members(members: &[ec::Member]) -> Vec<Member> {
 // Auth
 // ---------------------------------------------------------------------------------------
 
-pub(crate) async fn auth_enable(remote: &Remote) -> Result<AuthEnableResponse> {
-    remote
-        .call(Retry::Unsent, |mut client| async move {
-            let client = &mut client;
-            let mut resp = client.auth_enable().await?;
-            Ok(AuthEnableResponse { header: header(resp.take_header()) })
-        })
-        .await
-}
+header_only_call!(auth_enable, auth_enable, AuthEnableResponse, Unsent, ());
 
-pub(crate) async fn auth_disable(remote: &Remote) -> Result<AuthDisableResponse> {
-    remote
-        .call(Retry::Unsent, |mut client| async move {
-            let client = &mut client;
-            let mut resp = client.auth_disable().await?;
-            Ok(AuthDisableResponse { header: header(resp.take_header()) })
-        })
-        .await
-}
+header_only_call!(auth_disable, auth_disable, AuthDisableResponse, Unsent, ());
 
 /// Asks for a token for `name` (the Auth service's call: it changes nothing in the
 /// client's own credentials, as in `etcd-client`).
@@ -1205,31 +1172,9 @@ pub(crate) async fn authenticate(
         .await
 }
 
-pub(crate) async fn role_add(remote: &Remote, name: String) -> Result<RoleAddResponse> {
-    remote
-        .call(Retry::Unsent, |mut client| {
-            let name = name.clone();
-            async move {
-                let client = &mut client;
-                let mut resp = client.role_add(name).await?;
-                Ok(RoleAddResponse { header: header(resp.take_header()) })
-            }
-        })
-        .await
-}
+header_only_call!(role_add, role_add, RoleAddResponse, Unsent, (name: String));
 
-pub(crate) async fn role_delete(remote: &Remote, name: String) -> Result<RoleDeleteResponse> {
-    remote
-        .call(Retry::Unsent, |mut client| {
-            let name = name.clone();
-            async move {
-                let client = &mut client;
-                let mut resp = client.role_delete(name).await?;
-                Ok(RoleDeleteResponse { header: header(resp.take_header()) })
-            }
-        })
-        .await
-}
+header_only_call!(role_delete, role_delete, RoleDeleteResponse, Unsent, (name: String));
 
 /// A role's permissions, their prefix and from-key forms recognised as `etcd-client`
 /// recognises them. A permission type etcd does not define fails the call rather than
@@ -1371,72 +1316,13 @@ pub(crate) async fn user_list(remote: &Remote) -> Result<UserListResponse> {
         .await
 }
 
-pub(crate) async fn user_delete(remote: &Remote, name: String) -> Result<UserDeleteResponse> {
-    remote
-        .call(Retry::Unsent, |mut client| {
-            let name = name.clone();
-            async move {
-                let client = &mut client;
-                let mut resp = client.user_delete(name).await?;
-                Ok(UserDeleteResponse { header: header(resp.take_header()) })
-            }
-        })
-        .await
-}
+header_only_call!(user_delete, user_delete, UserDeleteResponse, Unsent, (name: String));
 
-pub(crate) async fn user_change_password(
-    remote: &Remote,
-    name: String,
-    password: String,
-) -> Result<UserChangePasswordResponse> {
-    remote
-        .call(Retry::Unsent, |mut client| {
-            let name = name.clone();
-            let password = password.clone();
-            async move {
-                let client = &mut client;
-                let mut resp = client.user_change_password(name, password).await?;
-                Ok(UserChangePasswordResponse { header: header(resp.take_header()) })
-            }
-        })
-        .await
-}
+header_only_call!(user_change_password, user_change_password, UserChangePasswordResponse, Unsent, (name: String, password: String));
 
-pub(crate) async fn user_grant_role(
-    remote: &Remote,
-    user: String,
-    role: String,
-) -> Result<UserGrantRoleResponse> {
-    remote
-        .call(Retry::Unsent, |mut client| {
-            let user = user.clone();
-            let role = role.clone();
-            async move {
-                let client = &mut client;
-                let mut resp = client.user_grant_role(user, role).await?;
-                Ok(UserGrantRoleResponse { header: header(resp.take_header()) })
-            }
-        })
-        .await
-}
+header_only_call!(user_grant_role, user_grant_role, UserGrantRoleResponse, Unsent, (user: String, role: String));
 
-pub(crate) async fn user_revoke_role(
-    remote: &Remote,
-    user: String,
-    role: String,
-) -> Result<UserRevokeRoleResponse> {
-    remote
-        .call(Retry::Unsent, |mut client| {
-            let user = user.clone();
-            let role = role.clone();
-            async move {
-                let client = &mut client;
-                let mut resp = client.user_revoke_role(user, role).await?;
-                Ok(UserRevokeRoleResponse { header: header(resp.take_header()) })
-            }
-        })
-        .await
-}
+header_only_call!(user_revoke_role, user_revoke_role, UserRevokeRoleResponse, Unsent, (user: String, role: String));
 
 #[cfg(test)]
 mod tests {
