@@ -42,6 +42,8 @@
 
 pub mod client;
 pub mod cluster;
+pub mod concurrency;
+pub mod coord;
 pub mod engine;
 mod error;
 pub mod lease;

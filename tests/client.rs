@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use etcdlite::client::{Client, Code, ConnectOptions, Error, LockOptions, WatchOptions};
+use etcdlite::client::{Client, Code, ConnectOptions, Error, WatchOptions};
 use etcdlite::engine::{FaultyEngine, MemoryEngine};
 use etcdlite::{Options, Store};
 
@@ -150,14 +150,8 @@ async fn a_timeout_bounds_a_write_waiting_for_its_sync() {
 }
 
 #[tokio::test]
-async fn the_services_the_library_lacks_answer_unimplemented_and_name_what_is_missing() {
+async fn auth_answers_unimplemented_in_process_and_names_what_is_missing() {
     let mut client = memory_client().await;
-    let (code, message) = status(client.lock("m", Some(LockOptions::new())).await);
-    assert_eq!(code, Code::Unimplemented);
-    assert!(message.contains("Lock service"), "{message}");
-    let (code, message) = status(client.campaign("e", "v", 0).await);
-    assert_eq!(code, Code::Unimplemented);
-    assert!(message.contains("Election service"), "{message}");
     let (code, message) = status(client.auth_enable().await);
     assert_eq!(code, Code::Unimplemented);
     assert!(message.contains("auth"), "{message}");

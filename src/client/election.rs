@@ -1,14 +1,15 @@
-//! The Election service (etcd's server-side leader election). In-process it is not built
-//! yet: every call answers Unimplemented.
+//! The Election service (etcd's server-side leader election). In-process, the library's
+//! [`concurrency::Election`](crate::concurrency::Election) runs it, as etcd's server runs
+//! clientv3's.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures_core::Stream;
 
-use super::embedded::no_election;
 use super::kv::KeyValue;
-use super::{dispatch, header_accessors, Backend, Result};
+use super::{dispatch, header_accessors, Backend, Client, Result};
+use crate::concurrency::{self, service};
 use crate::txn::request::ResponseHeader;
 
 /// Who leads an election: the election's name, the leader's key, its create revision and
@@ -204,8 +205,9 @@ impl ResignResponse {
 pub struct ObserveStream(ObserveInner);
 
 enum ObserveInner {
+    Embedded(concurrency::Observe),
     #[cfg(feature = "remote")]
-    Remote(etcd_client::ObserveStream),
+    Remote(Box<etcd_client::ObserveStream>),
 }
 
 impl ObserveStream {
@@ -214,28 +216,35 @@ impl ObserveStream {
         std::future::poll_fn(|cx| Pin::new(&mut *self).poll_next(cx)).await.transpose()
     }
 
+    pub(crate) fn embedded(observe: concurrency::Observe) -> Self {
+        ObserveStream(ObserveInner::Embedded(observe))
+    }
+
     #[cfg(feature = "remote")]
     pub(crate) fn remote(stream: etcd_client::ObserveStream) -> Self {
-        ObserveStream(ObserveInner::Remote(stream))
+        ObserveStream(ObserveInner::Remote(Box::new(stream)))
     }
 }
 
 impl Stream for ObserveStream {
     type Item = Result<LeaderResponse>;
 
-    #[allow(unused_variables)]
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let inner = &mut self.get_mut().0;
-        #[cfg(feature = "remote")]
-        {
-            let ObserveInner::Remote(r) = inner;
-            Pin::new(r)
+        match &mut self.get_mut().0 {
+            ObserveInner::Embedded(observe) => Pin::new(observe).poll_next(cx).map(|l| {
+                l.map(|l| {
+                    l.map(|mut leader| LeaderResponse {
+                        header: leader.take_header(),
+                        kv: leader.take_kvs().into_iter().next(),
+                    })
+                    .map_err(service::relayed)
+                })
+            }),
+            #[cfg(feature = "remote")]
+            ObserveInner::Remote(r) => Pin::new(r)
                 .poll_next(cx)
-                .map(|l| l.map(|l| l.map(super::remote::leader_response).map_err(super::Error::from)))
+                .map(|l| l.map(|l| l.map(super::remote::leader_response).map_err(super::Error::from))),
         }
-        // Without the remote backend no observe stream can be opened.
-        #[cfg(not(feature = "remote"))]
-        match *inner {}
     }
 }
 
@@ -254,10 +263,8 @@ impl ElectionClient {
         lease: i64,
     ) -> Result<CampaignResponse> {
         let (name, value) = (name.into(), value.into());
-        dispatch!(&mut self.backend, _e => {
-            let _ = (name, value, lease);
-            Err(no_election().into())
-        }, r => super::remote::campaign(r, name, value, lease).await)
+        let client = Client::over(self.backend.clone());
+        dispatch!(&mut self.backend, e => e.call(service::campaign(&client, name, value, lease)).await, r => super::remote::campaign(r, name, value, lease).await)
     }
 
     /// Sets the leader's value.
@@ -267,36 +274,32 @@ impl ElectionClient {
         options: Option<ProclaimOptions>,
     ) -> Result<ProclaimResponse> {
         let value = value.into();
-        dispatch!(&mut self.backend, _e => {
-            let _ = (value, options);
-            Err(no_election().into())
+        let client = Client::over(self.backend.clone());
+        dispatch!(&mut self.backend, e => {
+            e.call(service::proclaim(&client, options.unwrap_or_default().leader, value)).await
         }, r => super::remote::proclaim(r, value, options.unwrap_or_default()).await)
     }
 
     /// The leader of election `name`.
     pub async fn leader(&mut self, name: impl Into<Vec<u8>>) -> Result<LeaderResponse> {
         let name = name.into();
-        dispatch!(&mut self.backend, _e => {
-            let _ = name;
-            Err(no_election().into())
-        }, r => super::remote::leader(r, name).await)
+        let client = Client::over(self.backend.clone());
+        dispatch!(&mut self.backend, e => e.call(service::leader(&client, name)).await,
+            r => super::remote::leader(r, name).await)
     }
 
     /// Streams the leaders of election `name`.
     pub async fn observe(&mut self, name: impl Into<Vec<u8>>) -> Result<ObserveStream> {
         let name = name.into();
-        dispatch!(&mut self.backend, _e => {
-            let _ = name;
-            Err(no_election().into())
-        }, r => super::remote::observe(r, name).await)
+        let client = Client::over(self.backend.clone());
+        dispatch!(&mut self.backend, e => e.call(service::observe(&client, name)).await,
+            r => super::remote::observe(r, name).await)
     }
 
     /// Gives up leadership.
     pub async fn resign(&mut self, options: Option<ResignOptions>) -> Result<ResignResponse> {
-        dispatch!(&mut self.backend, _e => {
-            let _ = options;
-            Err(no_election().into())
-        }, r => super::remote::resign(r, options.unwrap_or_default()).await)
+        let client = Client::over(self.backend.clone());
+        dispatch!(&mut self.backend, e => e.call(service::resign(&client, options.unwrap_or_default().leader)).await, r => super::remote::resign(r, options.unwrap_or_default()).await)
     }
 }
 

@@ -65,19 +65,3 @@ pub(crate) fn no_auth() -> Status {
         "etcdlite: auth is not built into the library yet; the Auth service is unavailable in-process",
     )
 }
-
-/// What an in-process client answers the Lock service's calls.
-pub(crate) fn no_lock() -> Status {
-    Status::unimplemented(
-        "etcdlite: the Lock service is not built into the library yet; in-process, lock with a txn and a watch, \
-         or use Client::connect to an etcdlite server",
-    )
-}
-
-/// What an in-process client answers the Election service's calls.
-pub(crate) fn no_election() -> Status {
-    Status::unimplemented(
-        "etcdlite: the Election service is not built into the library yet; use Client::connect to an etcdlite \
-         server",
-    )
-}

@@ -1,8 +1,9 @@
-//! The Lock service (etcd's server-side mutex). In-process it is not built yet: every call
-//! answers Unimplemented.
+//! The Lock service (etcd's server-side mutex). In-process, the library's
+//! [`concurrency::Mutex`](crate::concurrency::Mutex) runs it, as etcd's server runs
+//! clientv3's.
 
-use super::embedded::no_lock;
-use super::{dispatch, header_accessors, Backend, Result};
+use super::{dispatch, header_accessors, Backend, Client, Result};
+use crate::concurrency::service;
 use crate::txn::request::ResponseHeader;
 
 /// Options of a lock call.
@@ -64,18 +65,16 @@ impl LockClient {
         options: Option<LockOptions>,
     ) -> Result<LockResponse> {
         let name = name.into();
-        dispatch!(&mut self.backend, _e => {
-            let _ = (name, options);
-            Err(no_lock().into())
+        let client = Client::over(self.backend.clone());
+        dispatch!(&mut self.backend, e => {
+            e.call(service::lock(&client, name, options.unwrap_or_default().lease)).await
         }, r => super::remote::lock(r, name, options.unwrap_or_default()).await)
     }
 
     /// Releases the lock held by `key`.
     pub async fn unlock(&mut self, key: impl Into<Vec<u8>>) -> Result<UnlockResponse> {
         let key = key.into();
-        dispatch!(&mut self.backend, _e => {
-            let _ = key;
-            Err(no_lock().into())
-        }, r => super::remote::unlock(r, key).await)
+        let client = Client::over(self.backend.clone());
+        dispatch!(&mut self.backend, e => e.call(service::unlock(&client, key)).await, r => super::remote::unlock(r, key).await)
     }
 }

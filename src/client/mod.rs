@@ -39,8 +39,10 @@
 //! defragmentation run on threads of the store's own. A store is shared by any number of
 //! clients and async runtimes; a runtime ending never stops it.
 //!
-//! The Lock, Election and Auth services are not built into the library yet: in-process,
-//! their calls answer `Unimplemented` with a message naming what is missing (over the
+//! The Lock and Election services run in-process on the library's
+//! [`concurrency`](crate::concurrency) types, as etcd's servers run clientv3's. The Auth
+//! service is not built into the library yet: in-process, its calls answer
+//! `Unimplemented` with a message naming what is missing (over the
 //! network they reach the server's). `docs/api.md` lists every method and where it works.
 
 mod auth;
@@ -280,7 +282,7 @@ impl Client {
         Ok(Client::over(Backend::Remote(Arc::new(remote))))
     }
 
-    fn over(backend: Backend) -> Client {
+    pub(crate) fn over(backend: Backend) -> Client {
         Client {
             kv: KvClient { backend: backend.clone() },
             watch: WatchClient { backend: backend.clone() },

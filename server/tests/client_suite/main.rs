@@ -8,6 +8,7 @@
 //! Where the suite controls time (a `ManualClock` in-process and in the `TestServer`),
 //! lease expiry is driven by the clock; against etcd, the scenario waits for it, bounded.
 
+mod coordination;
 mod harness;
 mod kv;
 mod lease;
@@ -84,4 +85,11 @@ suite!(
     maintenance::hash_kv_is_etcds_hash,
     maintenance::snapshots_end_with_their_sha256,
     maintenance::defragment_and_hash_answer,
+    coordination::a_lock_excludes_under_contention_and_counts_exactly,
+    coordination::try_lock_fails_at_once_and_leaves_nothing_behind,
+    coordination::a_dead_holders_lock_passes_to_the_next_waiter,
+    coordination::an_election_hands_over_and_observe_sees_every_leader,
+    coordination::a_distributed_lock_passes_on_when_its_holder_dies,
+    coordination::registered_instances_vanish_within_their_ttl,
+    coordination::config_values_round_trip_and_prefix_watches_keep_order,
 );
