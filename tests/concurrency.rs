@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use etcdlite::client::{Client, GetOptions, PutOptions};
+use etcdlite::client::{AlarmAction, AlarmType, Client, GetOptions, PutOptions, Txn, TxnOp};
 use etcdlite::concurrency::{Election, Error, Mutex, Session, SessionOptions};
 use etcdlite::{ManualClock, Options, Store};
 use futures::FutureExt;
@@ -80,6 +80,7 @@ async fn a_session_adopts_an_existing_lease_and_refuses_bad_ttls() {
     let lease = c.lease_grant(30, None).await.unwrap().id();
     let adopted = Session::new(&client, Some(SessionOptions::new().with_lease(lease))).await.unwrap();
     assert_eq!(adopted.lease(), lease);
+    assert_eq!(adopted.ttl(), 30, "an adopted lease keeps its own TTL");
     assert_eq!(c.leases().await.unwrap().leases().len(), 1, "no second lease");
     for ttl in [0, -5] {
         let refused = Session::new(&client, Some(SessionOptions::new().with_ttl(ttl))).await;
@@ -214,4 +215,48 @@ async fn lock_and_election_calls_of_the_client_run_in_process() {
     c.resign(Some(etcdlite::client::ResignOptions::new().with_leader(leader))).await.unwrap();
     let none = c.leader("vote").await.unwrap_err();
     assert_eq!(none.status().unwrap().message(), "election: no leader");
+}
+
+async fn raise_nospace(client: &mut Client) {
+    let member = client.status().await.unwrap().header().unwrap().member_id();
+    let mut options = etcdlite::client::AlarmOptions::new();
+    options.with_member(member);
+    client.alarm(AlarmAction::Activate, AlarmType::Nospace, Some(options)).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_failed_second_lock_or_campaign_of_the_same_session_leaves_the_held_key_alone() {
+    let (mut client, _clock) = manual().await;
+    let s = session(&client, 60).await;
+    let mut holder = Mutex::new(&s, "l");
+    holder.lock().await.unwrap();
+    let mut leader = Election::new(&s, "e");
+    leader.campaign("v1").await.unwrap();
+    let lease = client.lease_grant(60, None).await.unwrap().id();
+    let rpc_held =
+        client.lock("r", Some(etcdlite::client::LockOptions::new().with_lease(lease))).await.unwrap();
+
+    // Every write now fails with "database space exceeded"; the failures must not touch
+    // the keys the same leases already hold.
+    raise_nospace(&mut client).await;
+    assert!(Mutex::new(&s, "l").lock().await.is_err());
+    assert!(Election::new(&s, "e").campaign("v2").await.is_err());
+    assert!(client.lock("r", Some(etcdlite::client::LockOptions::new().with_lease(lease))).await.is_err());
+    tokio::task::yield_now().await;
+    for key in [holder.key().to_vec(), leader.key().to_vec(), rpc_held.key().to_vec()] {
+        assert_eq!(client.get(key.clone(), None).await.unwrap().count(), 1, "{key:?} still held");
+    }
+}
+
+#[tokio::test]
+async fn is_owner_fails_once_the_lock_key_is_gone() {
+    let (mut client, _clock) = manual().await;
+    let s = session(&client, 60).await;
+    let mut lock = Mutex::new(&s, "fenced");
+    lock.lock().await.unwrap();
+    let fenced =
+        |lock: &Mutex| Txn::new().when([lock.is_owner()]).and_then([TxnOp::put("guarded", "x", None)]);
+    assert!(client.txn(fenced(&lock)).await.unwrap().succeeded(), "the owner writes");
+    client.delete(lock.key(), None).await.unwrap();
+    assert!(!client.txn(fenced(&lock)).await.unwrap().succeeded(), "a lost lock fences its holder out");
 }

@@ -1,6 +1,6 @@
-//! A distributed lock held on a lease. Embedded first (the lock recipe over a txn: take the
-//! key only if no one has created it, on a lease so that a dead holder lets go), then the
-//! server's Lock service with the `etcd-client` crate, where a second client waits.
+//! A distributed lock held on a lease. Embedded first (the library's
+//! `concurrency::Mutex`, clientv3's protocol, on a session whose lease is kept alive), then
+//! the server's Lock service with the `etcd-client` crate, where a second client waits.
 //!
 //! `cargo run -p etcdlite-server --example lock [ENDPOINT]`
 
@@ -8,24 +8,23 @@ mod common;
 
 use std::time::Duration;
 
-use etcdlite::{Compare, CompareOp, Options, PutOptions, Store, Txn, TxnOp};
+use etcdlite::concurrency::{Error, Mutex, Session};
+use etcdlite::{Options, Store};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Embedded.
-    let store = Store::open(Options::memory())?;
-    for worker in ["worker-1", "worker-2"] {
-        let lease = store.lease_grant(10, None)?.id();
-        let taken = store.txn(
-            Txn::new()
-                .when([Compare::create_revision("locks/report", CompareOp::Equal, 0)])
-                .and_then([TxnOp::put("locks/report", worker, Some(PutOptions::new().with_lease(lease)))]),
-        )?;
-        println!(
-            "embedded: {worker} {}",
-            if taken.succeeded() { "holds the lock" } else { "finds it taken" }
-        );
+    let client = etcdlite::client::Client::embedded(Store::open(Options::memory())?, None).await?;
+    let (first_session, second_session) =
+        (Session::new(&client, None).await?, Session::new(&client, None).await?);
+    let mut held = Mutex::new(&first_session, "locks/report");
+    held.lock().await?;
+    println!("embedded: worker 1 holds {}", String::from_utf8_lossy(held.key()));
+    match Mutex::new(&second_session, "locks/report").try_lock().await {
+        Err(Error::Locked) => println!("embedded: worker 2 finds it taken ({})", Error::Locked),
+        other => println!("embedded: worker 2 unexpectedly got {other:?}"),
     }
+    held.unlock().await?;
 
     // Over gRPC: the Lock service queues waiters in order and hands the lock on.
     use etcd_client::{Client, LockOptions};

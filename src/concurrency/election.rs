@@ -11,9 +11,8 @@ use crate::client::{
     TxnOpResponse, WatchOptions,
 };
 
-use super::mutex::Withdraw;
 use super::wait::{self, Resumed};
-use super::{first_created, go_hex, with_slash, Error, Result, Session};
+use super::{first_created, go_hex, with_slash, Error, Result, Session, Withdraw};
 
 /// How many leader changes an [`Observe`] stream holds for a slow reader before the
 /// observer waits for it.
@@ -88,8 +87,8 @@ impl Election {
 
     /// Waits until this session leads, then leads with `value`. A session that
     /// campaigned before keeps its place (its value is updated). A campaign abandoned while
-    /// waiting (its future dropped) withdraws; one whose wait fails leaves its key, and is
-    /// no longer leading.
+    /// waiting (its future dropped) or whose proclaim fails resigns; one whose wait fails
+    /// leaves its key, and is no longer leading (clientv3's rules).
     pub async fn campaign(&mut self, value: impl Into<Vec<u8>>) -> Result<()> {
         if self.checked && self.prefix.len() == 1 {
             return Err(Error::InvalidArgs("an election's name must not be empty".into()));
@@ -99,7 +98,8 @@ impl Election {
         let mut key = self.prefix.clone();
         key.extend_from_slice(go_hex(lease).as_bytes());
 
-        let mut withdraw = Withdraw { client: self.client.clone(), key: Some(key.clone()) };
+        let mut withdraw = Withdraw::new(&self.client);
+        withdraw.arm_before_creating(key.clone());
         let put = TxnOp::put(key.clone(), value.clone(), Some(PutOptions::new().with_lease(lease)));
         let txn = Txn::new()
             .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
@@ -118,18 +118,26 @@ impl Election {
                 crate::client::Error::Internal("campaign key vanished inside its txn".into())
             })?;
             self.leader_rev = existing.create_revision();
-            if existing.value() != value.as_slice() {
-                // A failed proclaim withdraws (the guard deletes the key).
+        }
+        // From here on, a campaign abandoned or whose proclaim fails resigns (deletes this
+        // incarnation of the key only, as clientv3's Resign).
+        withdraw.arm_created_at(self.leader_key.clone(), self.leader_rev);
+        if !resp.succeeded() {
+            let existing = match resp.responses.first() {
+                Some(TxnOpResponse::Get(get)) => get.kvs().first().map(|kv| kv.value().to_vec()),
+                _ => None,
+            };
+            if existing.as_deref() != Some(value.as_slice()) {
                 self.proclaim(value).await?;
             }
         }
         let mut client = self.client.clone();
         if let Err(e) = wait::wait_deletes(&mut client, &self.prefix, self.leader_rev - 1).await {
-            withdraw.key = None;
+            withdraw.disarm();
             self.leading = false;
             return Err(e);
         }
-        withdraw.key = None;
+        withdraw.disarm();
         self.header = resp.header().cloned();
         Ok(())
     }

@@ -46,7 +46,9 @@ pub use session::{Session, SessionOptions};
 pub use stm::*;
 pub(crate) use wait::Resumed;
 
-use crate::client::{Client, DeleteOptions, GetOptions, SortOrder, SortTarget};
+use crate::client::{
+    Client, Compare, CompareOp, DeleteOptions, GetOptions, SortOrder, SortTarget, Txn, TxnOp,
+};
 use crate::DeleteRangeRequest;
 
 /// A lease id as Go's `%x` writes it (a sign, then the magnitude): how clientv3 names the
@@ -71,23 +73,91 @@ pub(crate) fn first_created() -> GetOptions {
     GetOptions::new().with_prefix().with_sort(SortTarget::Create, SortOrder::Ascend).with_limit(1)
 }
 
-/// Deletes `key` without waiting, for a call abandoned half-way (its future dropped):
-/// in-process the delete is applied before this returns; over the network it is sent from
-/// a task of the current tokio runtime (with none, the key is left to its lease).
-pub(crate) fn delete_abandoned(client: &Client, key: Vec<u8>) {
+/// Deletes `key` without waiting, for a call abandoned half-way (its future dropped), if
+/// `only_if` holds (none: at once): in-process the delete is applied before this returns;
+/// over the network it is sent from a task of the current tokio runtime (with none, the
+/// key is left to its lease). The condition keeps a late delete off a key that has since
+/// been created again: a stale withdraw must not free someone's lock.
+pub(crate) fn delete_abandoned(client: &Client, key: Vec<u8>, only_if: Option<Compare>) {
+    let delete = TxnOp::delete(key.clone(), None);
+    let txn = only_if.map(|compare| Txn::new().when([compare]).and_then([delete]));
     if let Some(store) = client.store() {
-        let delete = DeleteRangeRequest { key, ..Default::default() };
         // Applied at once; nobody waits for its durability.
-        drop(store.delete_range_async(&delete));
+        match txn {
+            Some(txn) => drop(store.txn_async(txn)),
+            None => drop(store.delete_range_async(&DeleteRangeRequest { key, ..Default::default() })),
+        }
         return;
     }
     if let Ok(runtime) = tokio::runtime::Handle::try_current() {
         let mut client = client.clone();
         runtime.spawn(async move {
-            if let Err(e) = client.delete(key, None::<DeleteOptions>).await {
-                tracing::warn!("could not delete an abandoned lock or election key: {e}");
+            let deleted = match txn {
+                Some(txn) => client.txn(txn).await.map(drop),
+                None => client.delete(key, None::<DeleteOptions>).await.map(drop),
+            };
+            if let Err(e) = deleted {
+                tracing::warn!("could not delete an abandoned key: {e}");
             }
         });
+    }
+}
+
+/// Deletes a key when dropped while armed: a call that put a key and then fails or is
+/// abandoned (its future dropped) withdraws it, as clientv3 unlocks or resigns on a failed
+/// or cancelled wait, so nobody queues behind a key whose owner went.
+pub(crate) struct Withdraw {
+    client: Client,
+    key: Option<Vec<u8>>,
+    only_if: Option<Compare>,
+}
+
+impl Withdraw {
+    /// A guard over `client`, not armed.
+    pub(crate) fn new(client: &Client) -> Withdraw {
+        Withdraw { client: client.clone(), key: None, only_if: None }
+    }
+
+    /// Deletes `key` on drop.
+    pub(crate) fn arm(&mut self, key: Vec<u8>) {
+        self.key = Some(key);
+        self.only_if = None;
+    }
+
+    /// Deletes `key` on drop if `only_if` holds then.
+    pub(crate) fn arm_if(&mut self, key: Vec<u8>, only_if: Compare) {
+        self.key = Some(key);
+        self.only_if = Some(only_if);
+    }
+
+    /// Deletes `key` on drop if it is still the incarnation created at `revision`.
+    pub(crate) fn arm_created_at(&mut self, key: Vec<u8>, revision: i64) {
+        let only_if = Compare::create_revision(key.clone(), CompareOp::Equal, revision);
+        self.arm_if(key, only_if);
+    }
+
+    /// Keeps the key.
+    pub(crate) fn disarm(&mut self) {
+        self.key = None;
+    }
+
+    /// In-process, before a txn that may create `key`: a call abandoned while the txn is
+    /// in flight deletes the key only if the txn created it (its create revision is past
+    /// the present one), never a key that was there before. Over the network the outcome
+    /// of an abandoned txn is unknown, and, as with clientv3, the key is left to its lease.
+    pub(crate) fn arm_before_creating(&mut self, key: Vec<u8>) {
+        if let Some(store) = self.client.store() {
+            let now = store.current_revision();
+            self.arm_if(key.clone(), Compare::create_revision(key, CompareOp::Greater, now));
+        }
+    }
+}
+
+impl Drop for Withdraw {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            delete_abandoned(&self.client, key, self.only_if.take());
+        }
     }
 }
 

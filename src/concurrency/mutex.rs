@@ -4,7 +4,7 @@ use crate::client::{
     Client, Compare, CompareOp, PutOptions, ResponseHeader, Txn, TxnOp, TxnOpResponse, TxnResponse,
 };
 
-use super::{delete_abandoned, first_created, go_hex, wait, with_slash, Error, Result, Session};
+use super::{first_created, go_hex, wait, with_slash, Error, Result, Session, Withdraw};
 
 /// A lock shared by everyone who names the same prefix, held for a [`Session`].
 ///
@@ -53,13 +53,19 @@ impl Mutex {
     /// Takes the lock if nobody holds it; otherwise fails at once with
     /// [`Error::Locked`] and leaves no key behind.
     pub async fn try_lock(&mut self) -> Result<()> {
+        self.check_name()?;
+        let mut pending = Withdraw::new(&self.client);
+        pending.arm_before_creating(self.key_for_session());
         let resp = self.try_acquire().await?;
+        pending.arm_created_at(self.key.clone(), self.rev);
         if self.owns(&resp) {
+            pending.disarm();
             self.header = resp.header().cloned();
             return Ok(());
         }
         // Not ours: withdraw, so nobody waits on a key that is not waiting.
         self.client.delete(self.key.clone(), None).await?;
+        pending.disarm();
         self.forget();
         Err(Error::Locked)
     }
@@ -67,21 +73,23 @@ impl Mutex {
     /// Takes the lock, waiting while others hold it. Waiting ends when every key created
     /// before this one is gone; if the session's lease ended meanwhile, the lock is not
     /// taken ([`Error::SessionExpired`]). A call abandoned while waiting (its future
-    /// dropped) and a wait that fails withdraw the key.
+    /// dropped) and a wait that fails withdraw the key, as clientv3 unlocks then.
     pub async fn lock(&mut self) -> Result<()> {
-        // From the txn on, the key is withdrawn unless the lock is taken.
-        let mut pending = Withdraw { client: self.client.clone(), key: Some(self.key_for_session()) };
+        self.check_name()?;
+        let mut pending = Withdraw::new(&self.client);
+        pending.arm_before_creating(self.key_for_session());
         let resp = self.try_acquire().await?;
         if self.owns(&resp) {
-            pending.key = None;
+            pending.disarm();
             self.header = resp.header().cloned();
             return Ok(());
         }
+        pending.arm_created_at(self.key.clone(), self.rev);
         let mut client = self.client.clone();
         wait::wait_deletes(&mut client, &self.prefix, self.rev - 1).await?;
         // The session's lease may have ended while waiting, taking the key with it.
         let mut mine = client.get(self.key.clone(), None).await?;
-        pending.key = None;
+        pending.disarm();
         if mine.kvs().is_empty() {
             self.forget();
             return Err(Error::SessionExpired);
@@ -102,9 +110,15 @@ impl Mutex {
     }
 
     /// A compare that holds while this lock is held: put it in a txn's `when` to write only
-    /// as the lock's owner.
+    /// as the lock's owner. It fails once the lock's key is gone (unlocked, or its lease
+    /// expired), even if the key is created again.
     pub fn is_owner(&self) -> Compare {
-        Compare::create_revision(self.key.clone(), CompareOp::Less, self.rev + 1)
+        Compare::create_revision(self.key.clone(), CompareOp::Equal, self.rev)
+    }
+
+    /// The create revision of the lock's key; -1 when not held.
+    pub(crate) fn rev(&self) -> i64 {
+        self.rev
     }
 
     /// The lock's key (`prefix/<lease id in hex>`); empty when not held.
@@ -128,11 +142,15 @@ impl Mutex {
         key
     }
 
-    /// Puts this session's key unless it exists, and reads the owner: one txn.
-    async fn try_acquire(&mut self) -> Result<TxnResponse> {
+    fn check_name(&self) -> Result<()> {
         if self.checked && self.prefix.len() == 1 {
             return Err(Error::InvalidArgs("a lock's name must not be empty".into()));
         }
+        Ok(())
+    }
+
+    /// Puts this session's key unless it exists, and reads the owner: one txn.
+    async fn try_acquire(&mut self) -> Result<TxnResponse> {
         self.key = self.key_for_session();
         let mine = PutOptions::new().with_lease(self.session.lease());
         let txn = Txn::new()
@@ -172,20 +190,5 @@ fn created_revision(resp: &TxnResponse, index: usize) -> Option<i64> {
     match resp.responses.get(index) {
         Some(TxnOpResponse::Get(get)) => get.kvs().first().map(|kv| kv.create_revision()),
         _ => None,
-    }
-}
-
-/// Deletes a lock's key when dropped still holding it: a `lock` that failed or was
-/// abandoned withdraws, as clientv3's does.
-pub(crate) struct Withdraw {
-    pub(crate) client: Client,
-    pub(crate) key: Option<Vec<u8>>,
-}
-
-impl Drop for Withdraw {
-    fn drop(&mut self) {
-        if let Some(key) = self.key.take() {
-            delete_abandoned(&self.client, key);
-        }
     }
 }

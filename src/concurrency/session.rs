@@ -97,7 +97,12 @@ impl Session {
                 let granted = client.lease_grant(options.ttl, None).await?;
                 (granted.id(), granted.ttl())
             }
-            lease => (lease, options.ttl),
+            // An adopted lease keeps its own TTL, which sets the pace of renewals and how
+            // soon its loss is noticed; an unknown lease is found lost by the keep-alive.
+            lease => match client.lease_time_to_live(lease, None).await {
+                Ok(alive) if alive.granted_ttl() > 0 => (lease, alive.granted_ttl()),
+                _ => (lease, options.ttl),
+            },
         };
         let (stop, stopped) = oneshot::channel();
         let (done_tx, done) = watch::channel(false);
@@ -136,7 +141,8 @@ impl Session {
 
     /// True once the lease is no longer kept alive (lost, orphaned or closed).
     pub fn is_done(&self) -> bool {
-        *self.inner.done.borrow()
+        // A keep-alive task gone without a word (its runtime shut down) renews nothing.
+        *self.inner.done.borrow() || self.inner.done.has_changed().is_err()
     }
 
     /// Resolves when the lease is no longer kept alive: it expired or was revoked (the
@@ -198,26 +204,32 @@ async fn keep_alive(
 
 async fn renew_until_lost(mut client: Client, lease: i64, ttl: i64) {
     let mut expires = Instant::now() + secs(ttl);
+    // Every step, opening a stream included, is bounded by the lease's deadline: a server
+    // that stops answering must not keep the session looking alive past it.
     loop {
-        let (mut keeper, mut answers) = match client.lease_keep_alive(lease).await {
+        let opened = tokio::select! {
+            opened = client.lease_keep_alive(lease) => opened,
+            _ = until(expires) => return,
+        };
+        let (mut keeper, mut answers) = match opened {
             Ok(stream) => stream,
             // In-process, an unknown lease is refused up front.
             Err(ClientError::LeaseKeepAliveError(_)) => return,
             Err(ClientError::GRpcStatus(s)) if s.code() == crate::Code::NotFound => return,
-            Err(_) if Instant::now() < expires => {
-                futures_timer::Delay::new(RECONNECT_DELAY).await;
-                continue;
+            Err(_) => {
+                tokio::select! {
+                    _ = futures_timer::Delay::new(RECONNECT_DELAY) => continue,
+                    _ = until(expires) => return,
+                }
             }
-            Err(_) => return,
         };
         loop {
-            if keeper.keep_alive().await.is_err() {
-                break;
-            }
-            let left = expires.saturating_duration_since(Instant::now());
             let answer = tokio::select! {
-                answer = answers.message() => answer,
-                _ = futures_timer::Delay::new(left) => return,
+                answer = async {
+                    keeper.keep_alive().await?;
+                    answers.message().await
+                } => answer,
+                _ = until(expires) => return,
             };
             match answer {
                 Ok(Some(answer)) if answer.ttl() > 0 => {
@@ -230,11 +242,16 @@ async fn renew_until_lost(mut client: Client, lease: i64, ttl: i64) {
                 Ok(None) | Err(_) => break,
             }
         }
-        if Instant::now() >= expires {
-            return;
+        tokio::select! {
+            _ = futures_timer::Delay::new(RECONNECT_DELAY) => {}
+            _ = until(expires) => return,
         }
-        futures_timer::Delay::new(RECONNECT_DELAY).await;
     }
+}
+
+/// Resolves at `deadline`.
+async fn until(deadline: Instant) {
+    futures_timer::Delay::new(deadline.saturating_duration_since(Instant::now())).await
 }
 
 fn secs(seconds: i64) -> Duration {

@@ -9,11 +9,12 @@ use crate::client::{
 };
 
 use super::{Error, Result};
+use crate::Code;
 
-/// How many times in a row a broken watch is opened again before the wait fails.
-const REOPENS: u32 = 3;
-/// How long a broken watch waits before it is opened again.
-const REOPEN_DELAY: Duration = Duration::from_millis(200);
+/// How long a broken watch waits before it is opened again, at first and at most (the
+/// wait doubles in between).
+const REOPEN_DELAY: Duration = Duration::from_millis(100);
+const REOPEN_DELAY_MAX: Duration = Duration::from_secs(2);
 
 /// Waits until no key of `prefix` created at or before `max_create_revision` is left, one
 /// key at a time: each round waits for the deletion of the newest such key only (clientv3's
@@ -70,13 +71,13 @@ impl Resumed {
 
     /// The next response with events; `None` once the watch is cut short by a compaction
     /// (its revision is gone: the caller reads the present again); an error when the server
-    /// cancels it for another reason. Fails when the watch cannot be opened
-    /// again after [`REOPENS`] tries.
+    /// cancels it for another reason or refuses to open it. A stream that breaks is opened
+    /// again, with back-off, for as long as the caller waits.
     pub(crate) async fn next(&mut self) -> Result<Option<WatchResponse>> {
-        let mut failures = 0;
+        let mut delay = REOPEN_DELAY;
         loop {
             let failed = match self.next_once().await {
-                // Cut short by a compaction: the caller reads again.
+                // Cut short by a compaction: the caller reads the present again.
                 Ok(Some(resp)) if resp.canceled() && resp.compact_revision() > 0 => return Ok(None),
                 // Refused or ended by the server for another reason: looking again would
                 // only meet the same answer.
@@ -93,12 +94,15 @@ impl Resumed {
                 Ok(None) => Error::LostWatcher,
                 Err(e) => e,
             };
-            self.stream = None;
-            failures += 1;
-            if failures > REOPENS {
+            // For as long as the caller waits (it bounds the wait by dropping it), as
+            // clientv3's watches reconnect; an answer that will not change ends it.
+            if !worth_reopening(&failed) {
                 return Err(failed);
             }
-            futures_timer::Delay::new(REOPEN_DELAY).await;
+            tracing::debug!("reopening a watch that broke: {failed}");
+            self.stream = None;
+            futures_timer::Delay::new(delay).await;
+            delay = (delay * 2).min(REOPEN_DELAY_MAX);
         }
     }
 
@@ -109,5 +113,22 @@ impl Resumed {
         }
         let stream = self.stream.as_mut().expect("opened above");
         Ok(stream.message().await?)
+    }
+}
+
+/// Whether a watch that failed with `error` may work when opened again: the stream ended or
+/// broke, or the cluster could not serve it for now.
+fn worth_reopening(error: &Error) -> bool {
+    use crate::client::Error as ClientError;
+    match error {
+        Error::LostWatcher => true,
+        Error::Client(ClientError::GRpcStatus(status)) => matches!(
+            status.code(),
+            Code::Unavailable | Code::Unknown | Code::Internal | Code::Cancelled | Code::DeadlineExceeded
+        ),
+        Error::Client(
+            ClientError::TransportError(_) | ClientError::IoError(_) | ClientError::WatchError(_),
+        ) => true,
+        _ => false,
     }
 }

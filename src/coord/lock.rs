@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::client::{Client, Compare};
+use crate::client::{Client, Compare, CompareOp};
 use crate::concurrency::{delete_abandoned, Mutex, Session, SessionOptions};
 
 use super::{lease_ttl, Error, Result, RetryPolicy};
@@ -41,7 +41,8 @@ impl DistributedLock {
         let options = SessionOptions::new().with_ttl(lease_ttl(ttl)?);
         let session = self.retry.run(|| Session::new(&self.client, Some(options))).await?;
         let mut mutex = Mutex::new(&session, key.clone());
-        // The same session keeps its place in the queue across tries.
+        // A try that failed withdrew its key (only that incarnation of it); the next one
+        // queues afresh, on the same session.
         let mut attempt = 1;
         let taken = loop {
             let taken = if at_once { mutex.try_lock().await } else { mutex.lock().await };
@@ -122,7 +123,9 @@ impl HeldLock {
 impl Drop for HeldLock {
     fn drop(&mut self) {
         if !self.released && !self.mutex.key().is_empty() {
-            delete_abandoned(self.session.client(), self.mutex.key().to_vec());
+            let key = self.mutex.key().to_vec();
+            let only_if = Compare::create_revision(key.clone(), CompareOp::Equal, self.mutex.rev());
+            delete_abandoned(self.session.client(), key, Some(only_if));
         }
     }
 }

@@ -261,40 +261,90 @@ impl ServiceRegistry {
 
     /// A gRPC channel to service `name` that balances calls over its instances and follows
     /// them as they register and go: an instance that stops renewing is dropped from the
-    /// channel once its TTL runs out. Instances are reached at [`ServiceInfo::uri`].
+    /// channel once its TTL runs out. Instances are reached at [`ServiceInfo::uri`]. If
+    /// the registry's watch is cut short (a compaction, an outage), the instances are read
+    /// again and followed from there; the following ends when the channel and its clones
+    /// are dropped.
     #[cfg(feature = "balanced-channel")]
     pub async fn channel(&self, name: &str) -> Result<tonic::transport::Channel> {
-        use tonic::transport::channel::Change;
-        use tonic::transport::{Channel, Endpoint};
-
-        fn endpoint(info: &ServiceInfo) -> Result<Endpoint> {
-            Endpoint::from_shared(info.uri()).map_err(|e| Error::InvalidArgs(format!("{}: {e}", info.uri())))
-        }
-
         let (instances, revision) = self.discover_at(name).await?;
-        let mut changes = self.watch_from(name, revision + 1)?;
-        let (channel, balance) = Channel::balance_channel::<String>(64);
-        for info in &instances {
-            let _ = balance.send(Change::Insert(info.id.clone(), endpoint(info)?)).await;
+        let (channel, balance) = tonic::transport::Channel::balance_channel::<String>(64);
+        tokio::spawn(self.clone().steer(name.to_owned(), instances, revision, balance));
+        Ok(channel)
+    }
+
+    /// Keeps `balance`'s endpoints those of service `name`'s live instances, from
+    /// `instances` read at `revision` on.
+    #[cfg(feature = "balanced-channel")]
+    async fn steer(
+        self,
+        name: String,
+        mut instances: Vec<ServiceInfo>,
+        mut revision: i64,
+        balance: tokio::sync::mpsc::Sender<
+            tonic::transport::channel::Change<String, tonic::transport::Endpoint>,
+        >,
+    ) {
+        use std::collections::HashSet;
+        use tonic::transport::channel::Change;
+
+        fn endpoint(info: &ServiceInfo) -> Option<tonic::transport::Endpoint> {
+            tonic::transport::Endpoint::from_shared(info.uri())
+                .map_err(|e| tracing::warn!("skipping instance {} at {}: {e}", info.id, info.uri()))
+                .ok()
         }
-        tokio::spawn(async move {
-            while let Some(Ok(event)) = changes.next_event().await {
-                let change = match event {
-                    ServiceEvent::Put(info) => match endpoint(&info) {
-                        Ok(endpoint) => Change::Insert(info.id, endpoint),
-                        Err(e) => {
-                            tracing::warn!("skipping an instance: {e}");
-                            continue;
-                        }
-                    },
-                    ServiceEvent::Delete { id } => Change::Remove(id),
-                };
-                // The channel and all its clones are gone: nothing left to steer.
+
+        let mut live: HashSet<String> = HashSet::new();
+        loop {
+            // Bring the channel to the instances just read.
+            let now: HashSet<String> = instances.iter().map(|i| i.id.clone()).collect();
+            let mut changes: Vec<_> = live.difference(&now).map(|id| Change::Remove(id.clone())).collect();
+            for info in instances.iter().filter(|i| !live.contains(&i.id)) {
+                changes.extend(endpoint(info).map(|e| Change::Insert(info.id.clone(), e)));
+            }
+            live = now;
+            for change in changes {
                 if balance.send(change).await.is_err() {
                     return;
                 }
             }
-        });
-        Ok(channel)
+            // Then every change after them, until the watch is cut short.
+            let Ok(mut watch) = self.watch_from(&name, revision + 1) else { return };
+            loop {
+                let event = tokio::select! {
+                    event = watch.next_event() => event,
+                    // The channel and all its clones are gone: nothing left to steer.
+                    _ = balance.closed() => return,
+                };
+                let change = match event {
+                    Some(Ok(ServiceEvent::Put(info))) => match endpoint(&info) {
+                        Some(endpoint) => {
+                            live.insert(info.id.clone());
+                            Change::Insert(info.id, endpoint)
+                        }
+                        None => continue,
+                    },
+                    Some(Ok(ServiceEvent::Delete { id })) => {
+                        live.remove(&id);
+                        Change::Remove(id)
+                    }
+                    Some(Err(_)) | None => break,
+                };
+                if balance.send(change).await.is_err() {
+                    return;
+                }
+            }
+            // Read the present again, after a pause, until the registry answers.
+            loop {
+                tokio::select! {
+                    _ = futures_timer::Delay::new(self.retry.delay(1)) => {}
+                    _ = balance.closed() => return,
+                }
+                if let Ok((now, at)) = self.discover_at(&name).await {
+                    (instances, revision) = (now, at);
+                    break;
+                }
+            }
+        }
     }
 }

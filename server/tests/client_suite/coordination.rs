@@ -6,7 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use etcdlite::client::{Client, GetOptions, SortOrder, SortTarget, Txn, TxnOp};
-use etcdlite::concurrency::{Election, Error, Mutex, Session, SessionOptions};
+use etcdlite::concurrency::recipes::{Barrier, Queue, Semaphore};
+use etcdlite::concurrency::{
+    run_stm, Election, Error, Isolation, Mutex, Session, SessionOptions, StmOptions,
+};
 use etcdlite::coord::{
     ConfigEvent, Coordinator, CoordinatorConfig, Error as CoordError, ServiceEvent, ServiceInfo,
 };
@@ -293,4 +296,94 @@ pub async fn config_values_round_trip_and_prefix_watches_keep_order(mut t: Targe
     assert!(matches!(&seen[5], ConfigEvent::Invalid { key, .. } if key == "cfg/bad"));
     assert!(matches!(&seen[6], ConfigEvent::Delete { key, .. } if key == "cfg/0"));
     assert_eq!(config.get::<Vec<u32>>("cfg/1").await.unwrap(), Some(vec![3, 3, 3]));
+}
+
+pub async fn stm_transfers_keep_the_total_at_every_serializable_level(mut t: Target) {
+    const ACCOUNTS: usize = 4;
+    const TASKS: usize = 4;
+    const TRANSFERS: usize = 15;
+    let client = t.client();
+    for (round, isolation) in
+        [Isolation::SerializableSnapshot, Isolation::Serializable, Isolation::RepeatableReads]
+            .into_iter()
+            .enumerate()
+    {
+        let prefix = format!("bank{round}/");
+        let mut c = client.clone();
+        for account in 0..ACCOUNTS {
+            c.put(format!("{prefix}{account}"), "100", None).await.unwrap();
+        }
+        let mut tasks = Vec::new();
+        for task in 0..TASKS {
+            let (client, prefix) = (client.clone(), prefix.clone());
+            tasks.push(tokio::spawn(async move {
+                for n in 0..TRANSFERS {
+                    let (from, to) = ((task + n) % ACCOUNTS, (task + n + 1) % ACCOUNTS);
+                    let (from, to) = (format!("{prefix}{from}"), format!("{prefix}{to}"));
+                    let options = StmOptions::new().with_isolation(isolation);
+                    run_stm(&client, options, move |stm| {
+                        let (from, to) = (from.clone(), to.clone());
+                        Box::pin(async move {
+                            let balance = |v: Option<Vec<u8>>| -> i64 {
+                                String::from_utf8(v.expect("an account")).unwrap().parse().unwrap()
+                            };
+                            let (a, b) =
+                                (balance(stm.get(from.clone()).await?), balance(stm.get(to.clone()).await?));
+                            let amount = a.min(7);
+                            stm.put(from, (a - amount).to_string());
+                            stm.put(to, (b + amount).to_string());
+                            Ok(())
+                        })
+                    })
+                    .await
+                    .expect("the transfer commits");
+                }
+            }));
+        }
+        if round == 1 {
+            t.midpoint().await;
+        }
+        for task in tasks {
+            within("transfers", task).await.unwrap();
+        }
+        let all = c.get(prefix.as_str(), Some(GetOptions::new().with_prefix())).await.unwrap();
+        let total: i64 = all.kvs().iter().map(|kv| kv.value_str().unwrap().parse::<i64>().unwrap()).sum();
+        assert_eq!(total, 100 * ACCOUNTS as i64, "{isolation:?} keeps the total");
+    }
+}
+
+pub async fn recipes_queue_barrier_and_semaphore(mut t: Target) {
+    let client = t.client();
+    let queue = Queue::new(&client, "jobs");
+    for job in ["a", "b", "c"] {
+        queue.enqueue(job).await.unwrap();
+    }
+    let mut taken = Vec::new();
+    for _ in 0..3 {
+        taken.push(String::from_utf8(within("dequeue", queue.dequeue()).await.unwrap()).unwrap());
+    }
+    assert_eq!(taken, ["a", "b", "c"], "first in, first out");
+
+    let barrier = Barrier::new(&client, "gate");
+    barrier.hold().await.unwrap();
+    let waiting = {
+        let barrier = barrier.clone();
+        tokio::spawn(async move { barrier.wait().await })
+    };
+    t.midpoint().await;
+    barrier.release().await.unwrap();
+    within("the barrier opens", waiting).await.unwrap().unwrap();
+
+    let sessions = [session(&client, 60).await, session(&client, 60).await, session(&client, 60).await];
+    let mut first = Semaphore::new(&sessions[0], "pool", 2);
+    let mut second = Semaphore::new(&sessions[1], "pool", 2);
+    let mut third = Semaphore::new(&sessions[2], "pool", 2);
+    first.acquire().await.unwrap();
+    second.acquire().await.unwrap();
+    assert!(third.try_acquire().await.is_err(), "two slots, both held");
+    first.release().await.unwrap();
+    within("a freed slot", third.acquire()).await.unwrap();
+    for session in sessions {
+        session.close().await.unwrap();
+    }
 }

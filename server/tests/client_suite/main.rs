@@ -92,4 +92,6 @@ suite!(
     coordination::a_distributed_lock_passes_on_when_its_holder_dies,
     coordination::registered_instances_vanish_within_their_ttl,
     coordination::config_values_round_trip_and_prefix_watches_keep_order,
+    coordination::stm_transfers_keep_the_total_at_every_serializable_level,
+    coordination::recipes_queue_barrier_and_semaphore,
 );

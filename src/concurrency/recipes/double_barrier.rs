@@ -2,7 +2,7 @@
 
 use crate::client::{Client, EventType, GetOptions, SortOrder, SortTarget, WatchOptions};
 
-use super::super::mutex::Withdraw;
+use super::super::Withdraw;
 use super::super::{wait, Error, Result, Session};
 use super::key::{check_name, join, put_unique, wait_event};
 
@@ -63,7 +63,7 @@ impl DoubleBarrier {
             return Err(Error::TooManyClients);
         }
 
-        let mut pending = Withdraw { client: client.clone(), key: None };
+        let mut pending = Withdraw::new(&client);
         let dir = join(&self.key, b"/waiters");
         let (key, rev) = put_unique(&mut client, &dir, b"", self.session.lease(), Some(&mut pending)).await?;
         let now = client.get(waiters, Some(entered)).await?;
@@ -72,12 +72,12 @@ impl DoubleBarrier {
             if rev > last {
                 // Withdrawn at once, not left counted until its lease expires.
                 client.delete(key, None).await?;
-                pending.key = None;
+                pending.disarm();
                 return Err(Error::TooManyClients);
             }
             if rev == last {
                 client.put(self.ready(), "", None).await?;
-                pending.key = None;
+                pending.disarm();
                 self.mine = Some(key);
                 return Ok(());
             }
@@ -96,7 +96,7 @@ impl DoubleBarrier {
             }
             from = ready.header().map_or(rev, |h| h.revision()) + 1;
         }
-        pending.key = None;
+        pending.disarm();
         self.mine = Some(key);
         Ok(())
     }
@@ -109,7 +109,8 @@ impl DoubleBarrier {
             return Err(Error::InvalidArgs("leave before enter: this client is not in the barrier".into()));
         };
         let mut client = self.client.clone();
-        let mut pending = Withdraw { client: client.clone(), key: Some(mine.clone()) };
+        let mut pending = Withdraw::new(&client);
+        pending.arm(mine.clone());
         loop {
             let left = client.get(self.waiters(), Some(GetOptions::new().with_prefix())).await?;
             let read_at = left.header().map_or(0, |h| h.revision());
@@ -133,7 +134,7 @@ impl DoubleBarrier {
                 wait::wait_delete(&client, lowest.key(), read_at + 1).await?;
             }
         }
-        pending.key = None;
+        pending.disarm();
         self.mine = None;
         Ok(())
     }

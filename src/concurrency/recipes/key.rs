@@ -7,8 +7,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::client::{Client, Compare, CompareOp, Event, EventType, GetOptions, KeyValue, PutOptions};
 use crate::client::{SortOrder, SortTarget, Txn, TxnOp, WatchOptions};
 
-use super::super::mutex::Withdraw;
 use super::super::wait::Resumed;
+use super::super::Withdraw;
 use super::super::{Error, Result};
 
 /// Refuses an empty name before anything is sent.
@@ -57,13 +57,20 @@ pub(super) async fn put_unique(
     loop {
         let key = join(prefix, format!("/{}", now_nanos()).as_bytes());
         if let Some(pending) = pending.as_deref_mut() {
-            pending.key = Some(key.clone());
+            pending.arm(key.clone());
         }
         match put_new(client, &key, value, lease).await {
-            Ok(rev) => return Ok((key, rev)),
+            Ok(rev) => {
+                // Ours from this revision on: a late withdraw leaves any later key of the
+                // same name alone.
+                if let Some(pending) = pending.as_deref_mut() {
+                    pending.arm_created_at(key.clone(), rev);
+                }
+                return Ok((key, rev));
+            }
             Err(Error::KeyExists) => {
                 if let Some(pending) = pending.as_deref_mut() {
-                    pending.key = None;
+                    pending.disarm();
                 }
             }
             Err(e) => return Err(e),

@@ -2,7 +2,7 @@
 
 use crate::client::{Client, GetOptions, SortOrder, SortTarget};
 
-use super::super::mutex::Withdraw;
+use super::super::Withdraw;
 use super::super::{wait, with_slash, Error, Result, Session};
 use super::key::{join, put_unique};
 
@@ -90,7 +90,7 @@ impl RwMutex {
             return Err(Error::InvalidArgs("this RwMutex already holds the lock: unlock it first".into()));
         }
         let mut client = self.client.clone();
-        let mut pending = Withdraw { client: client.clone(), key: None };
+        let mut pending = Withdraw::new(&client);
         let mine = join(&self.prefix, kind);
         let (key, rev) =
             put_unique(&mut client, &mine, b"", self.session.lease(), Some(&mut pending)).await?;
@@ -109,7 +109,7 @@ impl RwMutex {
         }
         // The session's lease may have ended while waiting, taking the key with it.
         let held = client.get(key.clone(), Some(GetOptions::new().with_count_only())).await?;
-        pending.key = None;
+        pending.disarm();
         if held.count() == 0 {
             return Err(Error::SessionExpired);
         }

@@ -6,8 +6,8 @@ use crate::client::{
     WatchOptions,
 };
 
-use super::super::mutex::Withdraw;
 use super::super::wait::Resumed;
+use super::super::Withdraw;
 use super::super::{with_slash, Error, Result, Session};
 use super::key::put_unique;
 
@@ -45,13 +45,13 @@ impl Semaphore {
     /// [`Error::SessionExpired`] when the session's lease ended meanwhile. An acquire
     /// abandoned while waiting (its future dropped) or whose wait fails withdraws.
     pub async fn acquire(&mut self) -> Result<()> {
-        let mut pending = Withdraw { client: self.client.clone(), key: None };
+        let mut pending = Withdraw::new(&self.client);
         let (key, rev) = self.enqueue(&mut pending).await?;
         let mut client = self.client.clone();
         loop {
             let (mine, earlier, read_at) = self.standing(&mut client, &key, rev).await?;
             if !mine {
-                pending.key = None;
+                pending.disarm();
                 return Err(Error::SessionExpired);
             }
             if earlier < self.slots {
@@ -59,7 +59,7 @@ impl Semaphore {
             }
             self.wait_for_release(&key, rev, read_at + 1).await?;
         }
-        pending.key = None;
+        pending.disarm();
         self.key = key;
         self.rev = rev;
         Ok(())
@@ -68,20 +68,20 @@ impl Semaphore {
     /// Takes a slot if one is free now; otherwise fails at once with [`Error::NoSlot`]
     /// and leaves no key behind.
     pub async fn try_acquire(&mut self) -> Result<()> {
-        let mut pending = Withdraw { client: self.client.clone(), key: None };
+        let mut pending = Withdraw::new(&self.client);
         let (key, rev) = self.enqueue(&mut pending).await?;
         let (mine, earlier, _) = self.standing(&mut self.client.clone(), &key, rev).await?;
         if !mine {
-            pending.key = None;
+            pending.disarm();
             return Err(Error::SessionExpired);
         }
         if earlier >= self.slots {
             // Withdrawn now, not left for a later acquirer to wait on.
             self.client.delete(key, None).await?;
-            pending.key = None;
+            pending.disarm();
             return Err(Error::NoSlot(self.slots));
         }
-        pending.key = None;
+        pending.disarm();
         self.key = key;
         self.rev = rev;
         Ok(())
