@@ -223,7 +223,13 @@ async fn renew_until_lost(mut client: Client, lease: i64, ttl: i64) {
                 }
             }
         };
+        // Opening the stream renewed the lease (both backends check the lease that way):
+        // the next renewal is due a third of the TTL later, not at once, so a session
+        // closed right after it opened leaves no renewal in flight.
+        expires = Instant::now() + secs(ttl);
+        let mut pace = secs(ttl) / 3;
         loop {
+            futures_timer::Delay::new(pace).await;
             let answer = tokio::select! {
                 answer = async {
                     keeper.keep_alive().await?;
@@ -234,7 +240,7 @@ async fn renew_until_lost(mut client: Client, lease: i64, ttl: i64) {
             match answer {
                 Ok(Some(answer)) if answer.ttl() > 0 => {
                     expires = Instant::now() + secs(answer.ttl());
-                    futures_timer::Delay::new(secs(answer.ttl()) / 3).await;
+                    pace = secs(answer.ttl()) / 3;
                 }
                 // The lease expired or was revoked.
                 Ok(Some(_)) => return,

@@ -175,27 +175,37 @@ async fn leader_position(members: &[EtcdMember]) -> usize {
     panic!("no member of the cluster leads it");
 }
 
-/// Starts an etcd cluster of `members`, returning once every member answers.
+/// Starts an etcd cluster of `members`, returning once every member answers. A cluster
+/// that does not come up (a port taken between choosing it and etcd binding it, or a
+/// machine too busy for its first election) is stopped and started again on new ports.
 async fn etcd_cluster(members: usize) -> Vec<EtcdMember> {
-    let started = EtcdMember::cluster(members, &[]);
-    for member in &started {
-        wait_until_ready(member).await;
+    const TRIES: usize = 3;
+    for attempt in 1..=TRIES {
+        let started = EtcdMember::cluster(members, &[]);
+        let mut ready = true;
+        for member in &started {
+            ready = ready && answers_within(member, WAIT).await;
+        }
+        if ready {
+            return started;
+        }
+        eprintln!("an etcd cluster of {members} was not ready after {WAIT:?} (try {attempt} of {TRIES})");
     }
-    started
+    panic!("no etcd cluster of {members} came up in {TRIES} tries");
 }
 
-/// Waits until `member` answers a range (it has joined a cluster with a leader).
-async fn wait_until_ready(member: &EtcdMember) {
-    let deadline = Instant::now() + WAIT;
+/// Whether `member` answers a range (it has joined a cluster with a leader) within `limit`.
+async fn answers_within(member: &EtcdMember, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
     let endpoint = member.endpoint();
-    loop {
+    while Instant::now() < deadline {
         let options = ConnectOptions::new().with_timeout(Duration::from_secs(1));
         if let Ok(mut c) = Client::connect([&endpoint], Some(options)).await {
             if c.get("ready", None).await.is_ok() {
-                return;
+                return true;
             }
         }
-        assert!(Instant::now() < deadline, "etcd at {endpoint} not ready after {WAIT:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    false
 }
