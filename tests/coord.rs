@@ -81,6 +81,7 @@ async fn a_cancelled_acquire_leaves_nothing_behind() {
         tokio::time::timeout(Duration::from_millis(50), locks.acquire("m", Duration::from_secs(10))).await;
     assert!(gave_up.is_err(), "the lock is held");
     assert_eq!(keys(coordinator.client(), "m/").await, 1, "the cancelled waiter withdrew its key");
+    assert_eq!(leases(coordinator.client()).await, 1, "and revoked its lease");
     held.unlock().await.unwrap();
 }
 

@@ -109,27 +109,26 @@ impl Election {
         self.leader_key = key;
         self.leader_rev = resp.header().map_or(0, |h| h.revision());
         self.leading = true;
-        if !resp.succeeded() {
-            let existing = match resp.responses.first() {
+        // A session that campaigned before finds its key: its place, and maybe an old value.
+        let existing = if resp.succeeded() {
+            None
+        } else {
+            let kv = match resp.responses.first() {
                 Some(TxnOpResponse::Get(get)) => get.kvs().first().cloned(),
                 _ => None,
             };
-            let existing = existing.ok_or_else(|| {
+            Some(kv.ok_or_else(|| {
                 crate::client::Error::Internal("campaign key vanished inside its txn".into())
-            })?;
-            self.leader_rev = existing.create_revision();
+            })?)
+        };
+        if let Some(kv) = &existing {
+            self.leader_rev = kv.create_revision();
         }
         // From here on, a campaign abandoned or whose proclaim fails resigns (deletes this
         // incarnation of the key only, as clientv3's Resign).
         withdraw.arm_created_at(self.leader_key.clone(), self.leader_rev);
-        if !resp.succeeded() {
-            let existing = match resp.responses.first() {
-                Some(TxnOpResponse::Get(get)) => get.kvs().first().map(|kv| kv.value().to_vec()),
-                _ => None,
-            };
-            if existing.as_deref() != Some(value.as_slice()) {
-                self.proclaim(value).await?;
-            }
+        if existing.is_some_and(|kv| kv.value() != value.as_slice()) {
+            self.proclaim(value).await?;
         }
         let mut client = self.client.clone();
         if let Err(e) = wait::wait_deletes(&mut client, &self.prefix, self.leader_rev - 1).await {

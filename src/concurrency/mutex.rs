@@ -86,9 +86,19 @@ impl Mutex {
         }
         pending.arm_created_at(self.key.clone(), self.rev);
         let mut client = self.client.clone();
-        wait::wait_deletes(&mut client, &self.prefix, self.rev - 1).await?;
-        // The session's lease may have ended while waiting, taking the key with it.
-        let mut mine = client.get(self.key.clone(), None).await?;
+        let waited = async {
+            wait::wait_deletes(&mut client, &self.prefix, self.rev - 1).await?;
+            // The session's lease may have ended while waiting, taking the key with it.
+            Ok::<_, Error>(client.get(self.key.clone(), None).await?)
+        };
+        let mut mine = match waited.await {
+            Ok(mine) => mine,
+            Err(e) => {
+                // Not taken: the guard withdraws the key.
+                self.forget();
+                return Err(e);
+            }
+        };
         pending.disarm();
         if mine.kvs().is_empty() {
             self.forget();

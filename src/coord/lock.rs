@@ -40,6 +40,8 @@ impl DistributedLock {
         }
         let options = SessionOptions::new().with_ttl(lease_ttl(ttl)?);
         let session = self.retry.run(|| Session::new(&self.client, Some(options))).await?;
+        // An acquire abandoned while it waits (its future dropped) revokes its lease too.
+        let mut abandoned = RevokeOnDrop(Some(session.clone()));
         let mut mutex = Mutex::new(&session, key.clone());
         // A try that failed withdrew its key (only that incarnation of it); the next one
         // queues afresh, on the same session.
@@ -51,6 +53,7 @@ impl DistributedLock {
                 taken => break taken,
             }
         };
+        abandoned.0 = None;
         match taken {
             Ok(()) => Ok(HeldLock { key, mutex, session, released: false }),
             Err(e) => {
@@ -58,6 +61,28 @@ impl DistributedLock {
                 let _ = session.close().await;
                 Err(e.into())
             }
+        }
+    }
+}
+
+/// Revokes a session's lease when dropped still holding it: an acquire whose future was
+/// dropped leaves no lease to run out its TTL. In-process the revoke is applied at once;
+/// over the network it is sent from a task of the current runtime.
+struct RevokeOnDrop(Option<Session>);
+
+impl Drop for RevokeOnDrop {
+    fn drop(&mut self) {
+        let Some(session) = self.0.take() else { return };
+        let lease = session.lease();
+        if let Some(store) = session.client().store() {
+            drop(store.lease_revoke_async(lease));
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let mut client = session.client().clone();
+            runtime.spawn(async move {
+                let _ = client.lease_revoke(lease).await;
+            });
         }
     }
 }
