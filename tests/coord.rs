@@ -114,6 +114,11 @@ async fn services_are_discovered_watched_and_vanish_after_their_ttl() {
         .register(ServiceInfo::new("db-1", "db", "10.0.1.1", 5432), Duration::from_secs(60))
         .await
         .unwrap();
+    // The same instance id under another service is another registration: it replaces
+    // nothing of "api".
+    let cache = ServiceInfo::new("api-1", "cache", "10.0.2.1", 6379);
+    registry.register(cache.clone(), Duration::from_secs(60)).await.unwrap();
+    assert_eq!(registry.discover("cache").await.unwrap(), [cache]);
     let mut found = registry.discover("api").await.unwrap();
     found.sort_by(|a, b| a.id.cmp(&b.id));
     assert_eq!(found, [one.clone(), two.clone()]);
@@ -137,6 +142,7 @@ async fn services_are_discovered_watched_and_vanish_after_their_ttl() {
     // Closing the coordinator unregisters what it registered.
     coordinator.close().await.unwrap();
     assert!(registry.discover("db").await.unwrap().is_empty());
+    assert!(registry.discover("cache").await.unwrap().is_empty());
     assert_eq!(leases(coordinator.client()).await, 0);
 }
 

@@ -105,13 +105,14 @@ impl Stream for ServiceWatch {
 pub struct ServiceRegistry {
     client: Client,
     retry: RetryPolicy,
-    /// What this registry registered, by instance id.
+    /// What this registry registered, by key (`services/<name>/<id>`).
     registered: Arc<PlMutex<HashMap<String, Registration>>>,
 }
 
 /// One registered instance: its key, and the session that keeps it alive.
 #[derive(Clone, Debug)]
 pub struct Registration {
+    id: String,
     key: String,
     session: Session,
 }
@@ -151,8 +152,8 @@ impl ServiceRegistry {
         ServiceRegistry { client, retry, registered: Arc::default() }
     }
 
-    /// Registers `info`, kept for `ttl` after the last renewal. Registering an id again
-    /// replaces the earlier registration.
+    /// Registers `info`, kept for `ttl` after the last renewal. Registering the same id of
+    /// the same service again replaces the earlier registration.
     pub async fn register(&self, info: ServiceInfo, ttl: Duration) -> Result<Registration> {
         if info.id.is_empty() || info.name.is_empty() || info.name.contains('/') {
             return Err(Error::InvalidArgs("a service needs an id and a name without '/'".into()));
@@ -174,8 +175,8 @@ impl ServiceRegistry {
             let _ = session.close().await;
             return Err(e.into());
         }
-        let registration = Registration { key, session };
-        let replaced = self.registered.lock().insert(info.id, registration.clone());
+        let registration = Registration { id: info.id, key: key.clone(), session };
+        let replaced = self.registered.lock().insert(key, registration.clone());
         if let Some(replaced) = replaced {
             // Its key now lives on the new lease; the old lease has nothing left to keep.
             let _ = replaced.session.close().await;
@@ -183,11 +184,22 @@ impl ServiceRegistry {
         Ok(registration)
     }
 
-    /// Unregisters instance `id` (registered by this registry): its key goes at once.
+    /// Unregisters instance `id` (registered by this registry, under any service name):
+    /// its key goes at once.
     pub async fn unregister(&self, id: &str) -> Result<()> {
-        let registration =
-            self.registered.lock().remove(id).ok_or_else(|| Error::NotRegistered(id.to_owned()))?;
-        registration.end().await
+        let removed: Vec<Registration> = {
+            let mut registered = self.registered.lock();
+            let keys: Vec<String> =
+                registered.values().filter(|r| r.id == id).map(|r| r.key.clone()).collect();
+            keys.iter().filter_map(|key| registered.remove(key)).collect()
+        };
+        if removed.is_empty() {
+            return Err(Error::NotRegistered(id.to_owned()));
+        }
+        for registration in removed {
+            registration.end().await?;
+        }
+        Ok(())
     }
 
     /// Unregisters everything this registry registered.
