@@ -267,19 +267,14 @@ fn spawn_etcd(no_fsync: bool) -> EtcdMember {
 
 /// A client of `etcd`, once it answers a get.
 async fn wait_until_ready(etcd: &EtcdMember) -> etcd_client::Client {
-    let deadline = Instant::now() + Duration::from_secs(20);
+    assert!(
+        etcd.answers_within(Duration::from_secs(20)).await,
+        "etcd at {} not ready after 20 s",
+        etcd.endpoint()
+    );
+    // A client without the per-call timeout, as the other places have.
     let endpoint = etcd.endpoint();
-    loop {
-        let options = etcd_client::ConnectOptions::new().with_timeout(Duration::from_secs(1));
-        if let Ok(mut c) = etcd_client::Client::connect([&endpoint], Some(options)).await {
-            if c.get("ready", None).await.is_ok() {
-                // A client without the per-call timeout, as the other places have.
-                return etcd_client::Client::connect([&endpoint], None).await.unwrap();
-            }
-        }
-        assert!(Instant::now() < deadline, "etcd at {endpoint} not ready after 20 s");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    etcd_client::Client::connect([&endpoint], None).await.unwrap()
 }
 
 /// One case per place: `op` at the places, sequential or `TASKS` at a time.

@@ -11,7 +11,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use etcdlite::client::{
     Client, Compare, CompareOp, ConnectOptions, EventType, Txn, TxnOp, TxnOpResponse, WatchOptions,
@@ -155,26 +155,11 @@ async fn go_and_etcdlite_mutexes_exclude_each_other_on_etcd() {
     // A member that does not come up (its port taken meanwhile) is started again.
     for _ in 0..3 {
         let members = etcd::EtcdMember::cluster(1, &[]);
-        let endpoint = members[0].endpoint();
-        if answers_within(&endpoint).await {
+        if members[0].answers_within(Duration::from_secs(20)).await {
+            let endpoint = members[0].endpoint();
             contend(&endpoint, "interop/").await;
             return;
         }
     }
     panic!("no etcd came up in 3 tries");
-}
-
-/// Whether the etcd at `endpoint` answers a read within 20 s.
-async fn answers_within(endpoint: &str) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        let options = ConnectOptions::new().with_timeout(Duration::from_secs(1));
-        if let Ok(mut c) = Client::connect([endpoint], Some(options)).await {
-            if c.get("ready", None).await.is_ok() {
-                return true;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
 }

@@ -184,7 +184,7 @@ async fn etcd_cluster(members: usize) -> Vec<EtcdMember> {
         let started = EtcdMember::cluster(members, &[]);
         let mut ready = true;
         for member in &started {
-            ready = ready && answers_within(member, WAIT).await;
+            ready = ready && member.answers_within(WAIT).await;
         }
         if ready {
             return started;
@@ -192,20 +192,4 @@ async fn etcd_cluster(members: usize) -> Vec<EtcdMember> {
         eprintln!("an etcd cluster of {members} was not ready after {WAIT:?} (try {attempt} of {TRIES})");
     }
     panic!("no etcd cluster of {members} came up in {TRIES} tries");
-}
-
-/// Whether `member` answers a range (it has joined a cluster with a leader) within `limit`.
-async fn answers_within(member: &EtcdMember, limit: Duration) -> bool {
-    let deadline = Instant::now() + limit;
-    let endpoint = member.endpoint();
-    while Instant::now() < deadline {
-        let options = ConnectOptions::new().with_timeout(Duration::from_secs(1));
-        if let Ok(mut c) = Client::connect([&endpoint], Some(options)).await {
-            if c.get("ready", None).await.is_ok() {
-                return true;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
 }

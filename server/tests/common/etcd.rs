@@ -1,6 +1,6 @@
 //! Real etcd members on loopback, for the tests and benchmarks that compare against them
-//! (the client suite, `benches/client_compare.rs`). Included with `#[path]`: a test or
-//! bench waits for readiness with whatever client it uses.
+//! (the client suite, the Go interop test, `benches/client_compare.rs`,
+//! `benches/coordination.rs`). Included with `#[path]`.
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -91,6 +91,24 @@ impl EtcdMember {
                 panic!("start {}: {e} (install etcd-server, or set ETCD_BIN)", bin.display())
             });
         EtcdMember { client, process, _dir: dir }
+    }
+
+    /// Whether the member answers a read (it has joined a cluster with a leader) within
+    /// `limit`.
+    pub async fn answers_within(&self, limit: std::time::Duration) -> bool {
+        use etcdlite::client::{Client, ConnectOptions};
+        let deadline = std::time::Instant::now() + limit;
+        let endpoint = self.endpoint();
+        while std::time::Instant::now() < deadline {
+            let options = ConnectOptions::new().with_timeout(std::time::Duration::from_secs(1));
+            if let Ok(mut c) = Client::connect([&endpoint], Some(options)).await {
+                if c.get("ready", None).await.is_ok() {
+                    return true;
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        false
     }
 
     /// The member's client URL.
