@@ -82,6 +82,83 @@ pub enum Error {
     /// A leadership transfer to a member that is not this one.
     #[error("etcdserver: bad leader transferee")]
     BadLeaderTransferee,
+    /// Auth enable without a `root` user.
+    #[error("etcdserver: root user does not exist")]
+    RootUserNotExist,
+    /// Auth enable while the `root` user lacks the `root` role.
+    #[error("etcdserver: root user does not have root role")]
+    RootRoleNotExist,
+    /// A user add with a name a user already has.
+    #[error("etcdserver: user name already exists")]
+    UserAlreadyExist,
+    /// A user add with an empty name, or a request with no user while auth is enabled.
+    #[error("etcdserver: user name is empty")]
+    UserEmpty,
+    /// A user that does not exist.
+    #[error("etcdserver: user name not found")]
+    UserNotFound,
+    /// A role add with a name a role already has.
+    #[error("etcdserver: role name already exists")]
+    RoleAlreadyExist,
+    /// A role that does not exist.
+    #[error("etcdserver: role name not found")]
+    RoleNotFound,
+    /// A role add with an empty name.
+    #[error("etcdserver: role name is empty")]
+    RoleEmpty,
+    /// An authenticate with an unknown user or a wrong password.
+    #[error("etcdserver: authentication failed, invalid user ID or password")]
+    AuthFailed,
+    /// An authenticate of a user added without a password (etcd relays this one with
+    /// code Unknown and its internal message).
+    #[error("auth: authentication failed, password was given for no password user")]
+    NoPasswordUser,
+    /// A permission grant without a permission.
+    #[error("etcdserver: permission not given")]
+    PermissionNotGiven,
+    /// The user may not do this.
+    #[error("etcdserver: permission denied")]
+    PermissionDenied,
+    /// A role revoke of a role the user does not have.
+    #[error("etcdserver: role is not granted to the user")]
+    RoleNotGranted,
+    /// A permission revoke of a permission the role does not have.
+    #[error("etcdserver: permission is not granted to the role")]
+    PermissionNotGranted,
+    /// An authenticate while auth is disabled.
+    #[error("etcdserver: authentication is not enabled")]
+    AuthNotEnabled,
+    /// A token that is unknown, expired, forged or malformed.
+    #[error("etcdserver: invalid auth token")]
+    InvalidAuthToken,
+    /// A change auth forbids: deleting the root user or role, or revoking root's root role,
+    /// while auth is enabled; a permission over an invalid range.
+    #[error("etcdserver: invalid auth management")]
+    InvalidAuthMgmt,
+    /// A request whose token was issued before an auth change it must not outlive.
+    #[error("etcdserver: revision of auth store is old")]
+    AuthOldRevision,
+    /// A password longer than bcrypt takes (etcd relays Go's bcrypt error with code Unknown).
+    #[error("bcrypt: password length exceeds 72 bytes")]
+    PasswordTooLong,
+    /// Token options etcd would refuse (`--auth-token`).
+    #[error("auth: invalid auth options")]
+    InvalidAuthOpts,
+    /// A JWT signing method etcd does not know.
+    #[error("auth: invalid auth signature method")]
+    InvalidAuthMethod,
+    /// JWT options without key data.
+    #[error("auth: missing key data")]
+    MissingKey,
+    /// JWT options whose public and private keys are not a pair.
+    #[error("auth: public and private keys don't match")]
+    KeyMismatch,
+    /// A JWT provider with only a public key asked to sign a token.
+    #[error("auth: token signing attempted with verify-only key")]
+    VerifyOnly,
+    /// Something the process needs failed (the operating system's random source).
+    #[error("etcdserver: {0}")]
+    Internal(String),
     /// The storage engine failed; nothing of the request was applied.
     #[error("etcdserver: storage engine failure: {0}")]
     Engine(#[from] EngineError),
@@ -199,7 +276,31 @@ impl Error {
             | Error::RequestTooLarge
             | Error::WatchRangeEmpty
             | Error::DuplicateWatchId
-            | Error::InvalidPeerUrls => Code::InvalidArgument,
+            | Error::InvalidPeerUrls
+            | Error::UserEmpty
+            | Error::RoleEmpty
+            | Error::AuthFailed
+            | Error::PermissionNotGiven
+            | Error::InvalidAuthMgmt
+            | Error::AuthOldRevision => Code::InvalidArgument,
+            Error::PermissionDenied => Code::PermissionDenied,
+            Error::InvalidAuthToken => Code::Unauthenticated,
+            Error::RootUserNotExist
+            | Error::RootRoleNotExist
+            | Error::UserAlreadyExist
+            | Error::UserNotFound
+            | Error::RoleAlreadyExist
+            | Error::RoleNotFound
+            | Error::RoleNotGranted
+            | Error::PermissionNotGranted
+            | Error::AuthNotEnabled => Code::FailedPrecondition,
+            Error::NoPasswordUser
+            | Error::PasswordTooLong
+            | Error::InvalidAuthOpts
+            | Error::InvalidAuthMethod
+            | Error::MissingKey
+            | Error::KeyMismatch
+            | Error::VerifyOnly => Code::Unknown,
             Error::WatchCanceled => Code::Cancelled,
             Error::Compacted | Error::FutureRevision | Error::LeaseTtlTooLarge => Code::OutOfRange,
             Error::LeaseNotFound | Error::MemberNotFound => Code::NotFound,
@@ -211,7 +312,7 @@ impl Error {
             | Error::BadLeaderTransferee => Code::FailedPrecondition,
             Error::NoSpace => Code::ResourceExhausted,
             Error::Engine(e) if e.kind() == crate::engine::EngineErrorKind::Corruption => Code::DataLoss,
-            Error::Engine(_) => Code::Internal,
+            Error::Engine(_) | Error::Internal(_) => Code::Internal,
         }
     }
 }
@@ -247,6 +348,13 @@ mod tests {
         assert_eq!(Error::NoSpace.code(), Code::ResourceExhausted);
         assert_eq!(Error::MemberNotFound.code(), Code::NotFound);
         assert_eq!(Error::BadLeaderTransferee.code(), Code::FailedPrecondition);
+        assert_eq!(Error::PermissionDenied.to_string(), "etcdserver: permission denied");
+        assert_eq!(Error::PermissionDenied.code(), Code::PermissionDenied);
+        assert_eq!(Error::InvalidAuthToken.code(), Code::Unauthenticated);
+        assert_eq!(Error::AuthOldRevision.to_string(), "etcdserver: revision of auth store is old");
+        assert_eq!(Error::AuthOldRevision.code(), Code::InvalidArgument);
+        assert_eq!(Error::UserNotFound.code(), Code::FailedPrecondition);
+        assert_eq!(Error::NoPasswordUser.code(), Code::Unknown);
     }
 
     #[test]

@@ -40,6 +40,7 @@
 
 #![deny(missing_docs)]
 
+pub mod auth;
 pub mod client;
 pub mod cluster;
 pub mod concurrency;
@@ -62,7 +63,7 @@ pub use lease::{
 };
 pub use mvcc::KeyValue;
 pub use options::{CompactionOptions, DeleteOptions, GetOptions, Options, PutOptions, WatchOptions};
-pub use store::{DbSize, HashKvResponse, SnapshotChunk, SnapshotChunks, Store, SNAPSHOT_CHUNK_BYTES};
+pub use store::{Access, DbSize, HashKvResponse, SnapshotChunk, SnapshotChunks, Store, SNAPSHOT_CHUNK_BYTES};
 pub use txn::request::{
     CompactionRequest, CompactionResponse, Compare, CompareOp, CompareTarget, DeleteRangeRequest,
     DeleteResponse, GetResponse, PutRequest, PutResponse, RangeRequest, ResponseHeader, SortOrder,

@@ -57,6 +57,7 @@ pub struct Options {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) watch: WatchConfig,
     pub(crate) quota_bytes: u64,
+    pub(crate) auth: crate::auth::AuthConfig,
 }
 
 impl Options {
@@ -69,6 +70,7 @@ impl Options {
             clock: Arc::new(SystemClock),
             watch: WatchConfig::default(),
             quota_bytes: crate::cluster::DEFAULT_QUOTA_BYTES,
+            auth: crate::auth::AuthConfig::default(),
         }
     }
 
@@ -146,6 +148,30 @@ impl Options {
     /// [`Cluster::set_quota_bytes`](crate::cluster::Cluster::set_quota_bytes).
     pub fn quota_backend_bytes(mut self, bytes: u64) -> Self {
         self.quota_bytes = bytes;
+        self
+    }
+
+    /// How auth tokens are made, in etcd's `--auth-token` form: `simple` (the default:
+    /// random tokens kept in memory) or `jwt,pub-key=PATH,priv-key=PATH,sign-method=ALG`
+    /// (signed tokens). [`Store::open`](crate::Store::open) fails with etcd's `auth: invalid
+    /// auth options` (or the JWT key errors) for one etcd would refuse.
+    pub fn with_auth_token(mut self, spec: impl Into<String>) -> Self {
+        self.auth.token = spec.into();
+        self
+    }
+
+    /// How long a simple token lives after its last use (default 300 s, etcd's
+    /// `--auth-token-ttl`).
+    pub fn with_auth_token_ttl(mut self, ttl: std::time::Duration) -> Self {
+        self.auth.token_ttl = ttl;
+        self
+    }
+
+    /// The bcrypt cost of password hashes (default 10, etcd's `--bcrypt-cost`; a cost
+    /// outside 4..=31 means the default, as in etcd). Tests may take 4: hashing is then
+    /// about a hundred times faster.
+    pub fn with_bcrypt_cost(mut self, cost: u32) -> Self {
+        self.auth.bcrypt_cost = cost;
         self
     }
 

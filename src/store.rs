@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crossbeam_channel::never;
 
+use crate::auth::AuthStore;
 use crate::cluster::Cluster;
 use crate::engine::Engine;
 use crate::error::Result;
@@ -25,8 +26,11 @@ use crate::txn::{Kv, Limits};
 use crate::watch::{self, WatchHub, WatchStream, Watcher};
 use crate::worker::{offload, Worker};
 
+mod access;
 mod cluster;
 mod maintenance;
+
+pub use access::Access;
 
 pub use maintenance::{DbSize, HashKvResponse, SnapshotChunk, SnapshotChunks, SNAPSHOT_CHUNK_BYTES};
 
@@ -74,6 +78,7 @@ struct Shared {
     watch: Arc<WatchHub>,
     clock: Arc<dyn Clock>,
     cluster: Cluster,
+    auth: AuthStore,
 }
 
 impl Shared {
@@ -121,7 +126,8 @@ impl Store {
             Worker::spawn("etcdlite-watch-sync", Duration::ZERO, woken, move || Some(hub.upgrade()?.sync()))?
         };
         let cluster = Cluster::new(options.quota_bytes);
-        let shared = Arc::new(Shared { mvcc, limits: options.limits, leases, watch, clock, cluster });
+        let auth = AuthStore::open(mvcc.clone(), &options.auth, clock.clone())?;
+        let shared = Arc::new(Shared { mvcc, limits: options.limits, leases, watch, clock, cluster, auth });
         let weak = Arc::downgrade(&shared);
         let wake: Arc<Wake> = Arc::new(move || {
             if let Some(shared) = weak.upgrade() {
@@ -159,6 +165,17 @@ impl Store {
     /// The compacted revision (-1 before any compaction).
     pub fn compacted_revision(&self) -> i64 {
         self.shared.mvcc.compacted_revision()
+    }
+
+    /// Users, roles, permissions and tokens: etcd's auth, kept in this store.
+    pub fn auth(&self) -> &AuthStore {
+        &self.shared.auth
+    }
+
+    /// Requests made as `caller`, checked as etcd checks them while auth is enabled (the
+    /// store's own methods are the application's, and never checked).
+    pub fn as_caller<'a>(&'a self, caller: &'a crate::auth::Caller) -> Access<'a> {
+        Access::new(self, caller)
     }
 
     /// Puts `key` = `value`.
@@ -348,7 +365,7 @@ impl Store {
         self.lease_time_to_live_deferred(id, options).settle()
     }
 
-    fn lease_time_to_live_deferred(
+    pub(crate) fn lease_time_to_live_deferred(
         &self,
         id: LeaseId,
         options: Option<LeaseTimeToLiveOptions>,
@@ -368,7 +385,7 @@ impl Store {
         self.lease_leases_deferred().settle()
     }
 
-    fn lease_leases_deferred(&self) -> Deferred<LeaseLeasesResponse> {
+    pub(crate) fn lease_leases_deferred(&self) -> Deferred<LeaseLeasesResponse> {
         let resp = self.shared.leases.leases(&self.shared.mvcc);
         Deferred::new(Ok(resp), self.shared.mvcc.written())
     }

@@ -150,15 +150,55 @@ async fn a_timeout_bounds_a_write_waiting_for_its_sync() {
 }
 
 #[tokio::test]
-async fn auth_answers_unimplemented_in_process_and_names_what_is_missing() {
-    let mut client = memory_client().await;
-    let (code, message) = status(client.auth_enable().await);
-    assert_eq!(code, Code::Unimplemented);
-    assert!(message.contains("auth"), "{message}");
-    let with_user = ConnectOptions::new().with_user("root", "secret");
-    let store = Store::open(Options::memory()).unwrap();
-    assert_eq!(status(Client::embedded(store, Some(with_user)).await).0, Code::Unimplemented);
-    assert!(matches!(client.add_endpoint("http://127.0.0.1:2379").await, Err(Error::EndpointsNotManaged)));
+async fn an_embedded_client_logs_in_and_is_checked_as_its_user() {
+    let store = std::sync::Arc::new(Store::open(Options::memory().with_bcrypt_cost(4)).unwrap());
+    let mut admin = Client::embedded(store.clone(), None).await.unwrap();
+    admin.user_add("root", "secret", None).await.unwrap();
+    admin.user_grant_role("root", "root").await.unwrap();
+    admin.user_add("reader", "pw", None).await.unwrap();
+    admin.role_add("read-all").await.unwrap();
+    admin
+        .role_grant_permission("read-all", etcdlite::client::Permission::read("").with_all_keys())
+        .await
+        .unwrap();
+    admin.user_grant_role("reader", "read-all").await.unwrap();
+    admin.put("k", "v", None).await.unwrap();
+    // With auth off, a user's client simply names no one.
+    let mut reader =
+        Client::embedded(store.clone(), Some(ConnectOptions::new().with_user("reader", "pw"))).await.unwrap();
+    admin.auth_enable().await.unwrap();
+    let status_of = admin.auth_status().await;
+    assert_eq!(status(status_of), (Code::InvalidArgument, "etcdserver: user name is empty".into()));
+    // The reader logs in on its next call, now that auth is on.
+    assert_eq!(reader.get("k", None).await.unwrap().kvs()[0].value(), b"v");
+    assert_eq!(
+        status(reader.put("k", "w", None).await),
+        (Code::PermissionDenied, "etcdserver: permission denied".into())
+    );
+    let wrong = ConnectOptions::new().with_user("root", "nope");
+    assert_eq!(
+        status(Client::embedded(store.clone(), Some(wrong)).await),
+        (Code::InvalidArgument, "etcdserver: authentication failed, invalid user ID or password".into())
+    );
+    let mut root = Client::embedded(store.clone(), Some(ConnectOptions::new().with_user("root", "secret")))
+        .await
+        .unwrap();
+    let auth = root.auth_status().await.unwrap();
+    assert!(auth.enabled());
+    root.put("k", "w", None).await.unwrap();
+    // A changed password forgets the reader's token; the client logs in again, and fails.
+    root.user_change_password("reader", "new").await.unwrap();
+    assert_eq!(
+        status(reader.get("k", None).await),
+        (Code::InvalidArgument, "etcdserver: authentication failed, invalid user ID or password".into())
+    );
+    reader.update_user(Some(("reader".into(), "new".into()))).await.unwrap();
+    assert_eq!(reader.get("k", None).await.unwrap().kvs()[0].value(), b"w");
+    reader.refresh_token().await.unwrap();
+    root.auth_disable().await.unwrap();
+    // Tokens were forgotten; with auth off the clients go on naming no one.
+    reader.put("k", "x", None).await.unwrap();
+    assert!(matches!(admin.add_endpoint("http://127.0.0.1:2379").await, Err(Error::EndpointsNotManaged)));
 }
 
 #[tokio::test]

@@ -43,6 +43,7 @@ impl Cluster for ClusterService {
         &self,
         request: Request<pb::MemberAddRequest>,
     ) -> Result<Response<pb::MemberAddResponse>, Status> {
+        self.node.require_admin(&request)?;
         let added = self.node.store.member_add(&request.into_inner().peer_ur_ls).map_err(to_status)?;
         Ok(Response::new(pb::MemberAddResponse {
             header: self.node.cluster_header(),
@@ -55,6 +56,7 @@ impl Cluster for ClusterService {
         &self,
         request: Request<pb::MemberRemoveRequest>,
     ) -> Result<Response<pb::MemberRemoveResponse>, Status> {
+        self.node.require_admin(&request)?;
         let list = self.node.store.member_remove(request.into_inner().id).map_err(to_status)?;
         Ok(Response::new(pb::MemberRemoveResponse {
             header: self.node.cluster_header(),
@@ -66,6 +68,7 @@ impl Cluster for ClusterService {
         &self,
         request: Request<pb::MemberUpdateRequest>,
     ) -> Result<Response<pb::MemberUpdateResponse>, Status> {
+        self.node.require_admin(&request)?;
         let req = request.into_inner();
         let list = self.node.store.member_update(req.id, req.peer_ur_ls).map_err(to_status)?;
         Ok(Response::new(pb::MemberUpdateResponse {
@@ -88,6 +91,7 @@ impl Cluster for ClusterService {
         &self,
         request: Request<pb::MemberPromoteRequest>,
     ) -> Result<Response<pb::MemberPromoteResponse>, Status> {
+        self.node.require_admin(&request)?;
         let list = self.node.store.member_promote(request.into_inner().id).map_err(to_status)?;
         Ok(Response::new(pb::MemberPromoteResponse {
             header: self.node.cluster_header(),

@@ -26,6 +26,7 @@ use tonic::codegen::Service;
 use tonic_health::pb::health_server::{self, HealthServer};
 use tonic_health::server::{HealthReporter, HealthService};
 
+use crate::pb::etcdserverpb::auth_server::{self, AuthServer};
 use crate::pb::etcdserverpb::cluster_server::{self, ClusterServer};
 use crate::pb::etcdserverpb::kv_server::{self, KvServer};
 use crate::pb::etcdserverpb::lease_server::{self, LeaseServer};
@@ -34,7 +35,7 @@ use crate::pb::etcdserverpb::watch_server::{self, WatchServer};
 use crate::pb::v3electionpb::election_server::{self, ElectionServer};
 use crate::pb::v3lockpb::lock_server::{self, LockServer};
 use crate::{gateway, status};
-use crate::{ClusterService, ElectionService, KvService, LeaseService, LockService};
+use crate::{AuthService, ClusterService, ElectionService, KvService, LeaseService, LockService};
 use crate::{MaintenanceService, Node, WatchService};
 
 /// How often an idle HTTP/2 connection is pinged.
@@ -53,6 +54,7 @@ pub struct Dispatch {
     lease: LeaseServer<LeaseService>,
     maintenance: MaintenanceServer<MaintenanceService>,
     cluster: ClusterServer<ClusterService>,
+    auth: AuthServer<AuthService>,
     lock: LockServer<LockService>,
     election: ElectionServer<ElectionService>,
     health: HealthServer<HealthService>,
@@ -72,6 +74,7 @@ impl Dispatch {
             maintenance: MaintenanceServer::new(MaintenanceService::new(node.clone()))
                 .max_decoding_message_size(limit),
             cluster: ClusterServer::new(ClusterService::new(node.clone())).max_decoding_message_size(limit),
+            auth: AuthServer::new(AuthService::new(node.clone())).max_decoding_message_size(limit),
             lock: LockServer::new(LockService::new(node.clone())).max_decoding_message_size(limit),
             election: ElectionServer::new(ElectionService::new(node.clone()))
                 .max_decoding_message_size(limit),
@@ -90,6 +93,7 @@ impl Dispatch {
             Grpc::Lease => self.lease.clone().call(request),
             Grpc::Maintenance => self.maintenance.clone().call(request),
             Grpc::Cluster => self.cluster.clone().call(request),
+            Grpc::Auth => self.auth.clone().call(request),
             Grpc::Lock => self.lock.clone().call(request),
             Grpc::Election => self.election.clone().call(request),
             Grpc::Health => self.health.clone().call(request),
@@ -105,6 +109,7 @@ enum Grpc {
     Lease,
     Maintenance,
     Cluster,
+    Auth,
     Lock,
     Election,
     Health,
@@ -118,6 +123,7 @@ impl Grpc {
             lease_server::SERVICE_NAME => Grpc::Lease,
             maintenance_server::SERVICE_NAME => Grpc::Maintenance,
             cluster_server::SERVICE_NAME => Grpc::Cluster,
+            auth_server::SERVICE_NAME => Grpc::Auth,
             lock_server::SERVICE_NAME => Grpc::Lock,
             election_server::SERVICE_NAME => Grpc::Election,
             health_server::SERVICE_NAME => Grpc::Health,

@@ -61,8 +61,8 @@ impl Election for ElectionService {
         &self,
         request: Request<pb::CampaignRequest>,
     ) -> Result<Response<pb::CampaignResponse>, Status> {
+        let mut client = client_of(&self.node, &request).await?;
         let req = request.into_inner();
-        let mut client = client_of(&self.node).await?;
         let resp = unless_stopped(&self.node, client.campaign(req.name, req.value, req.lease)).await?;
         Ok(Response::new(pb::CampaignResponse {
             header: self.header(resp.header()),
@@ -74,8 +74,8 @@ impl Election for ElectionService {
         &self,
         request: Request<pb::ProclaimRequest>,
     ) -> Result<Response<pb::ProclaimResponse>, Status> {
+        let mut client = client_of(&self.node, &request).await?;
         let req = request.into_inner();
-        let mut client = client_of(&self.node).await?;
         let options = req.leader.map(|l| ProclaimOptions::new().with_leader(leader_key(l)));
         let resp = client.proclaim(req.value, options).await.map_err(from_client)?;
         Ok(Response::new(pb::ProclaimResponse { header: self.header(resp.header()) }))
@@ -85,7 +85,7 @@ impl Election for ElectionService {
         &self,
         request: Request<pb::LeaderRequest>,
     ) -> Result<Response<pb::LeaderResponse>, Status> {
-        let mut client = client_of(&self.node).await?;
+        let mut client = client_of(&self.node, &request).await?;
         let resp = client.leader(request.into_inner().name).await.map_err(from_client)?;
         Ok(Response::new(pb::LeaderResponse {
             header: self.header(resp.header()),
@@ -99,7 +99,7 @@ impl Election for ElectionService {
         &self,
         request: Request<pb::LeaderRequest>,
     ) -> Result<Response<Self::ObserveStream>, Status> {
-        let mut client = client_of(&self.node).await?;
+        let mut client = client_of(&self.node, &request).await?;
         let mut leaders = client.observe(request.into_inner().name).await.map_err(from_client)?;
         let (out, responses) = mpsc::channel(OBSERVED_HELD);
         let node = self.node.clone();
@@ -133,8 +133,8 @@ impl Election for ElectionService {
         &self,
         request: Request<pb::ResignRequest>,
     ) -> Result<Response<pb::ResignResponse>, Status> {
+        let mut client = client_of(&self.node, &request).await?;
         let req = request.into_inner();
-        let mut client = client_of(&self.node).await?;
         let options = req.leader.map(|l| ResignOptions::new().with_leader(leader_key(l)));
         let resp = client.resign(options).await.map_err(from_client)?;
         Ok(Response::new(pb::ResignResponse { header: self.header(resp.header()) }))

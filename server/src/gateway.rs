@@ -33,7 +33,7 @@ use std::sync::{Arc, LazyLock};
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::handler::Handler;
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::Response;
 use axum::routing::{any, MethodRouter};
 use axum::Router;
@@ -47,6 +47,7 @@ use tonic::{Code, Status};
 
 use crate::node::Node;
 use crate::pb::etcdserverpb as pb;
+use crate::pb::etcdserverpb::auth_server::Auth;
 use crate::pb::etcdserverpb::cluster_server::Cluster;
 use crate::pb::etcdserverpb::kv_server::Kv;
 use crate::pb::etcdserverpb::lease_server::Lease;
@@ -55,7 +56,8 @@ use crate::pb::v3electionpb::election_server::Election;
 use crate::pb::v3lockpb::lock_server::Lock;
 use crate::status::too_large;
 use crate::{
-    ClusterService, ElectionService, KvService, LeaseService, LockService, MaintenanceService, WatchService,
+    AuthService, ClusterService, ElectionService, KvService, LeaseService, LockService, MaintenanceService,
+    WatchService,
 };
 
 /// The path prefixes etcd 3.5 serves the gateway under.
@@ -82,6 +84,8 @@ pub struct Services {
     pub lock: LockService,
     /// `v3electionpb.Election`.
     pub election: ElectionService,
+    /// `Auth`.
+    pub auth: AuthService,
     /// The largest request message accepted, as gRPC's decoding limit: a larger one gets
     /// ResourceExhausted, as etcd's gateway relays it from its gRPC server.
     pub max_message_bytes: usize,
@@ -98,7 +102,8 @@ impl Services {
             maintenance: MaintenanceService::new(node.clone()),
             cluster: ClusterService::new(node.clone()),
             lock: LockService::new(node.clone()),
-            election: ElectionService::new(node),
+            election: ElectionService::new(node.clone()),
+            auth: AuthService::new(node),
             max_message_bytes,
         }
     }
@@ -109,7 +114,7 @@ impl Services {
 pub fn router(services: Services) -> Router {
     let mut router = Router::new();
     for prefix in PREFIXES {
-        let routes: [(&str, MethodRouter<Shared>); 34] = [
+        let routes: [(&str, MethodRouter<Shared>); 51] = [
             ("/kv/range", endpoint(kv_range)),
             ("/kv/put", endpoint(kv_put)),
             ("/kv/deleterange", endpoint(kv_delete_range)),
@@ -144,6 +149,23 @@ pub fn router(services: Services) -> Router {
             ("/watch", endpoint(watch)),
             ("/lease/keepalive", endpoint(lease_keep_alive)),
             ("/maintenance/snapshot", endpoint(maintenance_snapshot)),
+            ("/auth/enable", endpoint(auth_enable)),
+            ("/auth/disable", endpoint(auth_disable)),
+            ("/auth/status", endpoint(auth_status)),
+            ("/auth/authenticate", endpoint(auth_authenticate)),
+            ("/auth/user/add", endpoint(auth_user_add)),
+            ("/auth/user/get", endpoint(auth_user_get)),
+            ("/auth/user/list", endpoint(auth_user_list)),
+            ("/auth/user/delete", endpoint(auth_user_delete)),
+            ("/auth/user/changepw", endpoint(auth_user_change_password)),
+            ("/auth/user/grant", endpoint(auth_user_grant_role)),
+            ("/auth/user/revoke", endpoint(auth_user_revoke_role)),
+            ("/auth/role/add", endpoint(auth_role_add)),
+            ("/auth/role/get", endpoint(auth_role_get)),
+            ("/auth/role/list", endpoint(auth_role_list)),
+            ("/auth/role/delete", endpoint(auth_role_delete)),
+            ("/auth/role/grant", endpoint(auth_role_grant_permission)),
+            ("/auth/role/revoke", endpoint(auth_role_revoke_permission)),
         ];
         for (path, route) in routes {
             router = router.route(&format!("{prefix}{path}"), route);
@@ -223,8 +245,8 @@ async fn not_found(method: Method) -> Response {
 macro_rules! unary_handlers {
     ($($handler:ident: $service:ident, $method:path, $request:literal;)*) => {
         $(
-            async fn $handler(State(services): State<Shared>, body: Body) -> Response {
-                unary(&services, $request, body, |request| $method(&services.$service, request)).await
+            async fn $handler(State(services): State<Shared>, headers: HeaderMap, body: Body) -> Response {
+                unary(&services, $request, &headers, body, |request| $method(&services.$service, request)).await
             }
         )*
     };
@@ -258,11 +280,62 @@ unary_handlers! {
     election_leader: election, Election::leader, "v3electionpb.LeaderRequest";
     election_resign: election, Election::resign, "v3electionpb.ResignRequest";
     cluster_member_promote: cluster, Cluster::member_promote, "etcdserverpb.MemberPromoteRequest";
+    auth_enable: auth, Auth::auth_enable, "etcdserverpb.AuthEnableRequest";
+    auth_disable: auth, Auth::auth_disable, "etcdserverpb.AuthDisableRequest";
+    auth_status: auth, Auth::auth_status, "etcdserverpb.AuthStatusRequest";
+    auth_authenticate: auth, Auth::authenticate, "etcdserverpb.AuthenticateRequest";
+    auth_user_add: auth, Auth::user_add, "etcdserverpb.AuthUserAddRequest";
+    auth_user_get: auth, Auth::user_get, "etcdserverpb.AuthUserGetRequest";
+    auth_user_list: auth, Auth::user_list, "etcdserverpb.AuthUserListRequest";
+    auth_user_delete: auth, Auth::user_delete, "etcdserverpb.AuthUserDeleteRequest";
+    auth_user_change_password: auth, Auth::user_change_password, "etcdserverpb.AuthUserChangePasswordRequest";
+    auth_user_grant_role: auth, Auth::user_grant_role, "etcdserverpb.AuthUserGrantRoleRequest";
+    auth_user_revoke_role: auth, Auth::user_revoke_role, "etcdserverpb.AuthUserRevokeRoleRequest";
+    auth_role_add: auth, Auth::role_add, "etcdserverpb.AuthRoleAddRequest";
+    auth_role_get: auth, Auth::role_get, "etcdserverpb.AuthRoleGetRequest";
+    auth_role_list: auth, Auth::role_list, "etcdserverpb.AuthRoleListRequest";
+    auth_role_delete: auth, Auth::role_delete, "etcdserverpb.AuthRoleDeleteRequest";
+    auth_role_grant_permission: auth, Auth::role_grant_permission, "etcdserverpb.AuthRoleGrantPermissionRequest";
+    auth_role_revoke_permission: auth, Auth::role_revoke_permission, "etcdserverpb.AuthRoleRevokePermissionRequest";
+}
+
+/// The request the gateway makes of a service: `message`, with the caller's credentials
+/// (the `Authorization` header, and any `Grpc-Metadata-*` header, as grpc-gateway forwards
+/// them) as its metadata.
+fn grpc_request<T>(message: T, headers: &HeaderMap) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    let metadata = request.metadata_mut();
+    for (name, value) in headers {
+        let forwarded = if name == header::AUTHORIZATION {
+            Some("authorization")
+        } else {
+            name.as_str().strip_prefix("grpc-metadata-")
+        };
+        let Some(key) = forwarded else { continue };
+        if let (Ok(key), Ok(value)) = (
+            tonic::metadata::AsciiMetadataKey::from_bytes(key.as_bytes()),
+            tonic::metadata::AsciiMetadataValue::try_from(value.as_bytes()),
+        ) {
+            metadata.insert(key, value);
+        }
+    }
+    request
+}
+
+/// The token a gateway request carries, as the gRPC services would read it.
+fn token_of(headers: &HeaderMap) -> Option<Vec<u8>> {
+    crate::node::token_of(&grpc_request((), headers))
 }
 
 /// One unary call: the body decoded as `name` (InvalidArgument when it is not), `call`
 /// made, its answer written.
-async fn unary<Req, Resp, F, Fut>(services: &Services, name: &str, body: Body, call: F) -> Response
+async fn unary<Req, Resp, F, Fut>(
+    services: &Services,
+    name: &str,
+    headers: &HeaderMap,
+    body: Body,
+    call: F,
+) -> Response
 where
     Req: DeserializeOwned + Message + Default,
     Resp: Serialize,
@@ -273,7 +346,7 @@ where
         Ok(request) => request,
         Err(status) => return error_response(&status),
     };
-    match call(tonic::Request::new(request)).await {
+    match call(grpc_request(request, headers)).await {
         Ok(response) => match to_json(response.get_ref()) {
             Ok(json) => {
                 let mut response = json_response(StatusCode::OK, Body::from(json));
@@ -753,10 +826,10 @@ where
     Ok((requests, started, aborted))
 }
 
-async fn watch(State(services): State<Shared>, body: Body) -> Response {
+async fn watch(State(services): State<Shared>, headers: HeaderMap, body: Body) -> Response {
     match request_stream::<pb::WatchRequest>(&services, "etcdserverpb.WatchRequest", body).await {
         Ok((requests, started, aborted)) => {
-            forward_stream(services.watch.serve(requests), started, Some(aborted)).await
+            forward_stream(services.watch.serve(requests, token_of(&headers)), started, Some(aborted)).await
         }
         Err(response) => response,
     }
@@ -773,15 +846,15 @@ async fn lease_keep_alive(State(services): State<Shared>, body: Body) -> Respons
     }
 }
 
-async fn maintenance_snapshot(State(services): State<Shared>, body: Body) -> Response {
-    server_stream(&services, "etcdserverpb.SnapshotRequest", body, |request| {
+async fn maintenance_snapshot(State(services): State<Shared>, headers: HeaderMap, body: Body) -> Response {
+    server_stream(&services, "etcdserverpb.SnapshotRequest", &headers, body, |request| {
         Maintenance::snapshot(&services.maintenance, request)
     })
     .await
 }
 
-async fn election_observe(State(services): State<Shared>, body: Body) -> Response {
-    server_stream(&services, "v3electionpb.LeaderRequest", body, |request| {
+async fn election_observe(State(services): State<Shared>, headers: HeaderMap, body: Body) -> Response {
+    server_stream(&services, "v3electionpb.LeaderRequest", &headers, body, |request| {
         Election::observe(&services.election, request)
     })
     .await
@@ -789,7 +862,13 @@ async fn election_observe(State(services): State<Shared>, body: Body) -> Respons
 
 /// One server-streaming call: the body decoded as `name` (an error answer when it is not),
 /// `call` made, its messages forwarded as they come.
-async fn server_stream<Req, S, T, F, Fut>(services: &Services, name: &str, body: Body, call: F) -> Response
+async fn server_stream<Req, S, T, F, Fut>(
+    services: &Services,
+    name: &str,
+    headers: &HeaderMap,
+    body: Body,
+    call: F,
+) -> Response
 where
     Req: DeserializeOwned + Message + Default,
     S: Stream<Item = Result<T, Status>> + Send + Unpin + 'static,
@@ -801,7 +880,7 @@ where
         Ok(request) => request,
         Err(status) => return error_response(&status),
     };
-    match call(tonic::Request::new(request)).await {
+    match call(grpc_request(request, headers)).await {
         Ok(messages) => forward_stream(messages.into_inner(), true, None).await,
         // The call failed before its first message: grpc-gateway reads that failure as the
         // stream's first message.

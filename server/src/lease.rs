@@ -88,8 +88,11 @@ impl Lease for LeaseService {
         &self,
         request: Request<pb::LeaseGrantRequest>,
     ) -> Result<Response<pb::LeaseGrantResponse>, Status> {
+        let caller = self.node.caller(&request);
         let req = request.into_inner();
         self.node.check_space(LEASE_COST)?;
+        // A grant asks for no permission, but a bad token still fails it, as in etcd.
+        self.node.store.auth().check_credentials(&caller).map_err(to_status)?;
         let options = (req.id != 0).then(|| LeaseGrantOptions::new().with_id(req.id));
         let resp = self.node.store.lease_grant_async(req.ttl, options).await.map_err(to_status)?;
         Ok(Response::new(pb::LeaseGrantResponse {
@@ -104,8 +107,9 @@ impl Lease for LeaseService {
         &self,
         request: Request<pb::LeaseRevokeRequest>,
     ) -> Result<Response<pb::LeaseRevokeResponse>, Status> {
+        let caller = self.node.caller(&request);
         let id = request.into_inner().id;
-        let resp = self.node.store.lease_revoke_async(id).await.map_err(to_status)?;
+        let resp = self.node.store.as_caller(&caller).lease_revoke_async(id).await.map_err(to_status)?;
         Ok(Response::new(pb::LeaseRevokeResponse { header: self.node.header(convert::header(resp.header)) }))
     }
 
@@ -122,9 +126,16 @@ impl Lease for LeaseService {
         &self,
         request: Request<pb::LeaseTimeToLiveRequest>,
     ) -> Result<Response<pb::LeaseTimeToLiveResponse>, Status> {
+        let caller = self.node.caller(&request);
         let req = request.into_inner();
         let options = req.keys.then(|| LeaseTimeToLiveOptions::new().with_keys());
-        let resp = self.node.store.lease_time_to_live_async(req.id, options).await.map_err(to_status)?;
+        let resp = self
+            .node
+            .store
+            .as_caller(&caller)
+            .lease_time_to_live_async(req.id, options)
+            .await
+            .map_err(to_status)?;
         Ok(Response::new(pb::LeaseTimeToLiveResponse {
             header: self.node.header(convert::header(resp.header)),
             id: resp.id,
@@ -136,9 +147,10 @@ impl Lease for LeaseService {
 
     async fn lease_leases(
         &self,
-        _request: Request<pb::LeaseLeasesRequest>,
+        request: Request<pb::LeaseLeasesRequest>,
     ) -> Result<Response<pb::LeaseLeasesResponse>, Status> {
-        let resp = self.node.store.lease_leases_async().await.map_err(to_status)?;
+        let caller = self.node.caller(&request);
+        let resp = self.node.store.as_caller(&caller).lease_leases_async().await.map_err(to_status)?;
         Ok(Response::new(pb::LeaseLeasesResponse {
             header: self.node.header(convert::header(resp.header)),
             leases: resp.leases.iter().map(|l| pb::LeaseStatus { id: l.id }).collect(),

@@ -14,6 +14,7 @@
 //! # Ok(()) }
 //! ```
 
+mod auth;
 mod cluster;
 mod compactor;
 mod convert;
@@ -41,6 +42,7 @@ use etcdlite::cluster::Identity;
 use etcdlite::Store;
 use tokio::net::TcpListener;
 
+pub use auth::AuthService;
 pub use cluster::ClusterService;
 pub use compactor::AutoCompaction;
 pub use dispatch::Dispatch;

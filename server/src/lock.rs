@@ -27,9 +27,12 @@ impl LockService {
     }
 }
 
-/// An in-process client of `node`'s store, for the Lock and Election services.
-pub(crate) async fn client_of(node: &Node) -> Result<Client, Status> {
-    Client::embedded(node.store.clone(), None).await.map_err(from_client)
+/// An in-process client of `node`'s store for the Lock and Election services, whose calls
+/// carry `request`'s token: they are the caller's, checked as etcd checks the calls its
+/// lock and election servers make with the caller's context.
+pub(crate) async fn client_of<T>(node: &Node, request: &Request<T>) -> Result<Client, Status> {
+    let token = crate::node::token_of(request).map(|t| String::from_utf8_lossy(&t).into_owned());
+    Client::embedded_with_token(node.store.clone(), token).await.map_err(from_client)
 }
 
 /// A client error as the server sends it: the status's code and etcd's message.
@@ -55,8 +58,8 @@ pub(crate) async fn unless_stopped<T>(
 #[tonic::async_trait]
 impl Lock for LockService {
     async fn lock(&self, request: Request<pb::LockRequest>) -> Result<Response<pb::LockResponse>, Status> {
+        let mut client = client_of(&self.node, &request).await?;
         let req = request.into_inner();
-        let mut client = client_of(&self.node).await?;
         let options = LockOptions::new().with_lease(req.lease);
         let resp = unless_stopped(&self.node, client.lock(req.name, Some(options))).await?;
         let header = self.node.header(resp.header().cloned().and_then(convert::header));
@@ -67,7 +70,7 @@ impl Lock for LockService {
         &self,
         request: Request<pb::UnlockRequest>,
     ) -> Result<Response<pb::UnlockResponse>, Status> {
-        let mut client = client_of(&self.node).await?;
+        let mut client = client_of(&self.node, &request).await?;
         let resp = client.unlock(request.into_inner().key).await.map_err(from_client)?;
         let header = self.node.header(resp.header().cloned().and_then(convert::header));
         Ok(Response::new(pb::UnlockResponse { header }))

@@ -49,6 +49,11 @@ type SnapshotChunks = Pin<Box<dyn Stream<Item = Result<pb::SnapshotResponse, Sta
 #[tonic::async_trait]
 impl Maintenance for MaintenanceService {
     async fn alarm(&self, request: Request<pb::AlarmRequest>) -> Result<Response<pb::AlarmResponse>, Status> {
+        if request.get_ref().action == AlarmAction::Get as i32 {
+            self.node.require_user(&request)?;
+        } else {
+            self.node.require_admin(&request)?;
+        }
         let req = request.into_inner();
         let action = AlarmAction::from_i32(req.action).unwrap_or_default();
         let alarm = AlarmType::from_i32(req.alarm).unwrap_or_default();
@@ -64,21 +69,24 @@ impl Maintenance for MaintenanceService {
 
     async fn status(
         &self,
-        _request: Request<pb::StatusRequest>,
+        request: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
+        self.node.require_user(&request)?;
         Ok(Response::new(MaintenanceService::status(self)?))
     }
 
     async fn defragment(
         &self,
-        _request: Request<pb::DefragmentRequest>,
+        request: Request<pb::DefragmentRequest>,
     ) -> Result<Response<pb::DefragmentResponse>, Status> {
+        self.node.require_admin(&request)?;
         self.node.store.defragment_async().await.map_err(to_status)?;
         self.node.store.cluster().space_changed();
         Ok(Response::new(pb::DefragmentResponse { header: None }))
     }
 
-    async fn hash(&self, _request: Request<pb::HashRequest>) -> Result<Response<pb::HashResponse>, Status> {
+    async fn hash(&self, request: Request<pb::HashRequest>) -> Result<Response<pb::HashResponse>, Status> {
+        self.node.require_admin(&request)?;
         let header = self.node.header(None);
         let hash = self.node.store.hash_async().await.map_err(to_status)?;
         Ok(Response::new(pb::HashResponse { header, hash }))
@@ -88,6 +96,7 @@ impl Maintenance for MaintenanceService {
         &self,
         request: Request<pb::HashKvRequest>,
     ) -> Result<Response<pb::HashKvResponse>, Status> {
+        self.node.require_admin(&request)?;
         let revision = request.into_inner().revision;
         let resp = self.node.store.hash_kv_async(revision).await.map_err(to_status)?;
         Ok(Response::new(pb::HashKvResponse {
@@ -103,8 +112,9 @@ impl Maintenance for MaintenanceService {
     /// [`Store::snapshot_chunks`](etcdlite::Store::snapshot_chunks)).
     async fn snapshot(
         &self,
-        _request: Request<pb::SnapshotRequest>,
+        request: Request<pb::SnapshotRequest>,
     ) -> Result<Response<Self::SnapshotStream>, Status> {
+        self.node.require_admin(&request)?;
         let chunks = self.node.store.snapshot_chunks().map(|chunk| {
             chunk
                 .map(|c| pb::SnapshotResponse {
@@ -121,14 +131,16 @@ impl Maintenance for MaintenanceService {
         &self,
         request: Request<pb::MoveLeaderRequest>,
     ) -> Result<Response<pb::MoveLeaderResponse>, Status> {
+        self.node.require_admin(&request)?;
         self.node.store.move_leader(request.into_inner().target_id).map_err(to_status)?;
         Ok(Response::new(pb::MoveLeaderResponse { header: self.node.header(None) }))
     }
 
     async fn downgrade(
         &self,
-        _request: Request<pb::DowngradeRequest>,
+        request: Request<pb::DowngradeRequest>,
     ) -> Result<Response<pb::DowngradeResponse>, Status> {
+        self.node.require_admin(&request)?;
         Err(Status::unimplemented("etcdlite: cluster downgrade is not supported"))
     }
 }

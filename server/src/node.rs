@@ -5,12 +5,20 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use etcdlite::auth::Caller;
 use etcdlite::Store;
 use tonic::Status;
 
 use crate::faults::Faults;
 use crate::pb::etcdserverpb::ResponseHeader;
 use crate::status::to_status;
+
+/// The token `request` carries, in its `token` metadata or else its `authorization`
+/// metadata (etcd reads both).
+pub fn token_of<T>(request: &tonic::Request<T>) -> Option<Vec<u8>> {
+    let metadata = request.metadata();
+    metadata.get("token").or_else(|| metadata.get("authorization")).map(|v| v.as_bytes().to_vec())
+}
 
 /// The state every service holds an `Arc` of.
 pub struct Node {
@@ -57,6 +65,35 @@ impl Node {
     /// Resolves once [`abort`](Node::abort) has been called.
     pub fn aborted(&self) -> impl Future<Output = ()> + Send + 'static {
         raised(&self.abort)
+    }
+
+    /// Who `request` is from: the user of its `token` metadata (clientv3 sends it so; the
+    /// gateway's `Authorization` header arrives as `authorization`), else nobody. A token
+    /// that is unknown, expired or forged is a [`Caller::Refused`].
+    pub fn caller<T>(&self, request: &tonic::Request<T>) -> Caller {
+        self.caller_for(token_of(request).as_deref())
+    }
+
+    /// Who a request carrying `token` (or none) is from, as [`caller`](Node::caller) says.
+    pub fn caller_for(&self, token: Option<&[u8]>) -> Caller {
+        match token {
+            Some(token) => match std::str::from_utf8(token) {
+                Ok(token) => self.store.auth().caller_from_token(token),
+                Err(_) => Caller::Refused(etcdlite::Error::InvalidAuthToken),
+            },
+            None => Caller::anonymous(),
+        }
+    }
+
+    /// Fails unless `request` is from an administrator (a user with the root role), or auth
+    /// is disabled: etcd's check of maintenance and membership calls.
+    pub fn require_admin<T>(&self, request: &tonic::Request<T>) -> Result<(), Status> {
+        self.store.auth().check_admin(&self.caller(request)).map_err(to_status)
+    }
+
+    /// Fails when auth is enabled and `request` names no user (etcd's `requireAuthInfo`).
+    pub fn require_user<T>(&self, request: &tonic::Request<T>) -> Result<(), Status> {
+        self.store.auth().check_named(&self.caller(request)).map_err(to_status)
     }
 
     /// A top-level response header: cluster, member and term filled in, and the store's

@@ -39,8 +39,14 @@ impl WatchService {
     }
 
     /// Serves one watch stream: requests from `requests`, responses into the returned
-    /// stream. Used by the gRPC service and by the JSON gateway.
-    pub fn serve<S>(&self, requests: S) -> ReceiverStream<Result<pb::WatchResponse, Status>>
+    /// stream, every watch created as the user of `token` (read permission on its key or
+    /// range is checked at each create, as etcd checks it). Used by the gRPC service and
+    /// by the JSON gateway.
+    pub fn serve<S>(
+        &self,
+        requests: S,
+        token: Option<Vec<u8>>,
+    ) -> ReceiverStream<Result<pb::WatchResponse, Status>>
     where
         S: Stream<Item = Result<pb::WatchRequest, Status>> + Send + Unpin + 'static,
     {
@@ -51,7 +57,14 @@ impl WatchService {
 
         // Requests: create, cancel, progress. A failed create is answered in-band. When
         // the client closes its side the watches live on, as in etcd, until it goes.
-        tokio::spawn(handle_requests(requests, watcher, out.clone(), self.node.clone(), fragmenting.clone()));
+        tokio::spawn(handle_requests(
+            requests,
+            watcher,
+            out.clone(),
+            self.node.clone(),
+            fragmenting.clone(),
+            token,
+        ));
 
         // Responses: from the store's stream to the client, split when asked. Ends when
         // the client goes (dropping the store's stream ends its watches) or the store does.
@@ -101,6 +114,7 @@ async fn handle_requests<S>(
     out: mpsc::Sender<Result<pb::WatchResponse, Status>>,
     node: Arc<Node>,
     fragmenting: Arc<Mutex<HashMap<i64, bool>>>,
+    token: Option<Vec<u8>>,
 ) where
     S: Stream<Item = Result<pb::WatchRequest, Status>> + Unpin,
 {
@@ -124,11 +138,23 @@ async fn handle_requests<S>(
         match request.request_union {
             Some(RequestUnion::CreateRequest(create)) => {
                 let fragment = create.fragment;
+                // etcd checks after refusing a negative start revision, with an empty key
+                // read as "\0" and the range end as sent.
+                let permitted = if create.start_revision < 0 {
+                    Ok(())
+                } else {
+                    let key = if create.key.is_empty() { &[0][..] } else { &create.key[..] };
+                    let caller = node.caller_for(token.as_deref());
+                    node.store.auth().check_range(&caller, key, &create.range_end)
+                };
                 let req = convert::watch_create(create);
                 // Held across the create so the first response of the new watch finds
                 // its fragment setting.
                 let mut fragments = fragmenting.lock();
-                let created = if node.faults.take_compact_next_watch() {
+                let refused = permitted.is_err();
+                let created = if let Err(e) = permitted {
+                    Err(e)
+                } else if node.faults.take_compact_next_watch() {
                     watcher.watch_request_compacted(&req)
                 } else {
                     watcher.watch_request(req)
@@ -140,6 +166,8 @@ async fn handle_requests<S>(
                     Err(e) => {
                         drop(fragments);
                         // etcd answers a failed create in-band: created and canceled, no id.
+                        let cancel_reason =
+                            if refused { etcdlite::auth::watch_cancel_reason(&e) } else { e.to_string() };
                         let resp = pb::WatchResponse {
                             header: node.watch_header(Some(pb::ResponseHeader {
                                 revision: node.store.current_revision(),
@@ -148,7 +176,7 @@ async fn handle_requests<S>(
                             watch_id: etcdlite::watch::INVALID_WATCH_ID,
                             created: true,
                             canceled: true,
-                            cancel_reason: e.to_string(),
+                            cancel_reason,
                             ..Default::default()
                         };
                         if out.send(Ok(resp)).await.is_err() {
@@ -203,7 +231,8 @@ impl Watch for WatchService {
         &self,
         request: Request<Streaming<pb::WatchRequest>>,
     ) -> Result<Response<Self::WatchStream>, Status> {
-        Ok(Response::new(Box::pin(self.serve(request.into_inner()))))
+        let token = crate::node::token_of(&request);
+        Ok(Response::new(Box::pin(self.serve(request.into_inner(), token))))
     }
 }
 

@@ -1,34 +1,12 @@
-//! The Auth service: users, roles and permissions. In-process it is not built yet: every
-//! call answers Unimplemented.
+//! The Auth service: users, roles, permissions and tokens, in-process over the store's
+//! [`AuthStore`](crate::auth::AuthStore) or remotely.
 
-use super::embedded::no_auth;
 use super::{dispatch, header_accessors, Backend, Result};
+use crate::auth::KeyPermission;
 use crate::options::prefix_range;
 use crate::txn::request::ResponseHeader;
 
-/// What a permission allows (etcd's `authpb.Permission.Type`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum PermissionType {
-    /// Reads.
-    #[default]
-    Read = 0,
-    /// Writes.
-    Write = 1,
-    /// Reads and writes.
-    Readwrite = 2,
-}
-
-impl PermissionType {
-    /// The type with etcd's number `number`, if it is one.
-    pub fn from_i32(number: i32) -> Option<PermissionType> {
-        match number {
-            0 => Some(PermissionType::Read),
-            1 => Some(PermissionType::Write),
-            2 => Some(PermissionType::Readwrite),
-            _ => None,
-        }
-    }
-}
+pub use crate::auth::PermissionType;
 
 /// A permission over a key, a range, a prefix or every key from a key on, as
 /// `etcd-client` builds it.
@@ -151,7 +129,6 @@ impl Permission {
 
     /// The key and range end sent to the server: a prefix or from-key resolved as etcd's
     /// clients resolve them.
-    #[cfg_attr(not(feature = "remote"), allow(dead_code))]
     pub(crate) fn resolved(&self) -> (Vec<u8>, Vec<u8>) {
         if self.with_prefix {
             prefix_range(self.key.clone())
@@ -164,7 +141,6 @@ impl Permission {
     }
 
     /// A permission as a server lists it: the prefix and from-key forms recognised.
-    #[cfg_attr(not(feature = "remote"), allow(dead_code))]
     pub(crate) fn listed(perm_type: PermissionType, key: Vec<u8>, range_end: Vec<u8>) -> Self {
         let with_from_key = range_end == [0];
         let with_prefix = !with_from_key && !range_end.is_empty() && prefix_range(key.clone()).1 == range_end;
@@ -362,6 +338,28 @@ names_response!(
     users
 );
 
+/// Whether auth is enabled, and the auth revision.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuthStatusResponse {
+    pub(crate) header: Option<ResponseHeader>,
+    pub(crate) enabled: bool,
+    pub(crate) auth_revision: u64,
+}
+
+impl AuthStatusResponse {
+    header_accessors!();
+
+    /// True while auth is enabled.
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// The auth revision.
+    pub fn auth_revision(&self) -> u64 {
+        self.auth_revision
+    }
+}
+
 /// The answer to an authenticate call: a token for the user.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AuthenticateResponse {
@@ -400,13 +398,18 @@ pub struct AuthClient {
     pub(crate) backend: Backend,
 }
 
-/// Runs an Auth call on a remote backend, which takes `args`; in-process it answers
-/// Unimplemented (and leaves `args` unused).
+/// Runs an Auth call: in-process, `$embedded` with the store's auth (`$a`) as the client's
+/// caller (`$c`) on a blocking-free path (bcrypt runs on the calling thread), answered
+/// with a header; remotely, `$remote`.
 macro_rules! auth_call {
-    ($self:ident, ($($arg:ident),*), $r:ident => $remote:expr) => {
-        dispatch!(&mut $self.backend, _e => {
-            $(let _ = &$arg;)*
-            Err(no_auth().into())
+    ($self:ident, ($a:ident, $c:ident) => $embedded:expr, $r:ident => $remote:expr) => {
+        dispatch!(&mut $self.backend, e => {
+            e.call(async {
+                let $c = e.caller()?;
+                let $a = e.store.auth();
+                Ok($embedded(e.header(0))?)
+            })
+            .await
         }, $r => $remote)
     };
 }
@@ -414,12 +417,23 @@ macro_rules! auth_call {
 impl AuthClient {
     /// Enables auth (a `root` user with the `root` role must exist).
     pub async fn auth_enable(&mut self) -> Result<AuthEnableResponse> {
-        auth_call!(self, (), r => super::remote::auth_enable(r).await)
+        auth_call!(self, (a, c) => |header| a.auth_enable(&c).map(|()| AuthEnableResponse { header }),
+            r => super::remote::auth_enable(r).await)
     }
 
     /// Disables auth.
     pub async fn auth_disable(&mut self) -> Result<AuthDisableResponse> {
-        auth_call!(self, (), r => super::remote::auth_disable(r).await)
+        auth_call!(self, (a, c) => |header| a.auth_disable(&c).map(|()| AuthDisableResponse { header }),
+            r => super::remote::auth_disable(r).await)
+    }
+
+    /// Whether auth is enabled, and the auth revision.
+    pub async fn auth_status(&mut self) -> Result<AuthStatusResponse> {
+        auth_call!(self, (a, c) => |header| a.auth_status(&c).map(|s| AuthStatusResponse {
+            header,
+            enabled: s.enabled,
+            auth_revision: s.revision,
+        }), r => super::remote::auth_status(r).await)
     }
 
     /// Authenticates `name` with `password`; answers a token.
@@ -429,30 +443,39 @@ impl AuthClient {
         password: impl Into<String>,
     ) -> Result<AuthenticateResponse> {
         let (name, password) = (name.into(), password.into());
-        auth_call!(self, (name, password), r => super::remote::authenticate(r, name, password).await)
+        dispatch!(&mut self.backend, e => {
+            let token = e.store.auth().authenticate(&name, &password)?;
+            Ok(AuthenticateResponse { header: e.header(0), token })
+        }, r => super::remote::authenticate(r, name, password).await)
     }
 
     /// Adds role `name`.
     pub async fn role_add(&mut self, name: impl Into<String>) -> Result<RoleAddResponse> {
         let name = name.into();
-        auth_call!(self, (name), r => super::remote::role_add(r, name).await)
+        auth_call!(self, (a, c) => |header| a.role_add(&c, &name).map(|()| RoleAddResponse { header }),
+            r => super::remote::role_add(r, name).await)
     }
 
     /// Deletes role `name`.
     pub async fn role_delete(&mut self, name: impl Into<String>) -> Result<RoleDeleteResponse> {
         let name = name.into();
-        auth_call!(self, (name), r => super::remote::role_delete(r, name).await)
+        auth_call!(self, (a, c) => |header| a.role_delete(&c, &name).map(|()| RoleDeleteResponse { header }),
+            r => super::remote::role_delete(r, name).await)
     }
 
     /// Role `name`'s permissions.
     pub async fn role_get(&mut self, name: impl Into<String>) -> Result<RoleGetResponse> {
         let name = name.into();
-        auth_call!(self, (name), r => super::remote::role_get(r, name).await)
+        auth_call!(self, (a, c) => |header| a.role_get(&c, &name).map(|perms| RoleGetResponse {
+            header,
+            permissions: perms.into_iter().map(|p| Permission::listed(p.perm_type, p.key, p.range_end)).collect(),
+        }), r => super::remote::role_get(r, name).await)
     }
 
     /// Every role.
     pub async fn role_list(&mut self) -> Result<RoleListResponse> {
-        auth_call!(self, (), r => super::remote::role_list(r).await)
+        auth_call!(self, (a, c) => |header| a.role_list(&c).map(|roles| RoleListResponse { header, roles }),
+            r => super::remote::role_list(r).await)
     }
 
     /// Grants `perm` to role `name`.
@@ -462,7 +485,11 @@ impl AuthClient {
         perm: Permission,
     ) -> Result<RoleGrantPermissionResponse> {
         let name = name.into();
-        auth_call!(self, (name, perm), r => super::remote::role_grant_permission(r, name, perm).await)
+        auth_call!(self, (a, c) => |header| {
+            let (key, range_end) = perm.resolved();
+            let granted = KeyPermission { perm_type: perm.perm_type, key, range_end };
+            a.role_grant_permission(&c, &name, granted).map(|()| RoleGrantPermissionResponse { header })
+        }, r => super::remote::role_grant_permission(r, name, perm).await)
     }
 
     /// Revokes role `name`'s permission over `key` (or the range `options` describe).
@@ -474,7 +501,10 @@ impl AuthClient {
     ) -> Result<RoleRevokePermissionResponse> {
         let (name, key) = (name.into(), key.into());
         let (key, range_end) = options.unwrap_or_default().resolve(key);
-        auth_call!(self, (name, key, range_end), r => super::remote::role_revoke_permission(r, name, key, range_end).await)
+        auth_call!(self, (a, c) => |header| a
+            .role_revoke_permission(&c, &name, &key, &range_end)
+            .map(|()| RoleRevokePermissionResponse { header }),
+            r => super::remote::role_revoke_permission(r, name, key, range_end).await)
     }
 
     /// Adds user `name`.
@@ -485,24 +515,31 @@ impl AuthClient {
         options: Option<UserAddOptions>,
     ) -> Result<UserAddResponse> {
         let (name, password) = (name.into(), password.into());
-        auth_call!(self, (name, password, options), r => super::remote::user_add(r, name, password, options.unwrap_or_default()).await)
+        let options = options.unwrap_or_default();
+        auth_call!(self, (a, c) => |header| a
+            .user_add(&c, &name, &password, options.no_password)
+            .map(|()| UserAddResponse { header }),
+            r => super::remote::user_add(r, name, password, options).await)
     }
 
     /// User `name`'s roles.
     pub async fn user_get(&mut self, name: impl Into<String>) -> Result<UserGetResponse> {
         let name = name.into();
-        auth_call!(self, (name), r => super::remote::user_get(r, name).await)
+        auth_call!(self, (a, c) => |header| a.user_get(&c, &name).map(|roles| UserGetResponse { header, roles }),
+            r => super::remote::user_get(r, name).await)
     }
 
     /// Every user.
     pub async fn user_list(&mut self) -> Result<UserListResponse> {
-        auth_call!(self, (), r => super::remote::user_list(r).await)
+        auth_call!(self, (a, c) => |header| a.user_list(&c).map(|users| UserListResponse { header, users }),
+            r => super::remote::user_list(r).await)
     }
 
     /// Deletes user `name`.
     pub async fn user_delete(&mut self, name: impl Into<String>) -> Result<UserDeleteResponse> {
         let name = name.into();
-        auth_call!(self, (name), r => super::remote::user_delete(r, name).await)
+        auth_call!(self, (a, c) => |header| a.user_delete(&c, &name).map(|()| UserDeleteResponse { header }),
+            r => super::remote::user_delete(r, name).await)
     }
 
     /// Changes user `name`'s password.
@@ -512,7 +549,10 @@ impl AuthClient {
         password: impl Into<String>,
     ) -> Result<UserChangePasswordResponse> {
         let (name, password) = (name.into(), password.into());
-        auth_call!(self, (name, password), r => super::remote::user_change_password(r, name, password).await)
+        auth_call!(self, (a, c) => |header| a
+            .user_change_password(&c, &name, &password)
+            .map(|()| UserChangePasswordResponse { header }),
+            r => super::remote::user_change_password(r, name, password).await)
     }
 
     /// Grants `role` to `user`.
@@ -522,7 +562,10 @@ impl AuthClient {
         role: impl Into<String>,
     ) -> Result<UserGrantRoleResponse> {
         let (user, role) = (user.into(), role.into());
-        auth_call!(self, (user, role), r => super::remote::user_grant_role(r, user, role).await)
+        auth_call!(self, (a, c) => |header| a
+            .user_grant_role(&c, &user, &role)
+            .map(|()| UserGrantRoleResponse { header }),
+            r => super::remote::user_grant_role(r, user, role).await)
     }
 
     /// Revokes `role` from `user`.
@@ -532,6 +575,9 @@ impl AuthClient {
         role: impl Into<String>,
     ) -> Result<UserRevokeRoleResponse> {
         let (user, role) = (user.into(), role.into());
-        auth_call!(self, (user, role), r => super::remote::user_revoke_role(r, user, role).await)
+        auth_call!(self, (a, c) => |header| a
+            .user_revoke_role(&c, &user, &role)
+            .map(|()| UserRevokeRoleResponse { header }),
+            r => super::remote::user_revoke_role(r, user, role).await)
     }
 }

@@ -102,6 +102,7 @@ impl ClusterClient {
     ) -> Result<MemberAddResponse> {
         let urls = urls.into();
         dispatch!(&mut self.backend, e => {
+            e.require_admin()?;
             let _ = options;
             let member = e.store.member_add(&urls)?;
             Ok(MemberAddResponse { header: e.cluster_header(), member: Some(member), members: e.store.member_list() })
@@ -111,6 +112,7 @@ impl ClusterClient {
     /// Removes member `id`.
     pub async fn member_remove(&mut self, id: u64) -> Result<MemberRemoveResponse> {
         dispatch!(&mut self.backend, e => {
+            e.require_admin()?;
             let members = e.store.member_remove(id)?;
             Ok(MemberRemoveResponse { header: e.cluster_header(), members })
         }, r => super::remote::member_remove(r, id).await)
@@ -124,6 +126,7 @@ impl ClusterClient {
     ) -> Result<MemberUpdateResponse> {
         let urls = url.into();
         dispatch!(&mut self.backend, e => {
+            e.require_admin()?;
             let members = e.store.member_update(id, urls)?;
             Ok(MemberUpdateResponse { header: e.cluster_header(), members })
         }, r => super::remote::member_update(r, id, urls).await)
@@ -141,6 +144,7 @@ impl ClusterClient {
     /// Promotes learner `id`.
     pub async fn member_promote(&mut self, id: u64) -> Result<MemberPromoteResponse> {
         dispatch!(&mut self.backend, e => {
+            e.require_admin()?;
             let members = e.store.member_promote(id)?;
             Ok(MemberPromoteResponse { header: e.cluster_header(), members })
         }, r => super::remote::member_promote(r, id).await)

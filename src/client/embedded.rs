@@ -7,15 +7,28 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
+use parking_lot::Mutex;
+
 use super::{Result, Status};
-use crate::error::Code;
+use crate::auth::Caller;
+use crate::error::{Code, Error};
 use crate::txn::request::ResponseHeader;
 use crate::Store;
+
+/// Who an in-process client's calls are from.
+pub(crate) enum Identity {
+    /// The bearer of a token, or (`None`) nobody: what a server relays for its caller.
+    Token(Option<String>),
+    /// A user, authenticated when the client connects and again whenever their token is
+    /// refused (expired, or forgotten after an auth change), as clientv3 refreshes it.
+    User { name: String, password: String, token: Mutex<Option<String>> },
+}
 
 /// A store, and how calls on it are bounded.
 pub(crate) struct Embedded {
     pub(crate) store: Arc<Store>,
-    timeout: Option<Duration>,
+    pub(crate) timeout: Option<Duration>,
+    identity: parking_lot::RwLock<Identity>,
 }
 
 impl std::fmt::Debug for Embedded {
@@ -28,8 +41,64 @@ impl std::fmt::Debug for Embedded {
 }
 
 impl Embedded {
-    pub(crate) fn new(store: Arc<Store>, timeout: Option<Duration>) -> Self {
-        Embedded { store, timeout }
+    pub(crate) fn new(store: Arc<Store>, timeout: Option<Duration>, identity: Identity) -> Self {
+        Embedded { store, timeout, identity: parking_lot::RwLock::new(identity) }
+    }
+
+    /// Fails unless the caller is an administrator or auth is disabled (maintenance and
+    /// membership calls, as the server checks them).
+    pub(crate) fn require_admin(&self) -> Result<()> {
+        Ok(self.store.auth().check_admin(&self.caller()?)?)
+    }
+
+    /// Fails when auth is enabled and the caller names no one (Status, alarm lists).
+    pub(crate) fn require_user(&self) -> Result<()> {
+        Ok(self.store.auth().check_named(&self.caller()?)?)
+    }
+
+    /// Forgets the user's token, so that the next call authenticates again.
+    pub(crate) fn refresh_token(&self) -> Result<()> {
+        if let Identity::User { token, .. } = &*self.identity.read() {
+            token.lock().take();
+        }
+        self.caller().map(|_| ())
+    }
+
+    /// From now on, calls are from `identity`.
+    pub(crate) fn set_identity(&self, identity: Identity) {
+        *self.identity.write() = identity;
+    }
+
+    /// Who the next call is from. A user's token is fetched (bcrypt runs on this thread)
+    /// when there is none yet or the store refuses the one held; while auth is disabled a
+    /// user's calls name no one, as clientv3's do when authenticating is refused so.
+    pub(crate) fn caller(&self) -> Result<Caller> {
+        let auth = self.store.auth();
+        match &*self.identity.read() {
+            Identity::Token(None) => Ok(Caller::anonymous()),
+            Identity::Token(Some(token)) => Ok(auth.caller_from_token(token)),
+            Identity::User { name, password, token } => {
+                let mut token = token.lock();
+                if let Some(held) = token.as_deref() {
+                    let caller = auth.caller_from_token(held);
+                    if !matches!(caller, Caller::Refused(_)) {
+                        return Ok(caller);
+                    }
+                }
+                match auth.authenticate(name, password) {
+                    Ok(fresh) => {
+                        let caller = auth.caller_from_token(&fresh);
+                        *token = Some(fresh);
+                        Ok(caller)
+                    }
+                    Err(Error::AuthNotEnabled) => {
+                        *token = None;
+                        Ok(Caller::anonymous())
+                    }
+                    Err(e) => Err(e.into()),
+                }
+            }
+        }
     }
 
     /// A top-level response header: the member's ids and term, and `revision` (the
@@ -57,11 +126,4 @@ impl Embedded {
         })
         .await
     }
-}
-
-/// What an in-process client answers every Auth call, and a connection with a user.
-pub(crate) fn no_auth() -> Status {
-    Status::unimplemented(
-        "etcdlite: auth is not built into the library yet; the Auth service is unavailable in-process",
-    )
 }

@@ -326,7 +326,8 @@ impl Embedded {
     async fn put(&self, req: core::PutRequest) -> Result<PutResponse> {
         self.call(async {
             self.store.check_quota(crate::txn::put_cost(&req))?;
-            let resp = self.store.put_request_async(req).await?;
+            let caller = self.caller()?;
+            let resp = self.store.as_caller(&caller).put_request_async(req).await?;
             let header = self.header(resp.header.revision);
             Ok(PutResponse::from_core(resp, header))
         })
@@ -334,14 +335,16 @@ impl Embedded {
     }
 
     async fn get(&self, req: core::RangeRequest) -> Result<GetResponse> {
-        let resp = self.store.range(&req)?;
+        let caller = self.caller()?;
+        let resp = self.store.as_caller(&caller).range(&req)?;
         let header = self.header(resp.header.revision);
         Ok(GetResponse::from_core(resp, header))
     }
 
     async fn delete(&self, req: core::DeleteRangeRequest) -> Result<DeleteResponse> {
         self.call(async {
-            let resp = self.store.delete_range_async(&req).await?;
+            let caller = self.caller()?;
+            let resp = self.store.as_caller(&caller).delete_range_async(&req).await?;
             let header = self.header(resp.header.revision);
             Ok(DeleteResponse::from_core(resp, header))
         })
@@ -350,7 +353,8 @@ impl Embedded {
 
     async fn compact(&self, revision: i64, options: Option<CompactionOptions>) -> Result<CompactionResponse> {
         self.call(async {
-            let resp = self.store.compact_async(revision, options).await?;
+            let caller = self.caller()?;
+            let resp = self.store.as_caller(&caller).compact_async(revision, options).await?;
             Ok(CompactionResponse { header: self.header(resp.header.revision) })
         })
         .await
@@ -361,7 +365,8 @@ impl Embedded {
             if !txn.is_read_only() {
                 self.store.check_quota(crate::txn::txn_cost(&txn))?;
             }
-            let resp = self.store.txn_async(txn).await?;
+            let caller = self.caller()?;
+            let resp = self.store.as_caller(&caller).txn_async(txn).await?;
             let header = self.header(resp.header.revision);
             Ok(TxnResponse::from_core(resp, header))
         })

@@ -273,6 +273,7 @@ impl Embedded {
     async fn grant(&self, ttl: i64, options: Option<LeaseGrantOptions>) -> Result<LeaseGrantResponse> {
         self.call(async {
             self.store.check_quota(crate::lease::GRANT_QUOTA_COST)?;
+            self.store.auth().check_credentials(&self.caller()?)?;
             let resp = self.store.lease_grant_async(ttl, options).await?;
             Ok(LeaseGrantResponse {
                 header: self.header(resp.header.revision),
@@ -286,7 +287,8 @@ impl Embedded {
 
     async fn revoke(&self, id: i64) -> Result<LeaseRevokeResponse> {
         self.call(async {
-            let resp = self.store.lease_revoke_async(id).await?;
+            let caller = self.caller()?;
+            let resp = self.store.as_caller(&caller).lease_revoke_async(id).await?;
             Ok(LeaseRevokeResponse { header: self.header(resp.header.revision) })
         })
         .await
@@ -308,7 +310,8 @@ impl Embedded {
         options: Option<LeaseTimeToLiveOptions>,
     ) -> Result<LeaseTimeToLiveResponse> {
         self.call(async {
-            let resp = self.store.lease_time_to_live_async(id, options).await?;
+            let caller = self.caller()?;
+            let resp = self.store.as_caller(&caller).lease_time_to_live_async(id, options).await?;
             Ok(LeaseTimeToLiveResponse {
                 header: self.header(resp.header.revision),
                 id: resp.id,
@@ -322,7 +325,8 @@ impl Embedded {
 
     async fn leases(&self) -> Result<LeaseLeasesResponse> {
         self.call(async {
-            let resp = self.store.lease_leases_async().await?;
+            let caller = self.caller()?;
+            let resp = self.store.as_caller(&caller).lease_leases_async().await?;
             Ok(LeaseLeasesResponse { header: self.header(resp.header.revision), leases: resp.leases })
         })
         .await

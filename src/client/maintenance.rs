@@ -331,36 +331,55 @@ impl MaintenanceClient {
         let member = options.unwrap_or_default().member;
         dispatch!(
             &mut self.backend,
-            e => Ok(e.alarm(alarm_action, alarm_type, member)),
+            e => {
+                if alarm_action == AlarmAction::Get {
+                    e.require_user()?;
+                } else {
+                    e.require_admin()?;
+                }
+                Ok(e.alarm(alarm_action, alarm_type, member))
+            },
             r => super::remote::alarm(r, alarm_action, alarm_type, member).await
         )
     }
 
     /// The member's status.
     pub async fn status(&mut self) -> Result<StatusResponse> {
-        dispatch!(&mut self.backend, e => e.status(), r => super::remote::status(r).await)
+        dispatch!(&mut self.backend, e => e.require_user().and_then(|()| e.status()), r => super::remote::status(r).await)
     }
 
     /// Gives back the space deleted data held.
     pub async fn defragment(&mut self) -> Result<DefragmentResponse> {
-        dispatch!(&mut self.backend, e => e.defragment().await, r => super::remote::defragment(r).await)
+        dispatch!(&mut self.backend, e => {
+            e.require_admin()?;
+            e.defragment().await
+        }, r => super::remote::defragment(r).await)
     }
 
     /// A hash of the whole backend.
     pub async fn hash(&mut self) -> Result<HashResponse> {
-        dispatch!(&mut self.backend, e => e.hash().await, r => super::remote::hash(r).await)
+        dispatch!(&mut self.backend, e => {
+            e.require_admin()?;
+            e.hash().await
+        }, r => super::remote::hash(r).await)
     }
 
     /// A hash of the history up to `revision` (0: the current revision).
     pub async fn hash_kv(&mut self, revision: i64) -> Result<HashKvResponse> {
-        dispatch!(&mut self.backend, e => e.hash_kv(revision).await, r => super::remote::hash_kv(r, revision).await)
+        dispatch!(&mut self.backend, e => {
+            e.require_admin()?;
+            e.hash_kv(revision).await
+        }, r => super::remote::hash_kv(r, revision).await)
     }
 
     /// Streams a snapshot of the backend.
     pub async fn snapshot(&mut self) -> Result<SnapshotStreaming> {
         dispatch!(
             &mut self.backend,
-            e => Ok(SnapshotStreaming(SnapshotInner::Embedded(e.store.snapshot_chunks()))),
+            e => {
+                e.require_admin()?;
+                Ok(SnapshotStreaming(SnapshotInner::Embedded(e.store.snapshot_chunks())))
+            },
             r => super::remote::snapshot(r).await
         )
     }
@@ -370,6 +389,7 @@ impl MaintenanceClient {
         dispatch!(
             &mut self.backend,
             e => {
+                e.require_admin()?;
                 e.store.move_leader(target_id)?;
                 Ok(MoveLeaderResponse { header: e.header(0) })
             },

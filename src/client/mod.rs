@@ -63,11 +63,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use auth::{
-    AuthClient, AuthDisableResponse, AuthEnableResponse, AuthenticateResponse, Permission, PermissionType,
-    RoleAddResponse, RoleDeleteResponse, RoleGetResponse, RoleGrantPermissionResponse, RoleListResponse,
-    RoleRevokePermissionOptions, RoleRevokePermissionResponse, UserAddOptions, UserAddResponse,
-    UserChangePasswordResponse, UserDeleteResponse, UserGetResponse, UserGrantRoleResponse, UserListResponse,
-    UserRevokeRoleResponse,
+    AuthClient, AuthDisableResponse, AuthEnableResponse, AuthStatusResponse, AuthenticateResponse,
+    Permission, PermissionType, RoleAddResponse, RoleDeleteResponse, RoleGetResponse,
+    RoleGrantPermissionResponse, RoleListResponse, RoleRevokePermissionOptions, RoleRevokePermissionResponse,
+    UserAddOptions, UserAddResponse, UserChangePasswordResponse, UserDeleteResponse, UserGetResponse,
+    UserGrantRoleResponse, UserListResponse, UserRevokeRoleResponse,
 };
 pub use cluster::{
     ClusterClient, Member, MemberAddOptions, MemberAddResponse, MemberListResponse, MemberPromoteResponse,
@@ -147,8 +147,7 @@ pub(crate) use header_accessors;
 
 /// How a client connects (`etcd-client`'s options). In-process, what has a meaning there
 /// is honoured: [`with_timeout`](ConnectOptions::with_timeout) bounds every call, and
-/// [`with_user`](ConnectOptions::with_user) asks for auth, which the library does not have
-/// yet. The network options (keep-alive, TCP, connect timeout) are kept for a remote client
+/// [`with_user`](ConnectOptions::with_user) makes every call that user's. The network options (keep-alive, TCP, connect timeout) are kept for a remote client
 /// and mean nothing in-process; [`with_require_leader`](ConnectOptions::with_require_leader)
 /// is always met by a store, which leads its cluster of one.
 #[derive(Clone, Debug)]
@@ -228,8 +227,7 @@ impl ConnectOptions {
         self
     }
 
-    /// Authenticate again when the token expires (remote only; auth is not in the library
-    /// yet).
+    /// Authenticate again when the token expires (an in-process client always does).
     pub fn with_auto_token_refresh(mut self, refresh_expired_token: bool) -> Self {
         self.refresh_expired_token = refresh_expired_token;
         self
@@ -256,15 +254,28 @@ impl Client {
     /// A client over `store`, in this process: no sockets, no encoding. `store` is an
     /// `Arc<Store>` (to share it with other clients, a server or sync code) or a `Store`.
     ///
-    /// Fails with Unimplemented when `options` asks for a user: auth is not built into the
-    /// library yet.
+    /// Its calls are checked as a server checks a connection's: with
+    /// [`ConnectOptions::with_user`] they are that user's (authenticated now, so a wrong
+    /// password fails here with `etcdserver: authentication failed, invalid user ID or
+    /// password`, and again whenever the token is refused); without, they name no one,
+    /// which is refused while auth is enabled (`etcdserver: user name is empty`).
     pub async fn embedded(store: impl Into<Arc<Store>>, options: Option<ConnectOptions>) -> Result<Client> {
         let options = options.unwrap_or_default();
-        if options.user.is_some() {
-            return Err(embedded::no_auth().into());
-        }
-        let backend = Backend::Embedded(Arc::new(Embedded::new(store.into(), options.timeout)));
-        Ok(Client::over(backend))
+        let identity = match options.user {
+            Some((name, password)) => embedded::Identity::User { name, password, token: Default::default() },
+            None => embedded::Identity::Token(None),
+        };
+        let embedded = Embedded::new(store.into(), options.timeout, identity);
+        embedded.caller()?;
+        Ok(Client::over(Backend::Embedded(Arc::new(embedded))))
+    }
+
+    /// An in-process client whose calls carry `token` (or none), checked as a server checks
+    /// a request carrying it: what a server running calls for its own callers relays (the
+    /// etcdlite server's Lock and Election services do).
+    pub async fn embedded_with_token(store: impl Into<Arc<Store>>, token: Option<String>) -> Result<Client> {
+        let embedded = Embedded::new(store.into(), None, embedded::Identity::Token(token));
+        Ok(Client::over(Backend::Embedded(Arc::new(embedded))))
     }
 
     /// A client of the etcd cluster at `endpoints` (`http://host:port` or `host:port`),
@@ -467,6 +478,12 @@ impl Client {
     /// Disables auth.
     pub async fn auth_disable(&mut self) -> Result<AuthDisableResponse> {
         self.auth.auth_disable().await
+    }
+
+    /// Whether auth is enabled, and the auth revision (in-process only: the etcd-client
+    /// crate has no such call).
+    pub async fn auth_status(&mut self) -> Result<AuthStatusResponse> {
+        self.auth.auth_status().await
     }
 
     /// Adds role `name`.
@@ -681,14 +698,18 @@ impl Client {
 
     /// Authenticates again with the client's user (nothing to do without one).
     pub async fn refresh_token(&self) -> Result<()> {
-        dispatch!(&self.backend, _e => Ok(()), r => r.refresh_token().await)
+        dispatch!(&self.backend, e => e.refresh_token(), r => r.refresh_token().await)
     }
 
     /// Changes the user the client authenticates as (`None`: no user).
     pub async fn update_user(&mut self, user: Option<(String, String)>) -> Result<()> {
-        dispatch!(&mut self.backend, _e => match user {
-            None => Ok(()),
-            Some(_) => Err(embedded::no_auth().into()),
+        dispatch!(&mut self.backend, e => {
+            let identity = match user {
+                Some((name, password)) => embedded::Identity::User { name, password, token: Default::default() },
+                None => embedded::Identity::Token(None),
+            };
+            e.set_identity(identity);
+            e.caller().map(|_| ())
         }, r => r.update_user(user).await)
     }
 }

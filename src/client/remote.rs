@@ -1204,6 +1204,15 @@ header_only_call!(auth_enable, auth_enable, AuthEnableResponse, Unsent, ());
 
 header_only_call!(auth_disable, auth_disable, AuthDisableResponse, Unsent, ());
 
+/// AuthStatus: the etcd-client crate (0.21) has no such call, so a remote client cannot
+/// make it.
+pub(crate) async fn auth_status(_remote: &Remote) -> Result<super::auth::AuthStatusResponse> {
+    Err(Status::unimplemented(
+        "etcdlite: the etcd-client crate has no AuthStatus call; it is in-process only",
+    )
+    .into())
+}
+
 /// Asks for a token for `name` (the Auth service's call: it changes nothing in the
 /// client's own credentials, as in `etcd-client`).
 pub(crate) async fn authenticate(

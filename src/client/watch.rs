@@ -141,7 +141,7 @@ impl WatchClient {
         options: Option<WatchOptions>,
     ) -> Result<WatchStream> {
         let key = key.into();
-        dispatch!(&mut self.backend, e => Ok(e.watch(key, options)), r => super::remote::watch(r, key, options).await)
+        dispatch!(&mut self.backend, e => Ok(Embedded::watch(e, key, options)), r => super::remote::watch(r, key, options).await)
     }
 }
 
@@ -195,7 +195,8 @@ pub struct WatchRequestSender(SenderInner);
 
 enum SenderInner {
     Embedded {
-        store: Arc<Store>,
+        /// Whose watches they are: each create is checked as its caller's.
+        client: Arc<Embedded>,
         watcher: core::Watcher,
         /// Failed creates, answered in-band as etcd answers them.
         failures: mailbox::Sender<WatchResponse>,
@@ -208,8 +209,8 @@ impl WatchRequestSender {
     /// Adds a watch of `key`; its `created` response (or its failure) comes on the stream.
     pub async fn watch(&mut self, key: impl Into<Vec<u8>>, options: Option<WatchOptions>) -> Result<()> {
         match &mut self.0 {
-            SenderInner::Embedded { store, watcher, failures } => {
-                create(store, watcher, failures, key.into(), options);
+            SenderInner::Embedded { client, watcher, failures } => {
+                create(client, watcher, failures, key.into(), options);
                 Ok(())
             }
             #[cfg(feature = "remote")]
@@ -300,32 +301,49 @@ impl WatchStream {
 /// Creates a watch on an in-process stream; a failure is answered on the stream, as etcd
 /// answers it: `created` and `canceled`, watch id -1, the reason in `cancel_reason`.
 fn create(
-    store: &Store,
+    client: &Embedded,
     watcher: &core::Watcher,
     failures: &mailbox::Sender<WatchResponse>,
     key: Vec<u8>,
     options: Option<WatchOptions>,
 ) {
-    if let Err(e) = watcher.watch_request(options.unwrap_or_default().into_request(key)) {
+    let store = &client.store;
+    let req = options.unwrap_or_default().into_request(key);
+    // Read permission is checked as the server checks it: after a negative start revision
+    // is refused, with an empty key read as "\0".
+    let permitted = if req.start_revision < 0 {
+        Ok(())
+    } else {
+        let key = if req.key.is_empty() { &[0][..] } else { &req.key[..] };
+        client
+            .caller()
+            .map_err(|_| crate::Error::InvalidAuthToken)
+            .and_then(|caller| store.auth().check_range(&caller, key, &req.range_end))
+    };
+    let failed = match permitted {
+        Err(e) => Some(crate::auth::watch_cancel_reason(&e)),
+        Ok(()) => watcher.watch_request(req).err().map(|e| e.to_string()),
+    };
+    if let Some(cancel_reason) = failed {
         failures.send(WatchResponse {
             header: Some(store.cluster().header(store.current_revision())),
             watch_id: INVALID_WATCH_ID,
             created: true,
             canceled: true,
-            cancel_reason: e.to_string(),
+            cancel_reason,
             ..Default::default()
         });
     }
 }
 
 impl Embedded {
-    fn watch(&self, key: Vec<u8>, options: Option<WatchOptions>) -> WatchStream {
+    fn watch(self: &Arc<Self>, key: Vec<u8>, options: Option<WatchOptions>) -> WatchStream {
         let (watcher, responses) = self.store.watch_stream();
         let (failures, failed) = mailbox(FAILURES_HELD);
-        create(&self.store, &watcher, &failures, key, options);
+        create(self, &watcher, &failures, key, options);
         let store = self.store.clone();
         WatchStream::new(
-            WatchRequestSender(SenderInner::Embedded { store: store.clone(), watcher, failures }),
+            WatchRequestSender(SenderInner::Embedded { client: self.clone(), watcher, failures }),
             WatchResponseStream(StreamInner::Embedded { store, responses, failures: failed }),
         )
     }

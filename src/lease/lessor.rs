@@ -95,6 +95,11 @@ impl Lessor {
         self.by_expiry.iter().take_while(|(expiry, _)| *expiry <= now).map(|&(_, id)| id).collect()
     }
 
+    /// Every key attached to a lease.
+    pub fn attached_keys(&self) -> Vec<Vec<u8>> {
+        self.key_lease.keys().cloned().collect()
+    }
+
     /// Every lease id, soonest deadline first.
     pub fn ids_by_expiry(&self) -> Vec<i64> {
         self.by_expiry.iter().map(|&(_, id)| id).collect()

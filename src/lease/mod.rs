@@ -320,6 +320,18 @@ impl Leases {
     /// engine batch. With `due_at`, only if the lease is due by then (expiry, which a
     /// keep-alive may have raced); returns `None` when it was not.
     pub fn revoke(&self, mvcc: &MvccStore, id: LeaseId, due_at: Option<Instant>) -> Deferred<Option<i64>> {
+        self.revoke_checked(mvcc, id, due_at, &|_| Ok(()))
+    }
+
+    /// [`revoke`](Leases::revoke), if `permit` allows deleting the lease's keys: it is asked
+    /// under the writer lock, so no write comes between the check and the revoke.
+    pub(crate) fn revoke_checked(
+        &self,
+        mvcc: &MvccStore,
+        id: LeaseId,
+        due_at: Option<Instant>,
+        permit: &dyn Fn(&std::collections::BTreeSet<Vec<u8>>) -> Result<()>,
+    ) -> Deferred<Option<i64>> {
         let mut write = mvcc.write();
         let keys = {
             let lessor = self.lessor.lock();
@@ -338,6 +350,9 @@ impl Leases {
             let pending = if due_at.is_none() { pending } else { mvcc.settled() };
             return Deferred::new(Err(Error::LeaseNotFound), pending);
         };
+        if let Err(e) = permit(&keys) {
+            return Deferred::new(Err(e), write.abandon());
+        }
         for key in &keys {
             write.delete_range(KeyRange::Key(key));
         }
@@ -404,6 +419,11 @@ impl Leases {
         }
     }
 
+    /// Every key attached to a live lease.
+    pub(crate) fn attached_keys(&self) -> Vec<Vec<u8>> {
+        self.lessor.lock().attached_keys()
+    }
+
     pub fn leases(&self, mvcc: &MvccStore) -> LeaseLeasesResponse {
         let header = ResponseHeader::at(mvcc.current_revision());
         let ids = self.lessor.lock().ids_by_expiry();
@@ -414,6 +434,10 @@ impl Leases {
 impl LeaseLookup for Leases {
     fn lease_exists(&self, id: i64) -> bool {
         self.lessor.lock().contains(id)
+    }
+
+    fn lease_keys(&self, id: i64) -> std::collections::BTreeSet<Vec<u8>> {
+        self.lessor.lock().get(id).map(|lease| lease.keys.clone()).unwrap_or_default()
     }
 
     fn committed(&self, changes: &[Change]) {

@@ -7,6 +7,7 @@ use super::request::{
 };
 use super::size;
 use super::validate;
+use crate::auth::{AuthStore, Caller, Checker};
 use crate::error::{Error, Result};
 use crate::mvcc::{Change, Durable, KeyRange, KeyValue, MvccStore, RangeOptions, ReadView, WriteTxn};
 
@@ -30,6 +31,12 @@ impl Default for Limits {
 pub trait LeaseLookup: Send + Sync {
     /// True when a live lease has this id.
     fn lease_exists(&self, id: i64) -> bool;
+
+    /// The keys attached to lease `id` (none for an unknown lease).
+    fn lease_keys(&self, id: i64) -> std::collections::BTreeSet<Vec<u8>> {
+        let _ = id;
+        std::collections::BTreeSet::new()
+    }
 
     /// A write committed these changes: keys put with a lease are now attached to it (and
     /// detached from any other), deleted keys are detached.
@@ -94,12 +101,49 @@ pub struct Kv<'a> {
     mvcc: &'a MvccStore,
     limits: Limits,
     leases: &'a dyn LeaseLookup,
+    /// Who asks, and the auth store that says what they may do; `None` for the
+    /// application itself.
+    caller: Option<(&'a AuthStore, &'a Caller)>,
 }
 
 impl<'a> Kv<'a> {
     /// The KV service of `mvcc`, enforcing `limits` and asking `leases` about lease ids.
     pub fn new(mvcc: &'a MvccStore, limits: Limits, leases: &'a dyn LeaseLookup) -> Self {
-        Kv { mvcc, limits, leases }
+        Kv { mvcc, limits, leases, caller: None }
+    }
+
+    /// The same service for requests from `caller`, checked against `auth` as etcd checks
+    /// them: writes under the writer lock (so no auth change comes between the check and
+    /// the write), reads before they read and again after (a read answered across an auth
+    /// change fails with `revision of auth store is old`).
+    pub fn with_caller(mut self, auth: &'a AuthStore, caller: &'a Caller) -> Self {
+        self.caller = Some((auth, caller));
+        self
+    }
+
+    /// Runs `check` against the auth state as it is now; nothing for the application.
+    fn permit(&self, check: impl FnOnce(&Checker<'_>) -> Result<()>) -> Result<()> {
+        match self.caller {
+            None => Ok(()),
+            Some((auth, caller)) => check(&auth.checker(caller)),
+        }
+    }
+
+    /// Fails when the caller's credentials were refused (a bad token), which etcd reports
+    /// before a request's size.
+    fn credentials(&self) -> Result<()> {
+        match self.caller {
+            Some((_, Caller::Refused(e))) => Err(e.clone()),
+            _ => Ok(()),
+        }
+    }
+
+    /// A read's answer, unless the auth state changed while it was read.
+    fn unchanged<T>(&self, answer: Result<T>) -> Result<T> {
+        match self.caller {
+            Some((auth, caller)) => auth.check_unchanged(caller).and(answer),
+            None => answer,
+        }
     }
 
     fn check_size(&self, size: usize) -> Result<()> {
@@ -112,7 +156,8 @@ impl<'a> Kv<'a> {
     /// etcd's Range.
     pub fn range(&self, req: &RangeRequest) -> Result<GetResponse> {
         validate::check_range(req)?;
-        range(&self.mvcc.read(), req)
+        self.permit(|c| c.range(&req.key, &req.range_end))?;
+        self.unchanged(range(&self.mvcc.read(), req))
     }
 
     /// etcd's Put.
@@ -123,16 +168,20 @@ impl<'a> Kv<'a> {
     /// [`put`](Kv::put), returning once the write is staged: the answer, final once its
     /// [`Durable`] is ready.
     pub fn put_deferred(&self, req: PutRequest) -> Deferred<PutResponse> {
-        if let Err(e) = validate::check_put(&req).and_then(|()| self.check_size(size::put_request_size(&req)))
+        if let Err(e) = validate::check_put(&req)
+            .and_then(|()| self.credentials())
+            .and_then(|()| self.check_size(size::put_request_size(&req)))
         {
             return Deferred::refused(e, self.mvcc);
         }
         let mut write = self.mvcc.write();
-        let staged = if req.lease != 0 && !self.leases.lease_exists(req.lease) {
-            Err(Error::LeaseNotFound)
-        } else {
-            put(&mut write, req)
-        };
+        let staged = self.permit(|c| c.put(&req, self.leases)).and_then(|()| {
+            if req.lease != 0 && !self.leases.lease_exists(req.lease) {
+                Err(Error::LeaseNotFound)
+            } else {
+                put(&mut write, req)
+            }
+        });
         self.finish(write, staged, |_, _| ())
     }
 
@@ -144,13 +193,14 @@ impl<'a> Kv<'a> {
     /// [`delete_range`](Kv::delete_range), returning once the write is staged: the answer,
     /// final once its [`Durable`] is ready.
     pub fn delete_range_deferred(&self, req: &DeleteRangeRequest) -> Deferred<DeleteResponse> {
-        if let Err(e) =
-            validate::check_delete(req).and_then(|()| self.check_size(size::delete_request_size(req)))
+        if let Err(e) = validate::check_delete(req)
+            .and_then(|()| self.credentials())
+            .and_then(|()| self.check_size(size::delete_request_size(req)))
         {
             return Deferred::refused(e, self.mvcc);
         }
         let mut write = self.mvcc.write();
-        let staged = delete_range(&mut write, req);
+        let staged = self.permit(|c| c.delete(req)).and_then(|()| delete_range(&mut write, req));
         self.finish(write, staged, |_, _| ())
     }
 
@@ -163,17 +213,21 @@ impl<'a> Kv<'a> {
     /// [`txn`](Kv::txn), returning once the write is staged: the answer, final once its
     /// [`Durable`] is ready (at once for a read-only txn).
     pub fn txn_deferred(&self, txn: Txn) -> Deferred<TxnResponse> {
-        if let Err(e) = validate::check_txn(&txn, self.limits.max_txn_ops) {
+        if let Err(e) = validate::check_txn(&txn, self.limits.max_txn_ops).and_then(|()| self.credentials()) {
             return Deferred::refused(e, self.mvcc);
         }
         if txn.is_read_only() {
-            return Deferred::ready(read_only_txn(&self.mvcc.read(), &txn), self.mvcc);
+            let answer = self
+                .permit(|c| c.txn(&txn, self.leases))
+                .and_then(|()| self.unchanged(read_only_txn(&self.mvcc.read(), &txn)));
+            return Deferred::ready(answer, self.mvcc);
         }
         if let Err(e) = self.check_size(size::txn_request_size(&txn)) {
             return Deferred::refused(e, self.mvcc);
         }
         let mut write = self.mvcc.write();
         let staged = (|| {
+            self.permit(|c| c.txn(&txn, self.leases))?;
             let path = Path::evaluate(&write, &txn)?;
             path.check(&txn, &mut |op| self.check_put(&write, op))?;
             path.check(&txn, &mut |op| check_range_revision(&write, op))?;
@@ -208,6 +262,8 @@ impl<'a> Kv<'a> {
     /// etcd's Compact: history below `revision` becomes unreadable at once; with
     /// `physical`, this also waits until the engine no longer holds it.
     pub fn compact(&self, req: CompactionRequest) -> Result<CompactionResponse> {
+        // etcd asks no permission of a compaction; refused credentials still fail it.
+        self.credentials()?;
         let done = self.mvcc.compact(req.revision)?;
         if req.physical {
             done.wait()?;

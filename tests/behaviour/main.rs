@@ -3,6 +3,7 @@
 //! memory engine "reopens" by building a new store over the same engine instance, which
 //! runs the same restore path.
 
+mod auth;
 mod compaction;
 mod concurrency;
 mod engine;
@@ -33,6 +34,15 @@ macro_rules! suite {
 }
 
 suite!(
+    auth::auth_state_survives_reopening,
+    auth::auth_state_survives_a_snapshot_restore,
+    auth::auth_changes_follow_etcds_rules,
+    auth::authentication_checks_passwords_and_auth_state,
+    auth::simple_tokens_expire_on_the_stores_clock,
+    auth::kv_requests_are_checked_as_etcd_checks_them,
+    auth::a_permission_change_applies_to_the_next_request,
+    auth::leases_are_checked_as_etcd_checks_them,
+    auth::administration_needs_the_root_role,
     engine::engine_scans_respect_bounds_in_both_directions,
     engine::engine_scans_stop_when_the_visitor_breaks,
     engine::engine_keyspaces_are_independent_and_batches_span_them,

@@ -46,6 +46,8 @@ pub enum Place {
 pub struct Target {
     pub place: Place,
     client: Option<Client>,
+    /// The endpoints a network client connects to (none in-process).
+    endpoints: Vec<String>,
     clock: Option<ManualClock>,
     /// Keeps a persistent engine's directory until the scenario ends.
     _dir: Option<tempfile::TempDir>,
@@ -57,9 +59,17 @@ impl Target {
     /// Sets `place` up.
     pub async fn start(place: Place) -> Target {
         let clock = ManualClock::new();
-        let manual = Options::clock;
-        let mut target =
-            Target { place, client: None, clock: None, _dir: None, _server: None, etcd: Vec::new() };
+        // bcrypt at its cheapest cost where the suite sets the store up (etcd keeps its 10).
+        let manual = |options: Options, clock| Options::clock(options.with_bcrypt_cost(4), clock);
+        let mut target = Target {
+            place,
+            client: None,
+            endpoints: Vec::new(),
+            clock: None,
+            _dir: None,
+            _server: None,
+            etcd: Vec::new(),
+        };
         target.client = Some(match place {
             Place::Memory => embed(manual(Options::memory(), Arc::new(clock.clone()))).await,
             Place::RocksDb | Place::Sled => {
@@ -73,21 +83,28 @@ impl Target {
                 embed(manual(options, Arc::new(clock.clone()))).await
             }
             Place::TestServer => {
-                let server = TestServer::builder().clock(clock.clone()).start().expect("start a TestServer");
+                let server = TestServer::builder()
+                    .options(Options::memory().with_bcrypt_cost(4))
+                    .clock(clock.clone())
+                    .start()
+                    .expect("start a TestServer");
+                target.endpoints = vec![server.endpoint()];
                 let client = connect(&[server.endpoint()]).await;
                 target._server = Some(server);
                 client
             }
             Place::Etcd => {
                 target.etcd = etcd_cluster(1).await;
-                connect(&endpoints(&target.etcd)).await
+                target.endpoints = endpoints(&target.etcd);
+                connect(&target.endpoints).await
             }
             Place::EtcdCluster => {
                 target.etcd = etcd_cluster(3).await;
                 // A follower first: the client's calls go there until it is killed.
                 let leader = leader_position(&target.etcd).await;
                 target.etcd.swap(0, (leader + 1) % 3);
-                connect(&endpoints(&target.etcd)).await
+                target.endpoints = endpoints(&target.etcd);
+                connect(&target.endpoints).await
             }
         });
         if !target.is_etcd() {
@@ -99,6 +116,19 @@ impl Target {
     /// A client of the place (clones share it).
     pub fn client(&self) -> Client {
         self.client.clone().expect("set by start")
+    }
+
+    /// Another client of the same place, whose calls are `user`'s (authenticated with
+    /// `password` as it connects).
+    pub async fn client_as(&self, user: &str, password: &str) -> Result<Client, etcdlite::client::Error> {
+        let options = ConnectOptions::new().with_user(user, password);
+        match self.client().store() {
+            Some(store) => Client::embedded(store.clone(), Some(options)).await,
+            None => {
+                let options = options.with_connect_timeout(Duration::from_secs(5)).with_timeout(WAIT);
+                within("connect as a user", Client::connect(&self.endpoints, Some(options))).await
+            }
+        }
     }
 
     /// The manual clock leases follow, where the suite controls time.

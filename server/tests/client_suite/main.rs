@@ -8,6 +8,7 @@
 //! Where the suite controls time (a `ManualClock` in-process and in the `TestServer`),
 //! lease expiry is driven by the clock; against etcd, the scenario waits for it, bounded.
 
+mod auth;
 mod coordination;
 mod harness;
 mod kv;
@@ -62,6 +63,9 @@ macro_rules! suite {
 }
 
 suite!(
+    auth::users_roles_and_permissions_are_enforced,
+    auth::txns_leases_and_watches_are_checked,
+    auth::credentials_are_checked,
     kv::put_and_get_report_revisions_and_versions,
     kv::ranges_take_prefixes_limits_sorts_and_filters,
     kv::deletes_report_what_they_removed,
