@@ -34,6 +34,7 @@ use crate::pb::etcdserverpb::maintenance_server::{self, MaintenanceServer};
 use crate::pb::etcdserverpb::watch_server::{self, WatchServer};
 use crate::pb::v3electionpb::election_server::{self, ElectionServer};
 use crate::pb::v3lockpb::lock_server::{self, LockServer};
+use crate::tls::{Acceptor, WithClientCertName};
 use crate::{gateway, status};
 use crate::{AuthService, ClusterService, ElectionService, KvService, LeaseService, LockService};
 use crate::{MaintenanceService, Node, WatchService};
@@ -214,7 +215,14 @@ impl Future for ResponseFuture {
 
 /// Serves `listener` until `stopped` completes, then stops accepting, lets each
 /// connection finish its calls in flight (HTTP/2 GOAWAY), and returns once all have closed.
-pub async fn serve(listener: TcpListener, dispatch: Dispatch, stopped: impl Future<Output = ()>) {
+/// With `tls`, each connection is served once its TLS handshake succeeds (in its own task,
+/// so a slow or plain-text client holds up no other).
+pub(crate) async fn serve(
+    listener: TcpListener,
+    tls: Option<Acceptor>,
+    dispatch: Dispatch,
+    stopped: impl Future<Output = ()>,
+) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // hyper enforces its HTTP/1 header read timeout only with a timer; HTTP/2 needs one to ping.
     builder.http1().timer(TokioTimer::new());
@@ -231,10 +239,10 @@ pub async fn serve(listener: TcpListener, dispatch: Dispatch, stopped: impl Futu
     let mut stopped = std::pin::pin!(stopped);
     let mut last_warning = None;
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             _ = &mut stopped => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) if is_connection_error(&e) => {
                     tracing::debug!("accepting a connection: {e}");
                     continue;
@@ -257,18 +265,25 @@ pub async fn serve(listener: TcpListener, dispatch: Dispatch, stopped: impl Futu
         let builder = builder.clone();
         let dispatch = dispatch.clone();
         let mut stop_seen = stop_seen.clone();
+        let Some(tls) = tls.clone() else {
+            tokio::spawn(serve_connection(builder, TokioIo::new(stream), dispatch, stop_seen));
+            continue;
+        };
         tokio::spawn(async move {
-            let connection = builder.serve_connection(TokioIo::new(stream), dispatch);
-            let mut connection = std::pin::pin!(connection);
-            let result = tokio::select! {
-                result = connection.as_mut() => result,
-                _ = stop_seen.changed() => {
-                    connection.as_mut().graceful_shutdown();
-                    connection.await
-                }
+            let accepted = tokio::select! {
+                accepted = tls.accept(stream) => accepted,
+                _ = stop_seen.changed() => return,
             };
-            if let Err(e) = result {
-                tracing::debug!("serving a connection: {e}");
+            match accepted {
+                Ok((stream, None)) => {
+                    serve_connection(builder, TokioIo::new(stream), dispatch, stop_seen).await
+                }
+                Ok((stream, Some(name))) => {
+                    let named = WithClientCertName::new(dispatch, name);
+                    serve_connection(builder, TokioIo::new(stream), named, stop_seen).await
+                }
+                // As etcd, which logs each failed handshake as a rejected connection.
+                Err(e) => tracing::warn!(remote_addr = %peer, "rejected connection: {e}"),
             }
         });
     }
@@ -277,6 +292,33 @@ pub async fn serve(listener: TcpListener, dispatch: Dispatch, stopped: impl Futu
     let _ = stop.send(());
     drop(stop_seen);
     stop.closed().await;
+}
+
+/// Serves one connection's requests with `service` until the peer closes it, or, once
+/// `stop_seen` changes, until its calls in flight have finished.
+async fn serve_connection<I, S>(
+    builder: auto::Builder<TokioExecutor>,
+    io: I,
+    service: S,
+    mut stop_seen: tokio::sync::watch::Receiver<()>,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + 'static,
+    S: hyper::service::Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>,
+    S::Future: 'static,
+    TokioExecutor: auto::HttpServerConnExec<S::Future, Body>,
+{
+    let connection = builder.serve_connection(io, service);
+    let mut connection = std::pin::pin!(connection);
+    let result = tokio::select! {
+        result = connection.as_mut() => result,
+        _ = stop_seen.changed() => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!("serving a connection: {e}");
+    }
 }
 
 /// An accept error that concerns one connection only (the peer reset it while queued).

@@ -1,6 +1,7 @@
 //! etcd's v3 API over an [`etcdlite`] store: the gRPC services (KV, Watch, Lease,
 //! Maintenance, Cluster, health) and, on the same port, etcd's JSON gateway, so that
-//! `etcdctl` and every etcd client work against it unchanged.
+//! `etcdctl` and every etcd client work against it unchanged. [`Config::tls`] serves them
+//! over TLS as etcd does ([`tls`]).
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -30,6 +31,7 @@ mod node;
 pub mod pb;
 mod status;
 mod testing;
+pub mod tls;
 mod watch;
 
 use std::future::Future;
@@ -54,6 +56,7 @@ pub use lock::LockService;
 pub use maintenance::MaintenanceService;
 pub use node::Node;
 pub use testing::{TestServer, TestServerBuilder};
+pub use tls::TlsConfig;
 pub use watch::WatchService;
 
 /// etcd's default request size limit: 1.5 MiB.
@@ -71,10 +74,17 @@ const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
 pub struct Config {
     /// `--name`: this member's name.
     pub name: String,
-    /// `--listen-client-urls`: where to serve gRPC and the JSON gateway.
+    /// `--listen-client-urls`' `http://` addresses: where to serve gRPC and the JSON
+    /// gateway in plain text.
     pub listen: Vec<SocketAddr>,
+    /// `--listen-client-urls`' `https://` addresses: where to serve the same over TLS, as
+    /// [`tls`](Config::tls) sets it up (binding them fails without it).
+    pub listen_tls: Vec<SocketAddr>,
+    /// `--cert-file`, `--key-file`, `--trusted-ca-file`, `--client-cert-auth` (or
+    /// `--auto-tls`): TLS on the [`listen_tls`](Config::listen_tls) addresses.
+    pub tls: Option<TlsConfig>,
     /// `--advertise-client-urls`: the URLs the Cluster service reports; the listen
-    /// addresses when empty.
+    /// addresses when empty (`https://` for the TLS ones).
     pub advertise_client_urls: Vec<String>,
     /// `--max-request-bytes`: the largest write request accepted.
     pub max_request_bytes: usize,
@@ -94,6 +104,8 @@ impl Default for Config {
         Config {
             name: "default".to_owned(),
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 2379))],
+            listen_tls: Vec::new(),
+            tls: None,
             advertise_client_urls: Vec::new(),
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             quota_bytes: DEFAULT_QUOTA_BYTES,
@@ -116,29 +128,58 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub struct Server {
     node: Arc<Node>,
     config: Config,
-    listeners: Vec<TcpListener>,
+    listeners: Vec<Listener>,
+}
+
+/// One bound address, and its TLS when it is an `https://` one.
+struct Listener {
+    tcp: TcpListener,
+    tls: Option<tls::Acceptor>,
+}
+
+impl Listener {
+    /// The URL clients reach it at: `http://` or `https://`, then the address bound.
+    fn url(&self) -> io::Result<String> {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        Ok(format!("{scheme}://{}", self.tcp.local_addr()?))
+    }
 }
 
 impl Server {
     /// Binds every listen address of `config` (port 0 picks a free port) for `store`, and
     /// makes the store's member the one `config` names (its name and URLs, the version it
-    /// reports, its space quota).
+    /// reports, its space quota). TLS addresses need [`Config::tls`], whose files are read
+    /// and checked here: a TLS configuration that cannot serve fails with `InvalidInput`
+    /// (or the file's error), saying why.
     pub async fn bind(config: Config, store: Arc<Store>) -> io::Result<Server> {
+        let acceptor = match (&config.tls, config.listen_tls.is_empty()) {
+            (_, true) => None,
+            (Some(tls), false) => Some(tls::Acceptor::new(tls)?),
+            (None, false) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "TLS listen addresses need a TLS configuration (a certificate and its key)",
+                ))
+            }
+        };
         let mut listeners = Vec::new();
         for addr in &config.listen {
-            listeners.push(TcpListener::bind(addr).await?);
+            listeners.push(Listener { tcp: TcpListener::bind(addr).await?, tls: None });
+        }
+        for addr in &config.listen_tls {
+            listeners.push(Listener { tcp: TcpListener::bind(addr).await?, tls: acceptor.clone() });
         }
         let mut advertise = config.advertise_client_urls.clone();
         if advertise.is_empty() {
             for listener in &listeners {
-                advertise.push(format!("http://{}", listener.local_addr()?));
+                advertise.push(listener.url()?);
             }
         }
         // A single node has no peers; it reports the conventional peer port of its first
         // client address, as a member's list entry needs one.
         let peer = listeners
             .first()
-            .map(|l| l.local_addr())
+            .map(|l| l.tcp.local_addr())
             .transpose()?
             .map(|a| format!("http://{}:2380", a.ip()))
             .into_iter()
@@ -151,9 +192,15 @@ impl Server {
         Ok(Server { node, config, listeners })
     }
 
-    /// The addresses actually bound.
+    /// The addresses actually bound: the plain ones, then the TLS ones.
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.listeners.iter().filter_map(|l| l.local_addr().ok()).collect()
+        self.listeners.iter().filter_map(|l| l.tcp.local_addr().ok()).collect()
+    }
+
+    /// The URLs served, in the order of [`local_addrs`](Server::local_addrs):
+    /// `http://<addr>` for a plain address, `https://<addr>` for a TLS one.
+    pub fn local_urls(&self) -> Vec<String> {
+        self.listeners.iter().filter_map(|l| l.url().ok()).collect()
     }
 
     /// What every service shares (the store, this member's identity).
@@ -178,7 +225,8 @@ impl Server {
             self.config.auto_compaction.clone().map(|mode| compactor::spawn(self.node.store.clone(), mode));
         let mut servers = Vec::new();
         for listener in self.listeners {
-            servers.push(tokio::spawn(dispatch::serve(listener, dispatch.clone(), self.node.stopped())));
+            let serve = dispatch::serve(listener.tcp, listener.tls, dispatch.clone(), self.node.stopped());
+            servers.push(tokio::spawn(serve));
         }
         shutdown.await;
         tracing::info!("shutting down");

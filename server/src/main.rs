@@ -3,10 +3,12 @@
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use etcdlite::{Options, Store};
-use etcdlite_server::{AutoCompaction, Config, Server, DEFAULT_ETCD_VERSION};
+use etcdlite_server::tls::Pem;
+use etcdlite_server::{AutoCompaction, Config, Server, TlsConfig, DEFAULT_ETCD_VERSION};
 
 /// mimalloc rather than the system allocator: a request allocates and frees dozens of small
 /// buffers across the gRPC stack, and glibc's malloc spent about 14 % of the server's
@@ -35,7 +37,8 @@ struct Args {
     /// default with --data-dir is the first one this build has).
     #[arg(long, value_enum)]
     engine: Option<Engine>,
-    /// Comma-separated URLs to serve gRPC and the JSON gateway on.
+    /// Comma-separated URLs to serve gRPC and the JSON gateway on: http:// in plain text,
+    /// https:// over TLS (needs --cert-file and --key-file, or --auto-tls).
     #[arg(long, default_value = "http://127.0.0.1:2379", value_delimiter = ',')]
     listen_client_urls: Vec<String>,
     /// Comma-separated client URLs this member advertises (default: the listen URLs).
@@ -60,14 +63,112 @@ struct Args {
     /// The etcd version the Status call reports.
     #[arg(long, default_value = DEFAULT_ETCD_VERSION)]
     etcd_version: String,
+    /// Path to the client server TLS cert file (for https:// listen URLs).
+    #[arg(long)]
+    cert_file: Option<PathBuf>,
+    /// Path to the client server TLS key file.
+    #[arg(long)]
+    key_file: Option<PathBuf>,
+    /// Path to the client server TLS trusted CA cert file: clients must then present a
+    /// certificate it signed.
+    #[arg(long)]
+    trusted_ca_file: Option<PathBuf>,
+    /// Enable client cert authentication (needs --trusted-ca-file): a request without a
+    /// token is made as the user its certificate's Common Name names.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          default_value_t = false, action = clap::ArgAction::Set)]
+    client_cert_auth: bool,
+    /// Client TLS using a generated self-signed certificate (kept in the data dir's
+    /// fixtures/client, or in memory without --data-dir), when no --cert-file/--key-file are
+    /// given.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          default_value_t = false, action = clap::ArgAction::Set)]
+    auto_tls: bool,
+    /// The validity of the --auto-tls certificate, in years.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    self_signed_cert_validity: u32,
 }
 
-fn parse_url(url: &str) -> Result<Vec<SocketAddr>, String> {
-    let host_port = url
-        .strip_prefix("http://")
-        .ok_or_else(|| format!("unsupported URL {url:?}: only http:// client URLs are served"))?
-        .trim_end_matches('/');
-    host_port.to_socket_addrs().map(|a| a.collect()).map_err(|e| format!("bad URL {url:?}: {e}"))
+/// One `--listen-client-urls` entry.
+struct ListenUrl {
+    url: String,
+    addrs: Vec<SocketAddr>,
+    /// `https://`: served over TLS.
+    secure: bool,
+    /// The host, without its port or an IPv6 address's brackets: what an `--auto-tls`
+    /// certificate names.
+    host: String,
+}
+
+fn parse_url(url: &str) -> Result<ListenUrl, String> {
+    let (secure, host_port) = match (url.strip_prefix("https://"), url.strip_prefix("http://")) {
+        (Some(rest), _) => (true, rest),
+        (None, Some(rest)) => (false, rest),
+        (None, None) => {
+            return Err(format!("unsupported URL {url:?}: only http:// and https:// client URLs are served"))
+        }
+    };
+    let host_port = host_port.trim_end_matches('/');
+    let addrs = host_port.to_socket_addrs().map_err(|e| format!("bad URL {url:?}: {e}"))?.collect();
+    let host = host_port.rsplit_once(':').map_or(host_port, |(host, _)| host);
+    let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+    Ok(ListenUrl { url: url.to_owned(), addrs, secure, host })
+}
+
+/// The TLS of the https:// listen URLs, from the TLS flags as etcd reads them: the
+/// certificate files, else with --auto-tls a generated certificate (which, as etcd's,
+/// leaves out --trusted-ca-file and --client-cert-auth). None when no URL is https://.
+fn tls_config(args: &Args, urls: &[ListenUrl]) -> Result<Option<TlsConfig>, String> {
+    let files = match (&args.cert_file, &args.key_file) {
+        (Some(cert), Some(key)) => Some(TlsConfig::from_files(cert, key)),
+        (None, None) => None,
+        _ => return Err("--cert-file and --key-file must be given together".into()),
+    };
+    for url in urls.iter().filter(|u| !u.secure) {
+        if files.is_some() || args.auto_tls {
+            tracing::warn!(client_url = %url.url, "scheme is http while TLS is set up; serving it in plain text");
+        }
+        if args.client_cert_auth {
+            tracing::warn!(client_url = %url.url, "scheme is http while --client-cert-auth is enabled; ignoring client cert auth for this URL");
+        }
+    }
+    let https: Vec<&ListenUrl> = urls.iter().filter(|u| u.secure).collect();
+    let Some(first) = https.first() else {
+        return Ok(None);
+    };
+    let tls = match files {
+        Some(files) => {
+            if args.auto_tls {
+                tracing::warn!("ignoring --auto-tls since --cert-file and --key-file are given");
+            }
+            let mut tls = files;
+            tls.trusted_ca = args.trusted_ca_file.clone().map(Pem::File);
+            tls.client_cert_auth = args.client_cert_auth;
+            tls
+        }
+        None if args.auto_tls => {
+            if args.trusted_ca_file.is_some() || args.client_cert_auth {
+                tracing::warn!("--auto-tls ignores --trusted-ca-file and --client-cert-auth, as etcd does: no client certificates are asked for");
+            }
+            let hosts: Vec<&str> = https.iter().map(|u| u.host.as_str()).collect();
+            let validity = Duration::from_secs(u64::from(args.self_signed_cert_validity) * 365 * 24 * 3600);
+            let generated = match &args.data_dir {
+                Some(dir) => {
+                    TlsConfig::self_signed_in(&dir.join("fixtures").join("client"), &hosts, validity)
+                }
+                None => TlsConfig::self_signed(&hosts, validity),
+            };
+            generated.map_err(|e| format!("--auto-tls: {e}"))?
+        }
+        None => {
+            return Err(format!(
+                "TLS key/cert (--cert-file, --key-file) must be provided for client url {} with HTTPS \
+                 scheme (or --auto-tls for a self-signed certificate)",
+                first.url
+            ))
+        }
+    };
+    Ok(Some(tls))
 }
 
 fn store_options(args: &Args) -> Result<Options, String> {
@@ -100,13 +201,17 @@ fn store_options(args: &Args) -> Result<Options, String> {
 }
 
 fn config(args: &Args) -> Result<Config, String> {
-    let mut listen = Vec::new();
-    for url in &args.listen_client_urls {
-        listen.extend(parse_url(url)?);
+    let urls = args.listen_client_urls.iter().map(|url| parse_url(url)).collect::<Result<Vec<_>, _>>()?;
+    let tls = tls_config(args, &urls)?;
+    let (mut listen, mut listen_tls) = (Vec::new(), Vec::new());
+    for url in urls {
+        if url.secure { &mut listen_tls } else { &mut listen }.extend(url.addrs);
     }
     Ok(Config {
         name: args.name.clone(),
         listen,
+        listen_tls,
+        tls,
         advertise_client_urls: args.advertise_client_urls.clone(),
         max_request_bytes: args.max_request_bytes,
         quota_bytes: if args.quota_backend_bytes == 0 {
@@ -151,9 +256,10 @@ async fn run(args: Args) -> Result<(), String> {
     let options = store_options(&args)?;
     let config = config(&args)?;
     let store = Arc::new(Store::open(options).map_err(|e| format!("opening the store: {e}"))?);
-    let server = Server::bind(config, store.clone()).await.map_err(|e| format!("binding: {e}"))?;
-    for addr in server.local_addrs() {
-        tracing::info!(%addr, name = %args.name, data_dir = ?args.data_dir, "serving etcd v3 gRPC and JSON gateway");
+    let server =
+        Server::bind(config, store.clone()).await.map_err(|e| format!("starting the server: {e}"))?;
+    for url in server.local_urls() {
+        tracing::info!(%url, name = %args.name, data_dir = ?args.data_dir, "serving etcd v3 gRPC and JSON gateway");
     }
     server.serve(shutdown_signal()).await.map_err(|e| format!("serving: {e}"))?;
     drop(store);

@@ -10,11 +10,14 @@ use std::time::Duration;
 use etcdlite::{ManualClock, Options, Store};
 use tokio::sync::oneshot;
 
-use crate::{Config, Faults, Node, Server};
+use crate::{Config, Faults, Node, Server, TlsConfig};
 
 /// How long a dropped test server lets calls in flight finish before it closes their
 /// connections.
 const STOP_GRACE: Duration = Duration::from_millis(200);
+
+/// How long the certificate of [`TestServerBuilder::auto_tls`] is valid: longer than any test.
+const AUTO_TLS_VALIDITY: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// A real etcd-compatible server for tests: the etcdlite server's own code, gateway
 /// included, on `127.0.0.1` and a port the system picks, over a memory store by default.
@@ -46,8 +49,24 @@ const STOP_GRACE: Duration = Duration::from_millis(200);
 /// assert_eq!(server.store().lease_time_to_live(lease, None)?.ttl(), -1);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+///
+/// Over TLS, with a certificate generated at start (as etcd's `--auto-tls`) that a client
+/// trusts through [`ca_pem`](TestServer::ca_pem):
+///
+/// ```
+/// use etcdlite_server::TestServer;
+///
+/// let server = TestServer::builder().auto_tls().start()?;
+/// assert!(server.endpoint().starts_with("https://127.0.0.1:"));
+/// assert!(server.ca_pem().unwrap().starts_with("-----BEGIN CERTIFICATE-----"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct TestServer {
     addr: SocketAddr,
+    /// Whether it serves TLS (`https://`).
+    tls: bool,
+    /// The certificate [`TestServerBuilder::auto_tls`] generated.
+    ca_pem: Option<String>,
     store: Arc<Store>,
     clock: Option<ManualClock>,
     node: Arc<Node>,
@@ -63,6 +82,15 @@ pub struct TestServerBuilder {
     store: Option<Arc<Store>>,
     clock: Option<ManualClock>,
     config: Option<Config>,
+    tls: Option<TestTls>,
+}
+
+/// How a [`TestServer`] serves TLS.
+enum TestTls {
+    /// With the test's certificate.
+    Given(TlsConfig),
+    /// With one generated at start.
+    Auto,
 }
 
 impl TestServerBuilder {
@@ -92,14 +120,34 @@ impl TestServerBuilder {
         self
     }
 
-    /// Serves with `config` (its listen addresses are replaced by `127.0.0.1:0`).
+    /// Serves with `config`. Its listen addresses are replaced by one, `127.0.0.1:0`: a
+    /// TLS one when `config` has [`tls`](Config::tls) (or the builder is given
+    /// [`tls`](TestServerBuilder::tls) or [`auto_tls`](TestServerBuilder::auto_tls)).
     pub fn config(mut self, config: Config) -> Self {
         self.config = Some(config);
         self
     }
 
+    /// Serves TLS set up by `tls` (the test's own certificate, say for `127.0.0.1`, and
+    /// its client certificate policy): the server's [`endpoint`](TestServer::endpoint) is
+    /// `https://127.0.0.1:<port>`. Replaces an earlier [`auto_tls`](TestServerBuilder::auto_tls).
+    pub fn tls(mut self, tls: TlsConfig) -> Self {
+        self.tls = Some(TestTls::Given(tls));
+        self
+    }
+
+    /// Serves TLS with a self-signed certificate for `127.0.0.1` and `localhost` generated
+    /// at start (as etcd's `--auto-tls`, in memory), which [`TestServer::ca_pem`] returns for
+    /// clients to trust. No client certificates are asked for. Replaces an earlier
+    /// [`tls`](TestServerBuilder::tls).
+    pub fn auto_tls(mut self) -> Self {
+        self.tls = Some(TestTls::Auto);
+        self
+    }
+
     /// Starts the server; returns once it accepts connections. Fails with `InvalidInput`
-    /// for a builder given both a store and a clock.
+    /// for a builder given both a store and a clock, or a TLS configuration that cannot
+    /// serve (see [`Server::bind`]).
     pub fn start(self) -> io::Result<TestServer> {
         let store = match self.store {
             Some(_) if self.clock.is_some() => {
@@ -119,7 +167,20 @@ impl TestServerBuilder {
             }
         };
         let mut config = self.config.unwrap_or_default();
-        config.listen = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
+        let mut ca_pem = None;
+        match self.tls {
+            Some(TestTls::Given(tls)) => config.tls = Some(tls),
+            Some(TestTls::Auto) => {
+                let tls = TlsConfig::self_signed(&["127.0.0.1", "localhost"], AUTO_TLS_VALIDITY)?;
+                ca_pem = Some(String::from_utf8(tls.cert.read()?).map_err(io::Error::other)?);
+                config.tls = Some(tls);
+            }
+            None => {}
+        }
+        let tls = config.tls.is_some();
+        let loopback = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
+        (config.listen, config.listen_tls) =
+            if tls { (Vec::new(), loopback) } else { (loopback, Vec::new()) };
         config.shutdown_grace = config.shutdown_grace.min(STOP_GRACE);
         let (ready, started) = std::sync::mpsc::channel();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -135,7 +196,16 @@ impl TestServerBuilder {
                 return Err(e);
             }
         };
-        Ok(TestServer { addr, store, clock: self.clock, node, stop: Some(stop), thread: Some(thread) })
+        Ok(TestServer {
+            addr,
+            tls,
+            ca_pem,
+            store,
+            clock: self.clock,
+            node,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
     }
 }
 
@@ -195,9 +265,19 @@ impl TestServer {
         TestServerBuilder::default()
     }
 
-    /// The server's URL, `http://127.0.0.1:<port>`: an endpoint for any etcd client.
+    /// The server's URL, `http://127.0.0.1:<port>` (`https://` over TLS): an endpoint for
+    /// any etcd client.
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// The PEM certificate a client trusts to reach a server started with
+    /// [`auto_tls`](TestServerBuilder::auto_tls): the self-signed one it serves. None for
+    /// other servers (the test that gave [`tls`](TestServerBuilder::tls) a certificate has
+    /// its CA already).
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
     }
 
     /// The address served.

@@ -178,3 +178,34 @@ fn bad_flags_are_refused_with_a_message() {
         assert!(!out.stderr.is_empty(), "{args:?} failed silently");
     }
 }
+
+#[test]
+fn tls_flags_that_cannot_serve_are_refused_with_a_clear_message() {
+    for (args, says) in [
+        (
+            &["--listen-client-urls", "https://127.0.0.1:0"][..],
+            "--cert-file, --key-file) must be provided for client url https://127.0.0.1:0",
+        ),
+        (
+            &["--listen-client-urls", "https://127.0.0.1:0", "--cert-file", "cert.pem"][..],
+            "--cert-file and --key-file must be given together",
+        ),
+        (
+            &[
+                "--listen-client-urls",
+                "https://127.0.0.1:0",
+                "--cert-file",
+                "/nonexistent/cert.pem",
+                "--key-file",
+                "/nonexistent/key.pem",
+            ][..],
+            "the certificate: reading /nonexistent/cert.pem",
+        ),
+        (&["--listen-client-urls", "ftp://127.0.0.1:0"][..], "only http:// and https:// client URLs"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_etcdlite")).args(args).output().unwrap();
+        assert!(!out.status.success(), "{args:?} was accepted");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(says), "{args:?}: expected {says:?} in:\n{stderr}");
+    }
+}
