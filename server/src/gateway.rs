@@ -45,7 +45,7 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 use tonic::{Code, Status};
 
-use crate::node::Node;
+use crate::node::{Credentials, Node};
 use crate::pb::etcdserverpb as pb;
 use crate::pb::etcdserverpb::auth_server::Auth;
 use crate::pb::etcdserverpb::cluster_server::Cluster;
@@ -322,9 +322,11 @@ fn grpc_request<T>(message: T, headers: &HeaderMap) -> tonic::Request<T> {
     request
 }
 
-/// The token a gateway request carries, as the gRPC services would read it.
-fn token_of(headers: &HeaderMap) -> Option<Vec<u8>> {
-    crate::node::token_of(&grpc_request((), headers))
+/// The credentials of a gateway request: its token. A client certificate names no user
+/// through the gateway: etcd's gateway reaches its gRPC server as itself, whose
+/// certificate's name etcd ignores.
+fn credentials_of(headers: &HeaderMap) -> Credentials {
+    Credentials::of(&grpc_request((), headers))
 }
 
 /// One unary call: the body decoded as `name` (InvalidArgument when it is not), `call`
@@ -829,7 +831,8 @@ where
 async fn watch(State(services): State<Shared>, headers: HeaderMap, body: Body) -> Response {
     match request_stream::<pb::WatchRequest>(&services, "etcdserverpb.WatchRequest", body).await {
         Ok((requests, started, aborted)) => {
-            forward_stream(services.watch.serve(requests, token_of(&headers)), started, Some(aborted)).await
+            forward_stream(services.watch.serve(requests, credentials_of(&headers)), started, Some(aborted))
+                .await
         }
         Err(response) => response,
     }

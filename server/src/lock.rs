@@ -31,8 +31,11 @@ impl LockService {
 /// carry `request`'s token: they are the caller's, checked as etcd checks the calls its
 /// lock and election servers make with the caller's context.
 pub(crate) async fn client_of<T>(node: &Node, request: &Request<T>) -> Result<Client, Status> {
-    let token = crate::node::token_of(request).map(|t| String::from_utf8_lossy(&t).into_owned());
-    Client::embedded_with_token(node.store.clone(), token).await.map_err(from_client)
+    let credentials = crate::node::Credentials::of(request);
+    let token = credentials.token.map(|t| String::from_utf8_lossy(&t).into_owned());
+    Client::embedded_relaying(node.store.clone(), token, credentials.certificate_name)
+        .await
+        .map_err(from_client)
 }
 
 /// A client error as the server sends it: the status's code and etcd's message.

@@ -84,6 +84,16 @@ struct Args {
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
           default_value_t = false, action = clap::ArgAction::Set)]
     auto_tls: bool,
+    /// How auth tokens are made: `simple` (random tokens kept in memory) or
+    /// `jwt,pub-key=PATH,priv-key=PATH,sign-method=ALG[,ttl=DURATION]` (signed tokens).
+    #[arg(long, default_value = "simple")]
+    auth_token: String,
+    /// How long a simple token lives after its last use, in seconds.
+    #[arg(long, default_value_t = 300)]
+    auth_token_ttl: u64,
+    /// The bcrypt cost of password hashes (4 to 31).
+    #[arg(long, default_value_t = etcdlite::auth::DEFAULT_BCRYPT_COST)]
+    bcrypt_cost: u32,
     /// The validity of the --auto-tls certificate, in years.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     self_signed_cert_validity: u32,
@@ -197,7 +207,12 @@ fn store_options(args: &Args) -> Result<Options, String> {
     };
     // The memory engine has nothing to sync: waiting for a no-op sync would only slow it.
     let sync = args.sync && engine != Engine::Memory;
-    Ok(options.sync(sync).max_request_bytes(args.max_request_bytes))
+    Ok(options
+        .sync(sync)
+        .max_request_bytes(args.max_request_bytes)
+        .with_auth_token(args.auth_token.clone())
+        .with_auth_token_ttl(std::time::Duration::from_secs(args.auth_token_ttl))
+        .with_bcrypt_cost(args.bcrypt_cost))
 }
 
 fn config(args: &Args) -> Result<Config, String> {

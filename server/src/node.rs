@@ -12,12 +12,28 @@ use tonic::Status;
 use crate::faults::Faults;
 use crate::pb::etcdserverpb::ResponseHeader;
 use crate::status::to_status;
+use crate::tls::ClientCertName;
 
-/// The token `request` carries, in its `token` metadata or else its `authorization`
-/// metadata (etcd reads both).
-pub fn token_of<T>(request: &tonic::Request<T>) -> Option<Vec<u8>> {
-    let metadata = request.metadata();
-    metadata.get("token").or_else(|| metadata.get("authorization")).map(|v| v.as_bytes().to_vec())
+/// What a request says of who sent it: its token (in its `token` metadata, or else its
+/// `authorization` metadata: etcd reads both), and the Common Name of its verified client
+/// certificate where the server checks client certificates (`--client-cert-auth`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Credentials {
+    /// The token, as sent.
+    pub token: Option<Vec<u8>>,
+    /// The client certificate's Common Name.
+    pub certificate_name: Option<String>,
+}
+
+impl Credentials {
+    /// The credentials `request` carries.
+    pub fn of<T>(request: &tonic::Request<T>) -> Credentials {
+        let metadata = request.metadata();
+        let token =
+            metadata.get("token").or_else(|| metadata.get("authorization")).map(|v| v.as_bytes().to_vec());
+        let certificate_name = request.extensions().get::<ClientCertName>().map(|name| name.0.clone());
+        Credentials { token, certificate_name }
+    }
 }
 
 /// The state every service holds an `Arc` of.
@@ -67,21 +83,23 @@ impl Node {
         raised(&self.abort)
     }
 
-    /// Who `request` is from: the user of its `token` metadata (clientv3 sends it so; the
-    /// gateway's `Authorization` header arrives as `authorization`), else nobody. A token
-    /// that is unknown, expired or forged is a [`Caller::Refused`].
+    /// Who `request` is from: the user of its token; without one, the user its client
+    /// certificate names (with `--client-cert-auth`, as etcd); else nobody. A token that is
+    /// unknown, expired or forged is a [`Caller::Refused`].
     pub fn caller<T>(&self, request: &tonic::Request<T>) -> Caller {
-        self.caller_for(token_of(request).as_deref())
+        self.caller_for(&Credentials::of(request))
     }
 
-    /// Who a request carrying `token` (or none) is from, as [`caller`](Node::caller) says.
-    pub fn caller_for(&self, token: Option<&[u8]>) -> Caller {
-        match token {
-            Some(token) => match std::str::from_utf8(token) {
-                Ok(token) => self.store.auth().caller_from_token(token),
+    /// Who a request carrying `credentials` is from, as [`caller`](Node::caller) says.
+    pub fn caller_for(&self, credentials: &Credentials) -> Caller {
+        let auth = self.store.auth();
+        match (&credentials.token, &credentials.certificate_name) {
+            (Some(token), _) => match std::str::from_utf8(token) {
+                Ok(token) => auth.caller_from_token(token),
                 Err(_) => Caller::Refused(etcdlite::Error::InvalidAuthToken),
             },
-            None => Caller::anonymous(),
+            (None, Some(name)) if auth.is_enabled() => auth.caller_from_certificate(name),
+            (None, _) => Caller::anonymous(),
         }
     }
 

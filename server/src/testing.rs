@@ -83,6 +83,8 @@ pub struct TestServerBuilder {
     clock: Option<ManualClock>,
     config: Option<Config>,
     tls: Option<TestTls>,
+    /// The root user's password, when the server starts with auth on.
+    root_password: Option<String>,
 }
 
 /// How a [`TestServer`] serves TLS.
@@ -145,6 +147,14 @@ impl TestServerBuilder {
         self
     }
 
+    /// Starts with auth enabled: a `root` user (password `root_password`) holding the `root`
+    /// role is added first, as etcd requires. Log in as root (etcd-client's
+    /// `ConnectOptions::with_user("root", root_password)`) to add users and roles.
+    pub fn auth(mut self, root_password: impl Into<String>) -> Self {
+        self.root_password = Some(root_password.into());
+        self
+    }
+
     /// Starts the server; returns once it accepts connections. Fails with `InvalidInput`
     /// for a builder given both a store and a clock, or a TLS configuration that cannot
     /// serve (see [`Server::bind`]).
@@ -166,6 +176,17 @@ impl TestServerBuilder {
                 Arc::new(Store::open(options).map_err(io::Error::other)?)
             }
         };
+        if let Some(password) = &self.root_password {
+            let (auth, admin) = (store.auth(), etcdlite::auth::Caller::Trusted);
+            let root = etcdlite::auth::ROOT_USER;
+            let enabled = match auth.user_add(&admin, root, password, false) {
+                Ok(()) | Err(etcdlite::Error::UserAlreadyExist) => auth
+                    .user_grant_role(&admin, root, etcdlite::auth::ROOT_ROLE)
+                    .and_then(|()| auth.auth_enable(&admin)),
+                Err(e) => Err(e),
+            };
+            enabled.map_err(io::Error::other)?;
+        }
         let mut config = self.config.unwrap_or_default();
         let mut ca_pem = None;
         match self.tls {

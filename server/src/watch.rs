@@ -14,7 +14,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::convert;
-use crate::node::Node;
+use crate::node::{Credentials, Node};
 use crate::pb::etcdserverpb as pb;
 use crate::pb::etcdserverpb::watch_request::RequestUnion;
 use crate::pb::etcdserverpb::watch_server::Watch;
@@ -39,13 +39,13 @@ impl WatchService {
     }
 
     /// Serves one watch stream: requests from `requests`, responses into the returned
-    /// stream, every watch created as the user of `token` (read permission on its key or
-    /// range is checked at each create, as etcd checks it). Used by the gRPC service and
-    /// by the JSON gateway.
+    /// stream, every watch created as the sender of `credentials` (read permission on its
+    /// key or range is checked at each create, as etcd checks it). Used by the gRPC service
+    /// and by the JSON gateway.
     pub fn serve<S>(
         &self,
         requests: S,
-        token: Option<Vec<u8>>,
+        credentials: Credentials,
     ) -> ReceiverStream<Result<pb::WatchResponse, Status>>
     where
         S: Stream<Item = Result<pb::WatchRequest, Status>> + Send + Unpin + 'static,
@@ -63,7 +63,7 @@ impl WatchService {
             out.clone(),
             self.node.clone(),
             fragmenting.clone(),
-            token,
+            credentials,
         ));
 
         // Responses: from the store's stream to the client, split when asked. Ends when
@@ -114,7 +114,7 @@ async fn handle_requests<S>(
     out: mpsc::Sender<Result<pb::WatchResponse, Status>>,
     node: Arc<Node>,
     fragmenting: Arc<Mutex<HashMap<i64, bool>>>,
-    token: Option<Vec<u8>>,
+    credentials: Credentials,
 ) where
     S: Stream<Item = Result<pb::WatchRequest, Status>> + Unpin,
 {
@@ -144,7 +144,7 @@ async fn handle_requests<S>(
                     Ok(())
                 } else {
                     let key = if create.key.is_empty() { &[0][..] } else { &create.key[..] };
-                    let caller = node.caller_for(token.as_deref());
+                    let caller = node.caller_for(&credentials);
                     node.store.auth().check_range(&caller, key, &create.range_end)
                 };
                 let req = convert::watch_create(create);
@@ -231,8 +231,8 @@ impl Watch for WatchService {
         &self,
         request: Request<Streaming<pb::WatchRequest>>,
     ) -> Result<Response<Self::WatchStream>, Status> {
-        let token = crate::node::token_of(&request);
-        Ok(Response::new(Box::pin(self.serve(request.into_inner(), token))))
+        let credentials = Credentials::of(&request);
+        Ok(Response::new(Box::pin(self.serve(request.into_inner(), credentials))))
     }
 }
 

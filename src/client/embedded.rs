@@ -17,8 +17,9 @@ use crate::Store;
 
 /// Who an in-process client's calls are from.
 pub(crate) enum Identity {
-    /// The bearer of a token, or (`None`) nobody: what a server relays for its caller.
-    Token(Option<String>),
+    /// The bearer of a token or, without one, the user a verified client certificate
+    /// names (while auth is enabled), or else nobody: what a server relays for its caller.
+    Relayed { token: Option<String>, certificate_name: Option<String> },
     /// A user, authenticated when the client connects and again whenever their token is
     /// refused (expired, or forgotten after an auth change), as clientv3 refreshes it.
     User { name: String, password: String, token: Mutex<Option<String>> },
@@ -75,8 +76,11 @@ impl Embedded {
     pub(crate) fn caller(&self) -> Result<Caller> {
         let auth = self.store.auth();
         match &*self.identity.read() {
-            Identity::Token(None) => Ok(Caller::anonymous()),
-            Identity::Token(Some(token)) => Ok(auth.caller_from_token(token)),
+            Identity::Relayed { token: Some(token), .. } => Ok(auth.caller_from_token(token)),
+            Identity::Relayed { token: None, certificate_name: Some(name) } if auth.is_enabled() => {
+                Ok(auth.caller_from_certificate(name))
+            }
+            Identity::Relayed { .. } => Ok(Caller::anonymous()),
             Identity::User { name, password, token } => {
                 let mut token = token.lock();
                 if let Some(held) = token.as_deref() {

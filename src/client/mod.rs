@@ -263,18 +263,24 @@ impl Client {
         let options = options.unwrap_or_default();
         let identity = match options.user {
             Some((name, password)) => embedded::Identity::User { name, password, token: Default::default() },
-            None => embedded::Identity::Token(None),
+            None => embedded::Identity::Relayed { token: None, certificate_name: None },
         };
         let embedded = Embedded::new(store.into(), options.timeout, identity);
         embedded.caller()?;
         Ok(Client::over(Backend::Embedded(Arc::new(embedded))))
     }
 
-    /// An in-process client whose calls carry `token` (or none), checked as a server checks
-    /// a request carrying it: what a server running calls for its own callers relays (the
-    /// etcdlite server's Lock and Election services do).
-    pub async fn embedded_with_token(store: impl Into<Arc<Store>>, token: Option<String>) -> Result<Client> {
-        let embedded = Embedded::new(store.into(), None, embedded::Identity::Token(token));
+    /// An in-process client whose calls carry a caller's credentials: `token`, or without
+    /// one the Common Name of a verified client certificate, checked as a server checks a
+    /// request carrying them. For servers that make calls for their callers (the etcdlite
+    /// server's Lock and Election services relay theirs so, as etcd's do).
+    pub async fn embedded_relaying(
+        store: impl Into<Arc<Store>>,
+        token: Option<String>,
+        certificate_name: Option<String>,
+    ) -> Result<Client> {
+        let identity = embedded::Identity::Relayed { token, certificate_name };
+        let embedded = Embedded::new(store.into(), None, identity);
         Ok(Client::over(Backend::Embedded(Arc::new(embedded))))
     }
 
@@ -706,7 +712,7 @@ impl Client {
         dispatch!(&mut self.backend, e => {
             let identity = match user {
                 Some((name, password)) => embedded::Identity::User { name, password, token: Default::default() },
-                None => embedded::Identity::Token(None),
+                None => embedded::Identity::Relayed { token: None, certificate_name: None },
             };
             e.set_identity(identity);
             e.caller().map(|_| ())
