@@ -82,6 +82,11 @@ struct Shared {
 }
 
 impl Shared {
+    /// The keys attached to lease `id` (none for an unknown lease).
+    fn leases_keys(&self, id: LeaseId) -> std::collections::BTreeSet<Vec<u8>> {
+        crate::txn::LeaseLookup::lease_keys(&self.leases, id)
+    }
+
     fn kv(&self) -> Kv<'_> {
         Kv::new(&self.mvcc, self.limits, &self.leases)
     }

@@ -132,7 +132,15 @@ impl Auth for AuthService {
         &self,
         request: Request<pb::AuthUserChangePasswordRequest>,
     ) -> Result<Response<pb::AuthUserChangePasswordResponse>, Status> {
-        self.run(request, |auth, caller, r| auth.user_change_password(caller, &r.name, &r.password)).await?;
+        self.run(request, |auth, caller, r| {
+            // A client may send the hash itself (etcd 3.5 stores it as given).
+            if r.password.is_empty() && !r.hashed_password.is_empty() {
+                auth.user_change_password_hashed(caller, &r.name, &r.hashed_password)
+            } else {
+                auth.user_change_password(caller, &r.name, &r.password)
+            }
+        })
+        .await?;
         Ok(Response::new(pb::AuthUserChangePasswordResponse { header: self.header() }))
     }
 

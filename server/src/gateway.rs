@@ -838,12 +838,13 @@ async fn watch(State(services): State<Shared>, headers: HeaderMap, body: Body) -
     }
 }
 
-async fn lease_keep_alive(State(services): State<Shared>, body: Body) -> Response {
+async fn lease_keep_alive(State(services): State<Shared>, headers: HeaderMap, body: Body) -> Response {
     match request_stream::<pb::LeaseKeepAliveRequest>(&services, "etcdserverpb.LeaseKeepAliveRequest", body)
         .await
     {
         Ok((requests, started, aborted)) => {
-            forward_stream(services.lease.serve(requests), started, Some(aborted)).await
+            forward_stream(services.lease.serve(requests, credentials_of(&headers)), started, Some(aborted))
+                .await
         }
         Err(response) => response,
     }

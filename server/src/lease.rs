@@ -10,7 +10,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::convert;
-use crate::node::Node;
+use crate::node::{Credentials, Node};
 use crate::pb::etcdserverpb as pb;
 use crate::pb::etcdserverpb::lease_server::Lease;
 use crate::status::{send_server_stopped, to_status};
@@ -33,8 +33,14 @@ impl LeaseService {
     /// One keep-alive: the lease renewed to its full TTL, or TTL 0 for a lease that is
     /// unknown or expired (etcd answers those on the stream, not with an error). The
     /// header is taken before the renewal, as etcd takes it.
-    pub async fn keep_alive_once(&self, id: i64) -> Result<pb::LeaseKeepAliveResponse, Status> {
+    pub async fn keep_alive_once(
+        &self,
+        id: i64,
+        credentials: &Credentials,
+    ) -> Result<pb::LeaseKeepAliveResponse, Status> {
         let header = self.node.header(None);
+        let caller = self.node.caller_for(credentials);
+        self.node.store.as_caller(&caller).check_lease_renew(id).map_err(to_status)?;
         let ttl = match self.node.store.lease_keep_alive_async(id).await {
             Ok(resp) => resp.ttl,
             Err(Error::LeaseNotFound) => 0,
@@ -43,9 +49,13 @@ impl LeaseService {
         Ok(pb::LeaseKeepAliveResponse { header, id, ttl })
     }
 
-    /// Serves one keep-alive stream: a response per request, in order. Used by the gRPC
-    /// service and by the JSON gateway.
-    pub fn serve<S>(&self, mut requests: S) -> ReceiverStream<Result<pb::LeaseKeepAliveResponse, Status>>
+    /// Serves one keep-alive stream: a response per request, in order, each renewal checked
+    /// as the sender of `credentials`. Used by the gRPC service and by the JSON gateway.
+    pub fn serve<S>(
+        &self,
+        mut requests: S,
+        credentials: Credentials,
+    ) -> ReceiverStream<Result<pb::LeaseKeepAliveResponse, Status>>
     where
         S: Stream<Item = Result<pb::LeaseKeepAliveRequest, Status>> + Send + Unpin + 'static,
     {
@@ -67,7 +77,7 @@ impl LeaseService {
                     continue;
                 }
                 let resp = match request {
-                    Ok(request) => service.keep_alive_once(request.id).await,
+                    Ok(request) => service.keep_alive_once(request.id, &credentials).await,
                     Err(status) => Err(status),
                 };
                 let failed = resp.is_err();
@@ -119,7 +129,8 @@ impl Lease for LeaseService {
         &self,
         request: Request<Streaming<pb::LeaseKeepAliveRequest>>,
     ) -> Result<Response<Self::LeaseKeepAliveStream>, Status> {
-        Ok(Response::new(Box::pin(self.serve(request.into_inner()))))
+        let credentials = Credentials::of(&request);
+        Ok(Response::new(Box::pin(self.serve(request.into_inner(), credentials))))
     }
 
     async fn lease_time_to_live(

@@ -79,14 +79,14 @@ impl Maintenance for MaintenanceService {
         &self,
         request: Request<pb::DefragmentRequest>,
     ) -> Result<Response<pb::DefragmentResponse>, Status> {
-        self.node.require_admin(&request)?;
+        self.node.require_admin_unmapped(&request)?;
         self.node.store.defragment_async().await.map_err(to_status)?;
         self.node.store.cluster().space_changed();
         Ok(Response::new(pb::DefragmentResponse { header: None }))
     }
 
     async fn hash(&self, request: Request<pb::HashRequest>) -> Result<Response<pb::HashResponse>, Status> {
-        self.node.require_admin(&request)?;
+        self.node.require_admin_unmapped(&request)?;
         let header = self.node.header(None);
         let hash = self.node.store.hash_async().await.map_err(to_status)?;
         Ok(Response::new(pb::HashResponse { header, hash }))
@@ -96,7 +96,7 @@ impl Maintenance for MaintenanceService {
         &self,
         request: Request<pb::HashKvRequest>,
     ) -> Result<Response<pb::HashKvResponse>, Status> {
-        self.node.require_admin(&request)?;
+        self.node.require_admin_unmapped(&request)?;
         let revision = request.into_inner().revision;
         let resp = self.node.store.hash_kv_async(revision).await.map_err(to_status)?;
         Ok(Response::new(pb::HashKvResponse {
@@ -114,7 +114,7 @@ impl Maintenance for MaintenanceService {
         &self,
         request: Request<pb::SnapshotRequest>,
     ) -> Result<Response<Self::SnapshotStream>, Status> {
-        self.node.require_admin(&request)?;
+        self.node.require_admin_unmapped(&request)?;
         let chunks = self.node.store.snapshot_chunks().map(|chunk| {
             chunk
                 .map(|c| pb::SnapshotResponse {

@@ -109,6 +109,18 @@ impl Node {
         self.store.auth().check_admin(&self.caller(request)).map_err(to_status)
     }
 
+    /// [`require_admin`](Node::require_admin) as etcd's Defragment, Hash, HashKV and
+    /// Snapshot answer it: the auth store's own error, code Unknown (`auth: permission
+    /// denied`).
+    pub fn require_admin_unmapped<T>(&self, request: &tonic::Request<T>) -> Result<(), Status> {
+        self.store.auth().check_admin(&self.caller(request)).map_err(|e| {
+            match etcdlite::auth::unmapped_message(&e) {
+                Some(message) => Status::unknown(message),
+                None => to_status(e),
+            }
+        })
+    }
+
     /// Fails when auth is enabled and `request` names no user (etcd's `requireAuthInfo`).
     pub fn require_user<T>(&self, request: &tonic::Request<T>) -> Result<(), Status> {
         self.store.auth().check_named(&self.caller(request)).map_err(to_status)

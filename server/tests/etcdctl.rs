@@ -9,6 +9,9 @@
 //! Every wait is bounded: etcdctl runs with dial and command timeouts and is killed past
 //! [`DEADLINE`]; the server's port is polled until a deadline.
 
+#[path = "common/process.rs"]
+mod process;
+
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -81,18 +84,9 @@ impl EtcdLite {
     /// Polls the port until it accepts (true) or the child exits (false); panics past the
     /// deadline.
     fn wait_until_listening(&mut self) -> bool {
-        let start = Instant::now();
-        while start.elapsed() < DEADLINE {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                eprintln!("etcdlite exited early ({status}):\n{}", self.log());
-                return false;
-            }
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return true;
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-        panic!("etcdlite did not listen on port {} within {DEADLINE:?}:\n{}", self.port, self.log());
+        let log = self.dir.path().join("server.log");
+        let read_log = move || std::fs::read_to_string(&log).unwrap_or_default();
+        process::wait_until_listening(&mut self.child, self.port, DEADLINE, read_log)
     }
 
     fn log(&self) -> String {
@@ -127,21 +121,7 @@ impl EtcdLite {
             input.write_all(text.as_bytes()).expect("etcdctl stdin");
         }
         drop(input);
-        let stdout = read_all_in_background(child.stdout.take().unwrap());
-        let stderr = read_all_in_background(child.stderr.take().unwrap());
-        let start = Instant::now();
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("try_wait") {
-                break status;
-            }
-            if start.elapsed() > DEADLINE {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("etcdctl {args:?} did not finish within {DEADLINE:?}");
-            }
-            thread::sleep(Duration::from_millis(10));
-        };
-        Output { status, stdout: stdout.join().unwrap(), stderr: stderr.join().unwrap() }
+        process::output_within(child, &format!("etcdctl {args:?}"), DEADLINE)
     }
 
     /// etcdctl's stdout; panics (with both outputs) unless it succeeds.
@@ -185,7 +165,7 @@ impl EtcdLite {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let stderr = read_all_in_background(child.stderr.take().unwrap());
+        let stderr = process::read_all_in_background(child.stderr.take().unwrap());
         let (tx, rx) = mpsc::channel();
         let stdout = BufReader::new(child.stdout.take().unwrap());
         thread::spawn(move || {
@@ -220,14 +200,6 @@ impl Drop for EtcdLite {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn read_all_in_background(mut from: impl Read + Send + 'static) -> thread::JoinHandle<Vec<u8>> {
-    thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = from.read_to_end(&mut buf);
-        buf
-    })
 }
 
 fn text(bytes: &[u8]) -> String {

@@ -9,6 +9,9 @@
 //! the binary's start by [`DEADLINE`]. The etcdctl tests skip (pass, saying so on stderr)
 //! when etcdctl is not installed; `ETCDCTL` names another binary.
 
+#[path = "common/process.rs"]
+mod process;
+
 use std::fs::File;
 use std::future::Future;
 use std::io::Read;
@@ -322,18 +325,9 @@ impl EtcdLite {
     /// Polls the port until it accepts (true) or the child exits (false); panics past the
     /// deadline.
     fn wait_until_listening(&mut self) -> bool {
-        let start = Instant::now();
-        while start.elapsed() < DEADLINE {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                eprintln!("etcdlite exited early ({status}):\n{}", self.log());
-                return false;
-            }
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return true;
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-        panic!("etcdlite did not listen on port {} within {DEADLINE:?}:\n{}", self.port, self.log());
+        let log = self.log.clone();
+        let read_log = move || std::fs::read_to_string(&log).unwrap_or_default();
+        process::wait_until_listening(&mut self.child, self.port, DEADLINE, read_log)
     }
 
     fn log(&self) -> String {
@@ -352,21 +346,7 @@ impl EtcdLite {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn etcdctl");
-        let stdout = read_all_in_background(child.stdout.take().unwrap());
-        let stderr = read_all_in_background(child.stderr.take().unwrap());
-        let start = Instant::now();
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("try_wait") {
-                break status;
-            }
-            if start.elapsed() > DEADLINE {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("etcdctl {args:?} did not finish within {DEADLINE:?}");
-            }
-            thread::sleep(Duration::from_millis(10));
-        };
-        Output { status, stdout: stdout.join().unwrap(), stderr: stderr.join().unwrap() }
+        process::output_within(child, &format!("etcdctl {args:?}"), DEADLINE)
     }
 
     /// etcdctl's stdout; panics (with both outputs and the server's log) unless it succeeds.
@@ -389,14 +369,6 @@ impl Drop for EtcdLite {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn read_all_in_background(mut from: impl Read + Send + 'static) -> thread::JoinHandle<Vec<u8>> {
-    thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = from.read_to_end(&mut buf);
-        buf
-    })
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -446,4 +418,38 @@ fn an_auto_tls_server_serves_etcdctl_that_skips_verification() {
     let got = server.etcdctl_ok(&etcdctl, &with(&["get", "auto", "--print-value-only"]));
     assert_eq!(got.trim(), "tls");
     assert!(server.log().contains("https://127.0.0.1:"), "{}", server.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_auth_on_a_client_certificate_names_the_user() {
+    let pki = Pki::new();
+    let store =
+        std::sync::Arc::new(etcdlite::Store::open(etcdlite::Options::memory().with_bcrypt_cost(4)).unwrap());
+    let server =
+        TestServer::builder().store(store.clone()).tls(pki.server_tls()).auth("rootpw").start().unwrap();
+    let (auth, admin) = (store.auth(), etcdlite::auth::Caller::Trusted);
+    // alice exists without a password: her certificate is how she logs in.
+    auth.user_add(&admin, "alice", "", true).unwrap();
+    auth.role_add(&admin, "app").unwrap();
+    let perm = etcdlite::auth::KeyPermission::prefix(etcdlite::auth::PermissionType::Readwrite, "app/");
+    auth.role_grant_permission(&admin, "app", perm).unwrap();
+    auth.user_grant_role(&admin, "alice", "app").unwrap();
+
+    let endpoint = server.endpoint();
+    let alice = || Some(pki.client_tls(Some("alice")));
+    assert_eq!(within("alice's key", put_and_get(&endpoint, alice(), "app/k")).await.unwrap(), "over TLS");
+    let refused = within("another key", put_and_get(&endpoint, alice(), "other")).await.unwrap_err();
+    match refused {
+        etcd_client::Error::GRpcStatus(status) => {
+            assert_eq!(
+                (status.code(), status.message()),
+                (tonic::Code::PermissionDenied, "etcdserver: permission denied")
+            )
+        }
+        other => panic!("expected permission denied, got {other:?}"),
+    }
+    // A token still wins over the certificate: root logs in on the same TLS connection.
+    let options = ConnectOptions::new().with_tls(pki.client_tls(Some("alice"))).with_user("root", "rootpw");
+    let mut root = within("root connects", Client::connect([endpoint], Some(options))).await.unwrap();
+    within("root puts", root.put("other", "1", None)).await.unwrap();
 }

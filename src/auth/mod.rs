@@ -76,7 +76,7 @@ pub enum Caller {
     /// `etcdserver: user name is empty`).
     User(AuthInfo),
     /// Credentials that were refused (a token that is unknown, expired or forged): every
-    /// checked request fails with this error, whether auth is enabled or not, as in etcd.
+    /// checked request fails with this error.
     Refused(Error),
 }
 
@@ -98,6 +98,21 @@ pub fn watch_cancel_reason(error: &Error) -> String {
         _ => ("PermissionDenied", &Error::PermissionDenied),
     };
     format!("rpc error: code = {code} desc = {error}")
+}
+
+/// The text etcd's Maintenance service answers for an auth failure of Defragment, Hash,
+/// HashKV and Snapshot: those return the auth store's own error, unmapped, which gRPC
+/// sends with code Unknown (`auth: permission denied`, not `etcdserver: permission
+/// denied`). `None` for an error that is not an auth store's.
+pub fn unmapped_message(error: &Error) -> Option<&'static str> {
+    Some(match error {
+        Error::PermissionDenied => "auth: permission denied",
+        Error::UserEmpty => "auth: user name is empty",
+        Error::UserNotFound => "auth: user not found",
+        Error::InvalidAuthToken => "auth: invalid auth token",
+        Error::AuthOldRevision => "auth: revision in header is old",
+        _ => return None,
+    })
 }
 
 /// What a permission allows (etcd's `authpb.Permission.Type`).

@@ -272,7 +272,13 @@ impl AuthStore {
 
     /// Who `token` stands for: a [`Caller::User`], or [`Caller::Refused`] with
     /// `etcdserver: invalid auth token` for a token that is unknown, expired or forged.
+    /// While auth is disabled a token is not read at all (nobody), and a `Bearer ` prefix
+    /// is dropped, as etcd 3.5 does.
     pub fn caller_from_token(&self, token: &str) -> Caller {
+        if !self.is_enabled() {
+            return Caller::anonymous();
+        }
+        let token = token.strip_prefix("Bearer ").unwrap_or(token);
         match self.tokens.info(token, self.revision(), self.clock.now()) {
             Some(info) => Caller::User(info),
             None => Caller::Refused(Error::InvalidAuthToken),
@@ -347,6 +353,24 @@ impl AuthStore {
     pub fn user_change_password(&self, caller: &Caller, name: &str, password: &str) -> Result<()> {
         // etcd hashes a non-empty password; an empty one leaves a password nothing matches.
         let hashed = if password.is_empty() { Vec::new() } else { self.hash(password)? };
+        self.set_password(caller, name, hashed)
+    }
+
+    /// etcd's UserChangePassword with a hash made by the client (`hashedPassword`, the
+    /// base64 of a bcrypt hash), stored as it is; one that is not base64 is refused as etcd
+    /// refuses it (`NoPasswordUser`).
+    pub fn user_change_password_hashed(
+        &self,
+        caller: &Caller,
+        name: &str,
+        hashed_base64: &str,
+    ) -> Result<()> {
+        use base64::Engine as _;
+        let hashed = base64::engine::general_purpose::STANDARD.decode(hashed_base64);
+        self.set_password(caller, name, hashed.map_err(|_| Error::NoPasswordUser)?)
+    }
+
+    fn set_password(&self, caller: &Caller, name: &str, hashed: Vec<u8>) -> Result<()> {
         self.change(
             caller,
             true,
@@ -591,8 +615,8 @@ impl AuthStore {
         }
     }
 
-    /// Fails when `caller`'s credentials were refused, whether auth is enabled or not (etcd
-    /// reads the token of every request it proposes).
+    /// Fails when `caller`'s credentials were refused (etcd reads the token of every request
+    /// it proposes; while auth is disabled no token is refused).
     pub fn check_credentials(&self, caller: &Caller) -> Result<()> {
         refused(caller)
     }

@@ -52,6 +52,18 @@ impl Embedded {
         Ok(self.store.auth().check_admin(&self.caller()?)?)
     }
 
+    /// [`require_admin`](Embedded::require_admin) as etcd's Defragment, Hash, HashKV and
+    /// Snapshot answer it: the auth store's own error, code Unknown.
+    pub(crate) fn require_admin_unmapped(&self) -> Result<()> {
+        match self.store.auth().check_admin(&self.caller()?) {
+            Ok(()) => Ok(()),
+            Err(e) => match crate::auth::unmapped_message(&e) {
+                Some(message) => Err(Status::new(Code::Unknown, message).into()),
+                None => Err(e.into()),
+            },
+        }
+    }
+
     /// Fails when auth is enabled and the caller names no one (Status, alarm lists).
     pub(crate) fn require_user(&self) -> Result<()> {
         Ok(self.store.auth().check_named(&self.caller()?)?)

@@ -153,7 +153,7 @@ impl LeaseClient {
     /// `etcd-client`. Each [`LeaseKeeper::keep_alive`] then renews it, and its answer comes
     /// on the [`LeaseKeepAliveStream`] (TTL 0 once the lease is gone).
     pub async fn keep_alive(&mut self, id: i64) -> Result<(LeaseKeeper, LeaseKeepAliveStream)> {
-        dispatch!(&mut self.backend, e => e.keep_alive(id).await, r => super::remote::lease_keep_alive(r, id).await)
+        dispatch!(&mut self.backend, e => Embedded::keep_alive(e, id).await, r => super::remote::lease_keep_alive(r, id).await)
     }
 
     /// The remaining and granted TTL of lease `id` (-1 for an unknown lease).
@@ -184,7 +184,8 @@ pub struct LeaseKeeper {
 
 enum KeeperInner {
     Embedded {
-        store: Arc<Store>,
+        /// Whose renewals they are: each is checked as its caller's.
+        client: Arc<Embedded>,
         answers: mailbox::Sender<std::result::Result<LeaseKeepAliveResponse, Status>>,
     },
     #[cfg(feature = "remote")]
@@ -201,11 +202,11 @@ impl LeaseKeeper {
     /// [`Error::LeaseKeepAliveError`] once the stream has been dropped.
     pub async fn keep_alive(&mut self) -> Result<()> {
         match &mut self.inner {
-            KeeperInner::Embedded { store, answers } => {
+            KeeperInner::Embedded { client, answers } => {
                 if answers.is_closed() {
                     return Err(Error::LeaseKeepAliveError("channel closed".into()));
                 }
-                answers.send(renew(store, self.id).await);
+                answers.send(renew(client, self.id).await);
                 Ok(())
             }
             #[cfg(feature = "remote")]
@@ -259,9 +260,15 @@ impl Stream for LeaseKeepAliveStream {
 
 /// One keep-alive of an in-process stream, answered as etcd's server answers it on the
 /// stream: the header taken before the renewal, TTL 0 for a lease that is unknown or
-/// expired.
-async fn renew(store: &Store, id: i64) -> std::result::Result<LeaseKeepAliveResponse, Status> {
+/// expired; a caller who may not renew it (etcd 3.5's `checkLeaseRenew`) gets the error.
+async fn renew(client: &Embedded, id: i64) -> std::result::Result<LeaseKeepAliveResponse, Status> {
+    let store = &client.store;
     let header = Some(store.cluster().header(store.current_revision()));
+    let caller = client.caller().map_err(|e| match e {
+        Error::GRpcStatus(status) => status,
+        other => Status::new(crate::error::Code::Unknown, other.to_string()),
+    })?;
+    store.as_caller(&caller).check_lease_renew(id)?;
     match store.lease_keep_alive_async(id).await {
         Ok(resp) => Ok(LeaseKeepAliveResponse { header, id, ttl: resp.ttl }),
         Err(crate::Error::LeaseNotFound) => Ok(LeaseKeepAliveResponse { header, id, ttl: 0 }),
@@ -294,13 +301,13 @@ impl Embedded {
         .await
     }
 
-    async fn keep_alive(&self, id: i64) -> Result<(LeaseKeeper, LeaseKeepAliveStream)> {
-        let first = self.call(async { Ok(renew(&self.store, id).await?) }).await?;
+    async fn keep_alive(self: &Arc<Self>, id: i64) -> Result<(LeaseKeeper, LeaseKeepAliveStream)> {
+        let first = self.call(async { Ok(renew(self, id).await?) }).await?;
         if first.ttl <= 0 {
             return Err(Error::LeaseKeepAliveError("lease not found".into()));
         }
         let (answers, received) = mailbox(ANSWERS_HELD);
-        let keeper = LeaseKeeper { id, inner: KeeperInner::Embedded { store: self.store.clone(), answers } };
+        let keeper = LeaseKeeper { id, inner: KeeperInner::Embedded { client: self.clone(), answers } };
         Ok((keeper, LeaseKeepAliveStream(StreamInner::Embedded(received))))
     }
 

@@ -351,7 +351,7 @@ impl MaintenanceClient {
     /// Gives back the space deleted data held.
     pub async fn defragment(&mut self) -> Result<DefragmentResponse> {
         dispatch!(&mut self.backend, e => {
-            e.require_admin()?;
+            e.require_admin_unmapped()?;
             e.defragment().await
         }, r => super::remote::defragment(r).await)
     }
@@ -359,7 +359,7 @@ impl MaintenanceClient {
     /// A hash of the whole backend.
     pub async fn hash(&mut self) -> Result<HashResponse> {
         dispatch!(&mut self.backend, e => {
-            e.require_admin()?;
+            e.require_admin_unmapped()?;
             e.hash().await
         }, r => super::remote::hash(r).await)
     }
@@ -367,7 +367,7 @@ impl MaintenanceClient {
     /// A hash of the history up to `revision` (0: the current revision).
     pub async fn hash_kv(&mut self, revision: i64) -> Result<HashKvResponse> {
         dispatch!(&mut self.backend, e => {
-            e.require_admin()?;
+            e.require_admin_unmapped()?;
             e.hash_kv(revision).await
         }, r => super::remote::hash_kv(r, revision).await)
     }
@@ -377,7 +377,7 @@ impl MaintenanceClient {
         dispatch!(
             &mut self.backend,
             e => {
-                e.require_admin()?;
+                e.require_admin_unmapped()?;
                 Ok(SnapshotStreaming(SnapshotInner::Embedded(e.store.snapshot_chunks())))
             },
             r => super::remote::snapshot(r).await

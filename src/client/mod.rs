@@ -40,10 +40,10 @@
 //! clients and async runtimes; a runtime ending never stops it.
 //!
 //! The Lock and Election services run in-process on the library's
-//! [`concurrency`](crate::concurrency) types, as etcd's servers run clientv3's. The Auth
-//! service is not built into the library yet: in-process, its calls answer
-//! `Unimplemented` with a message naming what is missing (over the
-//! network they reach the server's). `docs/api.md` lists every method and where it works.
+//! [`concurrency`](crate::concurrency) types, as etcd's servers run clientv3's. Auth is
+//! the store's own ([`auth`](crate::auth)): an in-process client is checked as a server
+//! checks a connection, as the user of [`ConnectOptions::with_user`] or as nobody.
+//! `docs/api.md` lists every method and where it works.
 
 mod auth;
 mod cluster;

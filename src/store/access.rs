@@ -87,14 +87,14 @@ impl<'a> Access<'a> {
         self.kv().txn_deferred(txn).settle()
     }
 
-    /// Compacts history below `revision`. etcd asks no permission for it (any user may);
-    /// only refused credentials fail it.
+    /// Compacts history below `revision`: an administrator's call while auth is enabled
+    /// (etcd 3.5.28 and later; before, anyone's).
     pub fn compact_async(
         &self,
         revision: i64,
         options: Option<CompactionOptions>,
     ) -> impl Future<Output = Result<CompactionResponse>> + Send + 'static {
-        let refused = self.store.shared.auth.check_credentials(self.caller);
+        let refused = self.store.shared.auth.check_admin(self.caller);
         let shared = self.store.shared.clone();
         let physical = options.unwrap_or_default().physical();
         async move {
@@ -154,6 +154,19 @@ impl<'a> Access<'a> {
             checked?;
             answer.settle().await
         }
+    }
+
+    /// Fails unless the caller may renew lease `id` (etcd 3.5's `checkLeaseRenew`): while
+    /// auth is enabled, a named user; an administrator, or one allowed to write every key
+    /// attached to the lease.
+    pub fn check_lease_renew(&self, id: LeaseId) -> Result<()> {
+        let auth = &self.store.shared.auth;
+        if !auth.is_enabled() {
+            return Ok(());
+        }
+        auth.check_named(self.caller)?;
+        auth.checker(self.caller).lease_keys(&self.store.shared.leases_keys(id))?;
+        auth.check_unchanged(self.caller)
     }
 
     /// Every live lease; anyone but an administrator must be allowed to read every key

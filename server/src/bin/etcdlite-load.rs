@@ -43,8 +43,8 @@ use etcdlite_server::pb::etcdserverpb::response_op::Response as OpResponse;
 use etcdlite_server::pb::etcdserverpb::watch_client::WatchClient;
 use etcdlite_server::pb::etcdserverpb::watch_request::RequestUnion;
 use etcdlite_server::pb::etcdserverpb::{
-    Compare, PutRequest, PutResponse, RangeRequest, RangeResponse, RequestOp, TxnRequest, TxnResponse,
-    WatchCreateRequest, WatchRequest,
+    AuthenticateRequest, AuthenticateResponse, Compare, PutRequest, PutResponse, RangeRequest, RangeResponse,
+    RequestOp, TxnRequest, TxnResponse, WatchCreateRequest, WatchRequest,
 };
 use etcdlite_server::pb::mvccpb::event::EventType;
 use tokio::sync::{mpsc, Barrier};
@@ -161,6 +161,10 @@ struct Args {
     /// stderr).
     #[arg(long)]
     json: bool,
+    /// `name:password`: authenticate once at start and send the token with every call, as
+    /// clientv3 does (`--user` of etcdctl and etcd's benchmark tool); put, get and txn.
+    #[arg(long)]
+    user: Option<String>,
 }
 
 impl Args {
@@ -395,9 +399,24 @@ struct Conn {
     base: String,
     /// Each call's deadline.
     timeout: Duration,
+    /// The auth token sent with every call (`token` metadata), if any.
+    token: Option<http::HeaderValue>,
 }
 
 impl Conn {
+    /// Authenticates `user` (`name:password`) on this connection, and sends its token with
+    /// every later call of every connection in `conns`.
+    async fn log_in(conns: &mut [Conn], user: &str) -> Result<(), BoxError> {
+        let (name, password) = user.split_once(':').ok_or("--user takes name:password")?;
+        let request = AuthenticateRequest { name: name.to_owned(), password: password.to_owned() };
+        let answer: AuthenticateResponse = conns[0].call("/etcdserverpb.Auth/Authenticate", &request).await?;
+        let token = http::HeaderValue::from_str(&answer.token)?;
+        for conn in conns {
+            conn.token = Some(token.clone());
+        }
+        Ok(())
+    }
+
     /// Opens `count` connections, to the endpoints in turn.
     async fn open(endpoints: &[String], count: usize, timeout: Duration) -> Result<Vec<Conn>, BoxError> {
         let mut conns = Vec::with_capacity(count);
@@ -427,7 +446,7 @@ impl Conn {
                     eprintln!("etcdlite-load: connection to {peer} ended: {e}");
                 }
             });
-            conns.push(Conn { send, base: base.trim_end_matches('/').to_owned(), timeout });
+            conns.push(Conn { send, base: base.trim_end_matches('/').to_owned(), timeout, token: None });
         }
         Ok(conns)
     }
@@ -449,11 +468,14 @@ impl Conn {
         method: &str,
         request: &impl prost::Message,
     ) -> Result<A, tonic::Status> {
-        let head = http::Request::post(format!("{}{method}", self.base))
+        let mut head = http::Request::post(format!("{}{method}", self.base))
             .header(http::header::CONTENT_TYPE, "application/grpc")
             .header(http::header::TE, "trailers")
             .body(())
             .map_err(|e| tonic::Status::internal(e.to_string()))?;
+        if let Some(token) = &self.token {
+            head.headers_mut().insert("token", token.clone());
+        }
         // A gRPC message: uncompressed, its length, then the protobuf.
         let len = request.encoded_len();
         let mut message = BytesMut::with_capacity(5 + len);
@@ -655,7 +677,10 @@ async fn prefill(conns: &[Conn], plan: &Plan, val_size: usize) -> Result<(), Box
 
 /// Runs `put`, `get` or `txn`.
 async fn run_unary(args: &Args) -> Result<Report, BoxError> {
-    let conns = Conn::open(&args.endpoints, args.conn_count(), args.timeout).await?;
+    let mut conns = Conn::open(&args.endpoints, args.conn_count(), args.timeout).await?;
+    if let Some(user) = &args.user {
+        Conn::log_in(&mut conns, user).await?;
+    }
     let plan = Arc::new(Plan {
         total: args.total(),
         duration: args.duration,
@@ -799,6 +824,9 @@ async fn run_watch(args: &Args) -> Result<Report, BoxError> {
     }
     let watchers = args.watchers.max(1);
     let channels = connect(&args.endpoints, args.conn_count()).await?;
+    if args.user.is_some() {
+        return Err("--user is for the put, get and txn workloads".into());
+    }
     let writer = Conn::open(&args.endpoints, 1, args.timeout).await?.remove(0);
     let key = key_bytes(0, args.key_size);
 
