@@ -3,7 +3,7 @@
 //!
 //! Each scenario gets a fresh etcd (`--etcd`, a binary, on a fresh data directory) and a
 //! fresh etcdlite (`--etcdlite`, a binary, memory engine), both on loopback ports. A step
-//! is one unary call (or a watch stream step, below), its request written in proto3 JSON;
+//! is one unary call (or a stream step, below), its request written in proto3 JSON;
 //! the two answers (the response as proto3 JSON, or the error's gRPC code and message) are
 //! normalised (see [`normalise`]) and must be equal. A scenario file is JSON:
 //!
@@ -15,24 +15,60 @@
 //!      {"call": "Range", "req": {"key": "s:a", "range_end": "s:z", "limit": 1}}]}]}
 //! ```
 //!
+//! The calls: KV (`Range`, `Put`, `DeleteRange`, `Txn`, `Compact`), Lease (`LeaseGrant`,
+//! `LeaseRevoke`, `LeaseTimeToLive`, `LeaseLeases`), Maintenance (`Status`, `Alarm`,
+//! `Defragment`, `Hash`, `HashKV`, `Snapshot`), Cluster (`MemberList`, `MemberAdd`), Auth
+//! (`AuthEnable`, `AuthDisable`, `AuthStatus`, `Authenticate`, `UserAdd`, `UserGet`,
+//! `UserList`, `UserDelete`, `UserChangePassword`, `UserGrantRole`, `UserRevokeRole`,
+//! `RoleAdd`, `RoleGet`, `RoleList`, `RoleDelete`, `RoleGrantPermission`,
+//! `RoleRevokePermission`) and Election (`Campaign`, `Proclaim`, `Leader`, `Resign`).
+//! `Snapshot` reads the whole stream and answers `{"received": true}` or the error.
+//!
 //! Streams are steps too: `{"call": "Watch", "stream": "w", "req": <WatchRequest>}` sends a
 //! request on watch stream `w` (opened by its first step), and `{"call": "WatchRecv",
 //! "stream": "w", "count": 2}` compares the next two responses (a response that does not
 //! come within 3 s is `{"timeout": true}`). `LeaseKeepAlive` and `LeaseKeepAliveRecv` do the
 //! same on a keep-alive stream. A `Status` answer keeps the version, database sizes, leader
-//! and raft indexes only as present or absent.
+//! and raft indexes only as present or absent; a `Hash` answer keeps its hash only as
+//! present (etcd hashes its whole database file); a member in a `MemberList` or `MemberAdd`
+//! answer keeps its id, name and URLs only as present.
+//!
+//! Credentials: `{"call": "Authenticate", "req": {"name": "alice", "password": "p"},
+//! "save_token": "alice"}` keeps the token the server answered under the name `alice`, and
+//! any later step with `"token": "alice"` sends it as gRPC metadata `token` (a stream step
+//! sends it when it opens the stream: give it on the stream's first step). `"raw_token":
+//! "garbage"` sends that text as the token instead. Tokens differ between servers: an
+//! Authenticate answer's token is compared only by its form, `"<simple>"` for etcd's simple
+//! token (16 ASCII letters, a dot, a decimal index), `"<other>"` for any other.
 //!
 //! A string written `s:text` is the bytes of `text` (the runner base64-encodes it, as
-//! proto3 JSON wants bytes), `n:N` is N bytes of `x`; `$L1`, `$L2`... stand for the
-//! first, second... lease id a server granted in the scenario. A scenario with `"differs": "why"` is expected to
-//! differ (the reason is listed in `docs/limitations.md`): it is reported, not failed.
+//! proto3 JSON wants bytes), `n:N` is N bytes of `x`, `x:hex` the bytes written in hex;
+//! `$L1`, `$L2`... stand for the first, second... lease id a server granted in the scenario;
+//! `repeat:N:text` is the string `text` N times (for a long `string` field).
+//! A request JSON cannot hold a `string` field that is not UTF-8: a step with `"wire":
+//! [[1, "x:ff"], [2, "s:pw"]]` instead of `req` sends a request made of exactly those
+//! length-delimited fields (field number, bytes), and its answer is the response decoded
+//! as its type or, where that fails (a `string` that is not UTF-8), field by field
+//! (`{"fields": {"2": ["x:ff"]}}`, the header left out).
+//!
+//! A scenario with `"differs": "why"` is expected to differ from etcdlite (the reason is
+//! listed in `docs/limitations.md`): it is reported, not failed. `"etcd34": "how"` says how
+//! etcd 3.4 answers otherwise than 3.5: against an etcd 3.4 (the runner asks the binary's
+//! `--version`) a difference in that scenario is reported as known too. `"note"`, on a
+//! scenario or a step, is a comment.
 //!
 //! ```text
 //! etcdlite-conformance --etcd /usr/bin/etcd --etcdlite target/debug/etcdlite \
 //!     --scenarios tests/conformance --report docs/conformance.md
 //! ```
 //!
-//! The exit status is non-zero when a scenario not marked `differs` differs, or when one
+//! Reference-only: `--reference-only` runs every scenario on two fresh servers of the same
+//! `--etcd` (no etcdlite needed), compares the two runs (a scenario that passes is
+//! deterministic) and prints every step's normalised answer on stdout; `--against-etcd
+//! OTHER` compares `--etcd` with another etcd binary the same way (3.5 against 3.4, say);
+//! `--print` prints the answers in any mode.
+//!
+//! The exit status is non-zero when a scenario not marked as known differs, or when one
 //! could not run to its end (reported as a FAIL with the reason).
 
 use std::collections::{BTreeMap, HashMap};
@@ -45,6 +81,8 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use clap::Parser;
 use etcdlite_server::pb::etcdserverpb as pb;
+use etcdlite_server::pb::etcdserverpb::auth_client::AuthClient;
+use etcdlite_server::pb::etcdserverpb::cluster_client::ClusterClient;
 use etcdlite_server::pb::etcdserverpb::kv_client::KvClient;
 use etcdlite_server::pb::etcdserverpb::lease_client::LeaseClient;
 use etcdlite_server::pb::etcdserverpb::maintenance_client::MaintenanceClient;
@@ -64,19 +102,32 @@ struct Args {
     /// The etcd binary.
     #[arg(long)]
     etcd: PathBuf,
-    /// The etcdlite binary.
+    /// The etcdlite binary (not needed with --reference-only or --against-etcd).
+    #[arg(long, required_unless_present_any = ["reference_only", "against_etcd"])]
+    etcdlite: Option<PathBuf>,
+    /// Compare two fresh servers of --etcd (no etcdlite), and print every answer: proves
+    /// that scenarios are deterministic and shows what etcd answers.
+    #[arg(long, conflicts_with = "against_etcd")]
+    reference_only: bool,
+    /// Compare --etcd with this other etcd binary instead of etcdlite.
     #[arg(long)]
-    etcdlite: PathBuf,
+    against_etcd: Option<PathBuf>,
+    /// Print every step's normalised answer (of --etcd) on stdout.
+    #[arg(long)]
+    print: bool,
     /// The folder of scenario files (`*.json`).
     #[arg(long, default_value = "tests/conformance")]
     scenarios: PathBuf,
+    /// Only the scenario files whose name contains this (`auth` for `auth*.json`).
+    #[arg(long)]
+    files: Option<String>,
     /// Where to write the Markdown report.
     #[arg(long)]
     report: Option<PathBuf>,
     /// Only scenarios whose name contains this.
     #[arg(long)]
     filter: Option<String>,
-    /// How the report names the etcd it ran against (default: the binary's path).
+    /// How the report names the etcd it ran against (default: `etcd <its version>`).
     #[arg(long)]
     label: Option<String>,
 }
@@ -88,25 +139,50 @@ struct File {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Scenario {
     name: String,
     steps: Vec<Step>,
     /// Why etcdlite differs here on purpose.
     #[serde(default)]
     differs: Option<String>,
+    /// How etcd 3.4 answers otherwise than etcd 3.5.
+    #[serde(default)]
+    etcd34: Option<String>,
+    /// A comment.
+    #[serde(default)]
+    #[allow(dead_code)]
+    note: Option<String>,
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Step {
     call: String,
     #[serde(default)]
     req: Value,
-    /// For `Watch` and `WatchRecv`: which watch stream (opened by its first `Watch`).
+    /// For stream steps: which stream (opened by its first step).
     #[serde(default)]
     stream: String,
-    /// For `WatchRecv`: how many responses to take.
+    /// For `WatchRecv` and `LeaseKeepAliveRecv`: how many responses to take.
     #[serde(default = "one")]
     count: usize,
+    /// For `Authenticate`: the name to keep the answered token under.
+    #[serde(default)]
+    save_token: Option<String>,
+    /// The saved token to send with the call (or with the stream's opening).
+    #[serde(default)]
+    token: Option<String>,
+    /// A literal token to send instead.
+    #[serde(default)]
+    raw_token: Option<String>,
+    /// The request as length-delimited fields (number, bytes) instead of `req`.
+    #[serde(default)]
+    wire: Option<Vec<(u32, String)>>,
+    /// A comment.
+    #[serde(default)]
+    #[allow(dead_code)]
+    note: Option<String>,
 }
 
 fn one() -> usize {
@@ -125,21 +201,47 @@ enum Stream {
 /// The streams a scenario opened on one server, by name.
 type Streams = HashMap<String, Stream>;
 
+/// What one server's run of a scenario keeps between steps.
+#[derive(Default)]
+struct Session {
+    /// Lease ids in the order the server first answered them (`$L1`...).
+    leases: Vec<i64>,
+    streams: Streams,
+    /// Tokens saved by `Authenticate` steps, by name.
+    tokens: HashMap<String, String>,
+}
+
 /// How long one scenario may take, servers' start included.
 const SCENARIO_LIMIT: Duration = Duration::from_secs(120);
 
 /// How long a receiving step waits for each response; none in time is an answer too.
 const STREAM_WAIT: Duration = Duration::from_secs(3);
 
+/// What a step sends besides its request: its token.
+struct Meta {
+    token: Option<String>,
+}
+
+/// `message` as a request carrying the step's token (as etcd's clients send it: metadata
+/// `token`).
+fn with_meta<T>(message: T, meta: &Meta) -> Result<tonic::Request<T>, BoxError> {
+    let mut request = tonic::Request::new(message);
+    if let Some(token) = &meta.token {
+        request.metadata_mut().insert("token", token.parse()?);
+    }
+    Ok(request)
+}
+
 /// A stream step. `Watch` and `LeaseKeepAlive` send `req` on the named stream (opening it
-/// with their first request), answering nothing; `WatchRecv` and `LeaseKeepAliveRecv`
-/// answer the stream's next `count` responses, `{"timeout": true}` where one does not come
-/// within 3 s.
+/// with their first request, with `token` if given), answering nothing; `WatchRecv` and
+/// `LeaseKeepAliveRecv` answer the stream's next `count` responses, `{"timeout": true}`
+/// where one does not come within 3 s.
 async fn stream_step(
     channel: &Channel,
     streams: &mut Streams,
     step: &Step,
     req: Value,
+    meta: &Meta,
 ) -> Result<Value, BoxError> {
     match (step.call.as_str(), streams.get_mut(&step.stream)) {
         ("Watch", Some(Stream::Watch(send, _))) => send.send(from_json(req)?).await?,
@@ -148,7 +250,7 @@ async fn stream_step(
         // stream's headers only with its first response.
         ("Watch", None) => {
             let (send, outgoing) = opened(from_json(req)?).await?;
-            let stream = match WatchClient::new(channel.clone()).watch(outgoing).await {
+            let stream = match WatchClient::new(channel.clone()).watch(with_meta(outgoing, meta)?).await {
                 Ok(responses) => Stream::Watch(send, responses.into_inner()),
                 Err(status) => Stream::Refused(Some(status)),
             };
@@ -156,10 +258,11 @@ async fn stream_step(
         }
         ("LeaseKeepAlive", None) => {
             let (send, outgoing) = opened(from_json(req)?).await?;
-            let stream = match LeaseClient::new(channel.clone()).lease_keep_alive(outgoing).await {
-                Ok(responses) => Stream::KeepAlive(send, responses.into_inner()),
-                Err(status) => Stream::Refused(Some(status)),
-            };
+            let stream =
+                match LeaseClient::new(channel.clone()).lease_keep_alive(with_meta(outgoing, meta)?).await {
+                    Ok(responses) => Stream::KeepAlive(send, responses.into_inner()),
+                    Err(status) => Stream::Refused(Some(status)),
+                };
             streams.insert(step.stream.clone(), stream);
         }
         ("WatchRecv", Some(Stream::Watch(_, responses))) => return received(responses, step.count).await,
@@ -209,18 +312,58 @@ fn error_answer(status: &tonic::Status) -> Value {
     json!({"error": {"code": status.code() as i32, "message": status.message()}})
 }
 
+/// The two sides a scenario compares: `--etcd` and etcdlite, or another etcd.
+#[derive(Clone)]
+enum Side {
+    Etcd(PathBuf),
+    Lite(PathBuf),
+}
+
+impl Side {
+    fn start(&self) -> Result<Server, BoxError> {
+        match self {
+            Side::Etcd(binary) => Server::etcd(binary),
+            Side::Lite(binary) => Server::etcdlite(binary),
+        }
+    }
+
+    /// A fresh server and a channel to it; started again on new ports if it does not come
+    /// up (at most three times).
+    async fn started(&self) -> Result<(Server, Channel), BoxError> {
+        let mut attempt = 1;
+        loop {
+            let mut server = self.start()?;
+            match server.connect().await {
+                Ok(channel) => return Ok((server, channel)),
+                Err(error) if attempt == 3 => return Err(error),
+                Err(_) => attempt += 1,
+            }
+        }
+    }
+}
+
+/// An etcd binary's version (`3.5.1`), from `--version`; empty if it does not say.
+fn etcd_version(binary: &Path) -> String {
+    let out = Command::new(binary).arg("--version").output().map(|o| o.stdout).unwrap_or_default();
+    String::from_utf8_lossy(&out)
+        .lines()
+        .find_map(|l| l.strip_prefix("etcd Version: ").map(|v| v.trim().to_string()))
+        .unwrap_or_default()
+}
+
 /// One scenario's outcome.
 struct Outcome {
     area: String,
     name: String,
     failure: Option<Failure>,
-    differs: Option<String>,
+    /// Why a difference is expected here, if it is.
+    known: Option<String>,
 }
 
 impl Outcome {
-    /// A failure the scenario does not expect: any error, or a difference not marked.
+    /// A failure the scenario does not expect: any error, or a difference not known.
     fn unexpected(&self) -> bool {
-        matches!((&self.failure, &self.differs), (Some(Failure::Error(_)), _) | (Some(_), None))
+        matches!((&self.failure, &self.known), (Some(Failure::Error(_)), _) | (Some(_), None))
     }
 }
 
@@ -249,6 +392,8 @@ struct Difference {
     path: String,
     etcd: Value,
     lite: Value,
+    /// How the report names the two servers.
+    labels: [String; 2],
 }
 
 impl std::fmt::Display for Difference {
@@ -256,10 +401,12 @@ impl std::fmt::Display for Difference {
         let path = if self.path.is_empty() { "the answer" } else { &self.path };
         write!(
             f,
-            "step {} ({}), {path}: etcd `{}`, etcdlite `{}`",
+            "step {} ({}), {path}: {} `{}`, {} `{}`",
             self.step,
             self.call,
+            self.labels[0],
             shortened(&self.etcd),
+            self.labels[1],
             shortened(&self.lite)
         )
     }
@@ -267,8 +414,13 @@ impl std::fmt::Display for Difference {
 
 /// A value as JSON, cut after 120 characters.
 fn shortened(value: &Value) -> String {
+    clipped(value, 120)
+}
+
+/// A value as JSON, cut after `limit` characters.
+fn clipped(value: &Value, limit: usize) -> String {
     let text = value.to_string();
-    match text.char_indices().nth(120) {
+    match text.char_indices().nth(limit) {
         Some((cut, _)) => format!("{}... ({} characters)", &text[..cut], text.chars().count()),
         None => text,
     }
@@ -341,10 +493,14 @@ impl Server {
         Ok(Server { child, port, _dir: None })
     }
 
-    /// A channel once the server answers Status (at most 30 s).
-    async fn connect(&self) -> Result<Channel, BoxError> {
+    /// A channel once the server answers Status (at most 30 s); an error at once if the
+    /// server exited (a port another process took between `free_port` and its bind, say).
+    async fn connect(&mut self) -> Result<Channel, BoxError> {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Err(format!("the server on port {} exited ({status})", self.port).into());
+            }
             let endpoint =
                 tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{}", self.port))?;
             if let Ok(channel) = endpoint.connect().await {
@@ -361,20 +517,38 @@ impl Server {
     }
 }
 
-/// One step's request with `s:` strings encoded and `$Ln` lease names resolved.
+/// The bytes a step's string stands for: `s:text`, `n:N` (N bytes of `x`), `x:hex`.
+fn step_bytes(s: &str) -> Option<Vec<u8>> {
+    if let Some(text) = s.strip_prefix("s:") {
+        Some(text.as_bytes().to_vec())
+    } else if let Some(len) = s.strip_prefix("n:") {
+        Some(vec![b'x'; len.parse().unwrap_or(0)])
+    } else if let Some(hex) = s.strip_prefix("x:") {
+        (0..hex.len())
+            .step_by(2)
+            .map(|i| hex.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
+            .collect()
+    } else {
+        None
+    }
+}
+
+/// One step's request with `s:`, `n:` and `x:` strings encoded, `repeat:N:text` strings
+/// repeated and `$Ln` lease names resolved.
 fn prepare(value: &Value, leases: &[i64]) -> Value {
     match value {
-        Value::String(s) if s.starts_with("s:") => {
-            Value::String(base64::engine::general_purpose::STANDARD.encode(&s.as_bytes()[2..]))
-        }
-        Value::String(s) if s.starts_with("n:") => {
-            let len: usize = s[2..].parse().unwrap_or(0);
-            Value::String(base64::engine::general_purpose::STANDARD.encode(vec![b'x'; len]))
-        }
         Value::String(s) if s.starts_with("$L") => {
             let n: usize = s[2..].parse().unwrap_or(0);
             Value::String(leases.get(n.wrapping_sub(1)).copied().unwrap_or(0).to_string())
         }
+        Value::String(s) if s.starts_with("repeat:") => {
+            let (count, text) = s["repeat:".len()..].split_once(':').unwrap_or(("0", ""));
+            Value::String(text.repeat(count.parse().unwrap_or(0)))
+        }
+        Value::String(s) => match step_bytes(s) {
+            Some(bytes) => Value::String(base64::engine::general_purpose::STANDARD.encode(bytes)),
+            None => value.clone(),
+        },
         Value::Array(items) => Value::Array(items.iter().map(|v| prepare(v, leases)).collect()),
         Value::Object(fields) => {
             Value::Object(fields.iter().map(|(k, v)| (k.clone(), prepare(v, leases))).collect())
@@ -428,16 +602,53 @@ fn normalise(value: &mut Value, leases: &mut Vec<i64>) {
     }
 }
 
+/// Each of `names` in an answer's top level kept only as present (where it is).
+fn present(answer: &mut Value, names: &[&str]) {
+    if let Value::Object(fields) = answer {
+        for name in names {
+            if let Some(field) = fields.get_mut(*name) {
+                *field = Value::String("present".into());
+            }
+        }
+    }
+}
+
 /// A Status answer without what describes the member rather than the store: the server's
 /// version, the database's sizes (each engine's own), the leader's id and the raft indexes
 /// (etcd counts raft entries). Each is kept only as present or absent.
 fn status_normalised(status: &mut Value) {
-    if let Value::Object(fields) = status {
-        for name in ["version", "dbSize", "dbSizeInUse", "leader", "raftIndex", "raftAppliedIndex"] {
-            if let Some(field) = fields.get_mut(name) {
-                *field = Value::String("present".into());
-            }
+    present(status, &["version", "dbSize", "dbSizeInUse", "leader", "raftIndex", "raftAppliedIndex"]);
+}
+
+/// A member list (of MemberList or MemberAdd) without what names the servers: each
+/// member's id, name and URLs kept only as present, and the members in the order of what
+/// is left (etcd lists them by id, which is random).
+fn members_normalised(answer: &mut Value) {
+    let Value::Object(fields) = answer else { return };
+    if let Some(member) = fields.get_mut("member") {
+        present(member, &["ID", "name", "peerURLs", "clientURLs"]);
+    }
+    if let Some(Value::Array(members)) = fields.get_mut("members") {
+        for member in members.iter_mut() {
+            present(member, &["ID", "name", "peerURLs", "clientURLs"]);
         }
+        members.sort_by_key(|member| member.to_string());
+    }
+}
+
+/// The form of a token, never its text: `<simple>` for etcd's simple token (16 ASCII
+/// letters, a dot, a decimal raft index), `<other>` for any other.
+fn token_form(token: &str) -> &'static str {
+    let simple = token.split_once('.').is_some_and(|(prefix, index)| {
+        prefix.len() == 16
+            && prefix.bytes().all(|b| b.is_ascii_alphabetic())
+            && !index.is_empty()
+            && index.bytes().all(|b| b.is_ascii_digit())
+    });
+    if simple {
+        "<simple>"
+    } else {
+        "<other>"
     }
 }
 
@@ -449,63 +660,84 @@ fn from_json<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, BoxError
     Ok(serde_json::from_value(value)?)
 }
 
+/// A unary call of `$client.$method` with the step's JSON request as `$req` and its token.
+macro_rules! unary {
+    ($client:expr, $method:ident, $req:ty, $json:expr, $token:expr) => {
+        $client.$method(with_meta(from_json::<$req>($json)?, $token)?).await.map(|r| to_json(r.into_inner()))
+    };
+}
+
 /// Runs one call; an error status is an answer too.
-async fn call(channel: &Channel, name: &str, req: Value) -> Result<Value, BoxError> {
+async fn call(channel: &Channel, name: &str, req: Value, meta: &Meta) -> Result<Value, BoxError> {
     let (mut kv, mut lease, mut maintenance, mut elections) = (
         KvClient::new(channel.clone()),
         LeaseClient::new(channel.clone()),
         MaintenanceClient::new(channel.clone()),
         ElectionClient::new(channel.clone()),
     );
+    let (mut auth, mut cluster) = (AuthClient::new(channel.clone()), ClusterClient::new(channel.clone()));
+    let t = meta;
     let result = match name {
-        "Range" => kv.range(from_json::<pb::RangeRequest>(req)?).await.map(|r| to_json(r.into_inner())),
-        "Put" => kv.put(from_json::<pb::PutRequest>(req)?).await.map(|r| to_json(r.into_inner())),
-        "DeleteRange" => {
-            kv.delete_range(from_json::<pb::DeleteRangeRequest>(req)?).await.map(|r| to_json(r.into_inner()))
-        }
-        "Txn" => kv.txn(from_json::<pb::TxnRequest>(req)?).await.map(|r| to_json(r.into_inner())),
-        "Compact" => {
-            kv.compact(from_json::<pb::CompactionRequest>(req)?).await.map(|r| to_json(r.into_inner()))
-        }
-        "LeaseGrant" => {
-            lease.lease_grant(from_json::<pb::LeaseGrantRequest>(req)?).await.map(|r| to_json(r.into_inner()))
-        }
-        "LeaseRevoke" => lease
-            .lease_revoke(from_json::<pb::LeaseRevokeRequest>(req)?)
-            .await
-            .map(|r| to_json(r.into_inner())),
-        "LeaseTimeToLive" => lease
-            .lease_time_to_live(from_json::<pb::LeaseTimeToLiveRequest>(req)?)
-            .await
-            .map(|r| to_json(r.into_inner())),
-        "LeaseLeases" => lease
-            .lease_leases(from_json::<pb::LeaseLeasesRequest>(req)?)
-            .await
-            .map(|r| to_json(r.into_inner())),
-        "HashKV" => {
-            maintenance.hash_kv(from_json::<pb::HashKvRequest>(req)?).await.map(|r| to_json(r.into_inner()))
-        }
-        "Status" => maintenance.status(from_json::<pb::StatusRequest>(req)?).await.map(|r| {
-            let mut status = to_json(r.into_inner())?;
+        "Range" => unary!(kv, range, pb::RangeRequest, req, t),
+        "Put" => unary!(kv, put, pb::PutRequest, req, t),
+        "DeleteRange" => unary!(kv, delete_range, pb::DeleteRangeRequest, req, t),
+        "Txn" => unary!(kv, txn, pb::TxnRequest, req, t),
+        "Compact" => unary!(kv, compact, pb::CompactionRequest, req, t),
+        "LeaseGrant" => unary!(lease, lease_grant, pb::LeaseGrantRequest, req, t),
+        "LeaseRevoke" => unary!(lease, lease_revoke, pb::LeaseRevokeRequest, req, t),
+        "LeaseTimeToLive" => unary!(lease, lease_time_to_live, pb::LeaseTimeToLiveRequest, req, t),
+        "LeaseLeases" => unary!(lease, lease_leases, pb::LeaseLeasesRequest, req, t),
+        "HashKV" => unary!(maintenance, hash_kv, pb::HashKvRequest, req, t),
+        "Hash" => unary!(maintenance, hash, pb::HashRequest, req, t).map(|answer| {
+            let mut answer = answer?;
+            present(&mut answer, &["hash"]);
+            Ok(answer)
+        }),
+        "Alarm" => unary!(maintenance, alarm, pb::AlarmRequest, req, t),
+        "Defragment" => unary!(maintenance, defragment, pb::DefragmentRequest, req, t),
+        "Status" => unary!(maintenance, status, pb::StatusRequest, req, t).map(|status| {
+            let mut status = status?;
             status_normalised(&mut status);
             Ok(status)
         }),
-        "Campaign" => elections
-            .campaign(from_json::<election::CampaignRequest>(req)?)
-            .await
-            .map(|r| to_json(r.into_inner())),
-        "Proclaim" => elections
-            .proclaim(from_json::<election::ProclaimRequest>(req)?)
-            .await
-            .map(|r| to_json(r.into_inner())),
-        "Leader" => elections
-            .leader(from_json::<election::LeaderRequest>(req)?)
-            .await
-            .map(|r| to_json(r.into_inner())),
-        "Resign" => elections
-            .resign(from_json::<election::ResignRequest>(req)?)
-            .await
-            .map(|r| to_json(r.into_inner())),
+        "Snapshot" => return snapshot(&mut maintenance, req, t).await,
+        "MemberList" => unary!(cluster, member_list, pb::MemberListRequest, req, t).map(|answer| {
+            let mut answer = answer?;
+            members_normalised(&mut answer);
+            Ok(answer)
+        }),
+        "MemberAdd" => unary!(cluster, member_add, pb::MemberAddRequest, req, t).map(|answer| {
+            let mut answer = answer?;
+            members_normalised(&mut answer);
+            Ok(answer)
+        }),
+        "AuthEnable" => unary!(auth, auth_enable, pb::AuthEnableRequest, req, t),
+        "AuthDisable" => unary!(auth, auth_disable, pb::AuthDisableRequest, req, t),
+        "AuthStatus" => unary!(auth, auth_status, pb::AuthStatusRequest, req, t),
+        "Authenticate" => unary!(auth, authenticate, pb::AuthenticateRequest, req, t),
+        "UserAdd" => unary!(auth, user_add, pb::AuthUserAddRequest, req, t),
+        "UserGet" => unary!(auth, user_get, pb::AuthUserGetRequest, req, t),
+        "UserList" => unary!(auth, user_list, pb::AuthUserListRequest, req, t),
+        "UserDelete" => unary!(auth, user_delete, pb::AuthUserDeleteRequest, req, t),
+        "UserChangePassword" => {
+            unary!(auth, user_change_password, pb::AuthUserChangePasswordRequest, req, t)
+        }
+        "UserGrantRole" => unary!(auth, user_grant_role, pb::AuthUserGrantRoleRequest, req, t),
+        "UserRevokeRole" => unary!(auth, user_revoke_role, pb::AuthUserRevokeRoleRequest, req, t),
+        "RoleAdd" => unary!(auth, role_add, pb::AuthRoleAddRequest, req, t),
+        "RoleGet" => unary!(auth, role_get, pb::AuthRoleGetRequest, req, t),
+        "RoleList" => unary!(auth, role_list, pb::AuthRoleListRequest, req, t),
+        "RoleDelete" => unary!(auth, role_delete, pb::AuthRoleDeleteRequest, req, t),
+        "RoleGrantPermission" => {
+            unary!(auth, role_grant_permission, pb::AuthRoleGrantPermissionRequest, req, t)
+        }
+        "RoleRevokePermission" => {
+            unary!(auth, role_revoke_permission, pb::AuthRoleRevokePermissionRequest, req, t)
+        }
+        "Campaign" => unary!(elections, campaign, election::CampaignRequest, req, t),
+        "Proclaim" => unary!(elections, proclaim, election::ProclaimRequest, req, t),
+        "Leader" => unary!(elections, leader, election::LeaderRequest, req, t),
+        "Resign" => unary!(elections, resign, election::ResignRequest, req, t),
         other => return Err(format!("unknown call {other:?}").into()),
     };
     match result {
@@ -514,46 +746,287 @@ async fn call(channel: &Channel, name: &str, req: Value) -> Result<Value, BoxErr
     }
 }
 
-/// Runs `scenario` on a fresh pair of servers; the first difference, if any.
-async fn run(args: &Args, scenario: &Scenario) -> Result<Option<Difference>, BoxError> {
-    let etcd = Server::etcd(&args.etcd)?;
-    let lite = Server::etcdlite(&args.etcdlite)?;
-    let channels = [etcd.connect().await?, lite.connect().await?];
-    let mut leases: [Vec<i64>; 2] = [Vec::new(), Vec::new()];
-    let mut streams: [Streams; 2] = [HashMap::new(), HashMap::new()];
+/// Reads a whole snapshot stream: `{"received": true}` once it ends, or the error.
+async fn snapshot(
+    maintenance: &mut MaintenanceClient<Channel>,
+    req: Value,
+    meta: &Meta,
+) -> Result<Value, BoxError> {
+    let mut chunks =
+        match maintenance.snapshot(with_meta(from_json::<pb::SnapshotRequest>(req)?, meta)?).await {
+            Ok(chunks) => chunks.into_inner(),
+            Err(status) => return Ok(error_answer(&status)),
+        };
+    loop {
+        match tokio::time::timeout(Duration::from_secs(30), chunks.message()).await {
+            Ok(Ok(Some(_))) => {}
+            Ok(Ok(None)) => return Ok(json!({"received": true})),
+            Ok(Err(status)) => return Ok(error_answer(&status)),
+            Err(_) => return Ok(json!({"timeout": true})),
+        }
+    }
+}
+
+/// The gRPC path of a call a `wire` step can make.
+fn wire_path(call: &str) -> Option<&'static str> {
+    Some(match call {
+        "Authenticate" => "/etcdserverpb.Auth/Authenticate",
+        "UserAdd" => "/etcdserverpb.Auth/UserAdd",
+        "UserGet" => "/etcdserverpb.Auth/UserGet",
+        "UserList" => "/etcdserverpb.Auth/UserList",
+        "UserDelete" => "/etcdserverpb.Auth/UserDelete",
+        "UserChangePassword" => "/etcdserverpb.Auth/UserChangePassword",
+        "UserGrantRole" => "/etcdserverpb.Auth/UserGrantRole",
+        "UserRevokeRole" => "/etcdserverpb.Auth/UserRevokeRole",
+        "RoleAdd" => "/etcdserverpb.Auth/RoleAdd",
+        "RoleGet" => "/etcdserverpb.Auth/RoleGet",
+        "RoleList" => "/etcdserverpb.Auth/RoleList",
+        "RoleDelete" => "/etcdserverpb.Auth/RoleDelete",
+        "RoleGrantPermission" => "/etcdserverpb.Auth/RoleGrantPermission",
+        "RoleRevokePermission" => "/etcdserverpb.Auth/RoleRevokePermission",
+        "Range" => "/etcdserverpb.KV/Range",
+        "Put" => "/etcdserverpb.KV/Put",
+        _ => return None,
+    })
+}
+
+/// A wire answer decoded as the call's response type.
+fn wire_decoded(call: &str, bytes: &[u8]) -> Result<Value, BoxError> {
+    use prost::Message as _;
+    fn typed<T: prost::Message + Default + serde::Serialize>(bytes: &[u8]) -> Result<Value, BoxError> {
+        to_json(T::decode(bytes)?)
+    }
+    match call {
+        "Authenticate" => typed::<pb::AuthenticateResponse>(bytes),
+        "UserGet" => typed::<pb::AuthUserGetResponse>(bytes),
+        "UserList" => typed::<pb::AuthUserListResponse>(bytes),
+        "RoleGet" => typed::<pb::AuthRoleGetResponse>(bytes),
+        "RoleList" => typed::<pb::AuthRoleListResponse>(bytes),
+        "Range" => typed::<pb::RangeResponse>(bytes),
+        "Put" => typed::<pb::PutResponse>(bytes),
+        // The other auth responses hold only a header.
+        _ => to_json(pb::AuthUserAddResponse::decode(bytes)?),
+    }
+}
+
+/// A protobuf message field by field, for an answer its type cannot decode: `{"N":
+/// [values]}`, a varint as its number, a length-delimited field as `s:text` if it is
+/// UTF-8 and `x:hex` if not; field 1 (the header of every response) left out.
+fn wire_fields(mut bytes: &[u8]) -> Value {
+    use prost::encoding::{decode_key, decode_varint, WireType};
+    let mut fields: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    while !bytes.is_empty() {
+        let Ok((number, wire_type)) = decode_key(&mut bytes) else { break };
+        let value = match wire_type {
+            WireType::Varint => match decode_varint(&mut bytes) {
+                Ok(v) => json!(v),
+                Err(_) => break,
+            },
+            WireType::LengthDelimited => {
+                let Ok(len) = decode_varint(&mut bytes) else { break };
+                let Some((field, rest)) = bytes.split_at_checked(len as usize) else { break };
+                bytes = rest;
+                match std::str::from_utf8(field) {
+                    Ok(text) => json!(format!("s:{text}")),
+                    Err(_) => {
+                        json!(format!("x:{}", field.iter().map(|b| format!("{b:02x}")).collect::<String>()))
+                    }
+                }
+            }
+            _ => json!({"unreadable": true}),
+        };
+        if number != 1 {
+            fields.entry(number.to_string()).or_default().push(value);
+        }
+    }
+    json!(fields)
+}
+
+/// The request of a `wire` step: each (field number, bytes) as a length-delimited field.
+fn wire_request(fields: &[(u32, String)]) -> Result<Vec<u8>, BoxError> {
+    use prost::encoding::{encode_key, encode_varint, WireType};
+    let mut out = Vec::new();
+    for (number, text) in fields {
+        let bytes = step_bytes(text).unwrap_or_else(|| text.as_bytes().to_vec());
+        encode_key(*number, WireType::LengthDelimited, &mut out);
+        encode_varint(bytes.len() as u64, &mut out);
+        out.extend_from_slice(&bytes);
+    }
+    Ok(out)
+}
+
+/// A codec of messages as their encoded bytes, for `wire` steps.
+#[derive(Clone, Copy, Default)]
+struct RawCodec;
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+
+    fn encoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+
+    fn decoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+}
+
+impl tonic::codec::Encoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn encode(&mut self, item: Vec<u8>, dst: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        bytes::BufMut::put_slice(dst, &item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn decode(&mut self, src: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<Vec<u8>>, tonic::Status> {
+        let len = bytes::Buf::remaining(src);
+        Ok(Some(bytes::Buf::copy_to_bytes(src, len).to_vec()))
+    }
+}
+
+/// Runs a `wire` step: the request as the given fields, the answer decoded as the call's
+/// response type or, where that fails, field by field.
+async fn wire_call(
+    channel: &Channel,
+    name: &str,
+    fields: &[(u32, String)],
+    meta: &Meta,
+) -> Result<Value, BoxError> {
+    let path = wire_path(name).ok_or_else(|| format!("{name} cannot be a wire step"))?;
+    let mut grpc = tonic::client::Grpc::new(channel.clone());
+    grpc.ready().await?;
+    let request = with_meta(wire_request(fields)?, meta)?;
+    match grpc.unary(request, http::uri::PathAndQuery::from_static(path), RawCodec).await {
+        Ok(response) => {
+            let bytes = response.into_inner();
+            Ok(wire_decoded(name, &bytes).unwrap_or_else(|_| json!({"fields": wire_fields(&bytes)})))
+        }
+        Err(status) => Ok(error_answer(&status)),
+    }
+}
+
+/// Runs one step on one server: its normalised answer.
+async fn run_step(channel: &Channel, session: &mut Session, step: &Step) -> Result<Value, BoxError> {
+    let token = match (&step.token, &step.raw_token) {
+        (Some(name), _) => {
+            Some(session.tokens.get(name).ok_or_else(|| format!("no token saved as {name:?}"))?.clone())
+        }
+        (None, Some(raw)) => Some(raw.clone()),
+        (None, None) => None,
+    };
+    let meta = Meta { token };
+    let req = prepare(&step.req, &session.leases);
+    let mut answer = match (step.call.as_str(), &step.wire) {
+        (_, Some(fields)) => wire_call(channel, &step.call, fields, &meta).await?,
+        ("Watch" | "WatchRecv" | "LeaseKeepAlive" | "LeaseKeepAliveRecv", None) => {
+            stream_step(channel, &mut session.streams, step, req, &meta).await?
+        }
+        (name, None) => call(channel, name, req, &meta).await?,
+    };
+    if step.call == "Authenticate" {
+        if let Some(Value::String(token)) = answer.get_mut("token") {
+            if let Some(name) = &step.save_token {
+                session.tokens.insert(name.clone(), token.clone());
+            }
+            *token = token_form(token).to_string();
+        }
+    }
+    normalise(&mut answer, &mut session.leases);
+    Ok(answer)
+}
+
+/// What a run compares and how it reports.
+struct Plan {
+    sides: [Side; 2],
+    /// How the report names the second side: `etcdlite` or `etcd`.
+    other: &'static str,
+    /// How a difference names the two sides.
+    labels: [String; 2],
+    print: bool,
+}
+
+/// Runs `scenario` on a fresh pair of servers; the first difference, if any. A step that
+/// cannot run after the servers differed (a token one of them did not answer, say) ends the
+/// scenario with that difference rather than the error.
+async fn run(plan: &Plan, scenario: &Scenario) -> Result<Option<Difference>, BoxError> {
+    let (first_server, first_channel) = plan.sides[0].started().await?;
+    let (second_server, second_channel) = plan.sides[1].started().await?;
+    let _servers = [first_server, second_server];
+    let channels = [first_channel, second_channel];
+    let mut sessions = [Session::default(), Session::default()];
+    let mut first = None;
     for (n, step) in scenario.steps.iter().enumerate() {
         let mut answers = Vec::new();
-        for (side, channel) in channels.iter().enumerate() {
-            let req = prepare(&step.req, &leases[side]);
-            let mut answer = match step.call.as_str() {
-                "Watch" | "WatchRecv" | "LeaseKeepAlive" | "LeaseKeepAliveRecv" => {
-                    stream_step(channel, &mut streams[side], step, req).await?
+        for (channel, session) in channels.iter().zip(sessions.iter_mut()) {
+            match run_step(channel, session, step).await {
+                Ok(answer) => answers.push(answer),
+                Err(error) if first.is_some() => {
+                    if plan.print {
+                        println!("  {:>2} {} could not run: {error}", n + 1, step.call);
+                    }
+                    return Ok(first);
                 }
-                _ => call(channel, &step.call, req).await?,
-            };
-            normalise(&mut answer, &mut leases[side]);
-            answers.push(answer);
+                Err(error) => return Err(error),
+            }
         }
         let lite = answers.pop().expect("two answers");
         let etcd = answers.pop().expect("two answers");
+        if plan.print {
+            println!("  {:>2} {} {} -> {}", n + 1, step.call, compact(&step.req, step), clipped(&etcd, 2000));
+        }
         if let Some((path, etcd, lite)) = first_difference(&etcd, &lite, "") {
-            return Ok(Some(Difference { step: n + 1, call: step.call.clone(), path, etcd, lite }));
+            let labels = plan.labels.clone();
+            let difference = Difference { step: n + 1, call: step.call.clone(), path, etcd, lite, labels };
+            if !plan.print {
+                return Ok(Some(difference));
+            }
+            println!("     DIFFERS: {difference}");
+            first.get_or_insert(difference);
         }
     }
-    Ok(None)
+    Ok(first)
 }
 
-fn report(outcomes: &[Outcome], etcd: &str) -> String {
+/// A step's request as printed: its JSON (or wire fields), with its credentials.
+fn compact(req: &Value, step: &Step) -> String {
+    let mut out = match &step.wire {
+        Some(fields) => format!("wire {fields:?}"),
+        None => shortened(req),
+    };
+    if let Some(token) = &step.token {
+        out.push_str(&format!(" [token {token}]"));
+    }
+    if let Some(token) = &step.raw_token {
+        out.push_str(&format!(" [raw token {token:?}]"));
+    }
+    if !step.stream.is_empty() {
+        out.push_str(&format!(" [stream {}]", step.stream));
+    }
+    out
+}
+
+fn report(outcomes: &[Outcome], etcd: &str, other: &str) -> String {
     let passed = outcomes.iter().filter(|o| o.failure.is_none()).count();
     let known = outcomes.iter().filter(|o| o.failure.is_some() && !o.unexpected()).count();
     let mut out = format!(
-        "# Conformance: etcdlite against a real etcd\n\n\
+        "# Conformance: {other} against a real etcd\n\n\
          Written by `scripts/conformance` (`etcdlite-conformance`): every scenario of \
-         `tests/conformance/` run against a fresh {} and a fresh etcdlite, through the \
+         `tests/conformance/` run against a fresh {} and a fresh {other}, through the \
          same gRPC client, answers compared after normalising cluster and member ids, raft \
-         terms, lease ids and remaining TTLs (and, in Status, what describes the member rather \
-         than the store). A FAIL (known) is a deliberate difference, listed in \
-         `docs/limitations.md`.\n\n**{passed} of {} scenarios PASS; {known} differ as \
+         terms, lease ids and remaining TTLs, tokens (by their form) (and, in Status, what \
+         describes the member rather than the store). A FAIL (known) is a deliberate \
+         difference, listed in `docs/limitations.md`, or a difference of etcd 3.4 the \
+         scenario names.\n\n**{passed} of {} scenarios PASS; {known} differ as \
          known.**\n\n\
          | area | scenario | result | first difference |\n|---|---|---|---|\n",
         etcd,
@@ -565,7 +1038,7 @@ fn report(outcomes: &[Outcome], etcd: &str) -> String {
     }
     for (area, list) in by_area {
         for o in list {
-            let (result, detail) = match (&o.failure, &o.differs) {
+            let (result, detail) = match (&o.failure, &o.known) {
                 (None, _) => ("PASS", String::new()),
                 (Some(failure @ Failure::Differs(_)), Some(why)) => {
                     ("FAIL (known)", format!("{failure}; {why}"))
@@ -578,12 +1051,61 @@ fn report(outcomes: &[Outcome], etcd: &str) -> String {
     out
 }
 
+/// Why a difference in `scenario` is expected in this run, if it is: its `differs` against
+/// etcdlite; its `etcd34` when exactly one side is etcd 3.4.
+fn known_difference(scenario: &Scenario, other: &str, versions: &[String; 2]) -> Option<String> {
+    let is34 = |v: &String| v.starts_with("3.4.");
+    let one34 = is34(&versions[0]) != is34(&versions[1]);
+    let etcd34 = scenario.etcd34.as_ref().filter(|_| one34).map(|why| format!("etcd 3.4: {why}"));
+    let differs = scenario.differs.clone().filter(|_| other == "etcdlite");
+    match (differs, etcd34) {
+        (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+        (a, b) => a.or(b),
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
     let args = Args::parse();
+    let version = etcd_version(&args.etcd);
+    let (plan, versions) = match (&args.etcdlite, &args.against_etcd, args.reference_only) {
+        (_, _, true) => (
+            Plan {
+                sides: [Side::Etcd(args.etcd.clone()), Side::Etcd(args.etcd.clone())],
+                other: "etcd",
+                labels: ["etcd (first run)".into(), "etcd (second run)".into()],
+                print: true,
+            },
+            [version.clone(), version.clone()],
+        ),
+        (_, Some(other), false) => (
+            Plan {
+                sides: [Side::Etcd(args.etcd.clone()), Side::Etcd(other.clone())],
+                other: "etcd",
+                labels: [format!("etcd {version}"), format!("etcd {}", etcd_version(other))],
+                print: args.print,
+            },
+            [version.clone(), etcd_version(other)],
+        ),
+        (Some(lite), None, false) => (
+            Plan {
+                sides: [Side::Etcd(args.etcd.clone()), Side::Lite(lite.clone())],
+                other: "etcdlite",
+                labels: ["etcd".into(), "etcdlite".into()],
+                print: args.print,
+            },
+            [version.clone(), String::new()],
+        ),
+        (None, None, false) => return Err("--etcdlite is needed".into()),
+    };
     let mut files: Vec<PathBuf> = std::fs::read_dir(&args.scenarios)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .filter(|p| {
+            args.files
+                .as_ref()
+                .is_none_or(|f| p.file_name().is_some_and(|n| n.to_string_lossy().contains(f.as_str())))
+        })
         .collect();
     files.sort();
     let mut outcomes = Vec::new();
@@ -594,34 +1116,39 @@ async fn main() -> Result<(), BoxError> {
             if args.filter.as_ref().is_some_and(|f| !scenario.name.contains(f.as_str())) {
                 continue;
             }
-            let failure = match tokio::time::timeout(SCENARIO_LIMIT, run(&args, scenario)).await {
+            if plan.print {
+                println!("== {} / {}", file.area, scenario.name);
+            }
+            let failure = match tokio::time::timeout(SCENARIO_LIMIT, run(&plan, scenario)).await {
                 Ok(Ok(difference)) => difference.map(Failure::Differs),
                 Ok(Err(error)) => Some(Failure::Error(error.to_string())),
                 Err(_) => Some(Failure::Error(format!("no end after {SCENARIO_LIMIT:?}"))),
             };
-            eprintln!(
-                "{} {} / {}",
-                if failure.is_none() { "PASS" } else { "FAIL" },
-                file.area,
-                scenario.name
-            );
-            if let Some(failure) = &failure {
+            let known = known_difference(scenario, plan.other, &versions);
+            let outcome = Outcome { area: file.area.clone(), name: scenario.name.clone(), failure, known };
+            let verdict = match (&outcome.failure, outcome.unexpected()) {
+                (None, _) => "PASS",
+                (Some(_), false) => "FAIL (known)",
+                (Some(_), true) => "FAIL",
+            };
+            eprintln!("{verdict} {} / {}", file.area, scenario.name);
+            if let Some(failure) = &outcome.failure {
                 eprintln!("  {failure}");
             }
-            outcomes.push(Outcome {
-                area: file.area.clone(),
-                name: scenario.name.clone(),
-                failure,
-                differs: scenario.differs.clone(),
-            });
+            outcomes.push(outcome);
         }
     }
     let unexpected = outcomes.iter().filter(|o| o.unexpected()).count();
     let passed = outcomes.iter().filter(|o| o.failure.is_none()).count();
     eprintln!("{passed} of {} scenarios PASS; {unexpected} unexpected FAIL", outcomes.len());
     if let Some(path) = &args.report {
-        let label = args.label.clone().unwrap_or_else(|| args.etcd.display().to_string());
-        std::fs::write(path, report(&outcomes, &label))?;
+        let label = args.label.clone().unwrap_or_else(|| format!("etcd {version}"));
+        let other = match (&args.against_etcd, args.reference_only) {
+            (Some(other), _) => format!("etcd {}", etcd_version(other)),
+            (None, true) => format!("etcd {version}"),
+            (None, false) => "etcdlite".to_string(),
+        };
+        std::fs::write(path, report(&outcomes, &label, &other))?;
     }
     if unexpected > 0 {
         std::process::exit(1);
@@ -635,12 +1162,16 @@ mod tests {
 
     #[test]
     fn requests_get_bytes_and_lease_ids_filled_in() {
-        let req = json!({"key": "s:ab", "value": "n:3", "lease": "$L2", "limit": "5", "nested": ["s:"]});
+        let req =
+            json!({"key": "s:ab", "value": "n:3", "lease": "$L2", "limit": "5", "nested": ["s:", "x:ff00"]});
         let prepared = prepare(&req, &[7, 9]);
         assert_eq!(
             prepared,
-            json!({"key": "YWI=", "value": "eHh4", "lease": "9", "limit": "5", "nested": [""]})
+            json!({"key": "YWI=", "value": "eHh4", "lease": "9", "limit": "5", "nested": ["", "/wA="]})
         );
+        // Not hex: left as it is.
+        assert_eq!(prepare(&json!("x:zz"), &[]), json!("x:zz"));
+        assert_eq!(prepare(&json!({"name": "repeat:3:ab"}), &[]), json!({"name": "ababab"}));
     }
 
     #[test]
@@ -664,5 +1195,60 @@ mod tests {
         let mut expired = json!({"TTL": "-1"});
         normalise(&mut expired, &mut leases);
         assert_eq!(expired, json!({"TTL": "-1"}));
+    }
+
+    #[test]
+    fn tokens_are_compared_by_form() {
+        assert_eq!(token_form("abcdefghijklmnOP.12"), "<simple>");
+        assert_eq!(token_form("abcdefghijklmnOP."), "<other>");
+        assert_eq!(token_form("abcdefghijklmno.12"), "<other>");
+        assert_eq!(token_form("eyJhbGciOiJSUzI1NiJ9.e30.c2ln"), "<other>");
+    }
+
+    #[test]
+    fn members_keep_only_their_shape() {
+        let mut answer = json!({"header": {"revision": "1"}, "members": [
+            {"ID": "7", "peerURLs": ["http://q"]},
+            {"ID": "12", "name": "a", "peerURLs": ["http://p"], "clientURLs": ["http://c"]}]});
+        members_normalised(&mut answer);
+        assert_eq!(
+            answer,
+            json!({"header": {"revision": "1"}, "members": [
+                {"ID": "present", "name": "present", "peerURLs": "present", "clientURLs": "present"},
+                {"ID": "present", "peerURLs": "present"}]})
+        );
+    }
+
+    #[test]
+    fn wire_requests_and_undecodable_answers() {
+        let request = wire_request(&[(1, "x:ff61".into()), (2, "s:pw".into())]).unwrap();
+        assert_eq!(request, [0x0a, 2, 0xff, b'a', 0x12, 2, b'p', b'w']);
+        // A header (field 1), a name that is not UTF-8 (2) and a varint (3).
+        let answer = [0x0a, 2, 8, 5, 0x12, 1, 0xff, 0x12, 1, b'a', 0x18, 7];
+        assert_eq!(wire_fields(&answer), json!({"2": ["x:ff", "s:a"], "3": [7]}));
+        assert!(wire_decoded("UserList", &answer).is_err());
+    }
+
+    #[test]
+    fn known_differences_depend_on_the_sides() {
+        let scenario: Scenario = serde_json::from_value(json!({
+            "name": "n", "steps": [], "differs": "lite", "etcd34": "old"
+        }))
+        .unwrap();
+        let (v35, v34) = ("3.5.1".to_string(), "3.4.23".to_string());
+        assert_eq!(
+            known_difference(&scenario, "etcdlite", &[v35.clone(), String::new()]).as_deref(),
+            Some("lite")
+        );
+        assert_eq!(
+            known_difference(&scenario, "etcdlite", &[v34.clone(), String::new()]).as_deref(),
+            Some("lite; etcd 3.4: old")
+        );
+        assert_eq!(
+            known_difference(&scenario, "etcd", &[v35.clone(), v34.clone()]).as_deref(),
+            Some("etcd 3.4: old")
+        );
+        assert_eq!(known_difference(&scenario, "etcd", &[v34.clone(), v34]), None);
+        assert_eq!(known_difference(&scenario, "etcd", &[v35.clone(), v35]), None);
     }
 }

@@ -29,9 +29,11 @@ pub async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
 pub enum Place {
     /// `Client::embedded` over a memory store on a manual clock.
     Memory,
-    /// `Client::embedded` over RocksDB, synced, on a manual clock.
+    /// `Client::embedded` over RocksDB, synced, on a manual clock (feature `rocksdb`).
+    #[cfg(feature = "rocksdb")]
     RocksDb,
-    /// `Client::embedded` over sled, synced, on a manual clock.
+    /// `Client::embedded` over sled, synced, on a manual clock (feature `sled`).
+    #[cfg(feature = "sled")]
     Sled,
     /// `Client::connect` to a `TestServer` on a manual clock.
     TestServer,
@@ -72,13 +74,17 @@ impl Target {
         };
         target.client = Some(match place {
             Place::Memory => embed(manual(Options::memory(), Arc::new(clock.clone()))).await,
-            Place::RocksDb | Place::Sled => {
+            #[cfg(feature = "rocksdb")]
+            Place::RocksDb => {
                 let dir = tempfile::tempdir().expect("a temporary directory");
-                let options = if place == Place::RocksDb {
-                    Options::rocksdb(dir.path().join("db"))
-                } else {
-                    Options::sled(dir.path().join("db"))
-                };
+                let options = Options::rocksdb(dir.path().join("db"));
+                target._dir = Some(dir);
+                embed(manual(options, Arc::new(clock.clone()))).await
+            }
+            #[cfg(feature = "sled")]
+            Place::Sled => {
+                let dir = tempfile::tempdir().expect("a temporary directory");
+                let options = Options::sled(dir.path().join("db"));
                 target._dir = Some(dir);
                 embed(manual(options, Arc::new(clock.clone()))).await
             }

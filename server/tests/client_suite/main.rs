@@ -44,7 +44,9 @@ fn status<T: std::fmt::Debug>(result: Result<T, Error>) -> (Code, String) {
 macro_rules! suite {
     ($($module:ident :: $scenario:ident),* $(,)?) => {
         suite!(@place memory, Memory, $($module::$scenario),*);
+        #[cfg(feature = "rocksdb")]
         suite!(@place rocksdb, RocksDb, $($module::$scenario),*);
+        #[cfg(feature = "sled")]
         suite!(@place sled, Sled, $($module::$scenario),*);
         suite!(@place test_server, TestServer, $($module::$scenario),*);
         suite!(@place etcd, Etcd, $($module::$scenario),*);

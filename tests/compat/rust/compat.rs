@@ -9,8 +9,8 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use etcd_client::{
-    Client, Compare, CompareOp, Error, EventType, GetOptions, LockOptions, ProclaimOptions, PutOptions,
-    ResignOptions, Txn, TxnOp, TxnOpResponse, WatchOptions,
+    Client, Compare, CompareOp, ConnectOptions, Error, EventType, GetOptions, LockOptions, Permission,
+    PermissionType, ProclaimOptions, PutOptions, ResignOptions, Txn, TxnOp, TxnOpResponse, WatchOptions,
 };
 use tokio::time::{sleep, timeout};
 
@@ -285,6 +285,157 @@ async fn election(mut c: Client) -> Outcome {
     }
 }
 
+const ROOT_PASSWORD: &str = "compat-root-pw";
+
+/// The gRPC status a failed call answered, as (code's name, message).
+fn status_of<T>(result: Result<T, Error>) -> Result<(String, String), String> {
+    match result {
+        Err(Error::GRpcStatus(s)) => Ok((format!("{:?}", s.code()), s.message().to_string())),
+        Err(other) => Err(format!("failed with {other}, want an error status")),
+        Ok(_) => Err("succeeded, want an error status".into()),
+    }
+}
+
+/// Users, roles and permissions through the crate's `auth_client()`, then auth on: a client
+/// connected `with_user` works within its role's permissions and gets etcd's errors outside
+/// them, and root turns auth off again. Whatever happens, the feature ends with auth off and
+/// its users and role gone.
+async fn auth(c: Client, endpoint: String) -> Outcome {
+    let url = format!("http://{endpoint}");
+    let outcome = auth_steps(c.clone(), &url).await;
+    // Leave the server as found: auth off (root's client), the users and the role gone.
+    if let Ok(mut root) =
+        Client::connect([url.as_str()], Some(ConnectOptions::new().with_user("root", ROOT_PASSWORD))).await
+    {
+        let _ = root.auth_disable().await;
+    }
+    let mut auth = c.auth_client();
+    let _ = auth.user_delete("compat-alice").await;
+    let _ = auth.user_delete("root").await;
+    let _ = auth.role_delete("compat-r").await;
+    outcome
+}
+
+async fn auth_steps(mut c: Client, url: &str) -> Outcome {
+    let mut auth = c.auth_client();
+    auth.user_add("root", ROOT_PASSWORD, None).await.map_err(failed)?;
+    auth.user_grant_role("root", "root").await.map_err(failed)?;
+    auth.role_add("compat-r").await.map_err(failed)?;
+    for perm in [
+        Permission::read("/compat/auth/r/").with_prefix(),
+        Permission::read_write("/compat/auth/rw"),
+        Permission::write("/compat/auth/w").with_from_key(),
+        Permission::read("/compat/auth/x"),
+    ] {
+        auth.role_grant_permission("compat-r", perm).await.map_err(failed)?;
+    }
+    auth.role_revoke_permission("compat-r", "/compat/auth/x", None).await.map_err(failed)?;
+    let (code, message) = status_of(auth.role_revoke_permission("compat-r", "/compat/auth/x", None).await)?;
+    check!(
+        (code.as_str(), message.as_str())
+            == ("FailedPrecondition", "etcdserver: permission is not granted to the role"),
+        "revoking a permission twice: {code:?} {message}"
+    );
+    let perms: Vec<(i32, Vec<u8>, Vec<u8>)> = auth
+        .role_get("compat-r")
+        .await
+        .map_err(failed)?
+        .permissions()
+        .iter()
+        .map(|p| (p.get_type(), p.key().to_vec(), p.range_end().to_vec()))
+        .collect();
+    let want = vec![
+        (PermissionType::Read as i32, b"/compat/auth/r/".to_vec(), b"/compat/auth/r0".to_vec()),
+        (PermissionType::Readwrite as i32, b"/compat/auth/rw".to_vec(), Vec::new()),
+        (PermissionType::Write as i32, b"/compat/auth/w".to_vec(), b"\0".to_vec()),
+    ];
+    check!(perms == want, "role get: {perms:?}, want {want:?}");
+    let roles = auth.role_list().await.map_err(failed)?;
+    check!(roles.roles() == ["compat-r"], "role list: {:?}", roles.roles());
+
+    auth.user_add("compat-alice", "old-pw", None).await.map_err(failed)?;
+    let (code, message) = status_of(auth.user_add("compat-alice", "old-pw", None).await)?;
+    check!(
+        (code.as_str(), message.as_str()) == ("FailedPrecondition", "etcdserver: user name already exists"),
+        "adding a user twice: {code:?} {message}"
+    );
+    auth.user_grant_role("compat-alice", "compat-r").await.map_err(failed)?;
+    let user = auth.user_get("compat-alice").await.map_err(failed)?;
+    check!(user.roles() == ["compat-r"], "user get: roles {:?}", user.roles());
+    let users = auth.user_list().await.map_err(failed)?;
+    check!(users.users() == ["compat-alice", "root"], "user list: {:?}", users.users());
+    auth.user_change_password("compat-alice", "alice-pw").await.map_err(failed)?;
+    auth.user_revoke_role("compat-alice", "compat-r").await.map_err(failed)?;
+    let user = auth.user_get("compat-alice").await.map_err(failed)?;
+    check!(user.roles().is_empty(), "user get after the revoke: roles {:?}", user.roles());
+    auth.user_grant_role("compat-alice", "compat-r").await.map_err(failed)?;
+    c.put("/compat/auth/r/k", "before", None).await.map_err(failed)?;
+    // Connecting as a user while auth is off fails: the crate authenticates when it connects.
+    let off = Client::connect([url], Some(ConnectOptions::new().with_user("compat-alice", "alice-pw"))).await;
+    let (code, message) = status_of(off)?;
+    check!(
+        (code.as_str(), message.as_str())
+            == ("FailedPrecondition", "etcdserver: authentication is not enabled"),
+        "connecting as a user with auth off: {code:?} {message}"
+    );
+
+    auth.auth_enable().await.map_err(failed)?;
+    let mut alice = Client::connect([url], Some(ConnectOptions::new().with_user("compat-alice", "alice-pw")))
+        .await
+        .map_err(failed)?;
+    alice.put("/compat/auth/rw", "v1", None).await.map_err(failed)?;
+    let got = alice.get("/compat/auth/rw", None).await.map_err(failed)?;
+    check!(got.kvs().first().map(|kv| kv.value()) == Some(&b"v1"[..]), "get within readwrite: {got:?}");
+    let got = alice.get("/compat/auth/r/", Some(GetOptions::new().with_prefix())).await.map_err(failed)?;
+    check!(got.kvs().len() == 1, "get within the read prefix: {got:?}");
+    alice.put("/compat/auth/wz", "v2", None).await.map_err(failed)?;
+    let denied = ("PermissionDenied".to_string(), "etcdserver: permission denied".to_string());
+    let forbidden = [
+        ("put under the read prefix", status_of(alice.put("/compat/auth/r/k", "after", None).await)?),
+        ("get of a write-only key", status_of(alice.get("/compat/auth/wz", None).await)?),
+        (
+            "get of the whole prefix",
+            status_of(alice.get("/compat/auth/", Some(GetOptions::new().with_prefix())).await)?,
+        ),
+        ("delete under the read prefix", status_of(alice.delete("/compat/auth/r/k", None).await)?),
+        ("user list", status_of(alice.user_list().await)?),
+        ("auth disable", status_of(alice.auth_disable().await)?),
+    ];
+    for (what, status) in forbidden {
+        check!(status == denied, "{what} as a plain user: {status:?}");
+    }
+    let (code, message) = status_of(c.get("/compat/auth/rw", None).await)?;
+    check!(
+        (code.as_str(), message.as_str()) == ("InvalidArgument", "etcdserver: user name is empty"),
+        "a get with no user: {code:?} {message}"
+    );
+    let wrong = Client::connect([url], Some(ConnectOptions::new().with_user("compat-alice", "old-pw"))).await;
+    let (code, message) = status_of(wrong)?;
+    check!(
+        (code.as_str(), message.as_str())
+            == ("InvalidArgument", "etcdserver: authentication failed, invalid user ID or password"),
+        "connecting with the old password: {code:?} {message}"
+    );
+
+    let mut root = Client::connect([url], Some(ConnectOptions::new().with_user("root", ROOT_PASSWORD)))
+        .await
+        .map_err(failed)?;
+    let got = root.get("/compat/auth/wz", None).await.map_err(failed)?;
+    check!(got.kvs().first().map(|kv| kv.value()) == Some(&b"v2"[..]), "get as root: {got:?}");
+    root.auth_disable().await.map_err(failed)?;
+    let got = c.get("/compat/auth/r/k", None).await.map_err(failed)?;
+    check!(
+        got.kvs().first().map(|kv| kv.value()) == Some(&b"before"[..]),
+        "a get with auth off again: {got:?}"
+    );
+    auth.user_delete("compat-alice").await.map_err(failed)?;
+    auth.user_delete("root").await.map_err(failed)?;
+    auth.role_delete("compat-r").await.map_err(failed)?;
+    let users = auth.user_list().await.map_err(failed)?;
+    check!(users.users().is_empty(), "users left: {:?}", users.users());
+    Ok(())
+}
+
 /// Runs one feature (at most 60 s) and prints its line; whether it passed.
 async fn run<F, Fut>(name: &str, client: &Client, feature: F) -> bool
 where
@@ -321,6 +472,7 @@ async fn main() {
         run("compaction", &client, compaction).await,
         run("lock", &client, lock).await,
         run("election", &client, election).await,
+        run("auth", &client, |c| auth(c, endpoint.clone())).await,
     ];
     if passed.contains(&false) {
         std::process::exit(1);
