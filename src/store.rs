@@ -172,6 +172,11 @@ impl Store {
         self.shared.mvcc.compacted_revision()
     }
 
+    /// The request limits the store enforces (`--max-request-bytes`, `--max-txn-ops`).
+    pub fn limits(&self) -> Limits {
+        self.shared.limits
+    }
+
     /// Users, roles, permissions and tokens: etcd's auth, kept in this store.
     pub fn auth(&self) -> &AuthStore {
         &self.shared.auth

@@ -32,9 +32,13 @@ impl AuthService {
         call: impl FnOnce(&AuthStore, &Caller, Req) -> Result<T, Error> + Send + 'static,
     ) -> Result<T, Status>
     where
-        Req: Send + 'static,
+        Req: prost::Message + Send + 'static,
         T: Send + 'static,
     {
+        // etcd refuses a request larger than --max-request-bytes before applying it.
+        if request.get_ref().encoded_len() > self.node.store.limits().max_request_bytes {
+            return Err(to_status(Error::RequestTooLarge));
+        }
         let caller = self.node.caller(&request);
         let request = request.into_inner();
         let store = self.node.store.clone();

@@ -14,12 +14,10 @@ mod process;
 
 use std::fs::File;
 use std::future::Future;
-use std::io::Read;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine as _;
 use etcd_client::{Certificate, Client, ConnectOptions, Identity, TlsOptions};
@@ -336,7 +334,7 @@ impl EtcdLite {
 
     /// Runs `etcdctl` with `args` against this server, bounded by [`DEADLINE`].
     fn etcdctl(&self, etcdctl: &Path, args: &[&str]) -> Output {
-        let mut child = Command::new(etcdctl)
+        let child = Command::new(etcdctl)
             .env("ETCDCTL_API", "3")
             .arg(format!("--endpoints=127.0.0.1:{}", self.port))
             .args(["--dial-timeout=5s", "--command-timeout=10s"])

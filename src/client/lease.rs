@@ -11,7 +11,6 @@ use super::mailbox::{self, mailbox};
 use super::{dispatch, header_accessors, Backend, Error, Result, Status};
 use crate::lease::{LeaseGrantOptions, LeaseStatus, LeaseTimeToLiveOptions};
 use crate::txn::request::ResponseHeader;
-use crate::Store;
 
 /// Keep-alive answers an in-process stream holds for its reader before dropping the
 /// oldest (a keeper whose answers are never read must not grow without bound).
