@@ -120,7 +120,7 @@ impl AuthStore {
         // etcd's `--auth-token`: "simple", or "jwt,<options>".
         let tokens = match config.token.split(',').next().unwrap_or_default() {
             "simple" => Tokens::Simple(SimpleTokens::new(config.token_ttl)),
-            "jwt" => Tokens::Jwt(JwtTokens::new(&JwtOptions::parse(&config.token)?)?),
+            "jwt" => Tokens::Jwt(Box::new(JwtTokens::new(&JwtOptions::parse(&config.token)?)?)),
             _ => return Err(Error::InvalidAuthOpts),
         };
         // etcd falls back to its default cost for one bcrypt would refuse.
@@ -155,22 +155,24 @@ impl AuthStore {
         self.state.read().revision
     }
 
-    /// Applies `change` as `caller` (checked as an administrator when `admin`), under the
-    /// store's writer lock; the new state is swapped in when the write commits.
-    fn change(&self, caller: &Caller, admin: bool, change: Box<Change<'_>>) -> Result<()> {
+    /// Applies `change` as `caller` (who must be an administrator while auth is enabled),
+    /// under the store's writer lock; the new state is swapped in when the write commits.
+    fn change(&self, caller: &Caller, change: Box<Change<'_>>) -> Result<()> {
         let write = self.mvcc.write();
         let current = self.current();
-        let checked = if admin { check_admin(&current, caller) } else { refused(caller) };
+        let checked = check_admin(&current, caller);
         let mut next = (*current).clone();
         let mut staged = Staged::default();
         match checked.and_then(|()| change(&mut next, &mut staged)) {
             Ok(true) => {}
+            // An answer that rests on what was read waits until that is durable, as a
+            // refused KV write does.
             Ok(false) => {
-                let _ = write.abandon();
+                write.abandon().wait()?;
                 return Ok(());
             }
             Err(e) => {
-                let _ = write.abandon();
+                write.abandon().wait()?;
                 return Err(e);
             }
         }
@@ -199,7 +201,6 @@ impl AuthStore {
     pub fn auth_enable(&self, caller: &Caller) -> Result<()> {
         self.change(
             caller,
-            true,
             Box::new(|state, _| {
                 if state.enabled {
                     return Ok(false);
@@ -220,7 +221,6 @@ impl AuthStore {
     pub fn auth_disable(&self, caller: &Caller) -> Result<()> {
         self.change(
             caller,
-            true,
             Box::new(|state, _| {
                 if !state.enabled {
                     return Ok(false);
@@ -306,7 +306,6 @@ impl AuthStore {
         let hashed = if no_password { Vec::new() } else { self.hash(password)? };
         self.change(
             caller,
-            true,
             Box::new(move |state, staged| {
                 if name.is_empty() {
                     return Err(Error::UserEmpty);
@@ -332,7 +331,6 @@ impl AuthStore {
     pub fn user_delete(&self, caller: &Caller, name: &str) -> Result<()> {
         self.change(
             caller,
-            true,
             Box::new(|state, staged| {
                 if state.enabled && name == ROOT_USER {
                     return Err(Error::InvalidAuthMgmt);
@@ -373,7 +371,6 @@ impl AuthStore {
     fn set_password(&self, caller: &Caller, name: &str, hashed: Vec<u8>) -> Result<()> {
         self.change(
             caller,
-            true,
             Box::new(move |state, staged| {
                 let user = state.users.get_mut(name).ok_or(Error::UserNotFound)?;
                 if !user.no_password() {
@@ -393,7 +390,6 @@ impl AuthStore {
     pub fn user_grant_role(&self, caller: &Caller, name: &str, role: &str) -> Result<()> {
         self.change(
             caller,
-            true,
             Box::new(|state, staged| {
                 let roles = &state.roles;
                 let user = state.users.get_mut(name).ok_or(Error::UserNotFound)?;
@@ -415,7 +411,6 @@ impl AuthStore {
     pub fn user_revoke_role(&self, caller: &Caller, name: &str, role: &str) -> Result<()> {
         self.change(
             caller,
-            true,
             Box::new(|state, staged| {
                 if state.enabled && name == ROOT_USER && role == ROOT_ROLE {
                     return Err(Error::InvalidAuthMgmt);
@@ -455,7 +450,6 @@ impl AuthStore {
     pub fn role_add(&self, caller: &Caller, name: &str) -> Result<()> {
         self.change(
             caller,
-            true,
             Box::new(|state, staged| {
                 if name.is_empty() {
                     return Err(Error::RoleEmpty);
@@ -498,7 +492,6 @@ impl AuthStore {
     pub fn role_delete(&self, caller: &Caller, name: &str) -> Result<()> {
         self.change(
             caller,
-            true,
             Box::new(|state, staged| {
                 if state.enabled && name == ROOT_ROLE {
                     return Err(Error::InvalidAuthMgmt);
@@ -525,7 +518,6 @@ impl AuthStore {
     pub fn role_grant_permission(&self, caller: &Caller, name: &str, perm: KeyPermission) -> Result<()> {
         self.change(
             caller,
-            true,
             Box::new(move |state, staged| {
                 if !is_valid_range(&perm.key, &perm.range_end) {
                     return Err(Error::InvalidAuthMgmt);
@@ -564,7 +556,6 @@ impl AuthStore {
     ) -> Result<()> {
         self.change(
             caller,
-            true,
             Box::new(|state, staged| {
                 let role = state.roles.get_mut(name).ok_or(Error::RoleNotFound)?;
                 let before = role.key_permission.len();

@@ -17,7 +17,7 @@ const SIMPLE_TOKEN_LENGTH: usize = 16;
 /// How tokens are issued and read back.
 pub(crate) enum Tokens {
     Simple(SimpleTokens),
-    Jwt(JwtTokens),
+    Jwt(Box<JwtTokens>),
 }
 
 impl Tokens {
