@@ -28,7 +28,7 @@ pub(crate) enum Identity {
 /// A store, and how calls on it are bounded.
 pub(crate) struct Embedded {
     pub(crate) store: Arc<Store>,
-    pub(crate) timeout: Option<Duration>,
+    timeout: Option<Duration>,
     identity: parking_lot::RwLock<Identity>,
 }
 
