@@ -199,6 +199,9 @@ impl AuthStore {
     /// etcd's AuthEnable: needs a `root` user with the `root` role. Enabling it again is
     /// not an error.
     pub fn auth_enable(&self, caller: &Caller) -> Result<()> {
+        // Token keeping starts first, so that no login between the switch and here gets a
+        // token that was not kept (none is handed out while auth is still disabled).
+        self.tokens.enable();
         self.change(
             caller,
             Box::new(|state, _| {
@@ -212,9 +215,7 @@ impl AuthStore {
                 state.enabled = true;
                 Ok(true)
             }),
-        )?;
-        self.tokens.enable();
-        Ok(())
+        )
     }
 
     /// etcd's AuthDisable: every token is forgotten.
