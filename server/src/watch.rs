@@ -138,36 +138,25 @@ async fn handle_requests<S>(
         match request.request_union {
             Some(RequestUnion::CreateRequest(create)) => {
                 let fragment = create.fragment;
-                // etcd checks after refusing a negative start revision, with an empty key
-                // read as "\0" and the range end as sent.
-                let permitted = if create.start_revision < 0 {
-                    Ok(())
-                } else {
-                    let key = if create.key.is_empty() { &[0][..] } else { &create.key[..] };
-                    let caller = node.caller_for(&credentials);
-                    node.store.auth().check_range(&caller, key, &create.range_end)
-                };
                 let req = convert::watch_create(create);
+                let refusal = node.store.auth().check_watch(&node.caller_for(&credentials), &req);
                 // Held across the create so the first response of the new watch finds
                 // its fragment setting.
                 let mut fragments = fragmenting.lock();
-                let refused = permitted.is_err();
-                let created = if let Err(e) = permitted {
-                    Err(e)
+                let created = if let Err(reason) = refusal {
+                    Err(reason)
                 } else if node.faults.take_compact_next_watch() {
-                    watcher.watch_request_compacted(&req)
+                    watcher.watch_request_compacted(&req).map_err(|e| e.to_string())
                 } else {
-                    watcher.watch_request(req)
+                    watcher.watch_request(req).map_err(|e| e.to_string())
                 };
                 match created {
                     Ok(id) => {
                         fragments.insert(id, fragment);
                     }
-                    Err(e) => {
+                    Err(cancel_reason) => {
                         drop(fragments);
                         // etcd answers a failed create in-band: created and canceled, no id.
-                        let cancel_reason =
-                            if refused { etcdlite::auth::watch_cancel_reason(&e) } else { e.to_string() };
                         let resp = pb::WatchResponse {
                             header: node.watch_header(Some(pb::ResponseHeader {
                                 revision: node.store.current_revision(),

@@ -28,22 +28,6 @@ use tempfile::TempDir;
 
 /// The longest one etcdctl run (or the server's start) may take.
 const DEADLINE: Duration = Duration::from_secs(30);
-const DEFAULT_ETCDCTL: &str = "/usr/bin/etcdctl";
-
-/// The etcdctl to run: `$ETCDCTL`, else Debian's. None (after saying so) when neither exists.
-fn etcdctl_binary() -> Option<PathBuf> {
-    let path =
-        std::env::var_os("ETCDCTL").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(DEFAULT_ETCDCTL));
-    if path.is_file() {
-        Some(path)
-    } else {
-        eprintln!(
-            "SKIPPED: etcdctl not found at {} (install Debian's etcd-client, or set ETCDCTL)",
-            path.display()
-        );
-        None
-    }
-}
 
 /// The `etcdlite` binary running as a child on a free loopback port; killed on drop.
 struct EtcdLite {
@@ -56,7 +40,7 @@ struct EtcdLite {
 impl EtcdLite {
     /// Starts the server, or returns None when etcdctl is missing (the test then skips).
     fn start() -> Option<EtcdLite> {
-        let etcdctl = etcdctl_binary()?;
+        let etcdctl = process::etcdctl_binary()?;
         // A port picked by the kernel may be taken again before the child binds it; retry.
         let mut log = String::new();
         for _ in 0..3 {

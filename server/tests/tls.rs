@@ -35,7 +35,6 @@ use etcdlite_server::{TestServer, TlsConfig};
 const WAIT: Duration = Duration::from_secs(10);
 /// The longest one etcdctl run, or the binary's start, may take.
 const DEADLINE: Duration = Duration::from_secs(30);
-const DEFAULT_ETCDCTL: &str = "/usr/bin/etcdctl";
 
 /// A CA and the certificates it signed, and a client certificate from another CA, as PEM
 /// files in a temp dir: `ca.pem`, `server.pem` (for 127.0.0.1 and localhost), `alice.pem`
@@ -267,21 +266,6 @@ fn b64(text: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(text)
 }
 
-/// The etcdctl to run: `$ETCDCTL`, else Debian's. None (after saying so) when neither exists.
-fn etcdctl_binary() -> Option<PathBuf> {
-    let path =
-        std::env::var_os("ETCDCTL").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(DEFAULT_ETCDCTL));
-    if path.is_file() {
-        Some(path)
-    } else {
-        eprintln!(
-            "SKIPPED: etcdctl not found at {} (install Debian's etcd-client, or set ETCDCTL)",
-            path.display()
-        );
-        None
-    }
-}
-
 /// The `etcdlite` binary as a child on a free loopback port, serving `https://`; killed on
 /// drop.
 struct EtcdLite {
@@ -375,7 +359,7 @@ fn text(bytes: &[u8]) -> String {
 
 #[test]
 fn etcdctl_puts_and_gets_over_https_with_its_client_certificate() {
-    let Some(etcdctl) = etcdctl_binary() else { return };
+    let Some(etcdctl) = process::etcdctl_binary() else { return };
     let pki = Pki::new();
     let path = |file: &str| pki.path(file).to_str().expect("UTF-8 temp path").to_owned();
     let server = EtcdLite::start(&[
@@ -408,7 +392,7 @@ fn etcdctl_puts_and_gets_over_https_with_its_client_certificate() {
 
 #[test]
 fn an_auto_tls_server_serves_etcdctl_that_skips_verification() {
-    let Some(etcdctl) = etcdctl_binary() else { return };
+    let Some(etcdctl) = process::etcdctl_binary() else { return };
     let server = EtcdLite::start(&["--auto-tls"]);
     let insecure = ["--insecure-transport=false", "--insecure-skip-tls-verify"];
     let with = |args: &[&'static str]| [&insecure[..], args].concat();

@@ -586,6 +586,18 @@ impl AuthStore {
         self.checker(caller).range(key, range_end)
     }
 
+    /// etcd's check of a watch create: read permission on its key or range, made after a
+    /// negative start revision is refused (so not for one), with an empty key read as
+    /// `"\0"` and the range end as sent. A refusal is the watch's cancel reason, as etcd
+    /// words it (see [`watch_cancel_reason`](super::watch_cancel_reason)).
+    pub fn check_watch(&self, caller: &Caller, req: &crate::watch::WatchCreateRequest) -> Result<(), String> {
+        if req.start_revision < 0 {
+            return Ok(());
+        }
+        let key = if req.key.is_empty() { &[0][..] } else { &req.key[..] };
+        self.check_range(caller, key, &req.range_end).map_err(|e| super::watch_cancel_reason(&e))
+    }
+
     /// Fails unless `caller` is an administrator (or auth is disabled): the check of
     /// maintenance and member calls.
     pub fn check_admin(&self, caller: &Caller) -> Result<()> {

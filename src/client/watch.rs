@@ -309,19 +309,16 @@ fn create(
 ) {
     let store = &client.store;
     let req = options.unwrap_or_default().into_request(key);
-    // Read permission is checked as the server checks it: after a negative start revision
-    // is refused, with an empty key read as "\0".
-    let permitted = if req.start_revision < 0 {
-        Ok(())
-    } else {
-        let key = if req.key.is_empty() { &[0][..] } else { &req.key[..] };
-        client
-            .caller()
-            .map_err(|_| crate::Error::InvalidAuthToken)
-            .and_then(|caller| store.auth().check_range(&caller, key, &req.range_end))
+    // Read permission is checked as the server checks it.
+    let permitted = match client.caller() {
+        Ok(caller) => store.auth().check_watch(&caller, &req),
+        Err(_) if req.start_revision >= 0 => {
+            Err(crate::auth::watch_cancel_reason(&crate::Error::InvalidAuthToken))
+        }
+        Err(_) => Ok(()),
     };
     let failed = match permitted {
-        Err(e) => Some(crate::auth::watch_cancel_reason(&e)),
+        Err(reason) => Some(reason),
         Ok(()) => watcher.watch_request(req).err().map(|e| e.to_string()),
     };
     if let Some(cancel_reason) = failed {

@@ -3,9 +3,28 @@
 
 use std::io::Read;
 use std::net::TcpStream;
+use std::path::PathBuf;
 use std::process::{Child, Output};
 use std::thread;
 use std::time::{Duration, Instant};
+
+/// Debian's etcdctl (3.4), which the tests run unless `$ETCDCTL` names another.
+const DEFAULT_ETCDCTL: &str = "/usr/bin/etcdctl";
+
+/// The etcdctl to run: `$ETCDCTL`, else Debian's. None (after saying so) when neither exists.
+pub fn etcdctl_binary() -> Option<PathBuf> {
+    let path =
+        std::env::var_os("ETCDCTL").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(DEFAULT_ETCDCTL));
+    if path.is_file() {
+        Some(path)
+    } else {
+        eprintln!(
+            "SKIPPED: etcdctl not found at {} (install Debian's etcd-client, or set ETCDCTL)",
+            path.display()
+        );
+        None
+    }
+}
 
 /// Polls `port` until it accepts (true) or `child` exits (false, after printing `log()`);
 /// panics past `deadline`.
