@@ -107,17 +107,20 @@ async fn one_connection_carries_hundreds_of_open_streams() {
     };
     let limit = std::time::Duration::from_secs(30);
     let mut streams = tokio::time::timeout(limit, opened).await.expect("every watch opens");
+    // etcd-client returns once the create is sent: wait until every watch is confirmed,
+    // or a create still in flight could land after the put and rightly miss it.
+    let confirmed = async {
+        for stream in &mut streams {
+            let answer = stream.message().await.unwrap().expect("the stream stays open");
+            assert!(answer.created());
+        }
+    };
+    tokio::time::timeout(limit, confirmed).await.expect("every watch is created");
     client.put("k", "v", None).await.unwrap();
     let events = async {
         for stream in &mut streams {
-            // The first answer confirms the watch; the event follows.
-            loop {
-                let answer = stream.message().await.unwrap().expect("the stream stays open");
-                if let Some(event) = answer.events().first() {
-                    assert_eq!(event.kv().unwrap().value(), b"v");
-                    break;
-                }
-            }
+            let answer = stream.message().await.unwrap().expect("the stream stays open");
+            assert_eq!(answer.events()[0].kv().unwrap().value(), b"v");
         }
     };
     tokio::time::timeout(limit, events).await.expect("every watch sees the put");
