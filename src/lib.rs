@@ -39,6 +39,7 @@
 //!   [`Store::restore_snapshot`], [`Store::defragment`], [`Store::db_size`].
 
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod auth;
 pub mod client;

@@ -14,7 +14,7 @@ use crate::lease::{
     Attachments, Clock, LeaseGrantOptions, LeaseGrantResponse, LeaseId, LeaseKeepAliveResponse,
     LeaseLeasesResponse, LeaseRevokeResponse, LeaseTimeToLiveOptions, LeaseTimeToLiveResponse, Leases, Wake,
 };
-use crate::mvcc::MvccStore;
+use crate::mvcc::{KeyValue, MvccStore};
 use crate::options::{CompactionOptions, DeleteOptions, GetOptions, Options, PutOptions, WatchOptions};
 use crate::txn::request::ResponseHeader;
 use crate::txn::request::{
@@ -23,7 +23,7 @@ use crate::txn::request::{
 };
 use crate::txn::Deferred;
 use crate::txn::{Kv, Limits};
-use crate::watch::{self, WatchHub, WatchStream, Watcher};
+use crate::watch::{self, EventType, WatchHub, WatchStream, Watcher};
 use crate::worker::{offload, Worker};
 
 mod access;
@@ -157,9 +157,17 @@ impl Store {
         self.shared.kv()
     }
 
-    /// The MVCC layer under this store.
-    pub fn mvcc(&self) -> &MvccStore {
-        &self.shared.mvcc
+    /// Visits every change with a revision in `from..=to` (at most the current revision),
+    /// in revision order: the retained history, as a watch from `from` would see it but
+    /// without waiting. Fails with [`Error::Compacted`](crate::Error::Compacted) when `from` is below the compacted
+    /// revision, before or during the read.
+    pub fn history(&self, from: i64, to: i64, visit: &mut dyn FnMut(KeyValue, EventType)) -> Result<()> {
+        let mvcc = &self.shared.mvcc;
+        let to = to.min(mvcc.current_revision());
+        mvcc.history(from, to, &mut |_, change| {
+            let kind = if change.tombstone { EventType::Delete } else { EventType::Put };
+            visit(change.kv, kind)
+        })
     }
 
     /// The current revision (1 for an empty store).

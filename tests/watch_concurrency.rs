@@ -10,10 +10,10 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use etcdlite::mvcc::Change;
 use etcdlite::watch::RecvTimeoutError;
 use etcdlite::{
-    DeleteOptions, EventType, Options, Store, Txn, TxnOp, WatchFilterType, WatchOptions, WatchStream, Watcher,
+    DeleteOptions, EventType, KeyValue, Options, Store, Txn, TxnOp, WatchFilterType, WatchOptions,
+    WatchStream, Watcher,
 };
 
 const WRITERS: usize = 4;
@@ -165,18 +165,16 @@ fn expected(store: &Store, watch: &Watch, last: i64) -> Vec<Seen> {
         end => k >= key.as_slice() && k < end,
     };
     let mut events = Vec::new();
-    let mut visit = |_, change: Change| {
-        let filtered = options.filters.contains(if change.tombstone {
-            &WatchFilterType::NoDelete
-        } else {
-            &WatchFilterType::NoPut
+    let mut visit = |kv: KeyValue, kind: EventType| {
+        let filtered = options.filters.contains(match kind {
+            EventType::Delete => &WatchFilterType::NoDelete,
+            EventType::Put => &WatchFilterType::NoPut,
         });
-        if !filtered && inside(&change.kv.key) {
-            let kind = if change.tombstone { EventType::Delete } else { EventType::Put };
-            events.push((change.kv.mod_revision, kind, change.kv.key, change.kv.value));
+        if !filtered && inside(&kv.key) {
+            events.push((kv.mod_revision, kind, kv.key, kv.value));
         }
     };
-    store.mvcc().history(watch.start, last, &mut visit).expect("history");
+    store.history(watch.start, last, &mut visit).expect("history");
     events
 }
 

@@ -1,5 +1,7 @@
 //! `etcdlite`: an etcd v3 server (gRPC and JSON gateway) on one in-process store.
 
+#![forbid(unsafe_code)]
+
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::sync::Arc;

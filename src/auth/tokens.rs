@@ -9,6 +9,7 @@ use parking_lot::Mutex;
 use super::jwt::JwtTokens;
 use super::AuthInfo;
 use crate::error::{Error, Result};
+use crate::lease::later;
 
 /// The letters a simple token is made of, and how many it has (etcd's).
 const LETTERS: &[u8; 52] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
@@ -104,7 +105,7 @@ impl SimpleTokens {
         if inner.enabled {
             inner
                 .tokens
-                .insert(token.clone(), SimpleToken { user: user.to_owned(), expires: now + self.ttl });
+                .insert(token.clone(), SimpleToken { user: user.to_owned(), expires: later(now, self.ttl) });
         }
         Ok(token)
     }
@@ -120,7 +121,7 @@ impl SimpleTokens {
             inner.tokens.remove(token);
             return None;
         }
-        found.expires = now + self.ttl;
+        found.expires = later(now, self.ttl);
         Some(found.user.clone())
     }
 }

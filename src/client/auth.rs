@@ -89,27 +89,9 @@ impl Permission {
         Ok(std::str::from_utf8(&self.key)?)
     }
 
-    /// The key as UTF-8, unchecked.
-    ///
-    /// # Safety
-    /// The key must be valid UTF-8 (see [`std::str::from_utf8_unchecked`]).
-    pub unsafe fn key_str_unchecked(&self) -> &str {
-        // SAFETY: the caller promises the key is UTF-8.
-        unsafe { std::str::from_utf8_unchecked(&self.key) }
-    }
-
     /// The range end as UTF-8.
     pub fn range_end_str(&self) -> Result<&str> {
         Ok(std::str::from_utf8(&self.range_end)?)
-    }
-
-    /// The range end as UTF-8, unchecked.
-    ///
-    /// # Safety
-    /// The range end must be valid UTF-8 (see [`std::str::from_utf8_unchecked`]).
-    pub unsafe fn range_end_str_unchecked(&self) -> &str {
-        // SAFETY: the caller promises the range end is UTF-8.
-        unsafe { std::str::from_utf8_unchecked(&self.range_end) }
     }
 
     /// The permission type's number.

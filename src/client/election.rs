@@ -62,15 +62,6 @@ impl LeaderKey {
         Ok(std::str::from_utf8(&self.name)?)
     }
 
-    /// The election's name as UTF-8, unchecked.
-    ///
-    /// # Safety
-    /// The name must be valid UTF-8 (see [`std::str::from_utf8_unchecked`]).
-    pub unsafe fn name_str_unchecked(&self) -> &str {
-        // SAFETY: the caller promises the name is UTF-8.
-        unsafe { std::str::from_utf8_unchecked(&self.name) }
-    }
-
     /// The leader's key.
     pub fn key(&self) -> &[u8] {
         &self.key
@@ -79,15 +70,6 @@ impl LeaderKey {
     /// The leader's key as UTF-8.
     pub fn key_str(&self) -> Result<&str> {
         Ok(std::str::from_utf8(&self.key)?)
-    }
-
-    /// The leader's key as UTF-8, unchecked.
-    ///
-    /// # Safety
-    /// The key must be valid UTF-8 (see [`std::str::from_utf8_unchecked`]).
-    pub unsafe fn key_str_unchecked(&self) -> &str {
-        // SAFETY: the caller promises the key is UTF-8.
-        unsafe { std::str::from_utf8_unchecked(&self.key) }
     }
 
     /// The key's create revision.

@@ -22,15 +22,6 @@ impl KeyValue {
         Ok(std::str::from_utf8(&self.0.key)?)
     }
 
-    /// The key as UTF-8, unchecked.
-    ///
-    /// # Safety
-    /// The key must be valid UTF-8 (see [`std::str::from_utf8_unchecked`]).
-    pub unsafe fn key_str_unchecked(&self) -> &str {
-        // SAFETY: the caller promises the key is UTF-8.
-        unsafe { std::str::from_utf8_unchecked(&self.0.key) }
-    }
-
     /// The value.
     pub fn value(&self) -> &[u8] {
         &self.0.value
@@ -39,15 +30,6 @@ impl KeyValue {
     /// The value as UTF-8.
     pub fn value_str(&self) -> Result<&str> {
         Ok(std::str::from_utf8(&self.0.value)?)
-    }
-
-    /// The value as UTF-8, unchecked.
-    ///
-    /// # Safety
-    /// The value must be valid UTF-8 (see [`std::str::from_utf8_unchecked`]).
-    pub unsafe fn value_str_unchecked(&self) -> &str {
-        // SAFETY: the caller promises the value is UTF-8.
-        unsafe { std::str::from_utf8_unchecked(&self.0.value) }
     }
 
     /// Takes the key and the value out.

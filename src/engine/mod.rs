@@ -27,6 +27,8 @@
 //! # Ok::<(), etcdlite::engine::EngineError>(())
 //! ```
 
+#[cfg(any(feature = "rocksdb", feature = "sled"))]
+mod dir_lock;
 mod faulty;
 mod memory;
 #[cfg(feature = "rocksdb")]
@@ -42,6 +44,8 @@ use std::ops::ControlFlow;
 pub use self::rocksdb::RocksEngine;
 #[cfg(feature = "sled")]
 pub use self::sled::SledEngine;
+#[cfg(any(feature = "rocksdb", feature = "sled"))]
+pub use dir_lock::LOCK_FILE;
 pub use faulty::FaultyEngine;
 pub use memory::MemoryEngine;
 

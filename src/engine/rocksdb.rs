@@ -7,6 +7,7 @@ use rocksdb::{
     DBRawIteratorWithThreadMode, Options, ReadOptions, SnapshotWithThreadMode, WriteOptions, DB,
 };
 
+use super::dir_lock::DirLock;
 use super::{
     Bounds, Direction, Engine, EngineError, EngineRead, EngineStats, Keyspace, Visitor, WriteBatch, WriteOp,
 };
@@ -14,6 +15,8 @@ use super::{
 /// An engine over a RocksDB database directory.
 pub struct RocksEngine {
     db: DB,
+    /// Declared after `db`, so released after it closes.
+    _lock: DirLock,
 }
 
 impl RocksEngine {
@@ -36,6 +39,7 @@ impl RocksEngine {
     }
 
     fn open_with(path: &Path, buffered: bool) -> Result<Self, EngineError> {
+        let lock = DirLock::take(path)?;
         let mut options = Options::default();
         options.create_if_missing(true);
         options.create_missing_column_families(true);
@@ -47,7 +51,7 @@ impl RocksEngine {
             ColumnFamilyDescriptor::new(ks.name(), cf_options)
         });
         let db = DB::open_cf_descriptors(&options, path, families).map_err(EngineError::io)?;
-        Ok(RocksEngine { db })
+        Ok(RocksEngine { db, _lock: lock })
     }
 
     fn cf(&self, keyspace: Keyspace) -> &ColumnFamily {

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use parking_lot::RwLock;
 use sled::Transactional;
 
+use super::dir_lock::DirLock;
 use super::{
     Bounds, Direction, Engine, EngineError, EngineRead, EngineStats, Keyspace, MemoryEngine, Visitor,
     WriteBatch, WriteOp,
@@ -23,6 +24,8 @@ pub struct SledEngine {
     /// Writes hold it shared; taking a snapshot holds it exclusively while copying, because
     /// sled has no point-in-time read view across trees.
     snapshot_gate: RwLock<()>,
+    /// Declared last, so released after the database closes.
+    _lock: DirLock,
 }
 
 /// How long [`SledEngine::open`] waits for a just-closed database's lock.
@@ -36,6 +39,7 @@ impl SledEngine {
     /// path right after closing it can find the lock still held. Opening therefore waits up
     /// to [`LOCK_WAIT`] for the lock before failing.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, EngineError> {
+        let lock = DirLock::take(path.as_ref())?;
         let config = sled::Config::new().path(path);
         let deadline = Instant::now() + LOCK_WAIT;
         let mut pause = Duration::from_millis(2);
@@ -56,7 +60,7 @@ impl SledEngine {
             .map(|ks| db.open_tree(ks.name()))
             .collect::<Result<Vec<_>, _>>()
             .map_err(EngineError::io)?;
-        Ok(SledEngine { db, trees, snapshot_gate: RwLock::new(()) })
+        Ok(SledEngine { db, trees, snapshot_gate: RwLock::new(()), _lock: lock })
     }
 
     fn tree(&self, keyspace: Keyspace) -> &sled::Tree {

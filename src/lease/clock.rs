@@ -8,6 +8,16 @@ use parking_lot::Mutex;
 /// A callback a store registers with its clock, to look for expired leases.
 pub type Wake = dyn Fn() + Send + Sync;
 
+/// The furthest a [`ManualClock`] moves from its creation, and the furthest ahead a
+/// deadline is set: about 10,000 years, which every `Instant` holds.
+pub(crate) const FAR_FUTURE: Duration = Duration::from_secs(10_000 * 365 * 24 * 60 * 60);
+
+/// `at + by`, or [`FAR_FUTURE`] after `at` when `by` is longer (a `Duration` such as
+/// `Duration::MAX` would overflow an `Instant`).
+pub(crate) fn later(at: Instant, by: Duration) -> Instant {
+    at + by.min(FAR_FUTURE)
+}
+
 /// The time source of lease deadlines.
 ///
 /// [`SystemClock`] is the default. [`ManualClock`] moves only when told to, so tests can
@@ -83,9 +93,13 @@ impl ManualClock {
     }
 
     /// Moves time forward by `by`, then lets every store on this clock expire the leases
-    /// that are now due.
+    /// that are now due. The clock stops about 10,000 years after its creation: an advance
+    /// past that (`Duration::MAX`, say) takes it there.
     pub fn advance(&self, by: Duration) {
-        *self.shared.elapsed.lock() += by;
+        {
+            let mut elapsed = self.shared.elapsed.lock();
+            *elapsed = elapsed.saturating_add(by).min(FAR_FUTURE);
+        }
         let wakes: Vec<_> = {
             let mut wakes = self.shared.wakes.lock();
             wakes.retain(|w| w.strong_count() > 0);
@@ -124,6 +138,17 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
+
+    #[test]
+    fn an_advance_too_large_for_an_instant_stops_the_clock_far_ahead() {
+        let clock = ManualClock::new();
+        let start = clock.now();
+        clock.advance(Duration::MAX);
+        clock.advance(Duration::MAX);
+        assert_eq!(clock.elapsed(), FAR_FUTURE);
+        assert_eq!(clock.now(), start + FAR_FUTURE);
+        assert_eq!(later(clock.now(), Duration::MAX), start + FAR_FUTURE + FAR_FUTURE);
+    }
 
     #[test]
     fn manual_time_moves_only_when_advanced_and_wakes_live_subscribers() {

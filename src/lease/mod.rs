@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use parking_lot::Mutex;
 
+pub(crate) use clock::later;
 pub use clock::{Clock, ManualClock, SystemClock, Wake};
 use lessor::Lessor;
 

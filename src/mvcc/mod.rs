@@ -28,7 +28,7 @@ pub use group_commit::Durable;
 pub use hash::KvHash;
 pub use kv::KeyValue;
 pub use revision::Revision;
-pub use store::{Change, CommitObserver, MvccStore, ReadTxn, WriteTxn};
+pub use store::{Change, CommitObserver, MvccStore, ReadTxn, WriteTxn, MAX_REVISION};
 
 use crate::error::Result;
 

@@ -163,7 +163,7 @@ pub fn decode_i64(bytes: &[u8]) -> Result<i64, EngineError> {
     Ok(i64::from_be_bytes(array))
 }
 
-fn corrupt(message: String) -> EngineError {
+pub(crate) fn corrupt(message: String) -> EngineError {
     EngineError::new(EngineErrorKind::Corruption, message)
 }
 

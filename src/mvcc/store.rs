@@ -25,6 +25,12 @@ const QUIESCE_UNLOCKED_TRIES: usize = 3;
 /// The compacted revision of a store that has never been compacted.
 const NEVER_COMPACTED: i64 = -1;
 
+/// The highest revision (and version) a store opens with. Far beyond what any store
+/// reaches by writing (14,000 years at ten million writes a second), and far enough below
+/// `i64::MAX` that counting up from it cannot overflow: a crafted snapshot cannot bring a
+/// store to the edge of its revision space.
+pub const MAX_REVISION: i64 = i64::MAX >> 1;
+
 /// An MVCC keyspace over an engine.
 ///
 /// Writers are serialized; each [`WriteTxn`] stages its changes in the index under the next
@@ -87,6 +93,11 @@ impl MvccStore {
         let compacted = finished.unwrap_or(NEVER_COMPACTED);
         let unfinished = scheduled.filter(|&s| s > compacted);
         let compacted = unfinished.unwrap_or(compacted);
+        for rev in [finished, scheduled].into_iter().flatten() {
+            if !(NEVER_COMPACTED..=MAX_REVISION).contains(&rev) {
+                return Err(record::corrupt(format!("compacted revision {rev} is out of range")).into());
+            }
+        }
         // Compaction never lowers the revision, even when it removed the newest records
         // of deleted keys (etcd issue 17780).
         let current = last_main.max(compacted).max(INITIAL_REVISION);
@@ -481,8 +492,9 @@ impl WriteTxn<'_> {
         let mut writer = self.writer.take().expect("held until commit");
         *writer = revision;
         if !store.sync {
-            store.group.publisher().publish(revision, &self.changes);
+            // The layers above first (the lessor attaches the keys), then readers see it.
             on_commit(&self.changes);
+            store.group.publisher().publish(revision, &self.changes);
             return Ok((revision, store.group.done()));
         }
         on_commit(&self.changes);
@@ -584,6 +596,22 @@ fn read_meta(engine: &dyn Engine, key: &[u8]) -> Result<Option<i64>> {
     }
 }
 
+/// Refuses a record no sequence of writes could have stored (from a damaged or crafted
+/// snapshot), before the index counts on it: revisions from 1 to [`MAX_REVISION`], a put
+/// created at or before its own revision with a version from 1 up, and a key.
+fn check_record(rev: Revision, tombstone: bool, kv: &KeyValue) -> std::result::Result<(), EngineError> {
+    let valid = (1..=MAX_REVISION).contains(&rev.main)
+        && (0..=MAX_REVISION).contains(&rev.sub)
+        && !kv.key.is_empty()
+        && (tombstone
+            || ((1..=rev.main).contains(&kv.create_revision) && (1..=MAX_REVISION).contains(&kv.version)));
+    if valid {
+        Ok(())
+    } else {
+        Err(record::corrupt(format!("record at revision {rev:?} is out of range: {kv:?}")))
+    }
+}
+
 /// Rebuilds the index from every stored record, showing each to `visit`; returns it with
 /// the highest main revision.
 fn restore_index(engine: &dyn Engine, visit: &mut dyn FnMut(&KeyValue, bool)) -> Result<(Index, i64)> {
@@ -592,6 +620,7 @@ fn restore_index(engine: &dyn Engine, visit: &mut dyn FnMut(&KeyValue, bool)) ->
     try_scan(engine, Keyspace::Kv, Bounds::all(), Direction::Forward, &mut |key, value| {
         let (rev, tombstone) = record::decode_key(key)?;
         let kv = record::decode_value(value)?;
+        check_record(rev, tombstone, &kv)?;
         if tombstone {
             index.tombstone(&kv.key, rev);
         } else {
@@ -602,4 +631,97 @@ fn restore_index(engine: &dyn Engine, visit: &mut dyn FnMut(&KeyValue, bool)) ->
         Ok(())
     })?;
     Ok((index, last_main))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::engine::{MemoryEngine, WriteBatch};
+    use crate::mvcc::DEFAULT_COMPACTION_BATCH_LIMIT;
+
+    fn open(engine: &Arc<MemoryEngine>, sync: bool) -> Result<MvccStore> {
+        MvccStore::open(engine.clone(), sync, DEFAULT_COMPACTION_BATCH_LIMIT)
+    }
+
+    /// Records whether the write's `on_commit` had run when its revision was published.
+    struct SeesCommitFirst(Arc<AtomicBool>, AtomicBool);
+
+    impl CommitObserver for SeesCommitFirst {
+        fn committed(&self, _: i64, _: &[Change]) {
+            self.1.store(self.0.load(Ordering::SeqCst), Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn the_layers_above_hear_of_a_commit_before_readers_see_it_with_sync_on_or_off() {
+        for sync in [false, true] {
+            let store = open(&Arc::new(MemoryEngine::new()), sync).unwrap();
+            let on_commit_ran = Arc::new(AtomicBool::new(false));
+            let observer = Arc::new(SeesCommitFirst(on_commit_ran.clone(), AtomicBool::new(false)));
+            assert!(store.observe(observer.clone()));
+            let mut write = store.write();
+            write.put(b"k", b"v".to_vec(), 0);
+            write.commit_with(|_| on_commit_ran.store(true, Ordering::SeqCst)).unwrap();
+            assert!(observer.1.load(Ordering::SeqCst), "published before on_commit (sync {sync})");
+        }
+    }
+
+    fn engine_with(record: (Revision, bool, KeyValue)) -> Arc<MemoryEngine> {
+        let engine = Arc::new(MemoryEngine::new());
+        open(&engine, false).unwrap();
+        let (rev, tombstone, kv) = record;
+        let mut batch = WriteBatch::new();
+        batch.put(Keyspace::Kv, record::encode_key(rev, tombstone), record::encode_value(&kv));
+        engine.write(batch, false).unwrap();
+        engine
+    }
+
+    fn kv(create_revision: i64, version: i64) -> KeyValue {
+        KeyValue {
+            key: b"k".to_vec(),
+            create_revision,
+            mod_revision: 0,
+            version,
+            value: b"v".to_vec(),
+            lease: 0,
+        }
+    }
+
+    #[test]
+    fn records_no_write_could_have_stored_are_refused_on_open() {
+        let refused = [
+            (Revision::new(i64::MAX, 0), false, kv(1, 1)),
+            (Revision::new(MAX_REVISION + 1, 0), false, kv(1, 1)),
+            (Revision::new(-3, 0), false, kv(1, 1)),
+            (Revision::new(0, 0), true, kv(0, 0)),
+            (Revision::new(5, -1), false, kv(5, 1)),
+            (Revision::new(5, 0), false, kv(6, 1)),
+            (Revision::new(5, 0), false, kv(0, 1)),
+            (Revision::new(5, 0), false, kv(5, i64::MAX)),
+            (Revision::new(5, 0), false, kv(5, 0)),
+            (Revision::new(5, 0), false, KeyValue { key: Vec::new(), ..kv(5, 1) }),
+        ];
+        for record in refused {
+            let shown = format!("{record:?}");
+            let error = open(&engine_with(record), false).err().unwrap_or_else(|| panic!("{shown} opened"));
+            assert_eq!(error.code(), crate::Code::DataLoss, "{shown}: {error}");
+        }
+        let fine = open(&engine_with((Revision::new(MAX_REVISION, 0), false, kv(7, 3))), false).unwrap();
+        assert_eq!(fine.current_revision(), MAX_REVISION);
+    }
+
+    #[test]
+    fn a_compacted_revision_out_of_range_is_refused_on_open() {
+        for (key, rev) in [(record::FINISHED_COMPACT_KEY, i64::MAX), (record::SCHEDULED_COMPACT_KEY, -2)] {
+            let engine = Arc::new(MemoryEngine::new());
+            open(&engine, false).unwrap();
+            let mut batch = WriteBatch::new();
+            batch.put(Keyspace::Meta, key.to_vec(), record::encode_i64(rev));
+            engine.write(batch, false).unwrap();
+            assert_eq!(open(&engine, false).err().map(|e| e.code()), Some(crate::Code::DataLoss));
+        }
+    }
 }

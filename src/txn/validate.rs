@@ -35,18 +35,25 @@ pub fn check_delete(req: &DeleteRangeRequest) -> Result<()> {
     Ok(())
 }
 
+/// How deep txns may nest: a txn holding a txn is depth 2. etcd's default `max-txn-ops`
+/// (128) allows this much, since each level takes one op from its parent's budget; a larger
+/// `max_txn_ops` does not allow deeper nesting here, so that nothing recursing over a txn
+/// can exhaust a thread's stack.
+pub const MAX_TXN_DEPTH: usize = 128;
+
 /// etcd's `checkTxnRequest` then `checkIntervals` on each branch: op counts (a nested txn
-/// gets what its parent leaves of `max_ops`), empty keys, then duplicate writes.
+/// gets what its parent leaves of `max_ops`), empty keys, then duplicate writes. Nesting
+/// deeper than [`MAX_TXN_DEPTH`] is refused as too many operations.
 pub fn check_txn(txn: &Txn, max_ops: usize) -> Result<()> {
-    check_txn_ops(txn, max_ops)?;
+    check_txn_ops(txn, max_ops, 1)?;
     check_intervals(&txn.success)?;
     check_intervals(&txn.failure)?;
     Ok(())
 }
 
-fn check_txn_ops(txn: &Txn, max_ops: usize) -> Result<()> {
+fn check_txn_ops(txn: &Txn, max_ops: usize, depth: usize) -> Result<()> {
     let ops = txn.compare.len().max(txn.success.len()).max(txn.failure.len());
-    if ops > max_ops {
+    if ops > max_ops || depth > MAX_TXN_DEPTH {
         return Err(Error::TooManyOps);
     }
     if txn.compare.iter().any(|c| c.key.is_empty()) {
@@ -57,7 +64,7 @@ fn check_txn_ops(txn: &Txn, max_ops: usize) -> Result<()> {
             TxnOp::Get(req) => check_range(req)?,
             TxnOp::Put(req) => check_put(req)?,
             TxnOp::Delete(req) => check_delete(req)?,
-            TxnOp::Txn(nested) => check_txn_ops(nested, max_ops - ops)?,
+            TxnOp::Txn(nested) => check_txn_ops(nested, max_ops - ops, depth + 1)?,
         }
     }
     Ok(())
@@ -134,6 +141,20 @@ mod tests {
 
     fn check(success: Vec<TxnOp>) -> Result<()> {
         check_txn(&Txn::new().and_then(success), 128)
+    }
+
+    /// A txn of `depth` levels, each holding the next as its one success op.
+    fn nested(depth: usize) -> Txn {
+        (1..depth).fold(Txn::new().and_then([put("k")]), |inner, _| Txn::new().and_then([TxnOp::txn(inner)]))
+    }
+
+    #[test]
+    fn nesting_is_bounded_even_when_the_op_budget_allows_more() {
+        assert_eq!(check_txn(&nested(MAX_TXN_DEPTH), usize::MAX), Ok(()));
+        assert_eq!(check_txn(&nested(MAX_TXN_DEPTH + 1), usize::MAX), Err(Error::TooManyOps));
+        // etcd's default budget reaches the same depth.
+        assert_eq!(check_txn(&nested(MAX_TXN_DEPTH), 128), Ok(()));
+        assert_eq!(check_txn(&nested(MAX_TXN_DEPTH), 127), Err(Error::TooManyOps));
     }
 
     #[test]

@@ -22,7 +22,7 @@ use parking_lot::{Mutex, MutexGuard};
 use super::request::{WatchCreateRequest, WatchFilterType};
 use super::response::{Event, EventType, WatchResponse, INVALID_WATCH_ID};
 use crate::error::{Error, Result};
-use crate::lease::Clock;
+use crate::lease::{later, Clock};
 use crate::mvcc::{Change, CommitObserver, KeyRange, KeyValue, MvccStore, RangeOptions, ReadView, Revision};
 use crate::txn::request::ResponseHeader;
 
@@ -361,7 +361,7 @@ impl WatchHub {
             ranges: HashSet::new(),
             unsynced: BTreeSet::new(),
             progress_watchers: 0,
-            next_progress: clock.now() + config.progress_interval,
+            next_progress: later(clock.now(), config.progress_interval),
         };
         let hub =
             Arc::new(WatchHub { state: Mutex::new(state), mvcc: Arc::downgrade(mvcc), clock, config, wake });
@@ -535,7 +535,7 @@ impl WatchHub {
         if now < state.next_progress {
             return;
         }
-        state.next_progress = now + self.config.progress_interval;
+        state.next_progress = later(now, self.config.progress_interval);
         if state.progress_watchers == 0 {
             return;
         }

@@ -3,7 +3,7 @@
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
-use etcdlite::engine::{Bounds, Direction, Engine, Keyspace, MemoryEngine};
+use etcdlite::engine::{snapshot_file, Bounds, Direction, Engine, EngineRead, Keyspace, MemoryEngine};
 use etcdlite::{KeyValue, Options, Store};
 
 /// One engine kind, with the data it keeps between stores.
@@ -90,16 +90,17 @@ pub fn keys(kvs: &[KeyValue]) -> Vec<String> {
     kvs.iter().map(|kv| String::from_utf8_lossy(&kv.key).into_owned()).collect()
 }
 
-/// How many records the engine holds in the MVCC keyspace.
+/// How many records the engine holds in the MVCC keyspace, counted in a snapshot of it.
 pub fn record_count(store: &Store) -> usize {
+    let mut bytes = Vec::new();
+    store.snapshot(&mut bytes).expect("snapshot");
+    let copy = MemoryEngine::new();
+    snapshot_file::load(&copy, &mut bytes.as_slice(), false).expect("load the snapshot");
     let mut n = 0;
-    store
-        .mvcc()
-        .engine()
-        .scan(Keyspace::Kv, Bounds::all(), Direction::Forward, &mut |_, _| {
-            n += 1;
-            ControlFlow::Continue(())
-        })
-        .expect("scan");
+    copy.scan(Keyspace::Kv, Bounds::all(), Direction::Forward, &mut |_, _| {
+        n += 1;
+        ControlFlow::Continue(())
+    })
+    .expect("scan");
     n
 }

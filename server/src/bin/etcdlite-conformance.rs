@@ -71,6 +71,8 @@
 //! The exit status is non-zero when a scenario not marked as known differs, or when one
 //! could not run to its end (reported as a FAIL with the reason).
 
+#![forbid(unsafe_code)]
+
 use std::collections::{BTreeMap, HashMap};
 use std::error::Error;
 use std::net::TcpListener;

@@ -30,6 +30,8 @@
 //! etcdlite-load watch --watchers 1000 --conns 10 --total 200
 //! ```
 
+#![forbid(unsafe_code)]
+
 use std::error::Error;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -1,0 +1,120 @@
+//! Input no caller should be able to turn into a panic, a hang or a corrupt store: each
+//! test here backs a row of docs/bad-input.md.
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+use std::time::Duration;
+
+use etcdlite::engine::{
+    snapshot_file, Bounds, Direction, Engine, EngineRead, Keyspace, MemoryEngine, WriteBatch,
+};
+use etcdlite::{Code, Error, ManualClock, Options, PutOptions, Store, Txn, TxnOp, WatchOptions};
+
+#[test]
+fn a_progress_interval_of_duration_max_means_never() {
+    let clock = ManualClock::new();
+    let options = Options::memory().clock(Arc::new(clock.clone())).watch_progress_interval(Duration::MAX);
+    let store = Store::open(options).unwrap();
+    let (watcher, stream) = store.watch_stream();
+    watcher.watch("k", Some(WatchOptions::new().with_progress_notify())).unwrap();
+    assert!(stream.recv().unwrap().created);
+    clock.advance(Duration::from_secs(3600 * 24 * 365));
+    store.put("k", "v", None).unwrap();
+    let event = stream.recv().unwrap();
+    assert_eq!(event.events.len(), 1, "only the put, no progress notification: {event:?}");
+}
+
+#[test]
+fn a_manual_clock_advanced_by_duration_max_expires_every_lease_and_goes_on() {
+    let clock = ManualClock::new();
+    let store = Store::open(Options::memory().clock(Arc::new(clock.clone()))).unwrap();
+    let lease = store.lease_grant(9_000_000_000, None).unwrap().id();
+    store.put("k", "v", Some(PutOptions::new().with_lease(lease))).unwrap();
+    clock.advance(Duration::MAX);
+    clock.advance(Duration::MAX);
+    assert_eq!(store.get("k", None).unwrap().count(), 0);
+    // Leases granted at the end of time still work.
+    let later = store.lease_grant(5, None).unwrap().id();
+    assert_eq!(store.lease_time_to_live(later, None).unwrap().ttl(), 5);
+}
+
+/// A txn of `depth` levels, each holding the next as its one success op.
+fn nested(depth: usize) -> Txn {
+    (1..depth).fold(Txn::new().and_then([TxnOp::put("k", "v", None)]), |inner, _| {
+        Txn::new().and_then([TxnOp::txn(inner)])
+    })
+}
+
+#[test]
+fn deep_txn_nesting_is_refused_even_with_a_large_op_budget() {
+    let store = Store::open(Options::memory().max_txn_ops(usize::MAX)).unwrap();
+    // (Deeper than a few thousand levels, dropping the txn itself would exhaust the stack.)
+    assert_eq!(store.txn(nested(5_000)).unwrap_err(), Error::TooManyOps);
+    assert_eq!(store.current_revision(), 1);
+    assert!(store.txn(nested(128)).unwrap().succeeded);
+    assert_eq!(store.current_revision(), 2);
+}
+
+/// A snapshot of a store with one put, whose record claims revision `main`.
+fn snapshot_claiming_revision(main: i64) -> Vec<u8> {
+    let store = Store::open(Options::memory()).unwrap();
+    store.put("k", "v", None).unwrap();
+    let mut bytes = Vec::new();
+    store.snapshot(&mut bytes).unwrap();
+    let engine = MemoryEngine::new();
+    snapshot_file::load(&engine, &mut bytes.as_slice(), false).unwrap();
+    let mut records = Vec::new();
+    engine
+        .scan(Keyspace::Kv, Bounds::all(), Direction::Forward, &mut |key, value| {
+            records.push((key.to_vec(), value.to_vec()));
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    let mut batch = WriteBatch::new();
+    for (key, value) in records {
+        let mut crafted = key.clone();
+        crafted[..8].copy_from_slice(&main.to_be_bytes());
+        batch.delete(Keyspace::Kv, key);
+        batch.put(Keyspace::Kv, crafted, value);
+    }
+    engine.write(batch, false).unwrap();
+    let mut crafted = Vec::new();
+    snapshot_file::write(&*engine.snapshot().unwrap(), &mut crafted).unwrap();
+    crafted
+}
+
+#[test]
+fn a_snapshot_with_a_revision_at_the_end_of_the_range_is_refused() {
+    for main in [i64::MAX, i64::MAX / 2 + 1, -1, 0] {
+        let crafted = snapshot_claiming_revision(main);
+        let error =
+            Store::restore_snapshot(Options::memory(), &mut crafted.as_slice()).err().expect("refused");
+        assert_eq!(error.code(), Code::DataLoss, "revision {main}: {error}");
+    }
+    let fine = snapshot_claiming_revision(7);
+    let store = Store::restore_snapshot(Options::memory(), &mut fine.as_slice()).unwrap();
+    assert_eq!(store.current_revision(), 7);
+    assert_eq!(store.put("k", "w", None).unwrap().header.revision, 8);
+}
+
+#[cfg(feature = "rocksdb")]
+#[test]
+fn a_second_store_on_one_rocksdb_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Store::open(Options::rocksdb(dir.path())).unwrap();
+    first.put("k", "v", None).unwrap();
+    let second = Store::open(Options::rocksdb(dir.path())).err().expect("refused");
+    assert!(second.to_string().contains("is in use by another store"), "{second}");
+    assert_eq!(first.get("k", None).unwrap().count(), 1);
+}
+
+#[cfg(feature = "sled")]
+#[test]
+fn a_second_store_on_one_sled_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Store::open(Options::sled(dir.path())).unwrap();
+    first.put("k", "v", None).unwrap();
+    let second = Store::open(Options::sled(dir.path())).err().expect("refused");
+    assert!(second.to_string().contains("is in use by another store"), "{second}");
+    assert_eq!(first.get("k", None).unwrap().count(), 1);
+}
