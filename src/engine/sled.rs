@@ -24,8 +24,55 @@ pub struct SledEngine {
     /// Writes hold it shared; taking a snapshot holds it exclusively while copying, because
     /// sled has no point-in-time read view across trees.
     snapshot_gate: RwLock<()>,
+    /// What `sync` makes durable after sled's own flush.
+    durable: SyncedFiles,
     /// Declared last, so released after the database closes.
     _lock: DirLock,
+}
+
+/// sled 0.34 makes a flush "stable" with `sync_file_range`, which writes the pages out but
+/// neither the file's size nor the drive's cache, and writes large values into `blobs/`
+/// files without any sync. After each flush this completes it: `fdatasync` of the log file
+/// (`db`), of every blob file written since the last sync, and of the blob directory.
+struct SyncedFiles {
+    log: std::fs::File,
+    blobs: std::path::PathBuf,
+    /// The highest blob file (sled names them by log sequence number) already synced.
+    last_blob: parking_lot::Mutex<u64>,
+}
+
+impl SyncedFiles {
+    fn open(dir: &Path) -> Result<Self, EngineError> {
+        let log = std::fs::File::open(dir.join("db")).map_err(EngineError::io)?;
+        Ok(SyncedFiles { log, blobs: dir.join("blobs"), last_blob: parking_lot::Mutex::new(0) })
+    }
+
+    fn sync(&self) -> Result<(), EngineError> {
+        self.log.sync_data().map_err(EngineError::io)?;
+        let mut last_blob = self.last_blob.lock();
+        let mut newest = *last_blob;
+        let entries = match std::fs::read_dir(&self.blobs) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(EngineError::io(e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(EngineError::io)?;
+            let Some(lsn) = entry.file_name().to_str().and_then(|n| n.parse::<u64>().ok()) else { continue };
+            if lsn > *last_blob {
+                match std::fs::File::open(entry.path()) {
+                    Ok(blob) => blob.sync_data().map_err(EngineError::io)?,
+                    // sled removed it meanwhile (garbage collected): nothing to keep.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(EngineError::io(e)),
+                }
+                newest = newest.max(lsn);
+            }
+        }
+        std::fs::File::open(&self.blobs).and_then(|dir| dir.sync_all()).map_err(EngineError::io)?;
+        *last_blob = newest;
+        Ok(())
+    }
 }
 
 /// How long [`SledEngine::open`] waits for a just-closed database's lock.
@@ -39,8 +86,9 @@ impl SledEngine {
     /// path right after closing it can find the lock still held. Opening therefore waits up
     /// to [`LOCK_WAIT`] for the lock before failing.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, EngineError> {
-        let lock = DirLock::take(path.as_ref())?;
-        let config = sled::Config::new().path(path);
+        let dir = path.as_ref();
+        let lock = DirLock::take(dir)?;
+        let config = sled::Config::new().path(dir);
         let deadline = Instant::now() + LOCK_WAIT;
         let mut pause = Duration::from_millis(2);
         let db = loop {
@@ -60,7 +108,8 @@ impl SledEngine {
             .map(|ks| db.open_tree(ks.name()))
             .collect::<Result<Vec<_>, _>>()
             .map_err(EngineError::io)?;
-        Ok(SledEngine { db, trees, snapshot_gate: RwLock::new(()), _lock: lock })
+        let durable = SyncedFiles::open(dir)?;
+        Ok(SledEngine { db, trees, snapshot_gate: RwLock::new(()), durable, _lock: lock })
     }
 
     fn tree(&self, keyspace: Keyspace) -> &sled::Tree {
@@ -167,7 +216,8 @@ impl Engine for SledEngine {
     }
 
     fn sync(&self) -> Result<(), EngineError> {
-        self.db.flush().map(drop).map_err(EngineError::io)
+        self.db.flush().map_err(EngineError::io)?;
+        self.durable.sync()
     }
 
     /// sled offers no consistent view across trees, so a snapshot is a copy, taken while
@@ -193,5 +243,35 @@ impl Engine for SledEngine {
 
     fn name(&self) -> &'static str {
         "sled"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_synced_write_also_syncs_the_blob_files_sled_wrote_for_large_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = SledEngine::open(dir.path()).unwrap();
+        let mut batch = WriteBatch::new();
+        batch.put(Keyspace::Kv, b"small".to_vec(), b"v".to_vec());
+        engine.write(batch, true).unwrap();
+        assert_eq!(*engine.durable.last_blob.lock(), 0, "no blob for a small value");
+
+        let mut batch = WriteBatch::new();
+        batch.put(Keyspace::Kv, b"large".to_vec(), vec![7; 1 << 20]);
+        engine.write(batch, true).unwrap();
+        let synced = *engine.durable.last_blob.lock();
+        assert!(synced > 0, "the blob of a 1 MiB value was synced");
+        let blobs: Vec<u64> = std::fs::read_dir(dir.path().join("blobs"))
+            .unwrap()
+            .filter_map(|e| e.unwrap().file_name().to_str()?.parse().ok())
+            .collect();
+        assert!(blobs.contains(&synced), "{synced} among {blobs:?}");
+
+        drop(engine);
+        let reopened = SledEngine::open(dir.path()).unwrap();
+        assert_eq!(reopened.get(Keyspace::Kv, b"large").unwrap(), Some(vec![7; 1 << 20]));
     }
 }
