@@ -49,29 +49,9 @@ impl AutoCompaction {
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let bad = || format!("invalid periodic retention {text:?}");
     if let Ok(hours) = text.parse::<f64>() {
-        if hours < 0.0 || !hours.is_finite() {
-            return Err(bad());
-        }
-        return Ok(Duration::from_secs_f64(hours * 3600.0));
+        return Duration::try_from_secs_f64(hours * 3600.0).map_err(|_| bad());
     }
-    let mut total = Duration::ZERO;
-    let mut rest = text;
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(bad)?;
-        let number: f64 = rest[..digits].parse().map_err(|_| bad())?;
-        rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
-        let seconds = match &rest[..unit_len] {
-            "h" => 3600.0,
-            "m" => 60.0,
-            "s" => 1.0,
-            "ms" => 0.001,
-            _ => return Err(bad()),
-        };
-        total += Duration::from_secs_f64(number * seconds);
-        rest = &rest[unit_len..];
-    }
-    Ok(total)
+    crate::duration::parse_go_duration(text).map_err(|_| bad())
 }
 
 /// Runs auto-compaction of `store` on the async runtime until aborted.

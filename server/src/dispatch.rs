@@ -39,8 +39,39 @@ use crate::{gateway, status};
 use crate::{AuthService, ClusterService, ElectionService, KvService, LeaseService, LockService};
 use crate::{MaintenanceService, Node, WatchService};
 
-/// How often an idle HTTP/2 connection is pinged.
-const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(60);
+/// What one connection may hold, and how long it may stay silent: etcd's
+/// `--max-concurrent-streams`, `--grpc-keepalive-interval` and `--grpc-keepalive-timeout`,
+/// and etcdlite's own caps on connections and on a connection that never says which
+/// protocol it speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// The most streams (calls) open at once on one HTTP/2 connection (etcd's default:
+    /// 2^32 - 1, no practical limit, since clientv3 puts every call on one connection).
+    pub max_concurrent_streams: u32,
+    /// How long a connection may be idle before the server pings it (etcd: 2 h).
+    pub keepalive_interval: Duration,
+    /// How long the server waits for the answer to its ping before closing the
+    /// connection (etcd: 20 s).
+    pub keepalive_timeout: Duration,
+    /// The most connections served at once on one listen address; more are closed as soon
+    /// as they are accepted.
+    pub max_connections: usize,
+    /// How long a new connection has to send its first bytes (and, on a TLS address, to
+    /// finish its handshake) before it is closed.
+    pub handshake_timeout: Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            max_concurrent_streams: u32::MAX,
+            keepalive_interval: Duration::from_secs(2 * 60 * 60),
+            keepalive_timeout: Duration::from_secs(20),
+            max_connections: 10_000,
+            handshake_timeout: Duration::from_secs(10),
+        }
+    }
+}
 
 /// The calls whose requests are a stream: a request too large to decode ends them in their
 /// trailers. Every other call fails before its handler runs, with the status in the
@@ -216,26 +247,27 @@ impl Future for ResponseFuture {
 /// Serves `listener` until `stopped` completes, then stops accepting, lets each
 /// connection finish its calls in flight (HTTP/2 GOAWAY), and returns once all have closed.
 /// With `tls`, each connection is served once its TLS handshake succeeds (in its own task,
-/// so a slow or plain-text client holds up no other).
+/// so a slow or plain-text client holds up no other). `limits` bounds what each connection
+/// and the listener may hold.
 pub(crate) async fn serve(
     listener: TcpListener,
     tls: Option<Acceptor>,
     dispatch: Dispatch,
+    limits: ConnectionLimits,
     stopped: impl Future<Output = ()>,
 ) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // hyper enforces its HTTP/1 header read timeout only with a timer; HTTP/2 needs one to ping.
     builder.http1().timer(TokioTimer::new());
+    // hyper's guard against HTTP/2 rapid reset (RUSTSEC-2024-0003) stays at its default.
     builder
         .http2()
         .timer(TokioTimer::new())
-        .keep_alive_interval(Some(KEEPALIVE_INTERVAL))
-        // As etcd (and tonic's server): no limit on a connection's concurrent streams, since
-        // a client such as clientv3 puts every call on one connection and calls like Lock
-        // or Watch stay open; hyper's own default is 200.
-        .max_concurrent_streams(None::<u32>)
-        .max_local_error_reset_streams(None::<usize>);
+        .keep_alive_interval(Some(limits.keepalive_interval))
+        .keep_alive_timeout(limits.keepalive_timeout)
+        .max_concurrent_streams(limits.max_concurrent_streams);
     let (stop, stop_seen) = tokio::sync::watch::channel(());
+    let connections = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     let mut stopped = std::pin::pin!(stopped);
     let mut last_warning = None;
     loop {
@@ -259,19 +291,49 @@ pub(crate) async fn serve(
                 }
             },
         };
+        let Ok(permit) = connections.clone().try_acquire_owned() else {
+            if last_warning.is_none_or(|at: Instant| at.elapsed() >= Duration::from_secs(1)) {
+                tracing::warn!(remote_addr = %peer, "refusing a connection: {} are open", limits.max_connections);
+                last_warning = Some(Instant::now());
+            }
+            drop(stream);
+            continue;
+        };
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!("setting TCP_NODELAY: {e}");
         }
         let builder = builder.clone();
         let dispatch = dispatch.clone();
         let mut stop_seen = stop_seen.clone();
-        let Some(tls) = tls.clone() else {
-            tokio::spawn(serve_connection(builder, TokioIo::new(stream), dispatch, stop_seen));
-            continue;
-        };
+        let timeout = limits.handshake_timeout;
+        let tls = tls.clone();
         tokio::spawn(async move {
+            let _permit = permit;
+            let Some(tls) = tls else {
+                // A client that never says a word is not held on to.
+                let mut first = [0u8; 1];
+                tokio::select! {
+                    peeked = tokio::time::timeout(timeout, stream.peek(&mut first)) => match peeked {
+                        Ok(Ok(n)) if n > 0 => {}
+                        Ok(_) => return,
+                        Err(_) => {
+                            tracing::debug!(remote_addr = %peer, "closing a connection silent for {timeout:?}");
+                            return;
+                        }
+                    },
+                    _ = stop_seen.changed() => return,
+                }
+                serve_connection(builder, TokioIo::new(stream), dispatch, stop_seen).await;
+                return;
+            };
             let accepted = tokio::select! {
-                accepted = tls.accept(stream) => accepted,
+                accepted = tokio::time::timeout(timeout, tls.accept(stream)) => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(_) => {
+                        tracing::warn!(remote_addr = %peer, "rejected connection: no TLS handshake within {timeout:?}");
+                        return;
+                    }
+                },
                 _ = stop_seen.changed() => return,
             };
             match accepted {

@@ -22,6 +22,7 @@ mod cluster;
 mod compactor;
 mod convert;
 mod dispatch;
+pub mod duration;
 mod election;
 pub mod faults;
 pub mod gateway;
@@ -49,7 +50,7 @@ use tokio::net::TcpListener;
 pub use auth::AuthService;
 pub use cluster::ClusterService;
 pub use compactor::AutoCompaction;
-pub use dispatch::Dispatch;
+pub use dispatch::{ConnectionLimits, Dispatch};
 pub use election::ElectionService;
 pub use faults::Faults;
 pub use kv::KvService;
@@ -99,6 +100,9 @@ pub struct Config {
     /// How long a stopping server waits for calls in flight before it closes their
     /// connections (10 s).
     pub shutdown_grace: Duration,
+    /// `--max-concurrent-streams`, `--grpc-keepalive-interval`, `--grpc-keepalive-timeout`,
+    /// `--max-connections`: what each connection, and each listen address, may hold.
+    pub connections: ConnectionLimits,
 }
 
 impl Default for Config {
@@ -114,6 +118,7 @@ impl Default for Config {
             etcd_version: DEFAULT_ETCD_VERSION.to_owned(),
             auto_compaction: None,
             shutdown_grace: SHUTDOWN_GRACE,
+            connections: ConnectionLimits::default(),
         }
     }
 }
@@ -221,14 +226,19 @@ impl Server {
     /// up to [`Config::shutdown_grace`] to finish, ends those still running with the same
     /// answer, and returns. Connections still busy after that are left to
     /// their tasks on the runtime (the binary exits, which ends them).
+    ///
+    /// Dropping the returned future before it completes stops the server at once: no more
+    /// connections are accepted, and every call in flight answers "server stopped".
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
         let dispatch = self.dispatch();
         let compactor =
             self.config.auto_compaction.clone().map(|mode| compactor::spawn(self.node.store.clone(), mode));
-        let mut servers = Vec::new();
+        let mut running = Running { node: self.node.clone(), tasks: Vec::new(), compactor, done: false };
         for listener in self.listeners {
-            let serve = dispatch::serve(listener.tcp, listener.tls, dispatch.clone(), self.node.stopped());
-            servers.push(tokio::spawn(serve));
+            let limits = self.config.connections;
+            let stopped = self.node.stopped();
+            let serve = dispatch::serve(listener.tcp, listener.tls, dispatch.clone(), limits, stopped);
+            running.tasks.push(tokio::spawn(serve));
         }
         shutdown.await;
         tracing::info!("shutting down");
@@ -239,8 +249,8 @@ impl Server {
         let grace = self.config.shutdown_grace;
         let deadline = tokio::time::Instant::now() + grace;
         let mut aborted = false;
-        for mut server in servers {
-            let finished = match tokio::time::timeout_at(deadline, &mut server).await {
+        for server in &mut running.tasks {
+            let finished = match tokio::time::timeout_at(deadline, &mut *server).await {
                 Ok(finished) => Some(finished),
                 Err(_) => {
                     // Calls still in flight answer "server stopped"; their connections
@@ -250,7 +260,7 @@ impl Server {
                         self.node.abort();
                         aborted = true;
                     }
-                    tokio::time::timeout(ABORT_FLUSH, &mut server).await.ok()
+                    tokio::time::timeout(ABORT_FLUSH, &mut *server).await.ok()
                 }
             };
             match finished {
@@ -259,10 +269,34 @@ impl Server {
                 None => server.abort(),
             }
         }
-        if let Some(compactor) = compactor {
+        running.done = true;
+        result
+    }
+}
+
+/// What a serving [`Server::serve`] has started: stopped when it is dropped, whether the
+/// serve future finished or was dropped half-way.
+struct Running {
+    node: Arc<Node>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    compactor: Option<tokio::task::JoinHandle<()>>,
+    /// The shutdown ran to its end: only the compactor is left to stop.
+    done: bool,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if !self.done {
+            // Connections end their calls with "server stopped" and close.
+            self.node.stop();
+            self.node.abort();
+            for task in &self.tasks {
+                task.abort();
+            }
+        }
+        if let Some(compactor) = &self.compactor {
             compactor.abort();
         }
-        result
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use etcdlite::{Options, Store};
 use etcdlite_server::tls::Pem;
-use etcdlite_server::{AutoCompaction, Config, Server, TlsConfig, DEFAULT_ETCD_VERSION};
+use etcdlite_server::{AutoCompaction, Config, ConnectionLimits, Server, TlsConfig, DEFAULT_ETCD_VERSION};
 
 /// mimalloc rather than the system allocator: a request allocates and frees dozens of small
 /// buffers across the gRPC stack, and glibc's malloc spent about 14 % of the server's
@@ -96,6 +96,20 @@ struct Args {
     /// The bcrypt cost of password hashes (4 to 31).
     #[arg(long, default_value_t = etcdlite::auth::DEFAULT_BCRYPT_COST)]
     bcrypt_cost: u32,
+    /// The most concurrent streams (calls) on one client connection.
+    #[arg(long, default_value_t = u32::MAX)]
+    max_concurrent_streams: u32,
+    /// How long a client connection may be idle before the server pings it (a Go
+    /// duration: 2h, 30s).
+    #[arg(long, default_value = "2h", value_parser = etcdlite_server::duration::parse_go_duration)]
+    grpc_keepalive_interval: Duration,
+    /// How long the server waits for the answer to its ping before closing the connection.
+    #[arg(long, default_value = "20s", value_parser = etcdlite_server::duration::parse_go_duration)]
+    grpc_keepalive_timeout: Duration,
+    /// The most client connections served at once on each listen URL (etcdlite's own;
+    /// more are closed as soon as they are accepted).
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    max_connections: u64,
     /// The validity of the --auto-tls certificate, in years.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     self_signed_cert_validity: u32,
@@ -238,6 +252,13 @@ fn config(args: &Args) -> Result<Config, String> {
         },
         etcd_version: args.etcd_version.clone(),
         auto_compaction: AutoCompaction::parse(&args.auto_compaction_mode, &args.auto_compaction_retention)?,
+        connections: ConnectionLimits {
+            max_concurrent_streams: args.max_concurrent_streams,
+            keepalive_interval: args.grpc_keepalive_interval,
+            keepalive_timeout: args.grpc_keepalive_timeout,
+            max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
+            ..ConnectionLimits::default()
+        },
         ..Config::default()
     })
 }

@@ -1,0 +1,133 @@
+//! Clients that do not play by the rules: silent connections, too many connections, a
+//! serving future dropped half-way. Each time, a well-behaved client is still served.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use etcdlite::{Options, Store};
+use etcdlite_server::{Config, ConnectionLimits, Server, TestServer};
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+
+/// Waits at most ten seconds for `what`.
+async fn within<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(10), future)
+        .await
+        .unwrap_or_else(|_| panic!("{what} took over 10 s"))
+}
+
+/// True once the peer has closed `stream` (a read returns end of file or an error).
+async fn closed_by_peer(stream: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 64];
+    loop {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return true,
+            Ok(_) => continue,
+        }
+    }
+}
+
+async fn put_works(endpoint: &str) {
+    let mut client = within("connect", etcd_client::Client::connect([endpoint], None)).await.unwrap();
+    within("put", client.put("k", "v", None)).await.unwrap();
+}
+
+fn server_with(limits: ConnectionLimits) -> TestServer {
+    let config = Config { connections: limits, ..Config::default() };
+    TestServer::builder().config(config).start().unwrap()
+}
+
+#[tokio::test]
+async fn a_connection_that_never_speaks_is_closed_and_others_are_served_meanwhile() {
+    let limits =
+        ConnectionLimits { handshake_timeout: Duration::from_millis(300), ..ConnectionLimits::default() };
+    let server = server_with(limits);
+    let mut silent = TcpStream::connect(server.addr()).await.unwrap();
+    put_works(&server.endpoint()).await;
+    assert!(within("the silent connection to close", closed_by_peer(&mut silent)).await);
+    put_works(&server.endpoint()).await;
+}
+
+#[tokio::test]
+async fn a_tls_handshake_that_never_comes_is_cut_off() {
+    let limits =
+        ConnectionLimits { handshake_timeout: Duration::from_millis(300), ..ConnectionLimits::default() };
+    let config = Config { connections: limits, ..Config::default() };
+    let server = TestServer::builder().config(config).auto_tls().start().unwrap();
+    let mut silent = TcpStream::connect(server.addr()).await.unwrap();
+    assert!(within("the silent TLS connection to close", closed_by_peer(&mut silent)).await);
+}
+
+#[tokio::test]
+async fn connections_over_the_cap_are_closed_at_once_and_those_under_it_go_on() {
+    let limits = ConnectionLimits { max_connections: 2, ..ConnectionLimits::default() };
+    let server = server_with(limits);
+    let mut first = etcd_client::Client::connect([server.endpoint()], None).await.unwrap();
+    // (etcd-client may connect lazily: a call makes sure this connection holds its place.)
+    within("a put on the first connection", first.put("k", "v", None)).await.unwrap();
+    let mut held = TcpStream::connect(server.addr()).await.unwrap();
+    // The second connection holds the last place: it sends the HTTP/2 preface.
+    tokio::io::AsyncWriteExt::write_all(&mut held, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await.unwrap();
+    let mut over = TcpStream::connect(server.addr()).await.unwrap();
+    assert!(within("the connection over the cap to close", closed_by_peer(&mut over)).await);
+    within("a put on the first connection", first.put("k", "v", None)).await.unwrap();
+    // Once a place is free, a new connection is served.
+    drop(held);
+    let mut served = false;
+    for _ in 0..100 {
+        let connect = etcd_client::Client::connect([server.endpoint()], None);
+        if let Ok(Ok(mut client)) = tokio::time::timeout(Duration::from_secs(2), connect).await {
+            if client.put("k", "w", None).await.is_ok() {
+                served = true;
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(served, "a connection was served once the cap had room again");
+}
+
+#[tokio::test]
+async fn a_thousand_idle_connections_do_not_stop_a_client_from_being_served() {
+    let server = TestServer::start().unwrap();
+    let mut idle = Vec::new();
+    for _ in 0..1000 {
+        idle.push(TcpStream::connect(server.addr()).await.unwrap());
+    }
+    put_works(&server.endpoint()).await;
+    drop(idle);
+    put_works(&server.endpoint()).await;
+}
+
+#[tokio::test]
+async fn dropping_the_serve_future_stops_the_server() {
+    let store = Arc::new(Store::open(Options::memory()).unwrap());
+    let config = Config { listen: vec!["127.0.0.1:0".parse().unwrap()], ..Config::default() };
+    let server = Server::bind(config, store).await.unwrap();
+    let endpoint = format!("http://{}", server.local_addrs()[0]);
+    let serving = tokio::spawn(server.serve(std::future::pending()));
+    let mut client =
+        within("connect", etcd_client::Client::connect([endpoint.as_str()], None)).await.unwrap();
+    let mut watch = within("watch", client.watch("k", None)).await.unwrap();
+    assert!(within("created", watch.message()).await.unwrap().unwrap().created());
+
+    serving.abort();
+    assert!(serving.await.unwrap_err().is_cancelled());
+    // The open watch ends with etcd's "server stopped", and nothing new is served.
+    let end = within("the watch to end", watch.message()).await;
+    match end {
+        Err(etcd_client::Error::GRpcStatus(status)) => {
+            assert_eq!(status.code(), tonic::Code::Unavailable);
+            assert_eq!(status.message(), "etcdserver: server stopped");
+        }
+        other => panic!("expected the watch to end with server stopped, got {other:?}"),
+    }
+    let connect = etcd_client::Client::connect([endpoint.as_str()], None);
+    let refused = match tokio::time::timeout(Duration::from_secs(2), connect).await {
+        Ok(Ok(mut client)) => tokio::time::timeout(Duration::from_secs(2), client.put("k", "v", None))
+            .await
+            .map_or(true, |put| put.is_err()),
+        _ => true,
+    };
+    assert!(refused, "a dropped server still served a put");
+}
