@@ -32,6 +32,10 @@ pub enum Error {
     /// A write request larger than the configured maximum request size.
     #[error("etcdserver: request is too large")]
     RequestTooLarge,
+    /// More snapshots in progress at once than the store allows
+    /// ([`Options::max_concurrent_snapshots`](crate::Options::max_concurrent_snapshots)).
+    #[error("etcdserver: too many requests")]
+    TooManyRequests,
     /// A revision below the compacted revision.
     #[error("etcdserver: mvcc: required revision has been compacted")]
     Compacted,
@@ -310,7 +314,7 @@ impl Error {
             | Error::PeerUrlsExist
             | Error::NotLearner
             | Error::BadLeaderTransferee => Code::FailedPrecondition,
-            Error::NoSpace => Code::ResourceExhausted,
+            Error::NoSpace | Error::TooManyRequests => Code::ResourceExhausted,
             Error::Engine(e) if e.kind() == crate::engine::EngineErrorKind::Corruption => Code::DataLoss,
             Error::Engine(_) | Error::Internal(_) => Code::Internal,
         }

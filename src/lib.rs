@@ -64,7 +64,10 @@ pub use lease::{
 };
 pub use mvcc::KeyValue;
 pub use options::{CompactionOptions, DeleteOptions, GetOptions, Options, PutOptions, WatchOptions};
-pub use store::{Access, DbSize, HashKvResponse, SnapshotChunk, SnapshotChunks, Store, SNAPSHOT_CHUNK_BYTES};
+pub use store::{
+    Access, DbSize, HashKvResponse, SnapshotChunk, SnapshotChunks, Store, DEFAULT_MAX_CONCURRENT_SNAPSHOTS,
+    SNAPSHOT_CHUNK_BYTES,
+};
 pub use txn::request::{
     CompactionRequest, CompactionResponse, Compare, CompareOp, CompareTarget, DeleteRangeRequest,
     DeleteResponse, GetResponse, PutRequest, PutResponse, RangeRequest, ResponseHeader, SortOrder,

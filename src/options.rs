@@ -58,6 +58,7 @@ pub struct Options {
     pub(crate) watch: WatchConfig,
     pub(crate) quota_bytes: u64,
     pub(crate) auth: crate::auth::AuthConfig,
+    pub(crate) max_concurrent_snapshots: usize,
 }
 
 impl Options {
@@ -71,6 +72,7 @@ impl Options {
             watch: WatchConfig::default(),
             quota_bytes: crate::cluster::DEFAULT_QUOTA_BYTES,
             auth: crate::auth::AuthConfig::default(),
+            max_concurrent_snapshots: crate::store::DEFAULT_MAX_CONCURRENT_SNAPSHOTS,
         }
     }
 
@@ -139,6 +141,16 @@ impl Options {
     /// is raised to 100 ms.
     pub fn watch_progress_interval(mut self, interval: Duration) -> Self {
         self.watch.progress_interval = interval.max(Duration::from_millis(100));
+        self
+    }
+
+    /// How many snapshots ([`Store::snapshot_chunks`](crate::Store::snapshot_chunks), the
+    /// Snapshot RPC) stream at once (default 16; etcd has no limit). Each holds a temporary
+    /// copy of the database until its reader finishes or drops it, so the cap bounds the
+    /// disk that readers who never finish can take; one more is refused with
+    /// `etcdserver: too many requests`.
+    pub fn max_concurrent_snapshots(mut self, snapshots: usize) -> Self {
+        self.max_concurrent_snapshots = snapshots;
         self
     }
 

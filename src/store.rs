@@ -32,7 +32,10 @@ mod maintenance;
 
 pub use access::Access;
 
-pub use maintenance::{DbSize, HashKvResponse, SnapshotChunk, SnapshotChunks, SNAPSHOT_CHUNK_BYTES};
+pub use maintenance::{
+    DbSize, HashKvResponse, SnapshotChunk, SnapshotChunks, DEFAULT_MAX_CONCURRENT_SNAPSHOTS,
+    SNAPSHOT_CHUNK_BYTES,
+};
 
 /// An etcd v3 keyspace in your process: revisions, history reads, transactions and
 /// compaction over a memory, RocksDB or sled engine.
@@ -79,6 +82,8 @@ struct Shared {
     clock: Arc<dyn Clock>,
     cluster: Cluster,
     auth: AuthStore,
+    /// A place for each snapshot being streamed.
+    snapshots: Arc<tokio::sync::Semaphore>,
 }
 
 impl Shared {
@@ -132,7 +137,9 @@ impl Store {
         };
         let cluster = Cluster::new(options.quota_bytes);
         let auth = AuthStore::open(mvcc.clone(), &options.auth, clock.clone())?;
-        let shared = Arc::new(Shared { mvcc, limits: options.limits, leases, watch, clock, cluster, auth });
+        let snapshots = Arc::new(tokio::sync::Semaphore::new(options.max_concurrent_snapshots));
+        let shared =
+            Arc::new(Shared { mvcc, limits: options.limits, leases, watch, clock, cluster, auth, snapshots });
         let weak = Arc::downgrade(&shared);
         let wake: Arc<Wake> = Arc::new(move || {
             if let Some(shared) = weak.upgrade() {

@@ -118,3 +118,44 @@ fn a_second_store_on_one_sled_directory_is_refused() {
     assert!(second.to_string().contains("is in use by another store"), "{second}");
     assert_eq!(first.get("k", None).unwrap().count(), 1);
 }
+
+/// The threads of this process.
+#[cfg(target_os = "linux")]
+fn threads() -> usize {
+    std::fs::read_dir("/proc/self/task").unwrap().count()
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn snapshots_nobody_reads_hold_no_thread_and_are_capped() {
+    let store = Store::open(Options::memory().max_concurrent_snapshots(40)).unwrap();
+    store.put("k", "v", None).unwrap();
+    let before = threads();
+    let mut unread: Vec<_> = (0..40).map(|_| store.snapshot_chunks()).collect();
+    // Each is written to its file by a thread that then ends.
+    let mut settled = false;
+    for _ in 0..500 {
+        if threads() <= before + 2 {
+            settled = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(settled, "{} threads for 40 unread snapshots (from {before})", threads());
+    let mut over = store.snapshot_chunks();
+    assert_eq!(over.blocking_next().unwrap().unwrap_err(), Error::TooManyRequests);
+    assert!(over.blocking_next().is_none());
+    // The store goes on meanwhile, and a place freed is a snapshot served.
+    store.put("k", "w", None).unwrap();
+    let mut first = unread.swap_remove(0);
+    let chunk = first.blocking_next().unwrap().unwrap();
+    assert!(!chunk.blob.is_empty());
+    drop(first);
+    let mut again = store.snapshot_chunks();
+    let mut file = Vec::new();
+    while let Some(chunk) = again.blocking_next() {
+        file.extend(chunk.unwrap().blob);
+    }
+    let copy = Store::restore_snapshot(Options::memory(), &mut file.as_slice()).err().is_none();
+    assert!(copy, "the snapshot taken once a place was free restores");
+}

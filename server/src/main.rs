@@ -110,6 +110,11 @@ struct Args {
     /// more are closed as soon as they are accepted).
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     max_connections: u64,
+    /// The most snapshots streamed at once (etcdlite's own; each holds a temporary copy of
+    /// the database until its client has read it); one more is refused with
+    /// "etcdserver: too many requests".
+    #[arg(long, default_value_t = etcdlite::DEFAULT_MAX_CONCURRENT_SNAPSHOTS)]
+    max_concurrent_snapshots: usize,
     /// The validity of the --auto-tls certificate, in years.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     self_signed_cert_validity: u32,
@@ -226,6 +231,7 @@ fn store_options(args: &Args) -> Result<Options, String> {
     Ok(options
         .sync(sync)
         .max_request_bytes(args.max_request_bytes)
+        .max_concurrent_snapshots(args.max_concurrent_snapshots)
         .with_auth_token(args.auth_token.clone())
         .with_auth_token_ttl(std::time::Duration::from_secs(args.auth_token_ttl))
         .with_bcrypt_cost(args.bcrypt_cost))

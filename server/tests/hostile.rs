@@ -131,3 +131,65 @@ async fn dropping_the_serve_future_stops_the_server() {
     };
     assert!(refused, "a dropped server still served a put");
 }
+
+#[tokio::test]
+async fn snapshots_nobody_reads_are_capped_and_stall_nothing_else() {
+    use etcdlite_server::pb::etcdserverpb::maintenance_client::MaintenanceClient;
+    use etcdlite_server::pb::etcdserverpb::SnapshotRequest;
+
+    let options = Options::memory().max_concurrent_snapshots(4);
+    let server = TestServer::builder().options(options).start().unwrap();
+    // 12 MiB: more than a connection's flow-control windows, so an unread stream stays open.
+    for i in 0..12 {
+        server.store().put(format!("big/{i}"), vec![b'x'; 1 << 20], None).unwrap();
+    }
+    let mut unread = Vec::new();
+    for _ in 0..4 {
+        // A connection each, so that no stream's window is another's.
+        let channel =
+            tonic::transport::Channel::from_shared(server.endpoint()).unwrap().connect().await.unwrap();
+        let mut client = MaintenanceClient::new(channel).max_decoding_message_size(64 << 20);
+        let stream = within("a snapshot", client.snapshot(SnapshotRequest {})).await.unwrap().into_inner();
+        unread.push((client, stream));
+    }
+    let channel = tonic::transport::Channel::from_shared(server.endpoint()).unwrap().connect().await.unwrap();
+    let mut over = MaintenanceClient::new(channel.clone());
+    let refused = match within("one snapshot too many", over.snapshot(SnapshotRequest {})).await {
+        Ok(response) => within("its answer", response.into_inner().message()).await.unwrap_err(),
+        Err(status) => status,
+    };
+    assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
+    assert_eq!(refused.message(), "etcdserver: too many requests");
+    // Everything else goes on: writes, and leases.
+    put_works(&server.endpoint()).await;
+    let mut client = etcd_client::Client::connect([server.endpoint()], None).await.unwrap();
+    let lease = within("a lease grant", client.lease_grant(60, None)).await.unwrap();
+    assert_eq!(lease.ttl(), 60);
+    // A place freed is a snapshot served, whole.
+    drop(unread.pop());
+    let mut read = false;
+    for _ in 0..100 {
+        let response = within("a snapshot", over.snapshot(SnapshotRequest {})).await;
+        if let Ok(response) = response {
+            let mut stream = response.into_inner();
+            let mut bytes = 0;
+            match async {
+                while let Some(chunk) = stream.message().await? {
+                    bytes += chunk.blob.len();
+                }
+                Ok::<_, tonic::Status>(())
+            }
+            .await
+            {
+                Ok(()) => {
+                    assert!(bytes > 12 << 20, "{bytes} bytes");
+                    read = true;
+                    break;
+                }
+                Err(status) => assert_eq!(status.code(), tonic::Code::ResourceExhausted),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(read, "a snapshot was served once a place was free");
+}

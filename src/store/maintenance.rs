@@ -4,11 +4,11 @@
 use std::future::Future;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 
 use futures_core::Stream;
 use sha2::{Digest, Sha256};
-use tokio::sync::mpsc;
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::{Shared, Store};
 use crate::engine::{snapshot_file, EngineError};
@@ -19,8 +19,11 @@ use crate::worker::offload;
 
 /// Payload bytes in each chunk of a streamed snapshot, as etcd sends them (32 KiB).
 pub const SNAPSHOT_CHUNK_BYTES: usize = 32 * 1024;
-/// Chunks a streamed snapshot holds ahead of its reader.
-const SNAPSHOT_AHEAD: usize = 4;
+
+/// How many snapshots a store streams at once unless
+/// [`Options::max_concurrent_snapshots`](crate::Options::max_concurrent_snapshots) says
+/// otherwise.
+pub const DEFAULT_MAX_CONCURRENT_SNAPSHOTS: usize = 16;
 
 /// One message of a streamed snapshot (etcd's `SnapshotResponse`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -36,21 +39,109 @@ pub struct SnapshotChunk {
 /// [`SNAPSHOT_CHUNK_BYTES`], padded with zeros to whole 512-byte pages, then a last chunk
 /// holding the SHA-256 of everything before it (what `etcdctl snapshot save` checks).
 /// Read it as an async `Stream` or with [`blocking_next`](SnapshotChunks::blocking_next)
-/// (not from an async task). Dropping it stops the snapshot.
+/// (not from an async task).
+///
+/// The snapshot is first written to a temporary file on a thread of its own, which then
+/// ends; each chunk is read from that file (just written, so from the page cache) as the
+/// reader asks for it. A reader that stops reading holds the file and a place among the
+/// store's concurrent snapshots, but no thread. Dropping it ends the snapshot and frees both.
 #[derive(Debug)]
 pub struct SnapshotChunks {
-    chunks: mpsc::Receiver<Result<SnapshotChunk>>,
+    state: Streaming,
+}
+
+#[derive(Debug)]
+enum Streaming {
+    /// The snapshot is being written into its file.
+    Writing(tokio::sync::oneshot::Receiver<Result<Written>>, OwnedSemaphorePermit),
+    /// Chunks are being read from the file.
+    Sending(Box<Sending>),
+    /// Refused before it began: this error comes, then the end.
+    Refused(Error),
+    Done,
+}
+
+/// A snapshot in its temporary file.
+#[derive(Debug)]
+struct Written {
+    file: std::fs::File,
+    bytes: u64,
+}
+
+#[derive(Debug)]
+struct Sending {
+    payload: io::Chain<io::Take<std::fs::File>, io::Take<io::Repeat>>,
+    sha: Sha256,
+    sent: u64,
+    total: u64,
+    _slot: OwnedSemaphorePermit,
 }
 
 impl SnapshotChunks {
     /// The next chunk, asynchronously; `None` after the last.
     pub async fn next_chunk(&mut self) -> Option<Result<SnapshotChunk>> {
-        self.chunks.recv().await
+        std::future::poll_fn(|cx| Pin::new(&mut *self).poll_next(cx)).await
     }
 
     /// The next chunk, blocking; `None` after the last.
     pub fn blocking_next(&mut self) -> Option<Result<SnapshotChunk>> {
-        self.chunks.blocking_recv()
+        if matches!(self.state, Streaming::Writing(..)) {
+            if let Streaming::Writing(written, slot) = std::mem::replace(&mut self.state, Streaming::Done) {
+                self.wrote(written.blocking_recv(), slot);
+            }
+        }
+        self.next_ready()
+    }
+
+    /// Moves on once the file is written (or failed to be).
+    fn wrote(
+        &mut self,
+        written: Result<Result<Written>, tokio::sync::oneshot::error::RecvError>,
+        slot: OwnedSemaphorePermit,
+    ) {
+        self.state = match written {
+            Ok(Ok(Written { file, bytes })) => {
+                let total = bytes.next_multiple_of(snapshot_file::PAGE);
+                let payload = file.take(bytes).chain(io::repeat(0).take(total - bytes));
+                Streaming::Sending(Box::new(Sending {
+                    payload,
+                    sha: Sha256::new(),
+                    sent: 0,
+                    total,
+                    _slot: slot,
+                }))
+            }
+            Ok(Err(e)) => Streaming::Refused(e),
+            Err(_) => {
+                Streaming::Refused(EngineError::io("the snapshot's thread ended without an answer").into())
+            }
+        };
+    }
+
+    /// The next chunk once the file is written.
+    fn next_ready(&mut self) -> Option<Result<SnapshotChunk>> {
+        match std::mem::replace(&mut self.state, Streaming::Done) {
+            Streaming::Sending(mut sending) if sending.sent < sending.total => {
+                let mut blob = vec![0u8; SNAPSHOT_CHUNK_BYTES.min((sending.total - sending.sent) as usize)];
+                if let Err(e) = sending.payload.read_exact(&mut blob) {
+                    return Some(Err(EngineError::io(format!("snapshot: {e}")).into()));
+                }
+                sending.sent += blob.len() as u64;
+                sending.sha.update(&blob);
+                let remaining_bytes = sending.total - sending.sent;
+                self.state = Streaming::Sending(sending);
+                Some(Ok(SnapshotChunk { remaining_bytes, blob }))
+            }
+            Streaming::Sending(sending) => {
+                Some(Ok(SnapshotChunk { remaining_bytes: 0, blob: sending.sha.finalize().to_vec() }))
+            }
+            Streaming::Refused(e) => Some(Err(e)),
+            writing @ Streaming::Writing(..) => {
+                self.state = writing;
+                None
+            }
+            Streaming::Done => None,
+        }
     }
 }
 
@@ -58,7 +149,14 @@ impl Stream for SnapshotChunks {
     type Item = Result<SnapshotChunk>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.get_mut().chunks.poll_recv(cx)
+        let this = self.get_mut();
+        if let Streaming::Writing(written, _) = &mut this.state {
+            let written = ready!(Pin::new(written).poll(cx));
+            if let Streaming::Writing(_, slot) = std::mem::replace(&mut this.state, Streaming::Done) {
+                this.wrote(written, slot);
+            }
+        }
+        Poll::Ready(this.next_ready())
     }
 }
 
@@ -83,9 +181,8 @@ impl Shared {
     }
 }
 
-/// Writes a durable snapshot of `shared` into a temporary file, then sends it as chunks
-/// into `out`; stops when the reader goes.
-fn stream_snapshot(shared: &Shared, out: &mpsc::Sender<Result<SnapshotChunk>>) -> Result<()> {
+/// Writes a durable snapshot of `shared` into a temporary file, and rewinds it.
+fn write_snapshot(shared: &Shared) -> Result<Written> {
     let io_error = |e: io::Error| Error::from(EngineError::io(format!("snapshot: {e}")));
     let mut file = tempfile::tempfile().map_err(io_error)?;
     let written = {
@@ -93,21 +190,7 @@ fn stream_snapshot(shared: &Shared, out: &mpsc::Sender<Result<SnapshotChunk>>) -
         snapshot_file::write(&*view, &mut file)?
     };
     file.seek(SeekFrom::Start(0)).map_err(io_error)?;
-    let total = written.bytes.next_multiple_of(snapshot_file::PAGE);
-    let mut payload = file.take(written.bytes).chain(io::repeat(0).take(total - written.bytes));
-    let mut sha = Sha256::new();
-    let mut sent = 0u64;
-    while sent < total {
-        let mut blob = vec![0u8; SNAPSHOT_CHUNK_BYTES.min((total - sent) as usize)];
-        payload.read_exact(&mut blob).map_err(io_error)?;
-        sent += blob.len() as u64;
-        sha.update(&blob);
-        if out.blocking_send(Ok(SnapshotChunk { remaining_bytes: total - sent, blob })).is_err() {
-            return Ok(());
-        }
-    }
-    let _ = out.blocking_send(Ok(SnapshotChunk { remaining_bytes: 0, blob: sha.finalize().to_vec() }));
-    Ok(())
+    Ok(Written { file, bytes: written.bytes })
 }
 
 /// The answer to a HashKV (etcd's `HashKVResponse`).
@@ -217,7 +300,9 @@ impl Store {
     /// [`snapshot`](Store::snapshot), streamed as etcd's Snapshot RPC streams it (see
     /// [`SnapshotChunks`]). The snapshot is written on a thread of its own, into a
     /// temporary file first (so the size of what remains is known), while reads and writes
-    /// go on.
+    /// go on. At most [`Options::max_concurrent_snapshots`] stream at once (each holds its
+    /// file until dropped); one more yields etcd's `etcdserver: too many requests`
+    /// ([`Error::TooManyRequests`]) and ends.
     ///
     /// ```
     /// use etcdlite::{Options, Store};
@@ -234,20 +319,18 @@ impl Store {
     /// # Ok::<(), etcdlite::Error>(())
     /// ```
     pub fn snapshot_chunks(&self) -> SnapshotChunks {
-        let (out, chunks) = mpsc::channel(SNAPSHOT_AHEAD);
+        let Ok(slot) = self.shared.snapshots.clone().try_acquire_owned() else {
+            return SnapshotChunks { state: Streaming::Refused(Error::TooManyRequests) };
+        };
+        let (done, written) = tokio::sync::oneshot::channel();
         let shared = self.shared.clone();
-        let started = std::thread::Builder::new().name("etcdlite-snapshot".into()).spawn({
-            let out = out.clone();
-            move || {
-                if let Err(e) = stream_snapshot(&shared, &out) {
-                    let _ = out.blocking_send(Err(e));
-                }
-            }
+        let started = std::thread::Builder::new().name("etcdlite-snapshot".into()).spawn(move || {
+            let _ = done.send(write_snapshot(&shared));
         });
-        if let Err(e) = started {
-            let _ = out.try_send(Err(EngineError::io(e).into()));
+        match started {
+            Ok(_) => SnapshotChunks { state: Streaming::Writing(written, slot) },
+            Err(e) => SnapshotChunks { state: Streaming::Refused(EngineError::io(e).into()) },
         }
-        SnapshotChunks { chunks }
     }
 
     /// Loads a [`snapshot`](Store::snapshot) into the engine `options` describe and opens a
