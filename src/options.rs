@@ -144,6 +144,14 @@ impl Options {
         self
     }
 
+    /// How many watches one watch stream may hold (default 100,000; etcd has no limit). A
+    /// create beyond it fails with `etcdserver: too many requests` (in-band, on the
+    /// server, as etcd answers a failed create).
+    pub fn max_watches_per_stream(mut self, watches: usize) -> Self {
+        self.watch.max_watches_per_stream = watches;
+        self
+    }
+
     /// How many snapshots ([`Store::snapshot_chunks`](crate::Store::snapshot_chunks), the
     /// Snapshot RPC) stream at once (default 16; etcd has no limit). Each holds a temporary
     /// copy of the database until its reader finishes or drops it, so the cap bounds the

@@ -110,6 +110,10 @@ struct Args {
     /// more are closed as soon as they are accepted).
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     max_connections: u64,
+    /// The most watches one watch stream may hold (etcdlite's own); one more is refused
+    /// in-band with "etcdserver: too many requests".
+    #[arg(long, default_value_t = etcdlite::watch::DEFAULT_MAX_WATCHES_PER_STREAM)]
+    max_watches_per_stream: usize,
     /// The most snapshots streamed at once (etcdlite's own; each holds a temporary copy of
     /// the database until its client has read it); one more is refused with
     /// "etcdserver: too many requests".
@@ -232,6 +236,7 @@ fn store_options(args: &Args) -> Result<Options, String> {
         .sync(sync)
         .max_request_bytes(args.max_request_bytes)
         .max_concurrent_snapshots(args.max_concurrent_snapshots)
+        .max_watches_per_stream(args.max_watches_per_stream)
         .with_auth_token(args.auth_token.clone())
         .with_auth_token_ttl(std::time::Duration::from_secs(args.auth_token_ttl))
         .with_bcrypt_cost(args.bcrypt_cost))

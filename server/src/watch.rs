@@ -9,7 +9,7 @@ use etcdlite::Watcher;
 use futures::{Stream, StreamExt};
 use parking_lot::Mutex;
 use prost::Message;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -22,6 +22,11 @@ use crate::status::send_server_stopped;
 
 /// Responses buffered between the store's watch stream and the transport.
 const OUTGOING_BUFFER: usize = 64;
+
+/// Unread answers a stream may hold before its requests wait: a client that sends creates
+/// (or cancels, or progress requests) and never reads is not read from either, so its
+/// answers cannot pile up without bound.
+const MAX_BACKLOG: usize = 128;
 
 /// etcd's `Watch` service over the node's store.
 #[derive(Clone)]
@@ -52,6 +57,8 @@ impl WatchService {
     {
         let (watcher, mut responses) = self.node.store.watch_stream();
         let (out, out_rx) = mpsc::channel(OUTGOING_BUFFER);
+        // Told each time an answer leaves the store's stream for the transport.
+        let drained = Arc::new(Notify::new());
         // The watches that asked for fragmented responses.
         let fragmenting: Arc<Mutex<HashMap<i64, bool>>> = Arc::default();
 
@@ -64,6 +71,7 @@ impl WatchService {
             self.node.clone(),
             fragmenting.clone(),
             credentials,
+            drained.clone(),
         ));
 
         // Responses: from the store's stream to the client, split when asked. Ends when
@@ -91,6 +99,7 @@ impl WatchService {
                         return;
                     }
                 };
+                drained.notify_waiters();
                 let fragment = fragmenting.lock().get(&resp.watch_id).copied().unwrap_or(false);
                 if resp.canceled {
                     fragmenting.lock().remove(&resp.watch_id);
@@ -115,12 +124,27 @@ async fn handle_requests<S>(
     node: Arc<Node>,
     fragmenting: Arc<Mutex<HashMap<i64, bool>>>,
     credentials: Credentials,
+    drained: Arc<Notify>,
 ) where
     S: Stream<Item = Result<pb::WatchRequest, Status>> + Unpin,
 {
     let stopped = node.stopped();
     tokio::pin!(stopped);
     loop {
+        // Wait, without reading the next request, while the client leaves its answers unread.
+        loop {
+            let notified = drained.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if watcher.backlog() < MAX_BACKLOG {
+                break;
+            }
+            tokio::select! {
+                () = &mut notified => {}
+                _ = &mut stopped => return,
+                () = out.closed() => return,
+            }
+        }
         let request = tokio::select! {
             request = requests.next() => request,
             _ = &mut stopped => return,

@@ -193,3 +193,60 @@ async fn snapshots_nobody_reads_are_capped_and_stall_nothing_else() {
     }
     assert!(read, "a snapshot was served once a place was free");
 }
+
+#[tokio::test]
+async fn a_client_that_creates_watches_and_never_reads_is_not_read_from_either() {
+    use etcdlite_server::pb::etcdserverpb::watch_client::WatchClient;
+    use etcdlite_server::pb::etcdserverpb::{watch_request::RequestUnion, WatchCreateRequest, WatchRequest};
+
+    const CREATES: usize = 20_000;
+    let server = TestServer::start().unwrap();
+    // HTTP/2's smallest windows: 64 KiB of answers is all the server may send unread.
+    let channel = tonic::transport::Endpoint::from_shared(server.endpoint())
+        .unwrap()
+        .initial_stream_window_size(65_535)
+        .initial_connection_window_size(65_535)
+        .connect()
+        .await
+        .unwrap();
+    let create = WatchRequest {
+        request_union: Some(RequestUnion::CreateRequest(WatchCreateRequest {
+            key: b"k".to_vec(),
+            ..Default::default()
+        })),
+    };
+    let requests = futures::stream::iter(std::iter::repeat_n(create, CREATES));
+    let mut client = WatchClient::new(channel);
+    // The answers are never read.
+    let _answers = within("the watch call", client.watch(requests)).await.unwrap();
+    // The server stops reading once the answers back up; give it time to get there.
+    let mut watches = usize::MAX;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let now = server.store().watch_counts().watches;
+        if now == watches && now > 0 {
+            break;
+        }
+        watches = now;
+    }
+    assert!(watches < CREATES / 4, "{watches} watches created for a client that reads nothing");
+    put_works(&server.endpoint()).await;
+}
+
+#[tokio::test]
+async fn a_stream_holds_at_most_its_cap_of_watches() {
+    let options = Options::memory().max_watches_per_stream(3);
+    let server = TestServer::builder().options(options).start().unwrap();
+    let mut client = etcd_client::Client::connect([server.endpoint()], None).await.unwrap();
+    let mut stream = within("watch", client.watch("a", None)).await.unwrap();
+    assert!(within("created", stream.message()).await.unwrap().unwrap().created());
+    for key in ["b", "c"] {
+        stream.watch(key, None).await.unwrap();
+        assert!(within("created", stream.message()).await.unwrap().unwrap().created());
+    }
+    stream.watch("d", None).await.unwrap();
+    let refused = within("refused", stream.message()).await.unwrap().unwrap();
+    assert!(refused.created() && refused.canceled(), "{refused:?}");
+    assert_eq!(refused.cancel_reason(), "etcdserver: too many requests");
+    assert_eq!(server.store().watch_counts().watches, 3);
+}

@@ -58,11 +58,21 @@ pub struct WatchConfig {
     pub stream_capacity: usize,
     /// Interval of progress notifications (etcd: 10 minutes).
     pub progress_interval: Duration,
+    /// Watches one stream may hold (etcd has no limit; etcdlite's default is 100,000).
+    pub max_watches_per_stream: usize,
 }
+
+/// Watches one stream may hold unless
+/// [`Options::max_watches_per_stream`](crate::Options::max_watches_per_stream) says otherwise.
+pub const DEFAULT_MAX_WATCHES_PER_STREAM: usize = 100_000;
 
 impl Default for WatchConfig {
     fn default() -> Self {
-        WatchConfig { stream_capacity: 128, progress_interval: Duration::from_secs(600) }
+        WatchConfig {
+            stream_capacity: 128,
+            progress_interval: Duration::from_secs(600),
+            max_watches_per_stream: DEFAULT_MAX_WATCHES_PER_STREAM,
+        }
     }
 }
 
@@ -387,6 +397,13 @@ impl WatchHub {
         (id, receiver, signal)
     }
 
+    /// Responses waiting in `stream`'s channel (0 once it is closed).
+    pub(crate) fn backlog(&self, stream: StreamId) -> usize {
+        let state = self.state.lock();
+        let sender = state.streams.get(&stream).and_then(|s| s.sender.as_ref());
+        sender.map_or(0, |s| s.len())
+    }
+
     /// Closes a stream: its watchers are removed and its channel closed.
     pub(crate) fn close_stream(&self, stream: StreamId) {
         let mut state = self.state.lock();
@@ -436,6 +453,9 @@ impl WatchHub {
         let (mut state, stream) = self.stream_state(stream)?;
         let revision = state.revision;
         let s = state.streams.get_mut(&stream).expect("checked by stream_state");
+        if s.watchers.len() >= self.config.max_watches_per_stream {
+            return Err(Error::TooManyRequests);
+        }
         let id = s.assign_id(req.watch_id)?;
         let synced = req.start_revision == 0 || req.start_revision > revision;
         let watcher = Watcher {
@@ -477,6 +497,9 @@ impl WatchHub {
         let (mut state, stream) = self.stream_state(stream)?;
         let revision = state.revision;
         let s = state.streams.get_mut(&stream).expect("checked by stream_state");
+        if s.watchers.len() >= self.config.max_watches_per_stream {
+            return Err(Error::TooManyRequests);
+        }
         let id = s.assign_id(req.watch_id)?;
         s.send(WatchResponse {
             header: ResponseHeader::at(revision),

@@ -21,7 +21,7 @@ mod stream;
 
 pub use crossbeam_channel::{RecvTimeoutError, TryRecvError};
 pub(crate) use hub::WatchHub;
-pub use hub::{WatchConfig, WatchCounts, WatchId};
+pub use hub::{WatchConfig, WatchCounts, WatchId, DEFAULT_MAX_WATCHES_PER_STREAM};
 pub use request::{WatchCreateRequest, WatchFilterType};
 pub use response::{Event, EventType, WatchResponse, INVALID_WATCH_ID};
 pub(crate) use stream::open;

@@ -62,7 +62,9 @@ impl Watcher {
     /// Fails, creating nothing and sending nothing, with [`Error::WatchRangeEmpty`] when
     /// `range_end` is not above `key`, [`Error::DuplicateWatchId`] when the id is taken on
     /// this stream, [`Error::Compacted`] for a negative start revision (as etcd 3.5.33
-    /// does), and [`Error::WatchCanceled`] once the stream is closed. (etcd's server
+    /// does), [`Error::TooManyRequests`] when the stream holds
+    /// [`Options::max_watches_per_stream`](crate::Options::max_watches_per_stream) watches
+    /// already, and [`Error::WatchCanceled`] once the stream is closed. (etcd's server
     /// reports these as a response with `created` and `canceled` set and the message as
     /// `cancel_reason`.)
     ///
@@ -100,6 +102,15 @@ impl Watcher {
     /// event. An unknown id is ignored, as etcd ignores it.
     pub fn cancel_by_id(&self, id: WatchId) -> Result<()> {
         self.link.hub()?.cancel(self.link.stream, id)
+    }
+
+    /// How many responses wait on this stream, unread. Events stop coming once the stream
+    /// holds its capacity (the watches fall behind and catch up later), but every create,
+    /// cancel and progress request adds its answer whatever the backlog: a server relaying
+    /// requests from a client checks this before taking the next one, so that a client that
+    /// sends requests and never reads cannot grow the stream without bound.
+    pub fn backlog(&self) -> usize {
+        self.link.hub().map_or(0, |hub| hub.backlog(self.link.stream))
     }
 
     /// Asks for a progress notification: a response with watch id -1 and no events, sent
