@@ -177,6 +177,13 @@ impl Store {
         })
     }
 
+    /// The failure that stopped every write, if one did (a sync of the engine failed; a
+    /// later write could otherwise be acknowledged over a lost one). The store then
+    /// refuses writes until it is reopened; health checks report it.
+    pub fn failure(&self) -> Option<crate::Error> {
+        self.shared.mvcc.failure().map(Into::into)
+    }
+
     /// The current revision (1 for an empty store).
     pub fn current_revision(&self) -> i64 {
         self.shared.mvcc.current_revision()

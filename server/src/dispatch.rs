@@ -24,8 +24,8 @@ use tokio::net::TcpListener;
 use tonic::body::Body;
 use tonic::codegen::Service;
 use tonic_health::pb::health_server::{self, HealthServer};
-use tonic_health::server::{HealthReporter, HealthService};
 
+use crate::health::HealthService;
 use crate::pb::etcdserverpb::auth_server::{self, AuthServer};
 use crate::pb::etcdserverpb::cluster_server::{self, ClusterServer};
 use crate::pb::etcdserverpb::kv_server::{self, KvServer};
@@ -111,7 +111,7 @@ impl Dispatch {
             election: ElectionServer::new(ElectionService::new(node.clone()))
                 .max_decoding_message_size(limit),
             // A new reporter reports the server as a whole SERVING.
-            health: HealthServer::new(HealthService::from_health_reporter(HealthReporter::new())),
+            health: HealthServer::new(HealthService::new(node.clone())),
             gateway: gateway::router(gateway::Services::new(node.clone(), limit)),
             node: node.clone(),
         }

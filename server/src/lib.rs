@@ -26,6 +26,7 @@ pub mod duration;
 mod election;
 pub mod faults;
 pub mod gateway;
+mod health;
 mod kv;
 mod lease;
 mod lock;

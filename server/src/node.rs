@@ -66,6 +66,23 @@ impl Node {
         self.stop.send_replace(true);
     }
 
+    /// Why this node cannot serve every request, in etcd's `/health` words, or `None`
+    /// when it can: a raised alarm (`ALARM NOSPACE`, `ALARM CORRUPT`), writes stopped
+    /// after a failed sync, or a server that is stopping.
+    pub fn unhealthy(&self) -> Option<String> {
+        if *self.stop.borrow() {
+            return Some("etcdserver: server stopped".to_owned());
+        }
+        if let Some(alarm) = self.store.cluster().alarms().first() {
+            return Some(match alarm.alarm {
+                etcdlite::cluster::AlarmType::Nospace => "ALARM NOSPACE".to_owned(),
+                etcdlite::cluster::AlarmType::Corrupt => "ALARM CORRUPT".to_owned(),
+                etcdlite::cluster::AlarmType::None => "ALARM UNKNOWN".to_owned(),
+            });
+        }
+        self.store.failure().map(|e| e.to_string())
+    }
+
     /// Resolves once [`stop`](Node::stop) has been called.
     pub fn stopped(&self) -> impl Future<Output = ()> + Send + 'static {
         raised(&self.stop)

@@ -1,7 +1,7 @@
 //! The Watch service: one bidirectional stream per client call, any number of watches on
 //! it, as etcd's `watchServer` serves them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -27,6 +27,9 @@ const OUTGOING_BUFFER: usize = 64;
 /// (or cancels, or progress requests) and never reads is not read from either, so its
 /// answers cannot pile up without bound.
 const MAX_BACKLOG: usize = 128;
+
+/// Per watch id, whether its watches asked for fragmented responses, oldest first.
+type Fragmenting = Arc<Mutex<HashMap<i64, VecDeque<bool>>>>;
 
 /// etcd's `Watch` service over the node's store.
 #[derive(Clone)]
@@ -59,8 +62,11 @@ impl WatchService {
         let (out, out_rx) = mpsc::channel(OUTGOING_BUFFER);
         // Told each time an answer leaves the store's stream for the transport.
         let drained = Arc::new(Notify::new());
-        // The watches that asked for fragmented responses.
-        let fragmenting: Arc<Mutex<HashMap<i64, bool>>> = Arc::default();
+        // Whether each watch asked for fragmented responses. An id can be cancelled and
+        // created again before the old watch's last responses have gone out: each id keeps
+        // the settings of its watches in creation order, and the front one is the watch
+        // whose responses are going out now (until its canceled response).
+        let fragmenting: Fragmenting = Arc::default();
 
         // Requests: create, cancel, progress. A failed create is answered in-band. When
         // the client closes its side the watches live on, as in etcd, until it goes.
@@ -100,10 +106,20 @@ impl WatchService {
                     }
                 };
                 drained.notify_waiters();
-                let fragment = fragmenting.lock().get(&resp.watch_id).copied().unwrap_or(false);
-                if resp.canceled {
-                    fragmenting.lock().remove(&resp.watch_id);
-                }
+                let fragment = {
+                    let mut fragmenting = fragmenting.lock();
+                    let settings = fragmenting.get_mut(&resp.watch_id);
+                    let fragment = settings.as_ref().and_then(|s| s.front().copied()).unwrap_or(false);
+                    if resp.canceled {
+                        if let Some(settings) = settings {
+                            settings.pop_front();
+                            if settings.is_empty() {
+                                fragmenting.remove(&resp.watch_id);
+                            }
+                        }
+                    }
+                    fragment
+                };
                 let mut resp = convert::watch_response(resp);
                 resp.header = node.watch_header(resp.header);
                 for part in split(resp, fragment, limit) {
@@ -122,7 +138,7 @@ async fn handle_requests<S>(
     watcher: Watcher,
     out: mpsc::Sender<Result<pb::WatchResponse, Status>>,
     node: Arc<Node>,
-    fragmenting: Arc<Mutex<HashMap<i64, bool>>>,
+    fragmenting: Fragmenting,
     credentials: Credentials,
     drained: Arc<Notify>,
 ) where
@@ -175,9 +191,7 @@ async fn handle_requests<S>(
                     watcher.watch_request(req).map_err(|e| e.to_string())
                 };
                 match created {
-                    Ok(id) => {
-                        fragments.insert(id, fragment);
-                    }
+                    Ok(id) => fragments.entry(id).or_default().push_back(fragment),
                     Err(cancel_reason) => {
                         drop(fragments);
                         // etcd answers a failed create in-band: created and canceled, no id.

@@ -45,6 +45,46 @@ async fn the_health_service_reports_serving() {
 }
 
 #[tokio::test]
+async fn health_turns_not_serving_while_an_alarm_is_raised_and_back_when_it_is_cleared() {
+    use etcd_client::{AlarmAction, AlarmOptions, AlarmType};
+
+    let server = start();
+    let mut health = HealthClient::new(channel(&server).await);
+    let check = HealthCheckRequest { service: String::new() };
+    let mut watch = health.watch(check.clone()).await.unwrap().into_inner();
+    assert_eq!(watch.message().await.unwrap().unwrap().status(), ServingStatus::Serving);
+
+    let mut client = etcd_client::Client::connect([server.endpoint()], None).await.unwrap();
+    client.alarm(AlarmAction::Activate, AlarmType::Nospace, None).await.unwrap();
+    assert_eq!(health.check(check.clone()).await.unwrap().into_inner().status(), ServingStatus::NotServing);
+    assert_eq!(watch.message().await.unwrap().unwrap().status(), ServingStatus::NotServing);
+
+    let everything = AlarmOptions::new();
+    client.alarm(AlarmAction::Deactivate, AlarmType::Nospace, Some(everything)).await.unwrap();
+    assert_eq!(health.check(check.clone()).await.unwrap().into_inner().status(), ServingStatus::Serving);
+    assert_eq!(watch.message().await.unwrap().unwrap().status(), ServingStatus::Serving);
+
+    // Only the server's own name ("") is known, as in etcd (grpc-go's answer).
+    let unknown = health.check(HealthCheckRequest { service: "etcdserverpb.KV".into() }).await.unwrap_err();
+    assert_eq!((unknown.code(), unknown.message()), (tonic::Code::NotFound, "unknown service"));
+}
+
+#[tokio::test]
+async fn health_turns_not_serving_once_a_failed_sync_stops_the_store() {
+    use etcdlite::engine::{FaultyEngine, MemoryEngine};
+
+    let engine = std::sync::Arc::new(FaultyEngine::new(std::sync::Arc::new(MemoryEngine::new())));
+    let options = etcdlite::Options::engine(engine.clone());
+    let server = TestServer::builder().options(options).start().unwrap();
+    let mut health = HealthClient::new(channel(&server).await);
+    let check = HealthCheckRequest { service: String::new() };
+    assert_eq!(health.check(check.clone()).await.unwrap().into_inner().status(), ServingStatus::Serving);
+    engine.fail_syncs(true);
+    assert!(server.store().put("k", "v", None).is_err());
+    assert_eq!(health.check(check).await.unwrap().into_inner().status(), ServingStatus::NotServing);
+}
+
+#[tokio::test]
 async fn calls_reach_their_service_and_unknown_ones_are_unimplemented() {
     let server = start();
     let channel = channel(&server).await;

@@ -94,3 +94,22 @@ async fn alarms_can_be_raised_and_cleared_by_hand() {
     let none = client.alarm(AlarmAction::Activate, AlarmType::None, None).await.unwrap();
     assert!(none.alarms().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_can_resign_and_unlock_while_nospace_is_raised() {
+    let (mut client, _server) = start(etcdlite_server::DEFAULT_QUOTA_BYTES).await;
+    let lease = client.lease_grant(60, None).await.unwrap().id();
+    let leader = client.campaign("election", "me", lease).await.unwrap().take_leader().unwrap();
+    let lock = client.lock("lock", Some(etcd_client::LockOptions::new().with_lease(lease))).await.unwrap();
+    client.alarm(AlarmAction::Activate, AlarmType::Nospace, None).await.unwrap();
+    assert_no_space(client.put("k", "v", None).await);
+    // Giving up takes no space: etcd lets both through (a txn that only deletes).
+    client.resign(Some(etcd_client::ResignOptions::new().with_leader(leader))).await.unwrap();
+    client.unlock(lock.key()).await.unwrap();
+    let left = client.get("election", Some(etcd_client::GetOptions::new().with_prefix())).await.unwrap();
+    assert_eq!(left.count(), 0);
+    assert_eq!(
+        client.get("lock", Some(etcd_client::GetOptions::new().with_prefix())).await.unwrap().count(),
+        0
+    );
+}

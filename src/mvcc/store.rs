@@ -197,6 +197,12 @@ impl MvccStore {
         self.check_not_compacted(from)
     }
 
+    /// The sync failure that stopped every write, if one did: the store then refuses
+    /// writes until it is reopened.
+    pub fn failure(&self) -> Option<EngineError> {
+        self.group.failed()
+    }
+
     /// The engine under this store.
     pub fn engine(&self) -> &Arc<dyn Engine> {
         &self.engine
