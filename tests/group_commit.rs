@@ -117,3 +117,28 @@ fn a_revoke_refused_on_a_pending_revoke_waits_for_it() {
     );
     assert!(matches!(refused, Err(Error::LeaseNotFound)), "{refused:?}");
 }
+
+#[test]
+fn due_leases_expire_in_a_batch_that_shares_its_syncs() {
+    use etcdlite::ManualClock;
+
+    const LEASES: u64 = 200;
+    let engine = Arc::new(FaultyEngine::new(Arc::new(MemoryEngine::new())));
+    let clock = ManualClock::new();
+    let options = Options::engine(engine.clone()).sync(true).clock(Arc::new(clock.clone()));
+    let store = Arc::new(Store::open(options).unwrap());
+    for i in 0..LEASES {
+        let lease = store.lease_grant(10, None).unwrap().id();
+        store.put(format!("k{i}"), "v", Some(PutOptions::new().with_lease(lease))).unwrap();
+    }
+    let (writes, syncs) = (engine.writes_done(), engine.syncs_started());
+    // With syncs held, every revoke must still be written: none waits for another's sync.
+    engine.hold_syncs(true);
+    let expiry = thread::spawn(move || clock.advance(Duration::from_secs(11)));
+    eventually("every due lease's revoke is written", || engine.writes_done() >= writes + LEASES);
+    engine.hold_syncs(false);
+    expiry.join().unwrap();
+    assert_eq!(store.get("k", Some(etcdlite::GetOptions::new().with_prefix())).unwrap().count(), 0);
+    let used = engine.syncs_started() - syncs;
+    assert!(used <= 3, "{used} syncs for {LEASES} expiries");
+}

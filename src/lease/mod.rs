@@ -372,9 +372,12 @@ impl Leases {
     /// Revokes every lease due at `now`; returns how many.
     pub fn expire(&self, mvcc: &MvccStore, now: Instant) -> Result<usize> {
         let due = self.lessor.lock().expired(now);
+        // Every revoke is staged before any is waited on, so that one sync (group commit)
+        // covers them all instead of one sync per lease.
+        let staged: Vec<_> = due.into_iter().map(|id| self.revoke(mvcc, id, Some(now))).collect();
         let mut revoked = 0;
-        for id in due {
-            match self.revoke(mvcc, id, Some(now)).wait() {
+        for revoke in staged {
+            match revoke.wait() {
                 Ok(Some(_)) => revoked += 1,
                 // Renewed or revoked meanwhile.
                 Ok(None) | Err(Error::LeaseNotFound) => {}
