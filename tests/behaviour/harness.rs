@@ -9,10 +9,12 @@ use etcdlite::{KeyValue, Options, Store};
 /// One engine kind, with the data it keeps between stores.
 pub enum Harness {
     Memory(Arc<MemoryEngine>),
+    /// A RocksDB directory, and whether stores over it sync.
     #[cfg(feature = "rocksdb")]
-    RocksDb(tempfile::TempDir),
+    RocksDb(tempfile::TempDir, bool),
+    /// A sled directory, and whether stores over it sync.
     #[cfg(feature = "sled")]
-    Sled(tempfile::TempDir),
+    Sled(tempfile::TempDir, bool),
 }
 
 impl Harness {
@@ -22,12 +24,22 @@ impl Harness {
 
     #[cfg(feature = "rocksdb")]
     pub fn rocksdb() -> Self {
-        Harness::RocksDb(tempfile::tempdir().expect("temp dir"))
+        Harness::RocksDb(tempfile::tempdir().expect("temp dir"), false)
+    }
+
+    #[cfg(feature = "rocksdb")]
+    pub fn rocksdb_synced() -> Self {
+        Harness::RocksDb(tempfile::tempdir().expect("temp dir"), true)
     }
 
     #[cfg(feature = "sled")]
     pub fn sled() -> Self {
-        Harness::Sled(tempfile::tempdir().expect("temp dir"))
+        Harness::Sled(tempfile::tempdir().expect("temp dir"), false)
+    }
+
+    #[cfg(feature = "sled")]
+    pub fn sled_synced() -> Self {
+        Harness::Sled(tempfile::tempdir().expect("temp dir"), true)
     }
 
     /// Another harness of the same engine kind, with no data: a target to restore into.
@@ -35,9 +47,9 @@ impl Harness {
         match self {
             Harness::Memory(_) => Harness::memory(),
             #[cfg(feature = "rocksdb")]
-            Harness::RocksDb(_) => Harness::rocksdb(),
+            Harness::RocksDb(_, synced) => Harness::RocksDb(tempfile::tempdir().expect("temp dir"), *synced),
             #[cfg(feature = "sled")]
-            Harness::Sled(_) => Harness::sled(),
+            Harness::Sled(_, synced) => Harness::Sled(tempfile::tempdir().expect("temp dir"), *synced),
         }
     }
 
@@ -47,21 +59,27 @@ impl Harness {
         match self {
             Harness::Memory(engine) => engine.clone(),
             #[cfg(feature = "rocksdb")]
-            Harness::RocksDb(dir) => {
+            Harness::RocksDb(dir, _) => {
                 Arc::new(etcdlite::engine::RocksEngine::open(dir.path()).expect("open rocksdb"))
             }
             #[cfg(feature = "sled")]
-            Harness::Sled(dir) => {
+            Harness::Sled(dir, _) => {
                 Arc::new(etcdlite::engine::SledEngine::open(dir.path()).expect("open sled"))
             }
         }
     }
 
-    /// Options over this harness's engine. Sync is off on the persistent engines to keep
-    /// the suite fast (the durability test covers their sync); on the memory engine, where
-    /// a sync costs nothing, it is on, so the whole suite also runs through group commit.
+    /// Options over this harness's engine. The suite runs on each persistent engine twice,
+    /// with sync off and on; on the memory engine, where a sync costs nothing, sync is on,
+    /// so the whole suite also runs through group commit there.
     pub fn options(&self) -> Options {
-        let sync = matches!(self, Harness::Memory(_));
+        let sync = match self {
+            Harness::Memory(_) => true,
+            #[cfg(feature = "rocksdb")]
+            Harness::RocksDb(_, synced) => *synced,
+            #[cfg(feature = "sled")]
+            Harness::Sled(_, synced) => *synced,
+        };
         Options::engine(self.engine()).sync(sync)
     }
 

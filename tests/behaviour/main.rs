@@ -16,7 +16,8 @@ mod txn;
 mod watch;
 
 /// Instantiates each listed case once per engine: `memory::case`, `rocksdb::case`,
-/// `sled::case`.
+/// `sled::case`, and on the persistent engines again with sync on: `rocksdb_synced::case`,
+/// `sled_synced::case`.
 macro_rules! suite {
     ($($module:ident :: $case:ident),* $(,)?) => {
         mod memory {
@@ -29,6 +30,14 @@ macro_rules! suite {
         #[cfg(feature = "sled")]
         mod sled {
             $( #[test] fn $case() { crate::$module::$case(&crate::harness::Harness::sled()); } )*
+        }
+        #[cfg(feature = "rocksdb")]
+        mod rocksdb_synced {
+            $( #[test] fn $case() { crate::$module::$case(&crate::harness::Harness::rocksdb_synced()); } )*
+        }
+        #[cfg(feature = "sled")]
+        mod sled_synced {
+            $( #[test] fn $case() { crate::$module::$case(&crate::harness::Harness::sled_synced()); } )*
         }
     };
 }
