@@ -177,6 +177,13 @@ impl Store {
         })
     }
 
+    /// How many callers wait for a sync right now: threads blocked until their write (or
+    /// a write their answer rests on) is durable, and futures parked on one. A gauge of
+    /// group commit; tests use it to know a caller is waiting, without sleeping.
+    pub fn sync_waiters(&self) -> usize {
+        self.shared.mvcc.sync_waiters()
+    }
+
     /// The failure that stopped every write, if one did (a sync of the engine failed; a
     /// later write could otherwise be acknowledged over a lost one). The store then
     /// refuses writes until it is reopened; health checks report it.

@@ -41,11 +41,14 @@ fn held_behind_a_sync<T: Send + 'static>(
         move || pending(&store)
     });
     eventually("the pending write syncs", || engine.syncs_started() > syncs);
+    eventually("the pending write waits for its sync", || store.sync_waiters() == 1);
     let caller = thread::spawn({
         let store = store.clone();
         move || call(&store)
     });
-    thread::sleep(Duration::from_millis(100));
+    // The call waits for the same sync (a call that answered would never wait: then this
+    // times out, and the assertion below would fail too).
+    eventually("the call waits for the pending write's sync", || store.sync_waiters() == 2);
     assert!(!caller.is_finished(), "answered before the write it rests on was durable");
     engine.hold_syncs(false);
     writer.join().unwrap();

@@ -137,6 +137,8 @@ struct State {
     failed: Option<EngineError>,
     /// Futures to wake when a sync ends.
     wakers: Vec<Waker>,
+    /// Threads blocked in [`Durable::wait`].
+    blocked: usize,
     stop: bool,
     gathering: Gathering,
 }
@@ -167,6 +169,13 @@ impl GroupCommit {
 
     pub(super) fn publisher(&self) -> &Publisher {
         &self.shared.publisher
+    }
+
+    /// Callers waiting for a sync: threads blocked in [`Durable::wait`] and futures
+    /// parked on a [`Durable`].
+    pub(super) fn waiting(&self) -> usize {
+        let state = self.shared.state.lock();
+        state.blocked + state.wakers.len()
     }
 
     /// The sync failure that stops all writes, if there was one.
@@ -328,7 +337,9 @@ impl Durable {
             if let Some(result) = self.shared.check(&state, self.ticket) {
                 return result;
             }
+            state.blocked += 1;
             self.shared.synced.wait(&mut state);
+            state.blocked -= 1;
         }
     }
 }
@@ -403,6 +414,7 @@ mod tests {
             move || put(&store, "a")
         });
         eventually("the first write syncs", || engine.syncs_started() == 1);
+        eventually("the first write waits for its sync", || store.sync_waiters() == 1);
         (engine, store, first)
     }
 
@@ -490,8 +502,9 @@ mod tests {
             let store = store.clone();
             move || store.write().commit()
         });
-        // It reports revision 2, so it must not return before 2 is published.
-        thread::sleep(Duration::from_millis(50));
+        // It reports revision 2, so it must not return before 2 is published: it waits
+        // for the same sync.
+        eventually("the no-op write waits for the first write's sync", || store.sync_waiters() == 2);
         assert!(!noop.is_finished(), "a no-op write returned a revision not yet published");
         engine.hold_syncs(false);
         assert_eq!(first.join().unwrap().unwrap(), 2);

@@ -197,6 +197,13 @@ impl MvccStore {
         self.check_not_compacted(from)
     }
 
+    /// How many callers wait for a sync right now (blocked threads and parked futures): a
+    /// gauge of group commit, and how a test knows a caller is waiting for a sync without
+    /// sleeping.
+    pub fn sync_waiters(&self) -> usize {
+        self.group.waiting()
+    }
+
     /// The sync failure that stopped every write, if one did: the store then refuses
     /// writes until it is reopened.
     pub fn failure(&self) -> Option<EngineError> {
