@@ -33,6 +33,7 @@ mod lock;
 mod maintenance;
 mod node;
 pub mod pb;
+mod ping_policy;
 mod status;
 mod testing;
 pub mod tls;
@@ -102,7 +103,8 @@ pub struct Config {
     /// connections (10 s).
     pub shutdown_grace: Duration,
     /// `--max-concurrent-streams`, `--grpc-keepalive-interval`, `--grpc-keepalive-timeout`,
-    /// `--max-connections`: what each connection, and each listen address, may hold.
+    /// `--grpc-keepalive-min-time`, `--max-connections`: what each connection, and each
+    /// listen address, may hold.
     pub connections: ConnectionLimits,
 }
 

@@ -106,6 +106,10 @@ struct Args {
     /// How long the server waits for the answer to its ping before closing the connection.
     #[arg(long, default_value = "20s", value_parser = etcdlite_server::duration::parse_go_duration)]
     grpc_keepalive_timeout: Duration,
+    /// How often a client may ping: the third ping sooner than this after the one before
+    /// closes its connection.
+    #[arg(long, default_value = "5s", value_parser = etcdlite_server::duration::parse_go_duration)]
+    grpc_keepalive_min_time: Duration,
     /// The most client connections served at once on each listen URL (etcdlite's own;
     /// more are closed as soon as they are accepted).
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
@@ -267,6 +271,7 @@ fn config(args: &Args) -> Result<Config, String> {
             max_concurrent_streams: args.max_concurrent_streams,
             keepalive_interval: args.grpc_keepalive_interval,
             keepalive_timeout: args.grpc_keepalive_timeout,
+            keepalive_min_time: args.grpc_keepalive_min_time,
             max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
             ..ConnectionLimits::default()
         },

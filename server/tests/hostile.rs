@@ -280,3 +280,33 @@ async fn a_watch_id_cancelled_and_created_again_keeps_the_new_watchs_fragment_se
     // (etcd-client shows no fragment flag: a part holds fewer than the txn's 3 events.)
     assert!(first.events().len() < 3, "the new watch asked for fragments, got the 3 events whole");
 }
+
+/// Sends `pings` HTTP/2 pings on a fresh connection to `server`, `gap` apart, each waiting
+/// for its answer; returns how many were answered before the connection ended.
+async fn pings_answered(server: &TestServer, pings: usize, gap: Duration) -> usize {
+    let tcp = TcpStream::connect(server.addr()).await.unwrap();
+    let (_client, mut connection) = h2::client::handshake(tcp).await.unwrap();
+    let mut ping_pong = connection.ping_pong().expect("the connection's pinger");
+    let driver = tokio::spawn(connection);
+    let mut answered = 0;
+    for _ in 0..pings {
+        match within("a pong", ping_pong.ping(h2::Ping::opaque())).await {
+            Ok(_) => answered += 1,
+            Err(_) => break,
+        }
+        tokio::time::sleep(gap).await;
+    }
+    driver.abort();
+    answered
+}
+
+#[tokio::test]
+async fn a_client_that_pings_too_often_is_disconnected_and_one_that_keeps_to_the_minimum_is_not() {
+    let limits =
+        ConnectionLimits { keepalive_min_time: Duration::from_millis(200), ..ConnectionLimits::default() };
+    let server = server_with(limits);
+    // The first ping is free; three early ones after it end the connection.
+    assert_eq!(pings_answered(&server, 10, Duration::ZERO).await, 3);
+    assert_eq!(pings_answered(&server, 4, Duration::from_millis(250)).await, 4);
+    put_works(&server.endpoint()).await;
+}
