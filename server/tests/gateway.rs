@@ -34,6 +34,9 @@
 //!   `500`, code 2. An empty body is the empty request (range: `400`, code 3, "etcdserver:
 //!   key is not provided"); unknown fields, `null` values and data after the JSON are
 //!   ignored.
+//! * a failed call for a client sending `TE: trailers`: chunked, with `Trailer:
+//!   Grpc-Trailer-Content-Type` and that trailer (`application/grpc`); a request that could
+//!   not be read: chunked, no trailer; a success: as without `TE`.
 //! * an invalid token (auth on): `401`, code 16, "etcdserver: invalid auth token", and no
 //!   `WWW-Authenticate` header; a user without permission: `403`, code 7.
 //! * a put too large for etcd (1.7 MB value): `400`, code 3, "etcdserver: request is too
@@ -43,7 +46,8 @@
 //!   not found".
 //! * success: `200`, `Content-Type: application/json`, `Grpc-Metadata-Content-Type:
 //!   application/grpc`; streams send their headers with the first message, each message
-//!   as `{"result":{...}}` and a newline.
+//!   as `{"result":{...}}` and a newline, always chunked (an error chunk that is a stream's
+//!   whole answer too).
 
 use std::pin::Pin;
 use std::time::Duration;
@@ -478,6 +482,8 @@ async fn a_stream_request_too_large_for_grpc_ends_the_stream_with_an_error_chunk
     assert_eq!(lines.next().await, None);
     // Too large as the first message: the error chunk is the whole answer, with its status.
     let body = format!(r#"{{"create_request":{{"key":"{}"}}}}"#, b64(&vec![b'k'; 3_000_000]));
+    let response = h.send(reqwest::Method::POST, "/v3/watch", &body, &[]).await?;
+    assert_eq!(header(&response, "transfer-encoding"), "chunked");
     let (status, content_type, text) = h.post("/v3/watch", &body).await?;
     assert_eq!((status, content_type.as_str()), (StatusCode::TOO_MANY_REQUESTS, "application/json"));
     assert_eq!(
@@ -962,6 +968,16 @@ async fn request_bodies_are_decoded_with_gos_errors() -> TestResult {
     // What Go accepts: numbers in strings (spaces around them too), bytes as an array,
     // base64 with line breaks, enums by number, the JSON name over the proto
     // name, a repeated key's last value.
+    // Two members of a oneof: the one last in .proto order wins (etcd 3.5; 3.4's jsonpb
+    // picks either), here the put.
+    let txn = r#"{"success":[{"request_put":{"key":"YQ=="},"request_range":{"key":"Zm9v"}}]}"#;
+    assert_eq!(
+        h.ok("/v3/kv/txn", txn).await?,
+        format!(
+            r#"{{{},"succeeded":true,"responses":[{{"response_put":{{"header":{{"revision":"3"}}}}}}]}}"#,
+            h.header(3)
+        )
+    );
     let expected = h.ok("/v3/kv/range", r#"{"key":"Zm9v"}"#).await?;
     for body in [
         r#"{"key":"Zm9v","limit":" 5 "}"#,
@@ -1116,5 +1132,34 @@ async fn an_unimplemented_call_is_501() -> TestResult {
         h.post("/v3/maintenance/downgrade", r#"{"action":0,"version":"3.4"}"#).await?;
     assert_eq!((status, content_type.as_str()), (StatusCode::NOT_IMPLEMENTED, "application/json"));
     assert_eq!(json(&body)["code"], 12);
+    h.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_accepting_trailers_gets_a_failed_calls_content_type_as_one() -> TestResult {
+    let h = Harness::start().await?;
+    let te = [("te", "trailers")];
+    // A call that failed: chunked, its content type announced as a trailer (etcd 3.5.1 sends
+    // `Grpc-Trailer-Content-Type: application/grpc` after the body).
+    let failed = h.send(reqwest::Method::POST, "/v3/lease/revoke", r#"{"ID":"5"}"#, &te).await?;
+    assert_eq!(failed.status(), StatusCode::NOT_FOUND);
+    assert_eq!(header(&failed, "trailer"), "Grpc-Trailer-Content-Type");
+    assert_eq!(header(&failed, "transfer-encoding"), "chunked");
+    assert_eq!(failed.text().await?, error(5, "etcdserver: requested lease not found"));
+    // A request that was not read: chunked, no trailer.
+    let unread = h.send(reqwest::Method::POST, "/v3/kv/range", "{bad", &te).await?;
+    assert_eq!(unread.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        (header(&unread, "trailer"), header(&unread, "transfer-encoding")),
+        (String::new(), "chunked".into())
+    );
+    // Without TE, or on success, neither.
+    let plain = h.send(reqwest::Method::POST, "/v3/lease/revoke", r#"{"ID":"5"}"#, &[]).await?;
+    assert_eq!(
+        (header(&plain, "trailer"), header(&plain, "transfer-encoding")),
+        (String::new(), String::new())
+    );
+    let ok = h.send(reqwest::Method::POST, "/v3/lease/leases", "{}", &te).await?;
+    assert_eq!((header(&ok, "trailer"), header(&ok, "transfer-encoding")), (String::new(), String::new()));
     h.stop().await
 }

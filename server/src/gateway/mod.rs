@@ -353,7 +353,7 @@ where
 {
     let request = match read_unary(services.max_message_bytes, name, body).await {
         Ok(request) => request,
-        Err(status) => return error_response(&status),
+        Err(e) => return e.answer(headers),
     };
     match call(grpc_request(request, headers)).await {
         Ok(response) => match to_json(response.get_ref()) {
@@ -364,9 +364,9 @@ where
                     .insert(GRPC_METADATA_CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
                 response
             }
-            Err(e) => error_response(&Status::unknown(e.to_string())),
+            Err(e) => error_answer(&Status::unknown(e.to_string()), headers, Failed::Decoding),
         },
-        Err(status) => error_response(&status),
+        Err(status) => error_answer(&status, headers, Failed::Call),
     }
 }
 
@@ -375,15 +375,12 @@ const GRPC_METADATA_CONTENT_TYPE: &str = "grpc-metadata-content-type";
 
 /// The request of a unary call, read as grpc-gateway reads it: the body's first JSON value
 /// (an empty body is the empty request; anything after the value is ignored).
-async fn read_unary<T>(max_message_bytes: usize, name: &str, body: Body) -> Result<T, Status>
+async fn read_unary<T>(max_message_bytes: usize, name: &str, body: Body) -> Result<T, DecodeError>
 where
     T: Message + Default,
 {
     let mut values = RequestValues::new(body, max_message_bytes);
-    match values.next_request(name).await {
-        None => Ok(T::default()),
-        Some(request) => request.map_err(DecodeError::into_status),
-    }
+    values.next_request(name).await.unwrap_or_else(|| Ok(T::default()))
 }
 
 /// Why a body does not hold a request.
@@ -395,11 +392,15 @@ enum DecodeError {
 }
 
 impl DecodeError {
-    /// The status a unary call answers.
-    fn into_status(self) -> Status {
+    /// The answer of a unary call to the request with `headers`: a request etcd's gateway
+    /// cannot read is InvalidArgument; one too large reaches its gRPC server, which fails
+    /// the call.
+    fn answer(self, headers: &HeaderMap) -> Response {
         match self {
-            DecodeError::Invalid(message) => Status::invalid_argument(message),
-            DecodeError::TooLarge(status) => status,
+            DecodeError::Invalid(message) => {
+                error_answer(&Status::invalid_argument(message), headers, Failed::Decoding)
+            }
+            DecodeError::TooLarge(status) => error_answer(&status, headers, Failed::Call),
         }
     }
 }
@@ -518,6 +519,39 @@ fn error_response(status: &Status) -> Response {
     json_response(http_status(status.code()), Body::from(error_body(status)))
 }
 
+/// What failed, which decides the trailers of the answer.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Failed {
+    /// The request was not read: no call was made.
+    Decoding,
+    /// The call: its trailers-only answer carried its content type.
+    Call,
+}
+
+/// A failed call's answer as grpc-gateway writes it for the request with `headers`: to a
+/// client whose `TE` accepts trailers, chunked, and after a failed call with the call's
+/// content type as a `Grpc-Trailer-Content-Type` trailer (announced in `Trailer`).
+fn error_answer(status: &Status, headers: &HeaderMap, failed: Failed) -> Response {
+    let accepts_trailers = headers
+        .get(header::TE)
+        .and_then(|te| te.to_str().ok())
+        .is_some_and(|te| te.to_ascii_lowercase().contains("trailers"));
+    if !accepts_trailers {
+        return error_response(status);
+    }
+    let (mut parts, _) = error_response(status).into_parts();
+    let mut frames = vec![http_body::Frame::data(Bytes::from(error_body(status)))];
+    if failed == Failed::Call {
+        parts.headers.insert(header::TRAILER, HeaderValue::from_static("Grpc-Trailer-Content-Type"));
+        let mut trailers = HeaderMap::new();
+        trailers.insert("grpc-trailer-content-type", HeaderValue::from_static("application/grpc"));
+        frames.push(http_body::Frame::trailers(trailers));
+    }
+    // A body of unknown length goes out chunked.
+    let frames = futures::stream::iter(frames.into_iter().map(Ok::<_, Infallible>));
+    Response::from_parts(parts, Body::new(http_body_util::StreamBody::new(frames)))
+}
+
 // ---------------------------------------------------------------------------------------
 // Streams.
 
@@ -584,14 +618,20 @@ impl RequestValues {
 
 /// The first request of a stream, read before the call is answered (as grpc-gateway reads
 /// it): `Ok(None)` for an empty body; a body that is not JSON is an Unknown error (500).
-async fn first_request<T>(values: &mut RequestValues, name: &str) -> Result<Option<T>, Response>
+async fn first_request<T>(
+    values: &mut RequestValues,
+    name: &str,
+    headers: &HeaderMap,
+) -> Result<Option<T>, Response>
 where
     T: Message + Default,
 {
     match values.next_request(name).await {
         None => Ok(None),
         Some(Ok(request)) => Ok(Some(request)),
-        Some(Err(DecodeError::Invalid(e))) => Err(error_response(&Status::unknown(e))),
+        Some(Err(DecodeError::Invalid(e))) => {
+            Err(error_answer(&Status::unknown(e), headers, Failed::Decoding))
+        }
         Some(Err(DecodeError::TooLarge(status))) => Err(stream_error_response(&status)),
     }
 }
@@ -630,13 +670,14 @@ type RequestStream<T> =
 async fn request_stream<T>(
     services: &Services,
     name: &'static str,
+    headers: &HeaderMap,
     body: Body,
 ) -> Result<RequestStream<T>, Response>
 where
     T: Message + Default + Send + 'static,
 {
     let mut values = RequestValues::new(body, services.max_message_bytes);
-    let first = first_request::<T>(&mut values, name).await?;
+    let first = first_request::<T>(&mut values, name, headers).await?;
     let started = first.is_some();
     let (abort, aborted) = oneshot::channel();
     let rest: std::pin::Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>> = if started {
@@ -649,7 +690,7 @@ where
 }
 
 async fn watch(State(services): State<Shared>, headers: HeaderMap, body: Body) -> Response {
-    match request_stream::<pb::WatchRequest>(&services, "etcdserverpb.WatchRequest", body).await {
+    match request_stream::<pb::WatchRequest>(&services, "etcdserverpb.WatchRequest", &headers, body).await {
         Ok((requests, started, aborted)) => {
             forward_stream(services.watch.serve(requests, credentials_of(&headers)), started, Some(aborted))
                 .await
@@ -659,8 +700,13 @@ async fn watch(State(services): State<Shared>, headers: HeaderMap, body: Body) -
 }
 
 async fn lease_keep_alive(State(services): State<Shared>, headers: HeaderMap, body: Body) -> Response {
-    match request_stream::<pb::LeaseKeepAliveRequest>(&services, "etcdserverpb.LeaseKeepAliveRequest", body)
-        .await
+    match request_stream::<pb::LeaseKeepAliveRequest>(
+        &services,
+        "etcdserverpb.LeaseKeepAliveRequest",
+        &headers,
+        body,
+    )
+    .await
     {
         Ok((requests, started, aborted)) => {
             forward_stream(services.lease.serve(requests, credentials_of(&headers)), started, Some(aborted))
@@ -702,7 +748,7 @@ where
 {
     let request = match read_unary(services.max_message_bytes, name, body).await {
         Ok(request) => request,
-        Err(status) => return error_response(&status),
+        Err(e) => return e.answer(headers),
     };
     match call(grpc_request(request, headers)).await {
         Ok(messages) => forward_stream(messages.into_inner(), true, None).await,
@@ -714,7 +760,12 @@ where
 
 /// The answer to a stream that failed before its first message.
 fn stream_error_response(status: &Status) -> Response {
-    json_response(http_status(status.code()), Body::from(stream_error_chunk(status)))
+    // Chunked, as every streamed answer (the length of a stream is not known ahead).
+    let chunk = Bytes::from(stream_error_chunk(status));
+    json_response(
+        http_status(status.code()),
+        Body::from_stream(futures::stream::iter([Ok::<_, Infallible>(chunk)])),
+    )
 }
 
 /// The next response of `responses`, or the request side's failure.

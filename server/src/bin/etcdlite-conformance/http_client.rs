@@ -58,6 +58,8 @@ pub struct Response {
     pub status: u16,
     /// Header names lowercased, in the order received.
     pub headers: Vec<(String, String)>,
+    /// The trailers of a chunked body, names lowercased, once it has ended.
+    pub trailers: Vec<(String, String)>,
     stream: TcpStream,
     /// Bytes read from the connection and not yet decoded.
     raw: Vec<u8>,
@@ -81,6 +83,7 @@ impl Response {
         let mut response = Response {
             status: 0,
             headers: Vec::new(),
+            trailers: Vec::new(),
             stream,
             raw: Vec::new(),
             body: Vec::new(),
@@ -177,7 +180,13 @@ impl Response {
                             self.framing = Framing::Done;
                             continue;
                         }
-                        Chunk::Trailers => Chunk::Trailers,
+                        Chunk::Trailers => {
+                            if let Some((name, value)) = line.split_once(':') {
+                                self.trailers
+                                    .push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
+                            }
+                            Chunk::Trailers
+                        }
                         Chunk::DataEnd | Chunk::Data(_) => Chunk::Size,
                     };
                 }
@@ -275,6 +284,7 @@ mod tests {
         assert_eq!(response.next_line(wait).await, Line::Text(b"{\"a\":1}".to_vec()));
         assert_eq!(response.next_line(wait).await, Line::Text(b"[2]".to_vec()));
         assert_eq!(response.next_line(wait).await, Line::Ended);
+        assert_eq!(response.trailers, [("grpc-trailer-x".to_owned(), "y".to_owned())]);
     }
 
     #[tokio::test]

@@ -58,8 +58,9 @@
 //! (`{"Origin": "http://a:80"}`; a `token` goes as `Authorization`) complete the request.
 //! Its answer is `{"status": 400, "headers": {...}, "body": ...}`: the headers that carry
 //! behaviour (`content-type`, `grpc-metadata-content-type`, the `access-control-allow-*`
-//! ones, `x-content-type-options`, `www-authenticate`, `allow`, `location`, `trailer`), the
-//! body as JSON when it is JSON and as text otherwise. With a `stream` name the answer stays
+//! ones, `x-content-type-options`, `www-authenticate`, `allow`, `location`, `trailer`,
+//! `transfer-encoding`), the body as JSON when it is JSON and as text otherwise, and the
+//! trailers of a chunked body. With a `stream` name the answer stays
 //! open and its first `count` lines are compared instead of a body (`"lines": [...]`); an
 //! `HTTPRecv` step on that stream compares its next `count` lines. An `/v3/auth/authenticate`
 //! answer's token is kept by `save_token` and compared by form, as for `Authenticate`.
@@ -952,7 +953,7 @@ async fn wire_call(
 
 /// The response headers a gateway step compares: those that carry behaviour (not the
 /// date, nor the length, which follows the ids in the body).
-const HTTP_HEADERS: [&str; 10] = [
+const HTTP_HEADERS: [&str; 11] = [
     "content-type",
     "grpc-metadata-content-type",
     "access-control-allow-origin",
@@ -963,6 +964,7 @@ const HTTP_HEADERS: [&str; 10] = [
     "allow",
     "location",
     "trailer",
+    "transfer-encoding",
 ];
 
 /// How long a gateway answer that is not a stream may take to end.
@@ -1030,6 +1032,9 @@ async fn http_step(
         answer["body"] = if body.is_empty() { Value::String(String::new()) } else { http_text(&body) };
         if !ended {
             answer["timeout"] = json!(true);
+        }
+        if !response.trailers.is_empty() {
+            answer["trailers"] = response.trailers.iter().map(|(n, v)| (n.clone(), json!(v))).collect();
         }
     } else {
         answer["lines"] = http_lines(&mut response, step.count).await;
