@@ -37,6 +37,11 @@
 //! * a failed call for a client sending `TE: trailers`: chunked, with `Trailer:
 //!   Grpc-Trailer-Content-Type` and that trailer (`application/grpc`); a request that could
 //!   not be read: chunked, no trailer; a success: as without `TE`.
+//! * `Grpc-Timeout: 300m` on a lock that waits: `504`, code 4, "context deadline exceeded";
+//!   on a watch, an error chunk (`grpc_code` 4, `http_code` 504) ends the stream then; a
+//!   value grpc-gateway does not read (`bogus`, `5`): `400`, code 3, "invalid grpc-timeout:
+//!   bogus"; a negative one: 504 at once (after the body is read, for a unary call); `0S`:
+//!   no deadline.
 //! * an invalid token (auth on): `401`, code 16, "etcdserver: invalid auth token", and no
 //!   `WWW-Authenticate` header; a user without permission: `403`, code 7.
 //! * a put too large for etcd (1.7 MB value): `400`, code 3, "etcdserver: request is too
@@ -1161,5 +1166,71 @@ async fn a_client_accepting_trailers_gets_a_failed_calls_content_type_as_one() -
     );
     let ok = h.send(reqwest::Method::POST, "/v3/lease/leases", "{}", &te).await?;
     assert_eq!((header(&ok, "trailer"), header(&ok, "transfer-encoding")), (String::new(), String::new()));
+    h.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_timeout_sets_a_calls_deadline() -> TestResult {
+    let h = Harness::start().await?;
+    h.ok("/v3/lease/grant", r#"{"TTL":"60","ID":"99"}"#).await?;
+    let lock = format!(r#"{{"name":"{}","lease":"99"}}"#, b64(b"lk"));
+    h.ok("/v3/lock/lock", &lock).await?;
+    // A second lock waits for the first: the deadline ends the wait, as etcd 3.5.1 ends it.
+    let started = std::time::Instant::now();
+    let waited = h
+        .send(
+            reqwest::Method::POST,
+            "/v3/lock/lock",
+            &format!(r#"{{"name":"{}"}}"#, b64(b"lk")),
+            &[("grpc-timeout", "300m")],
+        )
+        .await?;
+    assert_eq!(waited.status(), StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(waited.text().await?, error(4, "context deadline exceeded"));
+    assert!(started.elapsed() >= Duration::from_millis(300), "{:?}", started.elapsed());
+    // The gave-up waiter left no key: only the holder's remains.
+    let keys = json(
+        &h.ok("/v3/kv/range", &format!(r#"{{"key":"{}","range_end":"{}"}}"#, b64(b"lk/"), b64(b"lk0")))
+            .await?,
+    );
+    assert_eq!(keys["count"], "1", "{keys}");
+    let range = format!(r#"{{"key":"{}"}}"#, b64(b"foo"));
+    for (timeout, status, body) in [
+        ("bogus", StatusCode::BAD_REQUEST, error(3, "invalid grpc-timeout: bogus")),
+        ("5", StatusCode::BAD_REQUEST, error(3, "invalid grpc-timeout: 5")),
+        ("5x", StatusCode::BAD_REQUEST, error(3, "invalid grpc-timeout: 5x")),
+        ("-5S", StatusCode::GATEWAY_TIMEOUT, error(4, "context deadline exceeded")),
+    ] {
+        let answer =
+            h.send(reqwest::Method::POST, "/v3/kv/range", &range, &[("grpc-timeout", timeout)]).await?;
+        assert_eq!(answer.status(), status, "{timeout}");
+        assert_eq!(answer.text().await?, body, "{timeout}");
+    }
+    // No deadline at all with zero; a wrapping product, as in Go, is a long one.
+    for timeout in ["0S", "+5S", "99999999999999H"] {
+        let answer =
+            h.send(reqwest::Method::POST, "/v3/kv/range", &range, &[("grpc-timeout", timeout)]).await?;
+        assert_eq!(answer.status(), StatusCode::OK, "{timeout}");
+    }
+    // A unary request is read before its deadline is looked at; a stream's after.
+    let unread = h.send(reqwest::Method::POST, "/v3/kv/range", "{bad", &[("grpc-timeout", "-5S")]).await?;
+    assert_eq!(unread.status(), StatusCode::BAD_REQUEST);
+    let stream = h.send(reqwest::Method::POST, "/v3/watch", "{bad", &[("grpc-timeout", "-5S")]).await?;
+    assert_eq!(stream.status(), StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(stream.text().await?, error(4, "context deadline exceeded"));
+    // A watch ends at its deadline with an error chunk.
+    let watch = format!(r#"{{"create_request":{{"key":"{}"}}}}"#, b64(b"foo"));
+    let response = h.send(reqwest::Method::POST, "/v3/watch", &watch, &[("grpc-timeout", "500m")]).await?;
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut lines = Lines::new(response);
+    // Revision 4: the waiter's key was put, then deleted when it gave up.
+    assert_eq!(lines.next().await, Some(format!(r#"{{"result":{{{},"created":true}}}}"#, h.header(4))));
+    assert_eq!(
+        lines.next().await.as_deref(),
+        Some(
+            r#"{"error":{"grpc_code":4,"http_code":504,"message":"context deadline exceeded","http_status":"Gateway Timeout"}}"#
+        )
+    );
+    assert_eq!(lines.next().await, None);
     h.stop().await
 }

@@ -4,7 +4,7 @@
 //! Every route decodes its JSON body into the request message, calls the very service
 //! implementation gRPC calls, and writes the answer as etcd's gateway writes it:
 //!
-//! * a request is read as etcd reads it ([`jsonpb`], over Go's JSON rules in [`gojson`]):
+//! * a request is read as etcd reads it (`jsonpb.rs`, over Go's JSON rules in `gojson.rs`):
 //!   the first JSON value of the body (an empty body is the empty request, data after the
 //!   value is ignored), fields by proto or JSON name, 64-bit integers as numbers or
 //!   strings, bytes as standard base64, enums by name or number, unknown fields and `null`s
@@ -52,6 +52,7 @@ use futures::{Stream, StreamExt};
 use prost::Message;
 use serde::Serialize;
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 use tonic::{Code, Status};
 
 use crate::node::{Credentials, Node};
@@ -351,11 +352,19 @@ where
     F: FnOnce(tonic::Request<Req>) -> Fut,
     Fut: Future<Output = Result<tonic::Response<Resp>, Status>>,
 {
+    let deadline = match deadline(headers) {
+        Ok(deadline) => deadline,
+        Err(status) => return error_answer(&status, headers, Failed::Gateway),
+    };
     let request = match read_unary(services.max_message_bytes, name, body).await {
         Ok(request) => request,
         Err(e) => return e.answer(headers),
     };
-    match call(grpc_request(request, headers)).await {
+    let answer = match within(deadline, call(grpc_request(request, headers))).await {
+        Ok(answer) => answer,
+        Err(status) => return error_answer(&status, headers, Failed::Gateway),
+    };
+    match answer {
         Ok(response) => match to_json(response.get_ref()) {
             Ok(json) => {
                 let mut response = json_response(StatusCode::OK, Body::from(json));
@@ -364,7 +373,7 @@ where
                     .insert(GRPC_METADATA_CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
                 response
             }
-            Err(e) => error_answer(&Status::unknown(e.to_string()), headers, Failed::Decoding),
+            Err(e) => error_answer(&Status::unknown(e.to_string()), headers, Failed::Gateway),
         },
         Err(status) => error_answer(&status, headers, Failed::Call),
     }
@@ -398,7 +407,7 @@ impl DecodeError {
     fn answer(self, headers: &HeaderMap) -> Response {
         match self {
             DecodeError::Invalid(message) => {
-                error_answer(&Status::invalid_argument(message), headers, Failed::Decoding)
+                error_answer(&Status::invalid_argument(message), headers, Failed::Gateway)
             }
             DecodeError::TooLarge(status) => error_answer(&status, headers, Failed::Call),
         }
@@ -522,8 +531,9 @@ fn error_response(status: &Status) -> Response {
 /// What failed, which decides the trailers of the answer.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Failed {
-    /// The request was not read: no call was made.
-    Decoding,
+    /// The gateway itself (a request it could not read, a deadline that passed): the call
+    /// sent no answer.
+    Gateway,
     /// The call: its trailers-only answer carried its content type.
     Call,
 }
@@ -550,6 +560,65 @@ fn error_answer(status: &Status, headers: &HeaderMap, failed: Failed) -> Respons
     // A body of unknown length goes out chunked.
     let frames = futures::stream::iter(frames.into_iter().map(Ok::<_, Infallible>));
     Response::from_parts(parts, Body::new(http_body_util::StreamBody::new(frames)))
+}
+
+// ---------------------------------------------------------------------------------------
+// Deadlines: grpc-gateway's `Grpc-Timeout` header.
+
+/// The status of a call whose deadline passed, as Go's gRPC client reports it.
+fn deadline_exceeded() -> Status {
+    Status::deadline_exceeded("context deadline exceeded")
+}
+
+/// The deadline a request sets with `Grpc-Timeout` (grpc-gateway's header: an integer and a
+/// unit, `H`, `M`, `S`, `m`, `u` or `n`), from now: `None` without one or with a zero one,
+/// already passed with a negative one; a value grpc-gateway does not read is
+/// InvalidArgument. As in Go, the product is taken in nanoseconds, wrapping.
+fn deadline(headers: &HeaderMap) -> Result<Option<Instant>, Status> {
+    let Some(value) = headers.get("grpc-timeout") else { return Ok(None) };
+    let text = value.as_bytes();
+    let invalid =
+        || Status::invalid_argument(format!("invalid grpc-timeout: {}", String::from_utf8_lossy(text)));
+    let (count, unit) = match text {
+        [count @ .., unit] if !count.is_empty() => (count, unit),
+        _ => return Err(invalid()),
+    };
+    let unit: i64 = match unit {
+        b'H' => 3_600_000_000_000,
+        b'M' => 60_000_000_000,
+        b'S' => 1_000_000_000,
+        b'm' => 1_000_000,
+        b'u' => 1_000,
+        b'n' => 1,
+        _ => return Err(invalid()),
+    };
+    let count: i64 = std::str::from_utf8(count).ok().and_then(|c| c.parse().ok()).ok_or_else(invalid)?;
+    let now = Instant::now();
+    Ok(match unit.wrapping_mul(count) {
+        0 => None,
+        n if n < 0 => Some(now),
+        n => Some(now + std::time::Duration::from_nanos(n.unsigned_abs())),
+    })
+}
+
+/// The deadline of a bidirectional stream, or the answer to a request whose deadline cannot
+/// be read or has passed: grpc-gateway opens the stream (which fails then) before it reads
+/// the body.
+fn stream_deadline(headers: &HeaderMap) -> Result<Option<Instant>, Response> {
+    let deadline = deadline(headers).map_err(|status| error_answer(&status, headers, Failed::Gateway))?;
+    if deadline.is_some_and(|at| at <= Instant::now()) {
+        return Err(error_answer(&deadline_exceeded(), headers, Failed::Gateway));
+    }
+    Ok(deadline)
+}
+
+/// `call`, unless `deadline` passes first (or has passed already).
+async fn within<F: Future>(deadline: Option<Instant>, call: F) -> Result<F::Output, Status> {
+    let Some(at) = deadline else { return Ok(call.await) };
+    if at <= Instant::now() {
+        return Err(deadline_exceeded());
+    }
+    tokio::time::timeout_at(at, call).await.map_err(|_| deadline_exceeded())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -630,7 +699,7 @@ where
         None => Ok(None),
         Some(Ok(request)) => Ok(Some(request)),
         Some(Err(DecodeError::Invalid(e))) => {
-            Err(error_answer(&Status::unknown(e), headers, Failed::Decoding))
+            Err(error_answer(&Status::unknown(e), headers, Failed::Gateway))
         }
         Some(Err(DecodeError::TooLarge(status))) => Err(stream_error_response(&status)),
     }
@@ -690,16 +759,24 @@ where
 }
 
 async fn watch(State(services): State<Shared>, headers: HeaderMap, body: Body) -> Response {
+    let deadline = match stream_deadline(&headers) {
+        Ok(deadline) => deadline,
+        Err(response) => return response,
+    };
     match request_stream::<pb::WatchRequest>(&services, "etcdserverpb.WatchRequest", &headers, body).await {
         Ok((requests, started, aborted)) => {
-            forward_stream(services.watch.serve(requests, credentials_of(&headers)), started, Some(aborted))
-                .await
+            let responses = services.watch.serve(requests, credentials_of(&headers));
+            forward_stream(responses, started, Some(aborted), deadline).await
         }
         Err(response) => response,
     }
 }
 
 async fn lease_keep_alive(State(services): State<Shared>, headers: HeaderMap, body: Body) -> Response {
+    let deadline = match stream_deadline(&headers) {
+        Ok(deadline) => deadline,
+        Err(response) => return response,
+    };
     match request_stream::<pb::LeaseKeepAliveRequest>(
         &services,
         "etcdserverpb.LeaseKeepAliveRequest",
@@ -709,8 +786,8 @@ async fn lease_keep_alive(State(services): State<Shared>, headers: HeaderMap, bo
     .await
     {
         Ok((requests, started, aborted)) => {
-            forward_stream(services.lease.serve(requests, credentials_of(&headers)), started, Some(aborted))
-                .await
+            let responses = services.lease.serve(requests, credentials_of(&headers));
+            forward_stream(responses, started, Some(aborted), deadline).await
         }
         Err(response) => response,
     }
@@ -746,15 +823,20 @@ where
     F: FnOnce(tonic::Request<Req>) -> Fut,
     Fut: Future<Output = Result<tonic::Response<S>, Status>>,
 {
+    let deadline = match deadline(headers) {
+        Ok(deadline) => deadline,
+        Err(status) => return error_answer(&status, headers, Failed::Gateway),
+    };
     let request = match read_unary(services.max_message_bytes, name, body).await {
         Ok(request) => request,
         Err(e) => return e.answer(headers),
     };
-    match call(grpc_request(request, headers)).await {
-        Ok(messages) => forward_stream(messages.into_inner(), true, None).await,
+    match within(deadline, call(grpc_request(request, headers))).await {
+        Ok(Ok(messages)) => forward_stream(messages.into_inner(), true, None, deadline).await,
         // The call failed before its first message: grpc-gateway reads that failure as the
         // stream's first message.
-        Err(status) => stream_error_response(&status),
+        Ok(Err(status)) => stream_error_response(&status),
+        Err(status) => error_answer(&status, headers, Failed::Gateway),
     }
 }
 
@@ -772,21 +854,34 @@ fn stream_error_response(status: &Status) -> Response {
 async fn next_response<S, T>(
     responses: &mut S,
     aborted: &mut Option<oneshot::Receiver<Status>>,
+    deadline: Option<Instant>,
 ) -> Option<Result<T, Status>>
 where
     S: Stream<Item = Result<T, Status>> + Unpin,
 {
-    let Some(receiver) = aborted.as_mut() else {
-        return responses.next().await;
+    let expired = async move {
+        match deadline {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending().await,
+        }
     };
-    tokio::select! {
-        response = responses.next() => response,
-        failure = receiver => {
-            *aborted = None;
-            match failure {
-                Ok(status) => Some(Err(status)),
-                // The request side ended without failing.
-                Err(_) => responses.next().await,
+    tokio::pin!(expired);
+    loop {
+        let Some(receiver) = aborted.as_mut() else {
+            return tokio::select! {
+                response = responses.next() => response,
+                () = &mut expired => Some(Err(deadline_exceeded())),
+            };
+        };
+        tokio::select! {
+            response = responses.next() => return response,
+            () = &mut expired => return Some(Err(deadline_exceeded())),
+            failure = receiver => {
+                *aborted = None;
+                if let Ok(status) = failure {
+                    return Some(Err(status));
+                }
+                // The request side ended without failing: the responses go on.
             }
         }
     }
@@ -810,17 +905,19 @@ fn result_chunk<T: Serialize>(message: &T) -> Result<Bytes, Bytes> {
 /// Writes a stream of responses as grpc-gateway does: nothing until the first message
 /// (the status and headers go with it), then a chunk per message, an error chunk ending a
 /// failed stream. `started` is whether the call got its response headers (the first
-/// request was sent), which grpc-gateway turns into `Grpc-Metadata-Content-Type`.
+/// request was sent), which grpc-gateway turns into `Grpc-Metadata-Content-Type`; at
+/// `deadline` the stream ends with DeadlineExceeded.
 async fn forward_stream<S, T>(
     mut responses: S,
     started: bool,
     mut aborted: Option<oneshot::Receiver<Status>>,
+    deadline: Option<Instant>,
 ) -> Response
 where
     S: Stream<Item = Result<T, Status>> + Send + Unpin + 'static,
     T: Serialize + Send + 'static,
 {
-    let (status, first) = match next_response(&mut responses, &mut aborted).await {
+    let (status, first) = match next_response(&mut responses, &mut aborted, deadline).await {
         None => (StatusCode::OK, None),
         Some(Ok(message)) => match result_chunk(&message) {
             Ok(chunk) => (StatusCode::OK, Some(Ok(chunk))),
@@ -832,9 +929,9 @@ where
     };
     let more = matches!(first, Some(Ok(_)));
     let first = futures::stream::iter(first.map(|chunk| Ok::<_, Infallible>(chunk.unwrap_or_else(|e| e))));
-    let rest = futures::stream::unfold(more.then_some((responses, aborted)), |state| async move {
+    let rest = futures::stream::unfold(more.then_some((responses, aborted)), move |state| async move {
         let (mut responses, mut aborted) = state?;
-        match next_response(&mut responses, &mut aborted).await? {
+        match next_response(&mut responses, &mut aborted, deadline).await? {
             Ok(message) => match result_chunk(&message) {
                 Ok(chunk) => Some((Ok::<_, Infallible>(chunk), Some((responses, aborted)))),
                 Err(chunk) => Some((Ok(chunk), None)),

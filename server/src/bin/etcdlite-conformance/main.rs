@@ -1,5 +1,6 @@
 //! `etcdlite-conformance`: runs the scenarios of `tests/conformance/` against a real etcd
-//! and against etcdlite, through the same gRPC client, and reports where they differ.
+//! and against etcdlite, through the same gRPC client (and the same HTTP client for the
+//! JSON gateway), and reports where they differ.
 //!
 //! Each scenario gets a fresh etcd (`--etcd`, a binary, on a fresh data directory) and a
 //! fresh etcdlite (`--etcdlite`, a binary, memory engine), both on loopback ports. A step
@@ -1169,7 +1170,8 @@ fn report(outcomes: &[Outcome], etcd: &str, other: &str) -> String {
         "# Conformance: {other} against a real etcd\n\n\
          Written by `scripts/conformance` (`etcdlite-conformance`): every scenario of \
          `tests/conformance/` run against a fresh {} and a fresh {other}, through the \
-         same gRPC client, answers compared after normalising cluster and member ids, raft \
+         same gRPC client (the same HTTP client for the JSON gateway's), answers compared \
+         after normalising cluster and member ids, raft \
          terms, lease ids and remaining TTLs, tokens (by their form) (and, in Status, what \
          describes the member rather than the store). A FAIL (known) is a deliberate \
          difference, listed in `docs/limitations.md`, or a difference of etcd 3.4 the \
