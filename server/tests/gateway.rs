@@ -41,7 +41,9 @@
 //!   on a watch, an error chunk (`grpc_code` 4, `http_code` 504) ends the stream then; a
 //!   value grpc-gateway does not read (`bogus`, `5`): `400`, code 3, "invalid grpc-timeout:
 //!   bogus"; a negative one: 504 at once (after the body is read, for a unary call); `0S`:
-//!   no deadline.
+//!   no deadline. A `Grpc-Metadata-Foo-Bin` header that is not base64: `400`, code 3,
+//!   "invalid binary header Grpc-Metadata-Foo-Bin: illegal base64 data at input byte 0",
+//!   before the body is read.
 //! * an invalid token (auth on): `401`, code 16, "etcdserver: invalid auth token", and no
 //!   `WWW-Authenticate` header; a user without permission: `403`, code 7.
 //! * a put too large for etcd (1.7 MB value): `400`, code 3, "etcdserver: request is too
@@ -1205,6 +1207,20 @@ async fn grpc_timeout_sets_a_calls_deadline() -> TestResult {
             h.send(reqwest::Method::POST, "/v3/kv/range", &range, &[("grpc-timeout", timeout)]).await?;
         assert_eq!(answer.status(), status, "{timeout}");
         assert_eq!(answer.text().await?, body, "{timeout}");
+    }
+    // Binary metadata must be base64 (with or without padding), checked before the body.
+    for (value, status) in
+        [("Zm9v", StatusCode::OK), ("Zm9vYg", StatusCode::OK), ("!!!", StatusCode::BAD_REQUEST)]
+    {
+        let answer = h
+            .send(reqwest::Method::POST, "/v3/kv/range", "{bad", &[("grpc-metadata-foo-bin", value)])
+            .await?;
+        assert_eq!(answer.status(), StatusCode::BAD_REQUEST, "{value}");
+        let expected = match status {
+            StatusCode::OK => "invalid character 'b' looking for beginning of object key string",
+            _ => "invalid binary header Grpc-Metadata-Foo-Bin: illegal base64 data at input byte 0",
+        };
+        assert_eq!(json(&answer.text().await?)["message"], expected, "{value}");
     }
     // No deadline at all with zero; a wrapping product, as in Go, is a long one.
     for timeout in ["0S", "+5S", "99999999999999H"] {

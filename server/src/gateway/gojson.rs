@@ -636,7 +636,7 @@ pub fn to_string(value: &[u8]) -> Result<Option<String>, String> {
 pub fn to_bytes(value: &[u8]) -> Result<Option<Vec<u8>>, String> {
     match Kind::of(value) {
         Kind::Null => Ok(None),
-        Kind::String => base64_decode(&unquote(value))
+        Kind::String => base64_decode(&unquote(value), true)
             .map(Some)
             .map_err(|at| format!("illegal base64 data at input byte {at}")),
         Kind::Array => {
@@ -651,9 +651,10 @@ pub fn to_bytes(value: &[u8]) -> Result<Option<Vec<u8>>, String> {
     }
 }
 
-/// Go's `base64.StdEncoding` decoding: padding required, `\r` and `\n` skipped anywhere;
-/// an error is the offset Go reports (`CorruptInputError`).
-fn base64_decode(src: &[u8]) -> Result<Vec<u8>, usize> {
+/// Go's `base64.StdEncoding` decoding (`padded`: padding required) or `RawStdEncoding`
+/// (none allowed), `\r` and `\n` skipped anywhere; an error is the offset Go reports
+/// (`CorruptInputError`).
+pub fn base64_decode(src: &[u8], padded: bool) -> Result<Vec<u8>, usize> {
     fn sextet(c: u8) -> Option<u8> {
         match c {
             b'A'..=b'Z' => Some(c - b'A'),
@@ -681,7 +682,11 @@ fn base64_decode(src: &[u8]) -> Result<Vec<u8>, usize> {
                 if j == 0 {
                     return Ok(out);
                 }
-                return Err(si - j);
+                if j == 1 || padded {
+                    return Err(si - j);
+                }
+                len = j;
+                break;
             }
             let c = src[si];
             si += 1;
@@ -693,7 +698,7 @@ fn base64_decode(src: &[u8]) -> Result<Vec<u8>, usize> {
             if c == b'\n' || c == b'\r' {
                 continue;
             }
-            if c != b'=' || j < 2 {
+            if c != b'=' || !padded || j < 2 {
                 return Err(si - 1);
             }
             if j == 2 {
@@ -962,7 +967,7 @@ mod tests {
 
     #[test]
     fn base64_is_gos_standard_encoding() {
-        let decode = |s: &str| base64_decode(s.as_bytes());
+        let decode = |s: &str| base64_decode(s.as_bytes(), true);
         assert_eq!(decode("Zm9v"), Ok(b"foo".to_vec()));
         assert_eq!(decode("Zg=="), Ok(b"f".to_vec()));
         assert_eq!(decode("Zm8="), Ok(b"fo".to_vec()));
@@ -988,6 +993,13 @@ mod tests {
         ] {
             assert_eq!(decode(input), Err(at), "{input}");
         }
+        // Unpadded (RawStdEncoding): a last quantum of two or three characters is whole; a
+        // padding character is not one of its characters.
+        let raw = |s: &str| base64_decode(s.as_bytes(), false);
+        assert_eq!(raw("Zm9vYg"), Ok(b"foob".to_vec()));
+        assert_eq!(raw("Zm8"), Ok(b"fo".to_vec()));
+        assert_eq!(raw("Zm9vY"), Err(4));
+        assert_eq!(raw("Zg=="), Err(2));
     }
 
     #[test]

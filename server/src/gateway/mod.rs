@@ -352,7 +352,7 @@ where
     F: FnOnce(tonic::Request<Req>) -> Fut,
     Fut: Future<Output = Result<tonic::Response<Resp>, Status>>,
 {
-    let deadline = match deadline(headers) {
+    let deadline = match annotate(headers) {
         Ok(deadline) => deadline,
         Err(status) => return error_answer(&status, headers, Failed::Gateway),
     };
@@ -563,7 +563,42 @@ fn error_answer(status: &Status, headers: &HeaderMap, failed: Failed) -> Respons
 }
 
 // ---------------------------------------------------------------------------------------
-// Deadlines: grpc-gateway's `Grpc-Timeout` header.
+// What grpc-gateway reads from a request's headers before its body: the deadline
+// (`Grpc-Timeout`) and the metadata (`Grpc-Metadata-*`).
+
+/// The call's deadline ([`deadline`]), once the binary metadata headers
+/// (`Grpc-Metadata-*-Bin`, base64 with or without padding) are checked as grpc-gateway
+/// checks them: one that is not base64 is InvalidArgument.
+fn annotate(headers: &HeaderMap) -> Result<Option<Instant>, Status> {
+    let deadline = deadline(headers)?;
+    for (name, value) in headers {
+        let name = name.as_str();
+        if !(name.starts_with("grpc-metadata-") && name.ends_with("-bin")) {
+            continue;
+        }
+        let value = value.as_bytes();
+        if let Err(at) = gojson::base64_decode(value, value.len() % 4 == 0) {
+            return Err(Status::invalid_argument(format!(
+                "invalid binary header {}: illegal base64 data at input byte {at}",
+                canonical_header_name(name)
+            )));
+        }
+    }
+    Ok(deadline)
+}
+
+/// Go's canonical form of a header name: each word's first letter upper case, the rest
+/// lower case (`Grpc-Metadata-Foo-Bin`).
+fn canonical_header_name(name: &str) -> String {
+    let mut upper = true;
+    name.chars()
+        .map(|c| {
+            let c = if upper { c.to_ascii_uppercase() } else { c.to_ascii_lowercase() };
+            upper = c == '-';
+            c
+        })
+        .collect()
+}
 
 /// The status of a call whose deadline passed, as Go's gRPC client reports it.
 fn deadline_exceeded() -> Status {
@@ -605,7 +640,7 @@ fn deadline(headers: &HeaderMap) -> Result<Option<Instant>, Status> {
 /// be read or has passed: grpc-gateway opens the stream (which fails then) before it reads
 /// the body.
 fn stream_deadline(headers: &HeaderMap) -> Result<Option<Instant>, Response> {
-    let deadline = deadline(headers).map_err(|status| error_answer(&status, headers, Failed::Gateway))?;
+    let deadline = annotate(headers).map_err(|status| error_answer(&status, headers, Failed::Gateway))?;
     if deadline.is_some_and(|at| at <= Instant::now()) {
         return Err(error_answer(&deadline_exceeded(), headers, Failed::Gateway));
     }
@@ -823,7 +858,7 @@ where
     F: FnOnce(tonic::Request<Req>) -> Fut,
     Fut: Future<Output = Result<tonic::Response<S>, Status>>,
 {
-    let deadline = match deadline(headers) {
+    let deadline = match annotate(headers) {
         Ok(deadline) => deadline,
         Err(status) => return error_answer(&status, headers, Failed::Gateway),
     };
