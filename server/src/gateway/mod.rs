@@ -636,13 +636,13 @@ fn deadline(headers: &HeaderMap) -> Result<Option<Instant>, Status> {
     })
 }
 
-/// The deadline of a bidirectional stream, or the answer to a request whose deadline cannot
-/// be read or has passed: grpc-gateway opens the stream (which fails then) before it reads
-/// the body.
-fn stream_deadline(headers: &HeaderMap) -> Result<Option<Instant>, Response> {
-    let deadline = annotate(headers).map_err(|status| error_answer(&status, headers, Failed::Gateway))?;
+/// The deadline of a bidirectional stream, or why it fails at once: a deadline that cannot
+/// be read or has passed (grpc-gateway opens the stream, which fails then, before it
+/// reads the body).
+fn stream_deadline(headers: &HeaderMap) -> Result<Option<Instant>, Status> {
+    let deadline = annotate(headers)?;
     if deadline.is_some_and(|at| at <= Instant::now()) {
-        return Err(error_answer(&deadline_exceeded(), headers, Failed::Gateway));
+        return Err(deadline_exceeded());
     }
     Ok(deadline)
 }
@@ -796,7 +796,7 @@ where
 async fn watch(State(services): State<Shared>, headers: HeaderMap, body: Body) -> Response {
     let deadline = match stream_deadline(&headers) {
         Ok(deadline) => deadline,
-        Err(response) => return response,
+        Err(status) => return error_answer(&status, &headers, Failed::Gateway),
     };
     match request_stream::<pb::WatchRequest>(&services, "etcdserverpb.WatchRequest", &headers, body).await {
         Ok((requests, started, aborted)) => {
@@ -810,7 +810,7 @@ async fn watch(State(services): State<Shared>, headers: HeaderMap, body: Body) -
 async fn lease_keep_alive(State(services): State<Shared>, headers: HeaderMap, body: Body) -> Response {
     let deadline = match stream_deadline(&headers) {
         Ok(deadline) => deadline,
-        Err(response) => return response,
+        Err(status) => return error_answer(&status, &headers, Failed::Gateway),
     };
     match request_stream::<pb::LeaseKeepAliveRequest>(
         &services,
