@@ -101,8 +101,9 @@ pub struct Dispatch {
 }
 
 impl Dispatch {
-    /// The services of `node`, each decoding messages up to `max_message_bytes`.
-    pub fn new(node: &Arc<Node>, max_message_bytes: usize) -> Dispatch {
+    /// The services of `node`, each decoding messages up to `max_message_bytes`; the
+    /// gateway's answers carry the CORS headers `cors` allows.
+    pub fn new(node: &Arc<Node>, max_message_bytes: usize, cors: gateway::Cors) -> Dispatch {
         let limit = max_message_bytes;
         Dispatch {
             kv: KvServer::new(KvService::new(node.clone())).max_decoding_message_size(limit),
@@ -115,9 +116,8 @@ impl Dispatch {
             lock: LockServer::new(LockService::new(node.clone())).max_decoding_message_size(limit),
             election: ElectionServer::new(ElectionService::new(node.clone()))
                 .max_decoding_message_size(limit),
-            // A new reporter reports the server as a whole SERVING.
             health: HealthServer::new(HealthService::new(node.clone())),
-            gateway: gateway::router(gateway::Services::new(node.clone(), limit)),
+            gateway: gateway::router(gateway::Services::new(node.clone(), limit), cors),
             node: node.clone(),
         }
     }
@@ -178,10 +178,13 @@ impl hyper::service::Service<Request<Incoming>> for Dispatch {
     type Future = ResponseFuture;
 
     fn call(&self, request: Request<Incoming>) -> ResponseFuture {
-        let is_grpc = request
-            .headers()
-            .get(axum::http::header::CONTENT_TYPE)
-            .is_some_and(|t| t.as_bytes().starts_with(b"application/grpc"));
+        // As etcd tells them apart: gRPC is HTTP/2 with a gRPC content type; anything else
+        // (HTTP/1.1 whatever its content type) is for the gateway.
+        let is_grpc = request.version() == axum::http::Version::HTTP_2
+            && request
+                .headers()
+                .get(axum::http::header::CONTENT_TYPE)
+                .is_some_and(|t| t.as_bytes().windows(16).any(|w| w == b"application/grpc"));
         if !is_grpc {
             let gateway = self.gateway.clone().call(request);
             let future = Box::pin(async move { Ok(gateway.await?.map(Body::new)) });

@@ -93,6 +93,8 @@ pub struct Config {
     pub advertise_client_urls: Vec<String>,
     /// `--max-request-bytes`: the largest write request accepted.
     pub max_request_bytes: usize,
+    /// `--cors`: the origins the gateway's answers allow (any, by default).
+    pub cors: gateway::Cors,
     /// `--quota-backend-bytes`: the space quota (NOSPACE above it).
     pub quota_bytes: u64,
     /// The etcd version `Status` reports (clients such as Kubernetes check it).
@@ -117,6 +119,7 @@ impl Default for Config {
             tls: None,
             advertise_client_urls: Vec::new(),
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+            cors: gateway::Cors::Any,
             quota_bytes: DEFAULT_QUOTA_BYTES,
             etcd_version: DEFAULT_ETCD_VERSION.to_owned(),
             auto_compaction: None,
@@ -221,7 +224,11 @@ impl Server {
     /// Every service as one hyper service: gRPC by path (`/etcdserverpb.KV/Range`, ...)
     /// and the JSON gateway's `/v3/...`.
     pub fn dispatch(&self) -> Dispatch {
-        Dispatch::new(&self.node, self.config.max_request_bytes + GRPC_OVERHEAD_BYTES)
+        Dispatch::new(
+            &self.node,
+            self.config.max_request_bytes + GRPC_OVERHEAD_BYTES,
+            self.config.cors.clone(),
+        )
     }
 
     /// Serves until `shutdown` completes, then stops accepting, ends open watch and

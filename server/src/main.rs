@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use etcdlite::{Options, Store};
+use etcdlite_server::gateway::Cors;
 use etcdlite_server::tls::Pem;
 use etcdlite_server::{AutoCompaction, Config, ConnectionLimits, Server, TlsConfig, DEFAULT_ETCD_VERSION};
 
@@ -49,6 +50,10 @@ struct Args {
     /// Largest write request accepted, in bytes.
     #[arg(long, default_value_t = etcdlite_server::DEFAULT_MAX_REQUEST_BYTES)]
     max_request_bytes: usize,
+    /// Comma-separated origins (http://host:port) whose HTTP requests get CORS headers, or
+    /// * for every origin.
+    #[arg(long, default_value = "*")]
+    cors: Cors,
     /// Space quota in bytes; 0 means etcd's default of 2 GiB.
     #[arg(long, default_value_t = 0)]
     quota_backend_bytes: u64,
@@ -260,6 +265,7 @@ fn config(args: &Args) -> Result<Config, String> {
         tls,
         advertise_client_urls: args.advertise_client_urls.clone(),
         max_request_bytes: args.max_request_bytes,
+        cors: args.cors.clone(),
         quota_bytes: if args.quota_backend_bytes == 0 {
             etcdlite_server::DEFAULT_QUOTA_BYTES
         } else {
