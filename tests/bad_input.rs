@@ -97,26 +97,27 @@ fn a_snapshot_with_a_revision_at_the_end_of_the_range_is_refused() {
     assert_eq!(store.put("k", "w", None).unwrap().header.revision, 8);
 }
 
+/// Opens a store on a fresh directory, then a second one on the same directory.
+#[cfg(any(feature = "rocksdb", feature = "sled"))]
+fn a_second_store_is_refused(options: impl Fn(&std::path::Path) -> Options) {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Store::open(options(dir.path())).unwrap();
+    first.put("k", "v", None).unwrap();
+    let second = Store::open(options(dir.path())).err().expect("refused");
+    assert!(second.to_string().contains("is in use by another store"), "{second}");
+    assert_eq!(first.get("k", None).unwrap().count(), 1);
+}
+
 #[cfg(feature = "rocksdb")]
 #[test]
 fn a_second_store_on_one_rocksdb_directory_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let first = Store::open(Options::rocksdb(dir.path())).unwrap();
-    first.put("k", "v", None).unwrap();
-    let second = Store::open(Options::rocksdb(dir.path())).err().expect("refused");
-    assert!(second.to_string().contains("is in use by another store"), "{second}");
-    assert_eq!(first.get("k", None).unwrap().count(), 1);
+    a_second_store_is_refused(|dir| Options::rocksdb(dir));
 }
 
 #[cfg(feature = "sled")]
 #[test]
 fn a_second_store_on_one_sled_directory_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let first = Store::open(Options::sled(dir.path())).unwrap();
-    first.put("k", "v", None).unwrap();
-    let second = Store::open(Options::sled(dir.path())).err().expect("refused");
-    assert!(second.to_string().contains("is in use by another store"), "{second}");
-    assert_eq!(first.get("k", None).unwrap().count(), 1);
+    a_second_store_is_refused(|dir| Options::sled(dir));
 }
 
 /// The threads of this process.

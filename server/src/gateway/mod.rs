@@ -337,6 +337,19 @@ fn credentials_of(headers: &HeaderMap) -> Credentials {
     Credentials::of(&grpc_request((), headers))
 }
 
+/// What a call through the gateway starts with: its deadline from `Grpc-Timeout`, and its
+/// body decoded as `name`; or the answer that refuses it.
+async fn read_call<Req: Message + Default>(
+    services: &Services,
+    name: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(Option<Instant>, Req), Response> {
+    let deadline = annotate(headers).map_err(|status| error_answer(&status, headers, Failed::Gateway))?;
+    let request = read_unary(services.max_message_bytes, name, body).await.map_err(|e| e.answer(headers))?;
+    Ok((deadline, request))
+}
+
 /// One unary call: the body decoded as `name` (InvalidArgument when it is not), `call`
 /// made, its answer written.
 async fn unary<Req, Resp, F, Fut>(
@@ -352,13 +365,9 @@ where
     F: FnOnce(tonic::Request<Req>) -> Fut,
     Fut: Future<Output = Result<tonic::Response<Resp>, Status>>,
 {
-    let deadline = match annotate(headers) {
-        Ok(deadline) => deadline,
-        Err(status) => return error_answer(&status, headers, Failed::Gateway),
-    };
-    let request = match read_unary(services.max_message_bytes, name, body).await {
-        Ok(request) => request,
-        Err(e) => return e.answer(headers),
+    let (deadline, request) = match read_call(services, name, headers, body).await {
+        Ok(read) => read,
+        Err(answer) => return answer,
     };
     let answer = match within(deadline, call(grpc_request(request, headers))).await {
         Ok(answer) => answer,
@@ -858,13 +867,9 @@ where
     F: FnOnce(tonic::Request<Req>) -> Fut,
     Fut: Future<Output = Result<tonic::Response<S>, Status>>,
 {
-    let deadline = match annotate(headers) {
-        Ok(deadline) => deadline,
-        Err(status) => return error_answer(&status, headers, Failed::Gateway),
-    };
-    let request = match read_unary(services.max_message_bytes, name, body).await {
-        Ok(request) => request,
-        Err(e) => return e.answer(headers),
+    let (deadline, request) = match read_call(services, name, headers, body).await {
+        Ok(read) => read,
+        Err(answer) => return answer,
     };
     match within(deadline, call(grpc_request(request, headers))).await {
         Ok(Ok(messages)) => forward_stream(messages.into_inner(), true, None, deadline).await,
