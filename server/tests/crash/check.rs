@@ -99,6 +99,9 @@ pub struct Found {
     pub compacted: i64,
     pub leases: Vec<i64>,
     pub events: usize,
+    /// Revisions of the cycle written by requests that got no answer: the kill came after
+    /// their write reached the engine and before their acknowledgement.
+    pub unanswered_applied: usize,
 }
 
 /// One event of the cycle's history.
@@ -168,7 +171,30 @@ pub async fn check(
     if !violations.is_empty() {
         return Err(violations);
     }
-    Ok(Found { revision, compacted, leases, events: events.map_or(0, |e| e.values().map(Vec::len).sum()) })
+    let events = events.unwrap_or_default();
+    Ok(Found {
+        revision,
+        compacted,
+        leases,
+        events: events.values().map(Vec::len).sum(),
+        unanswered_applied: unanswered_applied(&events, entries),
+    })
+}
+
+/// How many of the revisions in `events` no acknowledged request wrote.
+fn unanswered_applied(events: &BTreeMap<i64, Vec<Event>>, entries: &[Entry]) -> usize {
+    let answered: HashSet<i64> = entries
+        .iter()
+        .filter_map(|e| match (&e.op, e.ack()) {
+            (_, Some((revision, true))) => Some(revision),
+            (Op::Revoke { lease }, Some((revision, false))) => {
+                let revoked = HashMap::from([(*lease, e)]);
+                events.get(&revision).filter(|found| revoked_at(found, revision, &revoked)).map(|_| revision)
+            }
+            _ => None,
+        })
+        .collect();
+    events.keys().filter(|revision| !answered.contains(revision)).count()
 }
 
 /// Requests the server refused while it was up: none should be.

@@ -33,8 +33,8 @@ pub fn key(n: usize) -> String {
 pub struct Shared {
     /// Set just before the server is killed: errors after it are expected.
     pub killed: AtomicBool,
-    /// Acknowledgements so far, over all writers.
-    pub acked: AtomicUsize,
+    /// Acknowledged requests that wrote (changed the keyspace) so far, over all writers.
+    pub writes_acked: AtomicUsize,
 }
 
 /// Sends `call`, entered in `journal` as `op` by `writer`, and records its answer: `ack`
@@ -53,7 +53,9 @@ async fn record<T>(
     let (outcome, answer) = match answer {
         Ok(Ok(answer)) => {
             let (revision, wrote) = ack(&answer);
-            shared.acked.fetch_add(1, Ordering::SeqCst);
+            if wrote {
+                shared.writes_acked.fetch_add(1, Ordering::SeqCst);
+            }
             (Outcome::Acked { revision, wrote }, Some(answer))
         }
         Ok(Err(e)) => (Outcome::Failed { error: e.to_string(), before_kill }, None),
