@@ -78,8 +78,10 @@ pub fn read_all_in_background(mut from: impl Read + Send + 'static) -> thread::J
     })
 }
 
-/// This build's `etcdlite` binary as a child serving on a loopback port, its stderr appended
-/// to a log file; killed with SIGKILL when dropped or [`kill`](Self::kill)ed.
+/// The `etcdlite` binary as a child serving on a loopback port, its stderr appended to a log
+/// file; killed with SIGKILL when dropped or [`kill`](Self::kill)ed. The binary is this
+/// build's, or `$ETCDLITE_BIN`: a copy that a long run keeps while other builds sharing the
+/// target dir replace this build's.
 pub struct EtcdLiteChild {
     child: Child,
     port: u16,
@@ -104,7 +106,9 @@ impl EtcdLiteChild {
                 TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("an address").port();
             let stderr = OpenOptions::new().create(true).append(true).open(log).expect("the log file");
             let logged_before = stderr.metadata().expect("the log's length").len();
-            let child = Command::new(env!("CARGO_BIN_EXE_etcdlite"))
+            let binary =
+                std::env::var_os("ETCDLITE_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_etcdlite").into());
+            let child = Command::new(binary)
                 .arg("--listen-client-urls")
                 .arg(format!("{scheme}://127.0.0.1:{port}"))
                 .args(args)

@@ -379,19 +379,18 @@ impl Checker<'_> {
 
     /// Every revision's events were written by one request sent: a put or txn whose value
     /// they hold (once only, at its acknowledged revision if it has one), a delete of the
-    /// key, or a revoke of the lease the deleted keys were attached to.
+    /// key, or a revoke of the lease the deleted keys were attached to (each unanswered, or
+    /// acknowledged at that revision).
     fn history_was_sent(&mut self, events: &BTreeMap<i64, Vec<Event>>) {
         let mut puts: HashMap<(&str, &str), &Entry> = HashMap::new();
-        let mut deletes: HashSet<&str> = HashSet::new();
+        let mut deletes: HashMap<&str, Vec<&Entry>> = HashMap::new();
         let mut revokes: HashMap<i64, &Entry> = HashMap::new();
         for e in self.entries {
             match &e.op {
                 Op::Put { key, value, .. } | Op::Cas { key, value, .. } => {
                     puts.insert((key, value), e);
                 }
-                Op::Delete { key } => {
-                    deletes.insert(key);
-                }
+                Op::Delete { key } => deletes.entry(key).or_default().push(e),
                 Op::Revoke { lease } => {
                     revokes.insert(*lease, e);
                 }
@@ -425,7 +424,10 @@ impl Checker<'_> {
                         _ => {}
                     }
                 }
-                [Event::Delete { key, .. }] if deletes.contains(key.as_str()) => {}
+                [Event::Delete { key, .. }]
+                    if deletes
+                        .get(key.as_str())
+                        .is_some_and(|sent| sent.iter().any(|e| wrote_at(e, revision))) => {}
                 deleted if !deleted.is_empty() && revoked_at(deleted, revision, &revokes) => {}
                 other => {
                     self.fail(Violation::NeverSent(format!(
@@ -614,6 +616,12 @@ fn revoked_at(deleted: &[Event], revision: i64, revokes: &HashMap<i64, &Entry>) 
         && revokes
             .get(&lease)
             .is_some_and(|e| e.maybe_applied() || e.ack().is_some_and(|(r, _)| r == revision))
+}
+
+/// Whether `e` may have written `revision`: it got no answer, or was acknowledged as
+/// writing that revision.
+fn wrote_at(e: &Entry, revision: i64) -> bool {
+    e.maybe_applied() || e.ack() == Some((revision, true))
 }
 
 /// What a read of an acknowledged request's key at `revision` contradicts, if anything.

@@ -57,6 +57,23 @@ async fn a_value_no_one_sent() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_no_one_sent() {
+    let (_server, _dir, mut client) = memory_server().await;
+    let revision = put(&mut client, "k/00", "c0.w0.0").await;
+    tokio::time::timeout(WAIT, client.delete("k/00", None)).await.expect("an answer").expect("a delete");
+    // A delete of the key was sent, but acknowledged as deleting nothing, earlier.
+    let journal = [
+        acked(Op::Delete { key: "k/00".into() }, revision - 1, false),
+        acked(put_op("k/00", "c0.w0.0"), revision, true),
+    ];
+    let found = violations(&mut client, &Baseline::empty(), &journal).await;
+    assert!(
+        found.iter().any(|v| matches!(v, Violation::NeverSent(what) if what.contains("Delete"))),
+        "{found:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_put_not_at_its_acknowledged_revision() {
     let (_server, _dir, mut client) = memory_server().await;
     let first = put(&mut client, "k/00", "c0.w0.0").await;
