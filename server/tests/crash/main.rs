@@ -49,6 +49,8 @@ const WRITERS: usize = 4;
 /// one write is acknowledged; log-uniform, so a kill within 2 to 20 ms is as likely as one
 /// within 40 to 400 ms.
 const KILL_AFTER_MS: (f64, f64) = (2.0, 400.0);
+/// How many of the server's last log lines a failure shows.
+const LOG_END: usize = 40;
 /// Cycles per engine unless `ETCDLITE_CRASH_CYCLES` says otherwise.
 const DEFAULT_CYCLES: u64 = 50;
 
@@ -90,7 +92,7 @@ struct Harness {
     log: PathBuf,
     server: EtcdLiteChild,
     baseline: Baseline,
-    _dir: TempDir,
+    dir: TempDir,
 }
 
 /// The random choices of one cycle.
@@ -158,7 +160,7 @@ impl Harness {
         let log = dir.path().join("server.log");
         let server = EtcdLiteChild::start("http", &arg_refs(&args), &log, START)
             .unwrap_or_else(|log| panic!("{engine} did not start; its log:\n{log}"));
-        Harness { seed, args, log, server, baseline: Baseline::empty(), _dir: dir }
+        Harness { seed, args, log, server, baseline: Baseline::empty(), dir }
     }
 
     /// Writes until a kill at a random moment, restarts and checks. On success the
@@ -239,6 +241,19 @@ impl Harness {
     }
 }
 
+impl Harness {
+    /// With `ETCDLITE_CRASH_KEEP` set, keeps the data and the server's log past the test
+    /// for a post-mortem; answers where, or how to keep them.
+    fn keep_on_failure(&mut self) -> String {
+        if std::env::var_os("ETCDLITE_CRASH_KEEP").is_none() {
+            return "(set ETCDLITE_CRASH_KEEP=1 to keep the data dir and log of a failure)".into();
+        }
+        self.server.kill();
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("a temp dir"));
+        format!("the data dir and log are kept in {}", dir.keep().display())
+    }
+}
+
 /// Revokes the leases `found` alive (so none piles up over the cycles) and reads the
 /// store as the next cycle's baseline.
 async fn settle(client: &mut Client, found: &Found) -> Result<Baseline, Vec<Violation>> {
@@ -267,10 +282,16 @@ async fn every_acknowledged_write_survives_kills(engine: &str) {
             Ok(report) => eprintln!("{engine} {report}"),
             Err(Failure { plan, violations }) => {
                 let list: Vec<String> = violations.iter().take(20).map(|v| format!("- {v}")).collect();
+                let log = harness.server.log();
+                let lines: Vec<&str> = log.lines().collect();
+                let log_end = lines[lines.len().saturating_sub(LOG_END)..].join("\n");
                 panic!(
-                    "{engine}, seed {seed}, cycle {cycle} ({plan}): {} violation(s):\n{}",
+                    "{engine}, seed {seed}, cycle {cycle} ({plan}): {} violation(s):\n{}\n{}\nthe end of the \
+                     server's log:\n{}",
                     violations.len(),
-                    list.join("\n")
+                    list.join("\n"),
+                    harness.keep_on_failure(),
+                    log_end,
                 );
             }
         }
