@@ -249,8 +249,8 @@ impl Harness {
             return "(set ETCDLITE_CRASH_KEEP=1 to keep the data dir and log of a failure)".into();
         }
         self.server.kill();
-        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("a temp dir"));
-        format!("the data dir and log are kept in {}", dir.keep().display())
+        self.dir.disable_cleanup(true);
+        format!("the data dir and log are kept in {}", self.dir.path().display())
     }
 }
 
