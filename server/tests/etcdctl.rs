@@ -14,9 +14,8 @@ mod process;
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -31,9 +30,8 @@ const DEADLINE: Duration = Duration::from_secs(30);
 
 /// The `etcdlite` binary running as a child on a free loopback port; killed on drop.
 struct EtcdLite {
-    child: Child,
-    port: u16,
-    dir: TempDir,
+    server: process::EtcdLiteChild,
+    _dir: TempDir,
     etcdctl: PathBuf,
 }
 
@@ -41,44 +39,14 @@ impl EtcdLite {
     /// Starts the server, or returns None when etcdctl is missing (the test then skips).
     fn start() -> Option<EtcdLite> {
         let etcdctl = process::etcdctl_binary()?;
-        // A port picked by the kernel may be taken again before the child binds it; retry.
-        let mut log = String::new();
-        for _ in 0..3 {
-            let dir = tempfile::tempdir().expect("temp dir");
-            let port = TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().unwrap().port();
-            let log_file = File::create(dir.path().join("server.log")).expect("log file");
-            let child = Command::new(env!("CARGO_BIN_EXE_etcdlite"))
-                .arg("--listen-client-urls")
-                .arg(format!("http://127.0.0.1:{port}"))
-                .env("RUST_LOG", "info")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(log_file)
-                .spawn()
-                .expect("spawn etcdlite");
-            let mut server = EtcdLite { child, port, dir, etcdctl: etcdctl.clone() };
-            if server.wait_until_listening() {
-                return Some(server);
-            }
-            log = server.log();
-        }
-        panic!("etcdlite did not start; its log:\n{log}");
-    }
-
-    /// Polls the port until it accepts (true) or the child exits (false); panics past the
-    /// deadline.
-    fn wait_until_listening(&mut self) -> bool {
-        let log = self.dir.path().join("server.log");
-        let read_log = move || std::fs::read_to_string(&log).unwrap_or_default();
-        process::wait_until_listening(&mut self.child, self.port, DEADLINE, read_log)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+        let dir = tempfile::tempdir().expect("temp dir");
+        let server = process::EtcdLiteChild::start("http", &[], &dir.path().join("server.log"), DEADLINE)
+            .unwrap_or_else(|log| panic!("etcdlite did not start; its log:\n{log}"));
+        Some(EtcdLite { server, _dir: dir, etcdctl })
     }
 
     fn endpoint(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("127.0.0.1:{}", self.server.port())
     }
 
     fn command(&self, args: &[&str]) -> Command {
@@ -118,7 +86,12 @@ impl EtcdLite {
     fn ok_with_stdin(&self, args: &[&str], stdin: Option<&str>) -> String {
         let out = self.run(args, stdin);
         let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-        assert!(out.status.success(), "etcdctl {args:?} failed ({}):\n{stdout}\n{stderr}", out.status);
+        assert!(
+            out.status.success(),
+            "etcdctl {args:?} failed ({}):\n{stdout}\n{stderr}\nserver log:\n{}",
+            out.status,
+            self.server.log()
+        );
         stdout
     }
 
@@ -176,13 +149,6 @@ impl EtcdLite {
             "etcdctl {args:?} printed only {lines:?} within {DEADLINE:?}; stderr:\n{stderr}"
         );
         lines
-    }
-}
-
-impl Drop for EtcdLite {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

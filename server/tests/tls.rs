@@ -12,11 +12,10 @@
 #[path = "common/process.rs"]
 mod process;
 
-use std::fs::File;
 use std::future::Future;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -269,9 +268,7 @@ fn b64(text: &str) -> String {
 /// The `etcdlite` binary as a child on a free loopback port, serving `https://`; killed on
 /// drop.
 struct EtcdLite {
-    child: Child,
-    port: u16,
-    log: PathBuf,
+    server: process::EtcdLiteChild,
     _dir: TempDir,
 }
 
@@ -279,48 +276,21 @@ impl EtcdLite {
     /// Starts `etcdlite --listen-client-urls https://127.0.0.1:<port>` with `args`, and
     /// waits until the port accepts.
     fn start(args: &[&str]) -> EtcdLite {
-        // A port picked by the kernel may be taken again before the child binds it; retry.
-        let mut log = String::new();
-        for _ in 0..3 {
-            let dir = tempfile::tempdir().expect("temp dir");
-            let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-            let log_path = dir.path().join("server.log");
-            let child = Command::new(env!("CARGO_BIN_EXE_etcdlite"))
-                .arg("--listen-client-urls")
-                .arg(format!("https://127.0.0.1:{port}"))
-                .args(args)
-                .env("RUST_LOG", "info")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(File::create(&log_path).expect("log file"))
-                .spawn()
-                .expect("spawn etcdlite");
-            let mut server = EtcdLite { child, port, log: log_path, _dir: dir };
-            if server.wait_until_listening() {
-                return server;
-            }
-            log = server.log();
-        }
-        panic!("etcdlite did not start; its log:\n{log}");
-    }
-
-    /// Polls the port until it accepts (true) or the child exits (false); panics past the
-    /// deadline.
-    fn wait_until_listening(&mut self) -> bool {
-        let log = self.log.clone();
-        let read_log = move || std::fs::read_to_string(&log).unwrap_or_default();
-        process::wait_until_listening(&mut self.child, self.port, DEADLINE, read_log)
+        let dir = tempfile::tempdir().expect("temp dir");
+        let server = process::EtcdLiteChild::start("https", args, &dir.path().join("server.log"), DEADLINE)
+            .unwrap_or_else(|log| panic!("etcdlite did not start; its log:\n{log}"));
+        EtcdLite { server, _dir: dir }
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.server.log()
     }
 
     /// Runs `etcdctl` with `args` against this server, bounded by [`DEADLINE`].
     fn etcdctl(&self, etcdctl: &Path, args: &[&str]) -> Output {
         let child = Command::new(etcdctl)
             .env("ETCDCTL_API", "3")
-            .arg(format!("--endpoints=127.0.0.1:{}", self.port))
+            .arg(format!("--endpoints=127.0.0.1:{}", self.server.port()))
             .args(["--dial-timeout=5s", "--command-timeout=10s"])
             .args(args)
             .stdin(Stdio::null())
@@ -343,13 +313,6 @@ impl EtcdLite {
             self.log()
         );
         stdout
-    }
-}
-
-impl Drop for EtcdLite {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
