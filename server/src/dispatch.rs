@@ -34,6 +34,7 @@ use crate::pb::etcdserverpb::maintenance_server::{self, MaintenanceServer};
 use crate::pb::etcdserverpb::watch_server::{self, WatchServer};
 use crate::pb::v3electionpb::election_server::{self, ElectionServer};
 use crate::pb::v3lockpb::lock_server::{self, LockServer};
+use crate::ping_policy::PingPolicy;
 use crate::tls::{Acceptor, WithClientCertName};
 use crate::{gateway, status};
 use crate::{AuthService, ClusterService, ElectionService, KvService, LeaseService, LockService};
@@ -53,6 +54,9 @@ pub struct ConnectionLimits {
     /// How long the server waits for the answer to its ping before closing the
     /// connection (etcd: 20 s).
     pub keepalive_timeout: Duration,
+    /// How often a client may ping: the third ping sooner than this after the one before
+    /// (with no call in between) closes the connection (etcd: 5 s).
+    pub keepalive_min_time: Duration,
     /// The most connections served at once on one listen address; more are closed as soon
     /// as they are accepted.
     pub max_connections: usize,
@@ -67,6 +71,7 @@ impl Default for ConnectionLimits {
             max_concurrent_streams: u32::MAX,
             keepalive_interval: Duration::from_secs(2 * 60 * 60),
             keepalive_timeout: Duration::from_secs(20),
+            keepalive_min_time: Duration::from_secs(5),
             max_connections: 10_000,
             handshake_timeout: Duration::from_secs(10),
         }
@@ -96,8 +101,9 @@ pub struct Dispatch {
 }
 
 impl Dispatch {
-    /// The services of `node`, each decoding messages up to `max_message_bytes`.
-    pub fn new(node: &Arc<Node>, max_message_bytes: usize) -> Dispatch {
+    /// The services of `node`, each decoding messages up to `max_message_bytes`; the
+    /// gateway's answers carry the CORS headers `cors` allows.
+    pub fn new(node: &Arc<Node>, max_message_bytes: usize, cors: gateway::Cors) -> Dispatch {
         let limit = max_message_bytes;
         Dispatch {
             kv: KvServer::new(KvService::new(node.clone())).max_decoding_message_size(limit),
@@ -110,9 +116,8 @@ impl Dispatch {
             lock: LockServer::new(LockService::new(node.clone())).max_decoding_message_size(limit),
             election: ElectionServer::new(ElectionService::new(node.clone()))
                 .max_decoding_message_size(limit),
-            // A new reporter reports the server as a whole SERVING.
             health: HealthServer::new(HealthService::new(node.clone())),
-            gateway: gateway::router(gateway::Services::new(node.clone(), limit)),
+            gateway: gateway::router(gateway::Services::new(node.clone(), limit), cors),
             node: node.clone(),
         }
     }
@@ -173,10 +178,13 @@ impl hyper::service::Service<Request<Incoming>> for Dispatch {
     type Future = ResponseFuture;
 
     fn call(&self, request: Request<Incoming>) -> ResponseFuture {
-        let is_grpc = request
-            .headers()
-            .get(axum::http::header::CONTENT_TYPE)
-            .is_some_and(|t| t.as_bytes().starts_with(b"application/grpc"));
+        // As etcd tells them apart: gRPC is HTTP/2 with a gRPC content type; anything else
+        // (HTTP/1.1 whatever its content type) is for the gateway.
+        let is_grpc = request.version() == axum::http::Version::HTTP_2
+            && request
+                .headers()
+                .get(axum::http::header::CONTENT_TYPE)
+                .is_some_and(|t| t.as_bytes().windows(16).any(|w| w == b"application/grpc"));
         if !is_grpc {
             let gateway = self.gateway.clone().call(request);
             let future = Box::pin(async move { Ok(gateway.await?.map(Body::new)) });
@@ -305,7 +313,7 @@ pub(crate) async fn serve(
         let builder = builder.clone();
         let dispatch = dispatch.clone();
         let mut stop_seen = stop_seen.clone();
-        let timeout = limits.handshake_timeout;
+        let (timeout, min_time) = (limits.handshake_timeout, limits.keepalive_min_time);
         let tls = tls.clone();
         tokio::spawn(async move {
             let _permit = permit;
@@ -323,6 +331,7 @@ pub(crate) async fn serve(
                     },
                     _ = stop_seen.changed() => return,
                 }
+                let stream = PingPolicy::new(stream, min_time);
                 serve_connection(builder, TokioIo::new(stream), dispatch, stop_seen).await;
                 return;
             };
@@ -338,10 +347,12 @@ pub(crate) async fn serve(
             };
             match accepted {
                 Ok((stream, None)) => {
+                    let stream = PingPolicy::new(stream, min_time);
                     serve_connection(builder, TokioIo::new(stream), dispatch, stop_seen).await
                 }
                 Ok((stream, Some(name))) => {
                     let named = WithClientCertName::new(dispatch, name);
+                    let stream = PingPolicy::new(stream, min_time);
                     serve_connection(builder, TokioIo::new(stream), named, stop_seen).await
                 }
                 // As etcd, which logs each failed handshake as a rejected connection.

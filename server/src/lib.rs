@@ -34,6 +34,7 @@ mod lock;
 mod maintenance;
 mod node;
 pub mod pb;
+mod ping_policy;
 mod status;
 mod testing;
 pub mod tls;
@@ -100,6 +101,8 @@ pub struct Config {
     pub cluster_token: String,
     /// `--max-request-bytes`: the largest write request accepted.
     pub max_request_bytes: usize,
+    /// `--cors`: the origins the gateway's answers allow (any, by default).
+    pub cors: gateway::Cors,
     /// `--quota-backend-bytes`: the space quota (NOSPACE above it).
     pub quota_bytes: u64,
     /// The etcd version `Status` reports (clients such as Kubernetes check it).
@@ -110,7 +113,8 @@ pub struct Config {
     /// connections (10 s).
     pub shutdown_grace: Duration,
     /// `--max-concurrent-streams`, `--grpc-keepalive-interval`, `--grpc-keepalive-timeout`,
-    /// `--max-connections`: what each connection, and each listen address, may hold.
+    /// `--grpc-keepalive-min-time`, `--max-connections`: what each connection, and each
+    /// listen address, may hold.
     pub connections: ConnectionLimits,
 }
 
@@ -125,6 +129,7 @@ impl Default for Config {
             peer_urls: vec![bootstrap::DEFAULT_PEER_URL.to_owned()],
             cluster_token: etcdlite::cluster::DEFAULT_CLUSTER_TOKEN.to_owned(),
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+            cors: gateway::Cors::Any,
             quota_bytes: DEFAULT_QUOTA_BYTES,
             etcd_version: DEFAULT_ETCD_VERSION.to_owned(),
             auto_compaction: None,
@@ -223,7 +228,11 @@ impl Server {
     /// Every service as one hyper service: gRPC by path (`/etcdserverpb.KV/Range`, ...)
     /// and the JSON gateway's `/v3/...`.
     pub fn dispatch(&self) -> Dispatch {
-        Dispatch::new(&self.node, self.config.max_request_bytes + GRPC_OVERHEAD_BYTES)
+        Dispatch::new(
+            &self.node,
+            self.config.max_request_bytes + GRPC_OVERHEAD_BYTES,
+            self.config.cors.clone(),
+        )
     }
 
     /// Serves until `shutdown` completes, then stops accepting, ends open watch and

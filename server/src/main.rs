@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use etcdlite::{Options, Store};
+use etcdlite_server::gateway::Cors;
 use etcdlite_server::tls::Pem;
 use etcdlite_server::{AutoCompaction, Config, ConnectionLimits, Server, TlsConfig, DEFAULT_ETCD_VERSION};
 
@@ -72,6 +73,10 @@ struct Args {
     /// Largest write request accepted, in bytes.
     #[arg(long, default_value_t = etcdlite_server::DEFAULT_MAX_REQUEST_BYTES)]
     max_request_bytes: usize,
+    /// Comma-separated origins (http://host:port) whose HTTP requests get CORS headers, or
+    /// * for every origin.
+    #[arg(long, default_value = "*")]
+    cors: Cors,
     /// Space quota in bytes; 0 means etcd's default of 2 GiB.
     #[arg(long, default_value_t = 0)]
     quota_backend_bytes: u64,
@@ -129,6 +134,10 @@ struct Args {
     /// How long the server waits for the answer to its ping before closing the connection.
     #[arg(long, default_value = "20s", value_parser = etcdlite_server::duration::parse_go_duration)]
     grpc_keepalive_timeout: Duration,
+    /// How often a client may ping: the third ping sooner than this after the one before
+    /// closes its connection.
+    #[arg(long, default_value = "5s", value_parser = etcdlite_server::duration::parse_go_duration)]
+    grpc_keepalive_min_time: Duration,
     /// The most client connections served at once on each listen URL (etcdlite's own;
     /// more are closed as soon as they are accepted).
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
@@ -291,6 +300,7 @@ fn config(args: &Args) -> Result<Config, String> {
         tls,
         advertise_client_urls: args.advertise_client_urls.clone(),
         max_request_bytes: args.max_request_bytes,
+        cors: args.cors.clone(),
         quota_bytes: if args.quota_backend_bytes == 0 {
             etcdlite_server::DEFAULT_QUOTA_BYTES
         } else {
@@ -302,6 +312,7 @@ fn config(args: &Args) -> Result<Config, String> {
             max_concurrent_streams: args.max_concurrent_streams,
             keepalive_interval: args.grpc_keepalive_interval,
             keepalive_timeout: args.grpc_keepalive_timeout,
+            keepalive_min_time: args.grpc_keepalive_min_time,
             max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
             ..ConnectionLimits::default()
         },

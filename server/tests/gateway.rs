@@ -17,15 +17,35 @@
 //! * time-to-live of an unknown lease: `200`, `"TTL":"-1"`; keep-alive of one: a result
 //!   with no `TTL`.
 //! * an unknown path (`/v3/nope`, `/v3/maintenance/hashkv` in 3.5, a trailing slash):
-//!   `404`, `Content-Type: text/plain; charset=utf-8`, body `Not Found\n`; GET, PUT or
-//!   HEAD on a known path: `405`, body `Method Not Allowed\n`; OPTIONS: `200`, empty.
-//!   Every answer carries `Access-Control-Allow-Origin: *` and etcd's two other CORS
-//!   headers.
-//! * a body that is not JSON: `400`, code 3, Go's decoder message (`invalid character 'b'
-//!   looking for beginning of object key string`; serde's words differ); on a stream
-//!   (`/v3/watch`, `/v3/lease/keepalive`) the first message not being JSON is `500`,
-//!   code 2. An empty body is the empty request (range: `400`, code 3, "etcdserver: key is
-//!   not provided"); unknown fields, `null` values and data after the JSON are ignored.
+//!   `404`, `Content-Type: text/plain; charset=utf-8`, body `Not Found\n`; a path outside
+//!   `/v3` (`/`, `/foo`): Go's `404 page not found\n`; GET, PUT or HEAD on a known path:
+//!   `405`, body `Method Not Allowed\n`; OPTIONS on any path: `200`, empty. With the
+//!   default `--cors` every answer carries `Access-Control-Allow-Origin: *` and etcd's two
+//!   other CORS headers; with `--cors http://A.Example:80`, only a request whose `Origin` is
+//!   exactly that text gets them (with that origin), OPTIONS still an empty 200.
+//! * the `Content-Type` of a request is not looked at (none, `text/plain`,
+//!   `application/grpc` over HTTP/1.1: all the gateway's JSON).
+//! * a body that is not the request's JSON: `400`, code 3, the message of Go's decoder
+//!   (`invalid character 'b' looking for beginning of object key string`, `unexpected
+//!   EOF`, `illegal base64 data at input byte 4`, `json: cannot unmarshal number 1.5 into
+//!   Go value of type int64`, `unknown value "\"NOPE\"" for enum
+//!   etcdserverpb.RangeRequest.SortOrder`, ...; the first failing field in `.proto` order);
+//!   on a stream (`/v3/watch`, `/v3/lease/keepalive`) the first message not being one is
+//!   `500`, code 2. An empty body is the empty request (range: `400`, code 3, "etcdserver:
+//!   key is not provided"); unknown fields, `null` values and data after the JSON are
+//!   ignored.
+//! * a failed call for a client sending `TE: trailers`: chunked, with `Trailer:
+//!   Grpc-Trailer-Content-Type` and that trailer (`application/grpc`); a request that could
+//!   not be read: chunked, no trailer; a success: as without `TE`.
+//! * `Grpc-Timeout: 300m` on a lock that waits: `504`, code 4, "context deadline exceeded";
+//!   on a watch, an error chunk (`grpc_code` 4, `http_code` 504) ends the stream then; a
+//!   value grpc-gateway does not read (`bogus`, `5`): `400`, code 3, "invalid grpc-timeout:
+//!   bogus"; a negative one: 504 at once (after the body is read, for a unary call); `0S`:
+//!   no deadline. A `Grpc-Metadata-Foo-Bin` header that is not base64: `400`, code 3,
+//!   "invalid binary header Grpc-Metadata-Foo-Bin: illegal base64 data at input byte 0",
+//!   before the body is read.
+//! * an invalid token (auth on): `401`, code 16, "etcdserver: invalid auth token", and no
+//!   `WWW-Authenticate` header; a user without permission: `403`, code 7.
 //! * a put too large for etcd (1.7 MB value): `400`, code 3, "etcdserver: request is too
 //!   large"; too large for its gRPC server (3 MB value): `429 Too Many Requests`, code 8,
 //!   "grpc: received message larger than max (3000010 vs. 2097152)".
@@ -33,15 +53,17 @@
 //!   not found".
 //! * success: `200`, `Content-Type: application/json`, `Grpc-Metadata-Content-Type:
 //!   application/grpc`; streams send their headers with the first message, each message
-//!   as `{"result":{...}}` and a newline.
+//!   as `{"result":{...}}` and a newline, always chunked (an error chunk that is a stream's
+//!   whole answer too).
 
 use std::pin::Pin;
 use std::time::Duration;
 
 use base64::Engine as _;
+use etcdlite_server::gateway::Cors;
 use etcdlite_server::pb::etcdserverpb as pb;
 use etcdlite_server::pb::etcdserverpb::kv_client::KvClient;
-use etcdlite_server::TestServer;
+use etcdlite_server::{Config, TestServer};
 use futures::{Stream, StreamExt};
 use reqwest::StatusCode;
 use sha2::{Digest, Sha256};
@@ -62,7 +84,10 @@ struct Harness {
 
 impl Harness {
     async fn start() -> Result<Harness, Box<dyn std::error::Error>> {
-        let server = TestServer::start()?;
+        Harness::started(TestServer::start()?)
+    }
+
+    fn started(server: TestServer) -> Result<Harness, Box<dyn std::error::Error>> {
         let identity = server.store().cluster().identity();
         let (cluster_id, member_id) = (identity.cluster_id, identity.member_id);
         Ok(Harness { server, http: reqwest::Client::new(), cluster_id, member_id })
@@ -81,6 +106,21 @@ impl Harness {
         let content_type = header(&response, "content-type");
         let body = timeout(STEP, response.text()).await.expect("body read")?;
         Ok((status, content_type, body))
+    }
+
+    /// Sends `method` to `path` with `body` and `headers`: the whole answer.
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<reqwest::Response, reqwest::Error> {
+        let mut request = self.http.request(method, self.url(path)).body(body.to_owned());
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        timeout(STEP, request.send()).await.expect("answered")
     }
 
     /// POSTs `body` to `path`, expecting 200: the JSON answer.
@@ -449,6 +489,8 @@ async fn a_stream_request_too_large_for_grpc_ends_the_stream_with_an_error_chunk
     assert_eq!(lines.next().await, None);
     // Too large as the first message: the error chunk is the whole answer, with its status.
     let body = format!(r#"{{"create_request":{{"key":"{}"}}}}"#, b64(&vec![b'k'; 3_000_000]));
+    let response = h.send(reqwest::Method::POST, "/v3/watch", &body, &[]).await?;
+    assert_eq!(header(&response, "transfer-encoding"), "chunked");
     let (status, content_type, text) = h.post("/v3/watch", &body).await?;
     assert_eq!((status, content_type.as_str()), (StatusCode::TOO_MANY_REQUESTS, "application/json"));
     assert_eq!(
@@ -507,10 +549,11 @@ async fn maintenance_hashes_and_defragment() -> TestResult {
     assert_eq!(json(&h.ok("/v3/maintenance/hashkv", "{}").await?)["hash"], hash_kv["hash"]);
     // Defragment: etcd sends no header.
     assert_eq!(h.ok("/v3/maintenance/defragment", "{}").await?, "{}");
-    // Moving leadership to this member is a no-op; to another is etcd's error.
+    // Moving leadership to this member is a no-op answered with no header, as etcd answers
+    // it; to another member it is etcd's error.
     let moved =
         h.ok("/v3/maintenance/transfer-leadership", &format!(r#"{{"targetID":"{}"}}"#, h.member_id)).await?;
-    assert_eq!(moved, format!("{{{}}}", h.header(3)));
+    assert_eq!(moved, "{}");
     let (status, _, body) = h.post("/v3/maintenance/transfer-leadership", "{}").await?;
     assert_eq!((status, body), (StatusCode::BAD_REQUEST, error(9, "etcdserver: bad leader transferee")));
     h.stop().await
@@ -805,5 +848,410 @@ async fn election_routes() -> TestResult {
     );
     let (status, _, body) = h.post("/v3/election/leader", &format!(r#"{{"name":"{name}"}}"#)).await?;
     assert_eq!((status, body), (StatusCode::INTERNAL_SERVER_ERROR, error(2, "election: no leader")));
+    h.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_bodies_are_decoded_with_gos_errors() -> TestResult {
+    let h = Harness::start().await?;
+    h.ok("/v3/kv/put", &format!(r#"{{"key":"{}","value":"{}"}}"#, b64(b"foo"), b64(b"bar"))).await?;
+    // Each answered by etcd 3.5.1 as below: 400, InvalidArgument, Go's message.
+    for (path, body, message) in [
+        ("/v3/kv/range", "{bad", "invalid character 'b' looking for beginning of object key string"),
+        ("/v3/kv/range", r#"{"key":"Zm9v""#, "unexpected EOF"),
+        (
+            "/v3/kv/range",
+            r#"{"key":"Zm9v",}"#,
+            "invalid character '}' looking for beginning of object key string",
+        ),
+        ("/v3/kv/range", r#"{"key" 1}"#, "invalid character '1' after object key"),
+        ("/v3/kv/range", "[1 2]", "invalid character '2' after array element"),
+        ("/v3/kv/range", "\u{1}", r"invalid character '\x01' looking for beginning of value"),
+        (
+            "/v3/kv/range",
+            "[1]",
+            "json: cannot unmarshal array into Go value of type map[string]json.RawMessage",
+        ),
+        (
+            "/v3/kv/range",
+            "5x",
+            "json: cannot unmarshal number into Go value of type map[string]json.RawMessage",
+        ),
+        (
+            "/v3/kv/range",
+            r#""x""#,
+            "json: cannot unmarshal string into Go value of type map[string]json.RawMessage",
+        ),
+        // Bytes: Go's standard base64, padded, with the offset Go reports.
+        ("/v3/kv/range", r#"{"key":"!!!"}"#, "illegal base64 data at input byte 0"),
+        ("/v3/kv/range", r#"{"key":"Zm9v=="}"#, "illegal base64 data at input byte 4"),
+        ("/v3/kv/range", r#"{"key":"Zm9"}"#, "illegal base64 data at input byte 0"),
+        ("/v3/kv/range", r#"{"key":"Zm-_"}"#, "illegal base64 data at input byte 2"),
+        ("/v3/kv/range", r#"{"key":"Zg="}"#, "illegal base64 data at input byte 3"),
+        ("/v3/kv/range", r#"{"key":"Zm9vYmFy YmF6"}"#, "illegal base64 data at input byte 8"),
+        ("/v3/kv/range", r#"{"key":"Zm9v\ud800"}"#, "illegal base64 data at input byte 4"),
+        ("/v3/kv/range", r#"{"key":5}"#, "json: cannot unmarshal number into Go value of type []uint8"),
+        ("/v3/kv/range", r#"{"key":[256]}"#, "json: cannot unmarshal number 256 into Go value of type uint8"),
+        // 64-bit integers, as numbers or strings holding one.
+        (
+            "/v3/kv/range",
+            r#"{"key":"Zm9v","limit":"abc"}"#,
+            "invalid character 'a' looking for beginning of value",
+        ),
+        ("/v3/kv/range", r#"{"key":"Zm9v","limit":""}"#, "unexpected end of JSON input"),
+        ("/v3/kv/range", r#"{"key":"Zm9v","limit":"-"}"#, "invalid character ' ' in numeric literal"),
+        (
+            "/v3/kv/range",
+            r#"{"key":"Zm9v","limit":1.5}"#,
+            "json: cannot unmarshal number 1.5 into Go value of type int64",
+        ),
+        (
+            "/v3/kv/range",
+            r#"{"key":"Zm9v","limit":"1e3"}"#,
+            "json: cannot unmarshal number 1e3 into Go value of type int64",
+        ),
+        (
+            "/v3/kv/range",
+            r#"{"key":"Zm9v","limit":99999999999999999999}"#,
+            "json: cannot unmarshal number 99999999999999999999 into Go value of type int64",
+        ),
+        (
+            "/v3/kv/range",
+            r#"{"key":"Zm9v","limit":true}"#,
+            "json: cannot unmarshal bool into Go value of type int64",
+        ),
+        (
+            "/v3/cluster/member/remove",
+            r#"{"ID":"-1"}"#,
+            "json: cannot unmarshal number -1 into Go value of type uint64",
+        ),
+        (
+            "/v3/kv/range",
+            r#"{"key":"Zm9v","serializable":"true"}"#,
+            "json: cannot unmarshal string into Go value of type bool",
+        ),
+        (
+            "/v3/auth/user/get",
+            r#"{"name":["a"]}"#,
+            "json: cannot unmarshal array into Go value of type string",
+        ),
+        // Enums: by name (as written between the quotes) or by number.
+        (
+            "/v3/kv/range",
+            r#"{"key":"Zm9v","sort_order":"NOPE"}"#,
+            r#"unknown value "\"NOPE\"" for enum etcdserverpb.RangeRequest.SortOrder"#,
+        ),
+        (
+            "/v3/kv/range",
+            r#"{"key":"Zm9v","sort_order":"\u0041SCEND"}"#,
+            r#"unknown value "\"\\u0041SCEND\"" for enum etcdserverpb.RangeRequest.SortOrder"#,
+        ),
+        (
+            "/v3/kv/range",
+            r#"{"key":"Zm9v","sort_order":1.5}"#,
+            "json: cannot unmarshal number 1.5 into Go value of type protoreflect.EnumNumber",
+        ),
+        // Messages and lists; the first field in .proto order fails first.
+        ("/v3/kv/range", r#"{"limit":"abc","key":"!!"}"#, "illegal base64 data at input byte 0"),
+        (
+            "/v3/kv/txn",
+            r#"{"compare":"x"}"#,
+            "json: cannot unmarshal string into Go value of type []json.RawMessage",
+        ),
+        (
+            "/v3/kv/txn",
+            r#"{"failure":[{"request_put":{"key":"!!"}}],"compare":[{"target":"NOPE"}]}"#,
+            r#"unknown value "\"NOPE\"" for enum etcdserverpb.Compare.CompareTarget"#,
+        ),
+        (
+            "/v3/election/resign",
+            r#"{"leader":"x"}"#,
+            "json: cannot unmarshal string into Go value of type map[string]json.RawMessage",
+        ),
+    ] {
+        let (status, content_type, text) = h.post(path, body).await?;
+        assert_eq!((status, content_type.as_str()), (StatusCode::BAD_REQUEST, "application/json"), "{body}");
+        assert_eq!(
+            json(&text),
+            json(&error(3, &message.replace('\\', "\\\\").replace('"', "\\\""))),
+            "{body}"
+        );
+    }
+    // What Go accepts: numbers in strings (spaces around them too), bytes as an array,
+    // base64 with line breaks, enums by number, the JSON name over the proto
+    // name, a repeated key's last value.
+    // Two members of a oneof: the one last in .proto order wins (etcd 3.5; 3.4's jsonpb
+    // picks either), here the put.
+    let txn = r#"{"success":[{"request_put":{"key":"YQ=="},"request_range":{"key":"Zm9v"}}]}"#;
+    assert_eq!(
+        h.ok("/v3/kv/txn", txn).await?,
+        format!(
+            r#"{{{},"succeeded":true,"responses":[{{"response_put":{{"header":{{"revision":"3"}}}}}}]}}"#,
+            h.header(3)
+        )
+    );
+    let expected = h.ok("/v3/kv/range", r#"{"key":"Zm9v"}"#).await?;
+    for body in [
+        r#"{"key":"Zm9v","limit":" 5 "}"#,
+        r#"{"key":"Zm9v","limit":"null"}"#,
+        r#"{"key":[102,111,111]}"#,
+        r#"{"key":"Zm\n9v"}"#,
+        r#"{"key":"Zm9v","sort_order":2,"sortTarget":4}"#,
+        r#"{"key":"Zm9v","range_end":"!!","rangeEnd":"AA=="}"#,
+        r#"{"key":"!!","key":"Zm9v"}"#,
+        r#"{"k\u0065y":"Zm9v"}"#,
+    ] {
+        let got = h.ok("/v3/kv/range", body).await?;
+        assert_eq!(json(&got)["kvs"], json(&expected)["kvs"], "{body}");
+    }
+    h.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_whose_first_request_is_not_one_is_an_unknown_error() -> TestResult {
+    let h = Harness::start().await?;
+    for (path, body, message) in [
+        (
+            "/v3/watch",
+            r#"{"create_request":{"key":5}}"#,
+            "json: cannot unmarshal number into Go value of type []uint8",
+        ),
+        ("/v3/watch", r#"{"create_request":{"key":"Zm9v""#, "unexpected EOF"),
+        ("/v3/lease/keepalive", r#"{"ID":"x"}"#, "invalid character 'x' looking for beginning of value"),
+    ] {
+        let (status, _, text) = h.post(path, body).await?;
+        assert_eq!((status, text), (StatusCode::INTERNAL_SERVER_ERROR, error(2, message)), "{body}");
+    }
+    // A server-streaming call reads its request as a unary one does.
+    let (status, _, text) = h.post("/v3/maintenance/snapshot", "[1]").await?;
+    assert_eq!(
+        (status, text),
+        (
+            StatusCode::BAD_REQUEST,
+            error(3, "json: cannot unmarshal array into Go value of type map[string]json.RawMessage")
+        )
+    );
+    h.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_content_type_is_not_looked_at() -> TestResult {
+    let h = Harness::start().await?;
+    let put = format!(r#"{{"key":"{}","value":"{}"}}"#, b64(b"foo"), b64(b"bar"));
+    for content_type in
+        [None, Some("application/json"), Some("text/plain"), Some("application/grpc"), Some("a;;b")]
+    {
+        let headers: Vec<(&str, &str)> = content_type.iter().map(|t| ("content-type", *t)).collect();
+        let response = h.send(reqwest::Method::POST, "/v3/kv/put", &put, &headers).await?;
+        assert_eq!(response.status(), StatusCode::OK, "{content_type:?}");
+        assert_eq!(header(&response, "content-type"), "application/json");
+        assert_eq!(header(&response, "grpc-metadata-content-type"), "application/grpc");
+        assert!(response.text().await?.starts_with(r#"{"header":"#));
+    }
+    h.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paths_outside_v3_are_gos_not_found() -> TestResult {
+    let h = Harness::start().await?;
+    for path in ["/", "/foo", "/v3beta", "/health"] {
+        let response = h.send(reqwest::Method::POST, path, "{}", &[]).await?;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(header(&response, "content-type"), "text/plain; charset=utf-8");
+        assert_eq!(header(&response, "access-control-allow-origin"), "*");
+        assert_eq!(response.text().await?, "404 page not found\n");
+        let response = h.send(reqwest::Method::OPTIONS, path, "", &[]).await?;
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        assert_eq!(header(&response, "access-control-allow-origin"), "*");
+        assert_eq!(response.text().await?, "");
+    }
+    h.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_headers_go_only_to_the_origins_cors_allows() -> TestResult {
+    let cors: Cors = " http://A.Example:80 , HTTPS://b:1".parse()?;
+    let config = Config { cors, ..Config::default() };
+    let h = Harness::started(TestServer::builder().config(config).start()?)?;
+    let range = format!(r#"{{"key":"{}"}}"#, b64(b"foo"));
+    for (origin, allowed) in [
+        (None, None),
+        (Some("http://A.Example:80"), Some("http://A.Example:80")),
+        (Some("https://b:1"), Some("https://b:1")),
+        (Some("http://a.example:80"), None),
+        (Some("HTTPS://b:1"), None),
+        (Some("http://other:80"), None),
+    ] {
+        let headers: Vec<(&str, &str)> = origin.iter().map(|o| ("origin", *o)).collect();
+        for method in [reqwest::Method::POST, reqwest::Method::OPTIONS, reqwest::Method::GET] {
+            let response = h.send(method.clone(), "/v3/kv/range", &range, &headers).await?;
+            let expected = match method {
+                reqwest::Method::POST => StatusCode::OK,
+                reqwest::Method::OPTIONS => StatusCode::OK,
+                _ => StatusCode::METHOD_NOT_ALLOWED,
+            };
+            assert_eq!(response.status(), expected, "{method} from {origin:?}");
+            let got = |name| response.headers().get(name).map(|v| v.to_str().unwrap().to_owned());
+            assert_eq!(got("access-control-allow-origin").as_deref(), allowed, "{method} from {origin:?}");
+            let methods = got("access-control-allow-methods");
+            assert_eq!(methods.as_deref(), allowed.map(|_| "POST, GET, OPTIONS, PUT, DELETE"));
+            let headers = got("access-control-allow-headers");
+            assert_eq!(headers.as_deref(), allowed.map(|_| "accept, content-type, authorization"));
+            if method == reqwest::Method::OPTIONS {
+                assert_eq!(response.text().await?, "");
+            }
+        }
+    }
+    h.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_failures_have_grpc_gateways_statuses() -> TestResult {
+    let h = Harness::started(TestServer::builder().auth("rootpw").start()?)?;
+    let token = |answer: &str| json(answer)["token"].as_str().expect("a token").to_owned();
+    let root = token(&h.ok("/v3/auth/authenticate", r#"{"name":"root","password":"rootpw"}"#).await?);
+    let as_root = [("authorization", root.as_str())];
+    let added = h
+        .send(reqwest::Method::POST, "/v3/auth/user/add", r#"{"name":"u","password":"p"}"#, &as_root)
+        .await?;
+    assert_eq!(added.status(), StatusCode::OK);
+    let user = token(&h.ok("/v3/auth/authenticate", r#"{"name":"u","password":"p"}"#).await?);
+    let range = format!(r#"{{"key":"{}"}}"#, b64(b"foo"));
+    // Unauthenticated: 401, and no WWW-Authenticate (grpc-gateway v1 sends none).
+    let refused =
+        h.send(reqwest::Method::POST, "/v3/kv/range", &range, &[("authorization", "garbage")]).await?;
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(header(&refused, "www-authenticate"), "");
+    assert_eq!(refused.text().await?, error(16, "etcdserver: invalid auth token"));
+    // PermissionDenied: 403.
+    let refused =
+        h.send(reqwest::Method::POST, "/v3/kv/range", &range, &[("authorization", user.as_str())]).await?;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert_eq!(refused.text().await?, error(7, "etcdserver: permission denied"));
+    // FailedPrecondition: 400 (not 412).
+    let again = h
+        .send(reqwest::Method::POST, "/v3/auth/user/add", r#"{"name":"u","password":"p"}"#, &as_root)
+        .await?;
+    assert_eq!(again.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(again.text().await?, error(9, "etcdserver: user name already exists"));
+    h.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unimplemented_call_is_501() -> TestResult {
+    let h = Harness::start().await?;
+    let (status, content_type, body) =
+        h.post("/v3/maintenance/downgrade", r#"{"action":0,"version":"3.4"}"#).await?;
+    assert_eq!((status, content_type.as_str()), (StatusCode::NOT_IMPLEMENTED, "application/json"));
+    assert_eq!(json(&body)["code"], 12);
+    h.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_accepting_trailers_gets_a_failed_calls_content_type_as_one() -> TestResult {
+    let h = Harness::start().await?;
+    let te = [("te", "trailers")];
+    // A call that failed: chunked, its content type announced as a trailer (etcd 3.5.1 sends
+    // `Grpc-Trailer-Content-Type: application/grpc` after the body).
+    let failed = h.send(reqwest::Method::POST, "/v3/lease/revoke", r#"{"ID":"5"}"#, &te).await?;
+    assert_eq!(failed.status(), StatusCode::NOT_FOUND);
+    assert_eq!(header(&failed, "trailer"), "Grpc-Trailer-Content-Type");
+    assert_eq!(header(&failed, "transfer-encoding"), "chunked");
+    assert_eq!(failed.text().await?, error(5, "etcdserver: requested lease not found"));
+    // A request that was not read: chunked, no trailer.
+    let unread = h.send(reqwest::Method::POST, "/v3/kv/range", "{bad", &te).await?;
+    assert_eq!(unread.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        (header(&unread, "trailer"), header(&unread, "transfer-encoding")),
+        (String::new(), "chunked".into())
+    );
+    // Without TE, or on success, neither.
+    let plain = h.send(reqwest::Method::POST, "/v3/lease/revoke", r#"{"ID":"5"}"#, &[]).await?;
+    assert_eq!(
+        (header(&plain, "trailer"), header(&plain, "transfer-encoding")),
+        (String::new(), String::new())
+    );
+    let ok = h.send(reqwest::Method::POST, "/v3/lease/leases", "{}", &te).await?;
+    assert_eq!((header(&ok, "trailer"), header(&ok, "transfer-encoding")), (String::new(), String::new()));
+    h.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_timeout_sets_a_calls_deadline() -> TestResult {
+    let h = Harness::start().await?;
+    h.ok("/v3/lease/grant", r#"{"TTL":"60","ID":"99"}"#).await?;
+    let lock = format!(r#"{{"name":"{}","lease":"99"}}"#, b64(b"lk"));
+    h.ok("/v3/lock/lock", &lock).await?;
+    // A second lock waits for the first: the deadline ends the wait, as etcd 3.5.1 ends it.
+    let started = std::time::Instant::now();
+    let waited = h
+        .send(
+            reqwest::Method::POST,
+            "/v3/lock/lock",
+            &format!(r#"{{"name":"{}"}}"#, b64(b"lk")),
+            &[("grpc-timeout", "300m")],
+        )
+        .await?;
+    assert_eq!(waited.status(), StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(waited.text().await?, error(4, "context deadline exceeded"));
+    assert!(started.elapsed() >= Duration::from_millis(300), "{:?}", started.elapsed());
+    // The gave-up waiter left no key: only the holder's remains.
+    let keys = json(
+        &h.ok("/v3/kv/range", &format!(r#"{{"key":"{}","range_end":"{}"}}"#, b64(b"lk/"), b64(b"lk0")))
+            .await?,
+    );
+    assert_eq!(keys["count"], "1", "{keys}");
+    let range = format!(r#"{{"key":"{}"}}"#, b64(b"foo"));
+    for (timeout, status, body) in [
+        ("bogus", StatusCode::BAD_REQUEST, error(3, "invalid grpc-timeout: bogus")),
+        ("5", StatusCode::BAD_REQUEST, error(3, "invalid grpc-timeout: 5")),
+        ("5x", StatusCode::BAD_REQUEST, error(3, "invalid grpc-timeout: 5x")),
+        ("-5S", StatusCode::GATEWAY_TIMEOUT, error(4, "context deadline exceeded")),
+    ] {
+        let answer =
+            h.send(reqwest::Method::POST, "/v3/kv/range", &range, &[("grpc-timeout", timeout)]).await?;
+        assert_eq!(answer.status(), status, "{timeout}");
+        assert_eq!(answer.text().await?, body, "{timeout}");
+    }
+    // Binary metadata must be base64 (with or without padding), checked before the body.
+    for (value, status) in
+        [("Zm9v", StatusCode::OK), ("Zm9vYg", StatusCode::OK), ("!!!", StatusCode::BAD_REQUEST)]
+    {
+        let answer = h
+            .send(reqwest::Method::POST, "/v3/kv/range", "{bad", &[("grpc-metadata-foo-bin", value)])
+            .await?;
+        assert_eq!(answer.status(), StatusCode::BAD_REQUEST, "{value}");
+        let expected = match status {
+            StatusCode::OK => "invalid character 'b' looking for beginning of object key string",
+            _ => "invalid binary header Grpc-Metadata-Foo-Bin: illegal base64 data at input byte 0",
+        };
+        assert_eq!(json(&answer.text().await?)["message"], expected, "{value}");
+    }
+    // No deadline at all with zero; a wrapping product, as in Go, is a long one.
+    for timeout in ["0S", "+5S", "99999999999999H"] {
+        let answer =
+            h.send(reqwest::Method::POST, "/v3/kv/range", &range, &[("grpc-timeout", timeout)]).await?;
+        assert_eq!(answer.status(), StatusCode::OK, "{timeout}");
+    }
+    // A unary request is read before its deadline is looked at; a stream's after.
+    let unread = h.send(reqwest::Method::POST, "/v3/kv/range", "{bad", &[("grpc-timeout", "-5S")]).await?;
+    assert_eq!(unread.status(), StatusCode::BAD_REQUEST);
+    let stream = h.send(reqwest::Method::POST, "/v3/watch", "{bad", &[("grpc-timeout", "-5S")]).await?;
+    assert_eq!(stream.status(), StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(stream.text().await?, error(4, "context deadline exceeded"));
+    // A watch ends at its deadline with an error chunk.
+    let watch = format!(r#"{{"create_request":{{"key":"{}"}}}}"#, b64(b"foo"));
+    let response = h.send(reqwest::Method::POST, "/v3/watch", &watch, &[("grpc-timeout", "500m")]).await?;
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut lines = Lines::new(response);
+    // Revision 4: the waiter's key was put, then deleted when it gave up.
+    assert_eq!(lines.next().await, Some(format!(r#"{{"result":{{{},"created":true}}}}"#, h.header(4))));
+    assert_eq!(
+        lines.next().await.as_deref(),
+        Some(
+            r#"{"error":{"grpc_code":4,"http_code":504,"message":"context deadline exceeded","http_status":"Gateway Timeout"}}"#
+        )
+    );
+    assert_eq!(lines.next().await, None);
     h.stop().await
 }

@@ -280,3 +280,107 @@ async fn a_watch_id_cancelled_and_created_again_keeps_the_new_watchs_fragment_se
     // (etcd-client shows no fragment flag: a part holds fewer than the txn's 3 events.)
     assert!(first.events().len() < 3, "the new watch asked for fragments, got the 3 events whole");
 }
+
+/// Sends `pings` HTTP/2 pings on a fresh connection to `server`, `gap` apart, each waiting
+/// for its answer; returns how many were answered before the connection ended.
+async fn pings_answered(server: &TestServer, pings: usize, gap: Duration) -> usize {
+    let tcp = TcpStream::connect(server.addr()).await.unwrap();
+    let (_client, mut connection) = h2::client::handshake(tcp).await.unwrap();
+    let mut ping_pong = connection.ping_pong().expect("the connection's pinger");
+    let driver = tokio::spawn(connection);
+    let mut answered = 0;
+    for _ in 0..pings {
+        match within("a pong", ping_pong.ping(h2::Ping::opaque())).await {
+            Ok(_) => answered += 1,
+            Err(_) => break,
+        }
+        tokio::time::sleep(gap).await;
+    }
+    driver.abort();
+    answered
+}
+
+#[tokio::test]
+async fn a_client_that_pings_too_often_is_disconnected_and_one_that_keeps_to_the_minimum_is_not() {
+    let limits =
+        ConnectionLimits { keepalive_min_time: Duration::from_millis(200), ..ConnectionLimits::default() };
+    let server = server_with(limits);
+    // The first ping is free; three early ones after it end the connection.
+    assert_eq!(pings_answered(&server, 10, Duration::ZERO).await, 3);
+    assert_eq!(pings_answered(&server, 4, Duration::from_millis(250)).await, 4);
+    put_works(&server.endpoint()).await;
+}
+
+/// Sends one gRPC call to `path` whose request body is exactly `body` (framing included),
+/// over a raw HTTP/2 connection; returns its `grpc-status` and `grpc-message`, from the
+/// headers or the trailers.
+async fn raw_call(server: &TestServer, path: &str, body: &[u8]) -> (String, String) {
+    let tcp = TcpStream::connect(server.addr()).await.unwrap();
+    let (client, connection) = h2::client::handshake(tcp).await.unwrap();
+    let driver = tokio::spawn(connection);
+    let mut client = client.ready().await.unwrap();
+    let request = http::Request::post(format!("{}{path}", server.endpoint()))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .unwrap();
+    let (answer, mut send) = client.send_request(request, false).unwrap();
+    send.send_data(bytes::Bytes::copy_from_slice(body), true).unwrap();
+    let answer = within("the answer", answer).await.unwrap();
+    let status = |headers: &http::HeaderMap| {
+        let text = |name| headers.get(name).map(|v| v.to_str().unwrap().to_owned());
+        text("grpc-status").map(|code| (code, text("grpc-message").unwrap_or_default()))
+    };
+    if let Some(found) = status(answer.headers()) {
+        driver.abort();
+        return found;
+    }
+    let mut body = answer.into_body();
+    while let Some(chunk) = within("the body", body.data()).await {
+        chunk.unwrap();
+    }
+    let trailers = within("the trailers", body.trailers()).await.unwrap().expect("trailers");
+    driver.abort();
+    status(&trailers).expect("a grpc-status")
+}
+
+/// `message` framed as gRPC does: uncompressed, its length, then its bytes.
+fn framed(message: &[u8]) -> Vec<u8> {
+    let mut frame = vec![0];
+    frame.extend_from_slice(&u32::try_from(message.len()).unwrap().to_be_bytes());
+    frame.extend_from_slice(message);
+    frame
+}
+
+#[tokio::test]
+async fn malformed_grpc_requests_fail_cleanly_and_change_nothing() {
+    use etcdlite_server::pb::etcdserverpb::PutRequest;
+    use prost::Message;
+
+    let server = TestServer::start().unwrap();
+    let put = PutRequest { key: b"k".to_vec(), value: b"v".to_vec(), ..Default::default() }.encode_to_vec();
+    // Not protobuf: a field tag of wire type 7 (no such type).
+    let (code, _) = raw_call(&server, "/etcdserverpb.KV/Put", &framed(&[0x0f, 0x01])).await;
+    assert_eq!(code, "13", "invalid protobuf is Internal");
+    // A frame that announces more bytes than the request holds.
+    let mut truncated = framed(&put);
+    truncated.truncate(truncated.len() - 2);
+    let (code, _) = raw_call(&server, "/etcdserverpb.KV/Put", &truncated).await;
+    assert_eq!(code, "13", "a truncated request is Internal");
+    // A frame header alone, cut short.
+    let (code, _) = raw_call(&server, "/etcdserverpb.KV/Put", &[0, 0, 0]).await;
+    assert_eq!(code, "13", "a cut frame header is Internal");
+    // Compressed, though no compression was agreed.
+    let mut compressed = framed(&put);
+    compressed[0] = 1;
+    let (code, _) = raw_call(&server, "/etcdserverpb.KV/Put", &compressed).await;
+    assert_eq!(code, "13", "an unagreed compressed request is Internal");
+    // Unknown fields are skipped, as protobuf says: the put is applied.
+    let mut unknown = put.clone();
+    unknown.extend_from_slice(&[0xf8, 0x07, 0x01]); // field 127, varint 1
+    let (code, message) = raw_call(&server, "/etcdserverpb.KV/Put", &framed(&unknown)).await;
+    assert_eq!((code.as_str(), message.as_str()), ("0", ""));
+    // Nothing but that put changed the store.
+    assert_eq!(server.store().current_revision(), 2);
+    put_works(&server.endpoint()).await;
+}

@@ -1,6 +1,7 @@
 //! Applying requests: etcd's `applierV3backend` for Range, Put, DeleteRange, Txn and Compact.
 
 use super::compare;
+use super::gosort;
 use super::request::{
     CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteResponse, GetResponse, PutRequest,
     PutResponse, RangeRequest, ResponseHeader, SortOrder, SortTarget, Txn, TxnOp, TxnOpResponse, TxnResponse,
@@ -413,23 +414,26 @@ fn range(view: &impl ReadView, req: &RangeRequest) -> Result<GetResponse> {
     Ok(GetResponse { header: ResponseHeader::at(found.revision), kvs, more, count: found.count as i64 })
 }
 
-/// Sorts as etcd does: a target other than the key with no order means ascending; the key
-/// with no order is the index order already.
+/// Sorts as etcd does: a target other than the key with no order means ascending, the key
+/// with no order is the index order already; otherwise Go's `sort.Sort` on the target alone
+/// (`sort.Reverse` for descending), which decides how ties end up (see [`gosort`]).
 fn sort(kvs: &mut [KeyValue], target: SortTarget, order: SortOrder) {
-    let order = match (target, order) {
+    let descending = match (target, order) {
         (SortTarget::Key, SortOrder::None) => return,
-        (_, SortOrder::None) => SortOrder::Ascend,
-        (_, order) => order,
+        (_, SortOrder::None | SortOrder::Ascend) => false,
+        (_, SortOrder::Descend) => true,
     };
-    match target {
-        SortTarget::Key => kvs.sort_by(|a, b| a.key.cmp(&b.key)),
-        SortTarget::Version => kvs.sort_by_key(|kv| kv.version),
-        SortTarget::Create => kvs.sort_by_key(|kv| kv.create_revision),
-        SortTarget::Mod => kvs.sort_by_key(|kv| kv.mod_revision),
-        SortTarget::Value => kvs.sort_by(|a, b| a.value.cmp(&b.value)),
-    }
-    if order == SortOrder::Descend {
-        kvs.reverse();
+    let less: fn(&KeyValue, &KeyValue) -> bool = match target {
+        SortTarget::Key => |a, b| a.key < b.key,
+        SortTarget::Version => |a, b| a.version < b.version,
+        SortTarget::Create => |a, b| a.create_revision < b.create_revision,
+        SortTarget::Mod => |a, b| a.mod_revision < b.mod_revision,
+        SortTarget::Value => |a, b| a.value < b.value,
+    };
+    if descending {
+        gosort::sort_by(kvs, |a, b| less(b, a));
+    } else {
+        gosort::sort_by(kvs, less);
     }
 }
 

@@ -8,6 +8,7 @@
 
 mod apply;
 mod compare;
+mod gosort;
 pub mod request;
 mod size;
 mod validate;

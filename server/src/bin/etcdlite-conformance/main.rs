@@ -1,5 +1,6 @@
 //! `etcdlite-conformance`: runs the scenarios of `tests/conformance/` against a real etcd
-//! and against etcdlite, through the same gRPC client, and reports where they differ.
+//! and against etcdlite, through the same gRPC client (and the same HTTP client for the
+//! JSON gateway), and reports where they differ.
 //!
 //! Each scenario gets a fresh etcd (`--etcd`, a binary, on a fresh data directory) and a
 //! fresh etcdlite (`--etcdlite`, a binary, memory engine), both on loopback ports. A step
@@ -63,6 +64,21 @@
 //! a membership change proposed before it has taken the previous one in (the call then never
 //! answers), so a scenario pauses between two.
 //!
+//! The JSON gateway: a step `{"call": "HTTP", "path": "/v3/kv/put", "req": {...}}` POSTs the
+//! request (its JSON, strings prepared as above) over HTTP/1.1 on the client port; `"body":
+//! "{\"key\":"` sends that text instead, exactly (with `$Ln` replaced), for bodies that are
+//! not JSON or whose field order matters; `"method"` (POST by default) and `"headers"`
+//! (`{"Origin": "http://a:80"}`; a `token` goes as `Authorization`) complete the request.
+//! Its answer is `{"status": 400, "headers": {...}, "body": ...}`: the headers that carry
+//! behaviour (`content-type`, `grpc-metadata-content-type`, the `access-control-allow-*`
+//! ones, `x-content-type-options`, `www-authenticate`, `allow`, `location`, `trailer`,
+//! `transfer-encoding`), the body as JSON when it is JSON and as text otherwise, and the
+//! trailers of a chunked body. With a `stream` name the answer stays
+//! open and its first `count` lines are compared instead of a body (`"lines": [...]`); an
+//! `HTTPRecv` step on that stream compares its next `count` lines. An `/v3/auth/authenticate`
+//! answer's token is kept by `save_token` and compared by form, as for `Authenticate`.
+//! A scenario's `"flags": ["--cors", "http://a:80"]` starts both servers with those flags.
+//!
 //! A scenario with `"differs": "why"` is expected to differ from etcdlite (the reason is
 //! listed in `docs/limitations.md`): it is reported, not failed. `"etcd34": "how"` says how
 //! etcd 3.4 answers otherwise than 3.5: against an etcd 3.4 (the runner asks the binary's
@@ -107,6 +123,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tonic::transport::Channel;
+
+mod http_client;
 
 type BoxError = Box<dyn Error + Send + Sync>;
 
@@ -163,6 +181,9 @@ struct Scenario {
     /// How etcd 3.4 answers otherwise than etcd 3.5.
     #[serde(default)]
     etcd34: Option<String>,
+    /// Flags both servers start with (`--cors`, ...).
+    #[serde(default)]
+    flags: Vec<String>,
     /// A comment.
     #[serde(default)]
     #[allow(dead_code)]
@@ -193,6 +214,18 @@ struct Step {
     /// The request as length-delimited fields (number, bytes) instead of `req`.
     #[serde(default)]
     wire: Option<Vec<(u32, String)>>,
+    /// For `HTTP`: the path.
+    #[serde(default)]
+    path: String,
+    /// For `HTTP`: the method (POST).
+    #[serde(default)]
+    method: Option<String>,
+    /// For `HTTP`: the body, as is, instead of `req`.
+    #[serde(default)]
+    body: Option<String>,
+    /// For `HTTP`: request headers.
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
     /// A comment.
     #[serde(default)]
     #[allow(dead_code)]
@@ -210,6 +243,8 @@ enum Stream {
     /// A stream the server refused when it opened, with the error its first receive gets
     /// (a Go client sees the error there; tonic's call waits for the response headers).
     Refused(Option<tonic::Status>),
+    /// A gateway answer left open (a watch over HTTP).
+    Http(http_client::Response),
 }
 
 /// The streams a scenario opened on one server, by name.
@@ -338,19 +373,19 @@ enum Side {
 }
 
 impl Side {
-    fn start(&self) -> Result<Server, BoxError> {
+    fn start(&self, flags: &[String]) -> Result<Server, BoxError> {
         match self {
-            Side::Etcd(binary) => Server::etcd(binary),
-            Side::Lite(binary) => Server::etcdlite(binary),
+            Side::Etcd(binary) => Server::etcd(binary, flags),
+            Side::Lite(binary) => Server::etcdlite(binary, flags),
         }
     }
 
-    /// A fresh server and a channel to it; started again on new ports if it does not come
-    /// up (at most three times).
-    async fn started(&self) -> Result<(Server, Channel), BoxError> {
+    /// A fresh server started with `flags` and a channel to it; started again on new ports
+    /// if it does not come up (at most three times).
+    async fn started(&self, flags: &[String]) -> Result<(Server, Channel), BoxError> {
         let mut attempt = 1;
         loop {
-            let mut server = self.start()?;
+            let mut server = self.start(flags)?;
             match server.connect().await {
                 Ok(channel) => return Ok((server, channel)),
                 Err(error) if attempt == 3 => return Err(error),
@@ -500,7 +535,7 @@ fn member_flags() -> [String; 6] {
 }
 
 impl Server {
-    fn etcd(binary: &Path) -> Result<Server, BoxError> {
+    fn etcd(binary: &Path, flags: &[String]) -> Result<Server, BoxError> {
         let dir = tempfile::tempdir()?;
         let (port, peer) = (free_port()?, free_port()?);
         let client = format!("http://127.0.0.1:{port}");
@@ -511,17 +546,19 @@ impl Server {
             .arg(dir.path())
             .args(["--listen-client-urls", &client, "--advertise-client-urls", &client])
             .args(["--listen-peer-urls", &listen_peer])
+            .args(flags)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()?;
         Ok(Server { child, port, _dir: Some(dir) })
     }
 
-    fn etcdlite(binary: &Path) -> Result<Server, BoxError> {
+    fn etcdlite(binary: &Path, flags: &[String]) -> Result<Server, BoxError> {
         let port = free_port()?;
         let child = Command::new(binary)
             .args(member_flags())
             .args(["--listen-client-urls", &format!("http://127.0.0.1:{port}")])
+            .args(flags)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()?;
@@ -978,8 +1015,105 @@ async fn wire_call(
     }
 }
 
-/// Runs one step on one server: its normalised answer.
-async fn run_step(channel: &Channel, session: &mut Session, step: &Step) -> Result<Value, BoxError> {
+/// The response headers a gateway step compares: those that carry behaviour (not the
+/// date, nor the length, which follows the ids in the body).
+const HTTP_HEADERS: [&str; 11] = [
+    "content-type",
+    "grpc-metadata-content-type",
+    "access-control-allow-origin",
+    "access-control-allow-methods",
+    "access-control-allow-headers",
+    "x-content-type-options",
+    "www-authenticate",
+    "allow",
+    "location",
+    "trailer",
+    "transfer-encoding",
+];
+
+/// How long a gateway answer that is not a stream may take to end.
+const HTTP_WAIT: Duration = Duration::from_secs(30);
+
+/// A body or line of a gateway answer: its JSON, or its text when it is not JSON.
+fn http_text(bytes: &[u8]) -> Value {
+    serde_json::from_slice(bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
+}
+
+/// The next `count` lines of a streamed gateway answer.
+async fn http_lines(response: &mut http_client::Response, count: usize) -> Value {
+    let mut lines = Vec::new();
+    for _ in 0..count {
+        lines.push(match response.next_line(STREAM_WAIT).await {
+            http_client::Line::Text(line) => http_text(&line),
+            http_client::Line::Ended => json!({"ended": true}),
+            http_client::Line::Timeout => json!({"timeout": true}),
+        });
+    }
+    Value::Array(lines)
+}
+
+/// An `HTTP` step (a request to the gateway; kept open as `stream` when it names one) or an
+/// `HTTPRecv` step (more lines of such a stream).
+async fn http_step(
+    port: u16,
+    session: &mut Session,
+    step: &Step,
+    req: Value,
+    meta: &Meta,
+) -> Result<Value, BoxError> {
+    if step.call == "HTTPRecv" {
+        let Some(Stream::Http(response)) = session.streams.get_mut(&step.stream) else {
+            return Err(format!("no HTTP stream {:?}", step.stream).into());
+        };
+        return Ok(json!({"lines": http_lines(response, step.count).await}));
+    }
+    let body = match (&step.body, &req) {
+        (Some(body), _) => {
+            let mut body = body.clone();
+            for (n, lease) in session.leases.iter().enumerate().rev() {
+                body = body.replace(&format!("$L{}", n + 1), &lease.to_string());
+            }
+            body.into_bytes()
+        }
+        (None, Value::Null) => Vec::new(),
+        (None, req) => serde_json::to_vec(req)?,
+    };
+    let mut headers: Vec<(String, String)> = step.headers.clone().into_iter().collect();
+    if let Some(token) = &meta.token {
+        headers.push(("Authorization".to_owned(), token.clone()));
+    }
+    let method = step.method.as_deref().unwrap_or("POST");
+    let request = http_client::Request { method, path: &step.path, headers: &headers, body: &body };
+    let mut response = http_client::Response::send(port, &request, HTTP_WAIT).await?;
+    let shown: serde_json::Map<String, Value> = HTTP_HEADERS
+        .iter()
+        .filter_map(|name| Some((name.to_string(), Value::String(response.header(name)?))))
+        .collect();
+    let mut answer = json!({"status": response.status, "headers": shown});
+    if step.stream.is_empty() {
+        let (body, ended) = response.rest(HTTP_WAIT).await;
+        answer["body"] = if body.is_empty() { Value::String(String::new()) } else { http_text(&body) };
+        if !ended {
+            answer["timeout"] = json!(true);
+        }
+        if !response.trailers.is_empty() {
+            answer["trailers"] = response.trailers.iter().map(|(n, v)| (n.clone(), json!(v))).collect();
+        }
+    } else {
+        answer["lines"] = http_lines(&mut response, step.count).await;
+        session.streams.insert(step.stream.clone(), Stream::Http(response));
+    }
+    Ok(answer)
+}
+
+/// Runs one step on one server (its gRPC channel, its client port): its normalised answer.
+async fn run_step(
+    channel: &Channel,
+    port: u16,
+    session: &mut Session,
+    step: &Step,
+) -> Result<Value, BoxError> {
     let token = match (&step.token, &step.raw_token) {
         (Some(name), _) => {
             Some(session.tokens.get(name).ok_or_else(|| format!("no token saved as {name:?}"))?.clone())
@@ -991,6 +1125,7 @@ async fn run_step(channel: &Channel, session: &mut Session, step: &Step) -> Resu
     let req = prepare(&step.req, Ids::of(session));
     let mut answer = match (step.call.as_str(), &step.wire) {
         (_, Some(fields)) => wire_call(channel, &step.call, fields, &meta).await?,
+        ("HTTP" | "HTTPRecv", None) => http_step(port, session, step, req, &meta).await?,
         ("Watch" | "WatchRecv" | "LeaseKeepAlive" | "LeaseKeepAliveRecv", None) => {
             stream_step(channel, &mut session.streams, step, req, &meta).await?
         }
@@ -1007,8 +1142,13 @@ async fn run_step(channel: &Channel, session: &mut Session, step: &Step) -> Resu
         }
         members_normalised(&mut answer);
     }
-    if step.call == "Authenticate" {
-        if let Some(Value::String(token)) = answer.get_mut("token") {
+    let authenticated = match step.call.as_str() {
+        "Authenticate" => Some(&mut answer),
+        "HTTP" if step.path.ends_with("/auth/authenticate") => answer.get_mut("body"),
+        _ => None,
+    };
+    if let Some(authenticated) = authenticated {
+        if let Some(Value::String(token)) = authenticated.get_mut("token") {
             if let Some(name) = &step.save_token {
                 session.tokens.insert(name.clone(), token.clone());
             }
@@ -1033,8 +1173,9 @@ struct Plan {
 /// cannot run after the servers differed (a token one of them did not answer, say) ends the
 /// scenario with that difference rather than the error.
 async fn run(plan: &Plan, scenario: &Scenario) -> Result<Option<Difference>, BoxError> {
-    let (first_server, first_channel) = plan.sides[0].started().await?;
-    let (second_server, second_channel) = plan.sides[1].started().await?;
+    let (first_server, first_channel) = plan.sides[0].started(&scenario.flags).await?;
+    let (second_server, second_channel) = plan.sides[1].started(&scenario.flags).await?;
+    let ports = [first_server.port, second_server.port];
     let _servers = [first_server, second_server];
     let channels = [first_channel, second_channel];
     let mut sessions = [Session::default(), Session::default()];
@@ -1045,8 +1186,8 @@ async fn run(plan: &Plan, scenario: &Scenario) -> Result<Option<Difference>, Box
     let mut first = None;
     for (n, step) in scenario.steps.iter().enumerate() {
         let mut answers = Vec::new();
-        for (channel, session) in channels.iter().zip(sessions.iter_mut()) {
-            match run_step(channel, session, step).await {
+        for ((channel, port), session) in channels.iter().zip(ports).zip(sessions.iter_mut()) {
+            match run_step(channel, port, session, step).await {
                 Ok(answer) => answers.push(answer),
                 Err(error) if first.is_some() => {
                     if plan.print {
@@ -1077,9 +1218,16 @@ async fn run(plan: &Plan, scenario: &Scenario) -> Result<Option<Difference>, Box
 
 /// A step's request as printed: its JSON (or wire fields), with its credentials.
 fn compact(req: &Value, step: &Step) -> String {
-    let mut out = match &step.wire {
-        Some(fields) => format!("wire {fields:?}"),
-        None => shortened(req),
+    let mut out = match (&step.wire, step.call.as_str()) {
+        (Some(fields), _) => format!("wire {fields:?}"),
+        (None, "HTTP") => {
+            let body = step.body.clone().map_or_else(|| shortened(req), |body| clipped(&json!(body), 120));
+            let method = step.method.as_deref().unwrap_or("POST");
+            let headers =
+                if step.headers.is_empty() { String::new() } else { format!(" {:?}", step.headers) };
+            format!("{method} {}{headers} {body}", step.path)
+        }
+        _ => shortened(req),
     };
     if let Some(token) = &step.token {
         out.push_str(&format!(" [token {token}]"));
@@ -1100,10 +1248,11 @@ fn report(outcomes: &[Outcome], etcd: &str, other: &str) -> String {
         "# Conformance: {other} against a real etcd\n\n\
          Written by `scripts/conformance` (`etcdlite-conformance`): every scenario of \
          `tests/conformance/` run against a fresh {} and a fresh {other}, through the \
-         same gRPC client, answers compared after normalising raft terms, lease ids and \
-         remaining TTLs, tokens (by their form), the ids and client URLs of listed members \
-         (and, in Status, what describes the member rather than the store); both run as \
-         the same member, so headers keep their member and cluster ids. A FAIL (known) is a deliberate \
+         same gRPC client (the same HTTP client for the JSON gateway's), answers compared \
+         after normalising raft terms, lease ids and remaining TTLs, tokens (by their \
+         form), the ids and client URLs of listed members (and, in Status, what describes \
+         the member rather than the store); both run as the same member, so headers keep \
+         their member and cluster ids. A FAIL (known) is a deliberate \
          difference, listed in `docs/limitations.md`, or a difference of etcd 3.4 the \
          scenario names.\n\n**{passed} of {} scenarios PASS; {known} differ as \
          known.**\n\n\

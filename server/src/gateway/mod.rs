@@ -4,31 +4,42 @@
 //! Every route decodes its JSON body into the request message, calls the very service
 //! implementation gRPC calls, and writes the answer as etcd's gateway writes it:
 //!
+//! * a request is read as etcd reads it (`jsonpb.rs`, over Go's JSON rules in `gojson.rs`):
+//!   the first JSON value of the body (an empty body is the empty request, data after the
+//!   value is ignored), fields by proto or JSON name, 64-bit integers as numbers or
+//!   strings, bytes as standard base64, enums by name or number, unknown fields and `null`s
+//!   ignored, whatever the `Content-Type`; a body that is not the message's JSON is
+//!   InvalidArgument (400) with Go's message (`illegal base64 data at input byte 4`,
+//!   `json: cannot unmarshal number 1.5 into Go value of type int64`, ...);
 //! * messages as proto3 JSON with the proto field names (`create_revision`, `TTL`,
 //!   `dbSize`), 64-bit integers as strings, bytes as base64, enums by name, zero values
 //!   left out, and `<`, `>`, `&` escaped as Go's encoder escapes them;
-//! * a request body may be empty (the empty request) and may carry trailing data (ignored);
-//!   unknown fields and `null` values are ignored, as Go's decoder ignores them;
 //! * an error as `{"error": msg, "code": grpc_code, "message": msg}` with the HTTP status
-//!   grpc-gateway maps the gRPC code to (NotFound 404, OutOfRange 400, ...); a body that is
-//!   not JSON is InvalidArgument (400);
+//!   grpc-gateway v1.16 maps the gRPC code to ([`http_status`]);
 //! * streams (watch, lease keep-alive, snapshot, election observe) as newline-separated `{"result": msg}`
 //!   objects, an error ending one as `{"error": {"grpc_code", "http_code", "message",
 //!   "http_status"}}`; the response headers go out with the first message, as Go's
-//!   response writer sends them; a request stream is a sequence of JSON objects, and one
-//!   that is not JSON ends it (the first one failing is an Unknown error, 500);
-//! * an unknown `/v3/...` path is `404 Not Found` and another method than POST on a known
-//!   one `405 Method Not Allowed`, both as plain text; `OPTIONS` is answered empty, and
-//!   every answer carries etcd's CORS headers.
+//!   response writer sends them; a request stream is a sequence of JSON values, each read
+//!   once as it arrives, and one that is not a request ends it (the first one failing is
+//!   an Unknown error, 500);
+//! * an unknown `/v3/...` path is grpc-gateway's `404 Not Found`, any other path Go's
+//!   `404 page not found`, and another method than POST on a known path `405 Method Not
+//!   Allowed`, all as plain text; `OPTIONS` on any path is answered empty, and answers
+//!   carry etcd's CORS headers as `--cors` says ([`Cors`]).
 //!
 //! The paths are etcd 3.5's, also under `/v3beta` as etcd 3.5 serves them. etcd 3.5 maps
 //! both `Hash` and `HashKV` to `/v3/maintenance/hash`, where `Hash` wins; `HashKV` is
 //! served at `/v3/maintenance/hashkv`, as etcd 3.6 serves it.
 
-use std::collections::HashMap;
+mod cors;
+mod gojson;
+mod jsonpb;
+
+pub use cors::Cors;
+
 use std::convert::Infallible;
 use std::future::Future;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -39,10 +50,9 @@ use axum::routing::{any, MethodRouter};
 use axum::Router;
 use futures::{Stream, StreamExt};
 use prost::Message;
-use serde::de::DeserializeOwned;
 use serde::Serialize;
-use serde_json::Value;
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 use tonic::{Code, Status};
 
 use crate::node::{Credentials, Node};
@@ -109,9 +119,9 @@ impl Services {
     }
 }
 
-/// The gateway's routes (`/v3/kv/range`, ...; see the module documentation), to merge
-/// with the gRPC routes: it sets no fallback, so paths outside `/v3` stay gRPC's.
-pub fn router(services: Services) -> Router {
+/// Every HTTP route of the server: the gateway's (`/v3/kv/range`, ...; see the module
+/// documentation), and Go's `404 page not found` for any other path, CORS as `cors` says.
+pub fn router(services: Services, cors: Cors) -> Router {
     let mut router = Router::new();
     for prefix in PREFIXES {
         let routes: [(&str, MethodRouter<Shared>); 51] = [
@@ -170,15 +180,18 @@ pub fn router(services: Services) -> Router {
         for (path, route) in routes {
             router = router.route(&format!("{prefix}{path}"), route);
         }
-        router = router.route(&format!("{prefix}/{{*rest}}"), any(not_found));
+        router = router.route(&format!("{prefix}/{{*rest}}"), any(gateway_not_found));
     }
-    router.with_state(Arc::new(services)).layer(axum::middleware::map_response(cors))
+    router
+        .fallback(not_found)
+        .with_state(Arc::new(services))
+        .layer(axum::middleware::from_fn_with_state(Arc::new(cors), with_cors))
 }
 
 type Shared = Arc<Services>;
 
-/// A route: POST to `handler`, OPTIONS answered empty, any other method refused (without
-/// the `Allow` header axum's method routing would add, which etcd does not send).
+/// A route: POST to `handler`, any other method refused (without the `Allow` header
+/// axum's method routing would add, which etcd does not send).
 fn endpoint<H, T>(handler: H) -> MethodRouter<Shared>
 where
     H: Handler<T, Shared>,
@@ -189,36 +202,32 @@ where
         async move {
             match *request.method() {
                 Method::POST => handler.call(request, services).await,
-                Method::OPTIONS => preflight().await,
-                _ => method_not_allowed().await,
+                _ => plain_error(StatusCode::METHOD_NOT_ALLOWED, None),
             }
         }
     })
 }
 
-/// The headers etcd's CORS wrapper (`--cors`, `*` by default) adds to every answer.
-async fn cors(mut response: Response) -> Response {
-    let headers = response.headers_mut();
-    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
-    headers.insert(
-        header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("POST, GET, OPTIONS, PUT, DELETE"),
-    );
-    headers.insert(
-        header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static("accept, content-type, authorization"),
-    );
+/// etcd's HTTP front (its access controller): `OPTIONS` to any path is an empty 200; every
+/// answer gets the CORS headers `cors` allows the request's origin.
+async fn with_cors(
+    State(cors): State<Arc<Cors>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let headers = request.headers().clone();
+    let mut response = if request.method() == Method::OPTIONS {
+        Response::new(Body::empty())
+    } else {
+        next.run(request).await
+    };
+    cors.apply(&headers, response.headers_mut());
     response
 }
 
-/// `OPTIONS`: an empty 200, as etcd's CORS wrapper answers it.
-async fn preflight() -> Response {
-    Response::new(Body::empty())
-}
-
-/// Go's `http.Error`: plain text, the text followed by a newline.
-fn plain_error(status: StatusCode) -> Response {
-    let text = format!("{}\n", status.canonical_reason().unwrap_or(""));
+/// Go's `http.Error`: plain text, `text` (the status's reason by default) and a newline.
+fn plain_error(status: StatusCode, text: Option<&str>) -> Response {
+    let text = format!("{}\n", text.or(status.canonical_reason()).unwrap_or(""));
     let mut response = Response::new(Body::from(text));
     *response.status_mut() = status;
     let headers = response.headers_mut();
@@ -227,15 +236,14 @@ fn plain_error(status: StatusCode) -> Response {
     response
 }
 
-async fn method_not_allowed() -> Response {
-    plain_error(StatusCode::METHOD_NOT_ALLOWED)
+/// An unknown path under `/v3`: grpc-gateway's answer.
+async fn gateway_not_found() -> Response {
+    plain_error(StatusCode::NOT_FOUND, None)
 }
 
-async fn not_found(method: Method) -> Response {
-    if method == Method::OPTIONS {
-        return preflight().await;
-    }
-    plain_error(StatusCode::NOT_FOUND)
+/// Any other path: Go's `http.NotFound`, as etcd's HTTP mux answers it.
+async fn not_found() -> Response {
+    plain_error(StatusCode::NOT_FOUND, Some("404 page not found"))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -339,16 +347,24 @@ async fn unary<Req, Resp, F, Fut>(
     call: F,
 ) -> Response
 where
-    Req: DeserializeOwned + Message + Default,
+    Req: Message + Default,
     Resp: Serialize,
     F: FnOnce(tonic::Request<Req>) -> Fut,
     Fut: Future<Output = Result<tonic::Response<Resp>, Status>>,
 {
+    let deadline = match annotate(headers) {
+        Ok(deadline) => deadline,
+        Err(status) => return error_answer(&status, headers, Failed::Gateway),
+    };
     let request = match read_unary(services.max_message_bytes, name, body).await {
         Ok(request) => request,
-        Err(status) => return error_response(&status),
+        Err(e) => return e.answer(headers),
     };
-    match call(grpc_request(request, headers)).await {
+    let answer = match within(deadline, call(grpc_request(request, headers))).await {
+        Ok(answer) => answer,
+        Err(status) => return error_answer(&status, headers, Failed::Gateway),
+    };
+    match answer {
         Ok(response) => match to_json(response.get_ref()) {
             Ok(json) => {
                 let mut response = json_response(StatusCode::OK, Body::from(json));
@@ -357,186 +373,61 @@ where
                     .insert(GRPC_METADATA_CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
                 response
             }
-            Err(e) => error_response(&Status::unknown(e.to_string())),
+            Err(e) => error_answer(&Status::unknown(e.to_string()), headers, Failed::Gateway),
         },
-        Err(status) => error_response(&status),
+        Err(status) => error_answer(&status, headers, Failed::Call),
     }
 }
 
 /// The header grpc-gateway derives from the gRPC response's `content-type`.
 const GRPC_METADATA_CONTENT_TYPE: &str = "grpc-metadata-content-type";
 
-/// The request of a unary call: the first JSON value of the body (nothing at all is the
-/// empty request, anything after the value is ignored), as Go's decoder reads it.
-async fn read_unary<T>(max_message_bytes: usize, name: &str, body: Body) -> Result<T, Status>
+/// The request of a unary call, read as grpc-gateway reads it: the body's first JSON value
+/// (an empty body is the empty request; anything after the value is ignored).
+async fn read_unary<T>(max_message_bytes: usize, name: &str, body: Body) -> Result<T, DecodeError>
 where
-    T: DeserializeOwned + Message + Default,
+    T: Message + Default,
 {
-    let limit = max_message_bytes.saturating_mul(BODY_LIMIT_FACTOR);
-    let mut bytes = Vec::new();
-    let mut chunks = body.into_data_stream();
-    while let Some(chunk) = chunks.next().await {
-        let chunk = chunk.map_err(|e| Status::invalid_argument(e.to_string()))?;
-        if bytes.len() + chunk.len() > limit {
-            return Err(too_large(bytes.len() + chunk.len(), max_message_bytes));
-        }
-        bytes.extend_from_slice(&chunk);
-    }
-    let value = match serde_json::Deserializer::from_slice(&bytes).into_iter::<Value>().next() {
-        None => Value::Null,
-        Some(Ok(value)) => value,
-        Some(Err(e)) => return Err(Status::invalid_argument(e.to_string())),
-    };
-    decode(name, value, max_message_bytes).map_err(DecodeError::into_status)
+    let mut values = RequestValues::new(body, max_message_bytes);
+    values.next_request(name).await.unwrap_or_else(|| Ok(T::default()))
 }
 
-/// Why a JSON value is not a request.
+/// Why a body does not hold a request.
 enum DecodeError {
-    /// Not the message's JSON.
+    /// Not the message's JSON: Go's message.
     Invalid(String),
     /// Larger than the gRPC server accepts.
     TooLarge(Status),
 }
 
 impl DecodeError {
-    /// The status a unary call answers.
-    fn into_status(self) -> Status {
+    /// The answer of a unary call to the request with `headers`: a request etcd's gateway
+    /// cannot read is InvalidArgument; one too large reaches its gRPC server, which fails
+    /// the call.
+    fn answer(self, headers: &HeaderMap) -> Response {
         match self {
-            DecodeError::Invalid(message) => Status::invalid_argument(message),
-            DecodeError::TooLarge(status) => status,
+            DecodeError::Invalid(message) => {
+                error_answer(&Status::invalid_argument(message), headers, Failed::Gateway)
+            }
+            DecodeError::TooLarge(status) => error_answer(&status, headers, Failed::Call),
         }
     }
 }
 
-/// `value` as message `name` (e.g. `etcdserverpb.RangeRequest`): unknown fields and nulls
-/// ignored, as Go's decoder ignores them; refused when its encoding is over `max` bytes.
-fn decode<T>(name: &str, mut value: Value, max: usize) -> Result<T, DecodeError>
+/// JSON `value` (one whole value) as request `name` (`etcdserverpb.RangeRequest`), read as
+/// etcd's gateway reads it; refused when its encoding is over `max` bytes, as etcd's gRPC
+/// server refuses it.
+fn decode<T>(name: &str, value: &[u8], max: usize) -> Result<T, DecodeError>
 where
-    T: DeserializeOwned + Message + Default,
+    T: Message + Default,
 {
-    let message = if value.is_null() {
-        T::default()
-    } else {
-        prune(name, &mut value);
-        serde_json::from_value(value).map_err(|e| DecodeError::Invalid(e.to_string()))?
-    };
+    let encoded = jsonpb::SCHEMA.encode(name, value).map_err(DecodeError::Invalid)?;
+    let message = T::decode(encoded.as_slice()).map_err(|e| DecodeError::Invalid(e.to_string()))?;
     let size = message.encoded_len();
     if size > max {
         return Err(DecodeError::TooLarge(too_large(size, max)));
     }
     Ok(message)
-}
-
-// ---------------------------------------------------------------------------------------
-// Unknown fields: the generated serde impls refuse them; Go's decoder skips them. The
-// protocol's descriptors (compiled by the build script) say which fields each message has.
-
-/// How a field's JSON value is checked further.
-#[derive(Clone, Debug, PartialEq)]
-enum Shape {
-    /// A scalar or enum: left to the message's deserializer.
-    Scalar,
-    /// A message (or a list of them): pruned as that message.
-    Message(String),
-    /// A map: its values pruned as the message named, if they are messages.
-    Map(Option<String>),
-}
-
-/// Message full name (`etcdserverpb.RangeRequest`) to its fields, by every JSON name each
-/// is accepted under (the proto name and the lowerCamelCase JSON name).
-type Schema = HashMap<String, HashMap<String, Shape>>;
-
-static SCHEMA: LazyLock<Schema> = LazyLock::new(|| {
-    let bytes = include_bytes!(concat!(env!("OUT_DIR"), "/etcd_descriptors.bin"));
-    schema(&prost_types::FileDescriptorSet::decode(&bytes[..]).unwrap_or_default())
-});
-
-/// The schema of every message of `set`.
-fn schema(set: &prost_types::FileDescriptorSet) -> Schema {
-    fn collect<'a>(
-        scope: &str,
-        messages: &'a [prost_types::DescriptorProto],
-        out: &mut HashMap<String, &'a prost_types::DescriptorProto>,
-    ) {
-        for message in messages {
-            let name = if scope.is_empty() {
-                message.name().to_owned()
-            } else {
-                format!("{scope}.{}", message.name())
-            };
-            collect(&name, &message.nested_type, out);
-            out.insert(name, message);
-        }
-    }
-    let mut messages = HashMap::new();
-    for file in &set.file {
-        collect(file.package(), &file.message_type, &mut messages);
-    }
-    let is_map =
-        |name: &str| messages.get(name).is_some_and(|m| m.options.as_ref().is_some_and(|o| o.map_entry()));
-    let message_type = |field: &prost_types::FieldDescriptorProto| {
-        (field.r#type() == prost_types::field_descriptor_proto::Type::Message)
-            .then(|| field.type_name().trim_start_matches('.').to_owned())
-    };
-    let mut schema = Schema::new();
-    for (name, message) in &messages {
-        let mut fields = HashMap::new();
-        for field in &message.field {
-            let shape = match message_type(field) {
-                None => Shape::Scalar,
-                Some(entry) if is_map(&entry) => {
-                    let value = messages[&entry].field.iter().find(|f| f.number() == 2);
-                    Shape::Map(value.and_then(message_type))
-                }
-                Some(nested) => Shape::Message(nested),
-            };
-            let json_name = field.json_name.clone().unwrap_or_else(|| camel_case(field.name()));
-            fields.insert(json_name, shape.clone());
-            fields.insert(field.name().to_owned(), shape);
-        }
-        schema.insert(name.clone(), fields);
-    }
-    schema
-}
-
-/// protoc's JSON name of a field: underscores dropped, the letter after each capitalized.
-fn camel_case(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    let mut upper = false;
-    for c in name.chars() {
-        if c == '_' {
-            upper = true;
-        } else if upper {
-            out.extend(c.to_uppercase());
-            upper = false;
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// Drops from `value` (message `name`'s JSON), at every depth, the fields the message does
-/// not have and the fields set to `null`.
-fn prune(name: &str, value: &mut Value) {
-    let (Some(fields), Value::Object(object)) = (SCHEMA.get(name), value) else {
-        return;
-    };
-    object.retain(|key, value| !value.is_null() && fields.contains_key(key));
-    for (key, value) in object.iter_mut() {
-        match &fields[key] {
-            Shape::Scalar | Shape::Map(None) => {}
-            Shape::Message(nested) => match value {
-                Value::Array(items) => items.iter_mut().for_each(|item| prune(nested, item)),
-                value => prune(nested, value),
-            },
-            Shape::Map(Some(nested)) => {
-                if let Value::Object(entries) = value {
-                    entries.values_mut().for_each(|entry| prune(nested, entry));
-                }
-            }
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -634,143 +525,218 @@ pub fn stream_error_chunk(status: &Status) -> String {
 
 /// A failed call's answer.
 fn error_response(status: &Status) -> Response {
-    let mut response = json_response(http_status(status.code()), Body::from(error_body(status)));
-    if status.code() == Code::Unauthenticated {
-        if let Ok(value) = HeaderValue::from_str(status.message()) {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+    json_response(http_status(status.code()), Body::from(error_body(status)))
+}
+
+/// What failed, which decides the trailers of the answer.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Failed {
+    /// The gateway itself (a request it could not read, a deadline that passed): the call
+    /// sent no answer.
+    Gateway,
+    /// The call: its trailers-only answer carried its content type.
+    Call,
+}
+
+/// A failed call's answer as grpc-gateway writes it for the request with `headers`: to a
+/// client whose `TE` accepts trailers, chunked, and after a failed call with the call's
+/// content type as a `Grpc-Trailer-Content-Type` trailer (announced in `Trailer`).
+fn error_answer(status: &Status, headers: &HeaderMap, failed: Failed) -> Response {
+    let accepts_trailers = headers
+        .get(header::TE)
+        .and_then(|te| te.to_str().ok())
+        .is_some_and(|te| te.to_ascii_lowercase().contains("trailers"));
+    if !accepts_trailers {
+        return error_response(status);
+    }
+    let (mut parts, _) = error_response(status).into_parts();
+    let mut frames = vec![http_body::Frame::data(Bytes::from(error_body(status)))];
+    if failed == Failed::Call {
+        parts.headers.insert(header::TRAILER, HeaderValue::from_static("Grpc-Trailer-Content-Type"));
+        let mut trailers = HeaderMap::new();
+        trailers.insert("grpc-trailer-content-type", HeaderValue::from_static("application/grpc"));
+        frames.push(http_body::Frame::trailers(trailers));
+    }
+    // A body of unknown length goes out chunked.
+    let frames = futures::stream::iter(frames.into_iter().map(Ok::<_, Infallible>));
+    Response::from_parts(parts, Body::new(http_body_util::StreamBody::new(frames)))
+}
+
+// ---------------------------------------------------------------------------------------
+// What grpc-gateway reads from a request's headers before its body: the deadline
+// (`Grpc-Timeout`) and the metadata (`Grpc-Metadata-*`).
+
+/// The call's deadline ([`deadline`]), once the binary metadata headers
+/// (`Grpc-Metadata-*-Bin`, base64 with or without padding) are checked as grpc-gateway
+/// checks them: one that is not base64 is InvalidArgument.
+fn annotate(headers: &HeaderMap) -> Result<Option<Instant>, Status> {
+    let deadline = deadline(headers)?;
+    for (name, value) in headers {
+        let name = name.as_str();
+        if !(name.starts_with("grpc-metadata-") && name.ends_with("-bin")) {
+            continue;
+        }
+        let value = value.as_bytes();
+        if let Err(at) = gojson::base64_decode(value, value.len() % 4 == 0) {
+            return Err(Status::invalid_argument(format!(
+                "invalid binary header {}: illegal base64 data at input byte {at}",
+                canonical_header_name(name)
+            )));
         }
     }
-    response
+    Ok(deadline)
+}
+
+/// Go's canonical form of a header name: each word's first letter upper case, the rest
+/// lower case (`Grpc-Metadata-Foo-Bin`).
+fn canonical_header_name(name: &str) -> String {
+    let mut upper = true;
+    name.chars()
+        .map(|c| {
+            let c = if upper { c.to_ascii_uppercase() } else { c.to_ascii_lowercase() };
+            upper = c == '-';
+            c
+        })
+        .collect()
+}
+
+/// The status of a call whose deadline passed, as Go's gRPC client reports it.
+fn deadline_exceeded() -> Status {
+    Status::deadline_exceeded("context deadline exceeded")
+}
+
+/// The deadline a request sets with `Grpc-Timeout` (grpc-gateway's header: an integer and a
+/// unit, `H`, `M`, `S`, `m`, `u` or `n`), from now: `None` without one or with a zero one,
+/// already passed with a negative one; a value grpc-gateway does not read is
+/// InvalidArgument. As in Go, the product is taken in nanoseconds, wrapping.
+fn deadline(headers: &HeaderMap) -> Result<Option<Instant>, Status> {
+    let Some(value) = headers.get("grpc-timeout") else { return Ok(None) };
+    let text = value.as_bytes();
+    let invalid =
+        || Status::invalid_argument(format!("invalid grpc-timeout: {}", String::from_utf8_lossy(text)));
+    let (count, unit) = match text {
+        [count @ .., unit] if !count.is_empty() => (count, unit),
+        _ => return Err(invalid()),
+    };
+    let unit: i64 = match unit {
+        b'H' => 3_600_000_000_000,
+        b'M' => 60_000_000_000,
+        b'S' => 1_000_000_000,
+        b'm' => 1_000_000,
+        b'u' => 1_000,
+        b'n' => 1,
+        _ => return Err(invalid()),
+    };
+    let count: i64 = std::str::from_utf8(count).ok().and_then(|c| c.parse().ok()).ok_or_else(invalid)?;
+    let now = Instant::now();
+    Ok(match unit.wrapping_mul(count) {
+        0 => None,
+        n if n < 0 => Some(now),
+        n => Some(now + std::time::Duration::from_nanos(n.unsigned_abs())),
+    })
+}
+
+/// The deadline of a bidirectional stream, or why it fails at once: a deadline that cannot
+/// be read or has passed (grpc-gateway opens the stream, which fails then, before it
+/// reads the body).
+fn stream_deadline(headers: &HeaderMap) -> Result<Option<Instant>, Status> {
+    let deadline = annotate(headers)?;
+    if deadline.is_some_and(|at| at <= Instant::now()) {
+        return Err(deadline_exceeded());
+    }
+    Ok(deadline)
+}
+
+/// `call`, unless `deadline` passes first (or has passed already).
+async fn within<F: Future>(deadline: Option<Instant>, call: F) -> Result<F::Output, Status> {
+    let Some(at) = deadline else { return Ok(call.await) };
+    if at <= Instant::now() {
+        return Err(deadline_exceeded());
+    }
+    tokio::time::timeout_at(at, call).await.map_err(|_| deadline_exceeded())
 }
 
 // ---------------------------------------------------------------------------------------
 // Streams.
 
-/// The JSON values of a request body, read as they arrive.
-struct JsonValues {
+/// The JSON values of a request body as they arrive, split as Go's `json.Decoder` splits
+/// them: each byte is scanned once, and what has been read is dropped when more comes.
+struct RequestValues {
     body: axum::body::BodyDataStream,
+    /// What has arrived: the values already read, then `buffer[start..]`, not yet read.
     buffer: Vec<u8>,
-    limit: usize,
+    start: usize,
+    values: gojson::Values,
+    max_message_bytes: usize,
     ended: bool,
-    /// How far the object or array at the start of `buffer` has been scanned for its end,
-    /// so that a large one arriving in many chunks is scanned once, not parsed per chunk.
-    scan: Scan,
 }
 
-/// The state of the scan for the end of a JSON object or array.
-#[derive(Default)]
-struct Scan {
-    position: usize,
-    depth: usize,
-    in_string: bool,
-    escaped: bool,
-}
-
-impl Scan {
-    /// Scans `buffer` (which starts with `{` or `[`) on from where the last call stopped:
-    /// the length of the complete object or array, if it has ended.
-    fn end(&mut self, buffer: &[u8]) -> Option<usize> {
-        while self.position < buffer.len() {
-            let b = buffer[self.position];
-            self.position += 1;
-            if self.in_string {
-                if self.escaped {
-                    self.escaped = false;
-                } else if b == b'\\' {
-                    self.escaped = true;
-                } else if b == b'"' {
-                    self.in_string = false;
-                }
-                continue;
-            }
-            match b {
-                b'"' => self.in_string = true,
-                b'{' | b'[' => self.depth += 1,
-                b'}' | b']' => {
-                    self.depth = self.depth.saturating_sub(1);
-                    if self.depth == 0 {
-                        return Some(self.position);
-                    }
-                }
-                _ => {}
-            }
-        }
-        None
-    }
-}
-
-impl JsonValues {
+impl RequestValues {
     fn new(body: Body, max_message_bytes: usize) -> Self {
-        JsonValues {
+        RequestValues {
             body: body.into_data_stream(),
             buffer: Vec::new(),
-            limit: max_message_bytes.saturating_mul(BODY_LIMIT_FACTOR),
+            start: 0,
+            values: gojson::Values::default(),
+            max_message_bytes,
             ended: false,
-            scan: Scan::default(),
         }
     }
 
-    /// The next value; `None` at the end of the body. After an error, the caller stops.
-    async fn next(&mut self) -> Option<Result<Value, String>> {
+    /// The next value, spaces trimmed; `None` at the end of the body. After an error, the
+    /// caller stops.
+    async fn next(&mut self) -> Option<Result<&[u8], DecodeError>> {
         loop {
-            if self.scan.position == 0 {
-                let start =
-                    self.buffer.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(self.buffer.len());
-                self.buffer.drain(..start);
-            }
-            if let Some(&first) = self.buffer.first() {
-                // An object or array is parsed once it is complete (or the body has ended);
-                // anything else is tried as it is.
-                let end = if matches!(first, b'{' | b'[') { self.scan.end(&self.buffer) } else { None };
-                if end.is_some() || self.ended || !matches!(first, b'{' | b'[') {
-                    let slice = &self.buffer[..end.unwrap_or(self.buffer.len())];
-                    let mut values = serde_json::Deserializer::from_slice(slice).into_iter::<Value>();
-                    match values.next() {
-                        Some(Ok(value)) => {
-                            let used = values.byte_offset();
-                            self.buffer.drain(..used);
-                            self.scan = Scan::default();
-                            return Some(Ok(value));
-                        }
-                        Some(Err(e)) if !e.is_eof() || self.ended || end.is_some() => {
-                            return Some(Err(e.to_string()))
-                        }
-                        _ => {}
-                    }
+            match self.values.next(&self.buffer[self.start..], self.ended) {
+                gojson::Next::Value(len) => {
+                    let value = self.start..self.start + len;
+                    self.start += len;
+                    return Some(Ok(gojson::trim(&self.buffer[value])));
                 }
-            }
-            if self.ended {
-                return None;
+                gojson::Next::End => return None,
+                gojson::Next::Error(e) => return Some(Err(DecodeError::Invalid(e))),
+                gojson::Next::More => {}
             }
             match self.body.next().await {
                 Some(Ok(chunk)) => {
-                    if self.buffer.len() + chunk.len() > self.limit {
-                        return Some(Err(format!("request message larger than {} bytes", self.limit)));
+                    self.buffer.drain(..self.start);
+                    self.start = 0;
+                    let size = self.buffer.len() + chunk.len();
+                    if size > self.max_message_bytes.saturating_mul(BODY_LIMIT_FACTOR) {
+                        return Some(Err(DecodeError::TooLarge(too_large(size, self.max_message_bytes))));
                     }
                     self.buffer.extend_from_slice(&chunk);
                 }
-                Some(Err(e)) => return Some(Err(e.to_string())),
+                Some(Err(e)) => return Some(Err(DecodeError::Invalid(e.to_string()))),
                 None => self.ended = true,
             }
         }
+    }
+
+    /// The next value as request `name`.
+    async fn next_request<T: Message + Default>(&mut self, name: &str) -> Option<Result<T, DecodeError>> {
+        let max = self.max_message_bytes;
+        Some(self.next().await?.and_then(|value| decode(name, value, max)))
     }
 }
 
 /// The first request of a stream, read before the call is answered (as grpc-gateway reads
 /// it): `Ok(None)` for an empty body; a body that is not JSON is an Unknown error (500).
-async fn first_request<T>(values: &mut JsonValues, name: &str, max: usize) -> Result<Option<T>, Response>
+async fn first_request<T>(
+    values: &mut RequestValues,
+    name: &str,
+    headers: &HeaderMap,
+) -> Result<Option<T>, Response>
 where
-    T: DeserializeOwned + Message + Default,
+    T: Message + Default,
 {
-    let value = match values.next().await {
-        None => return Ok(None),
-        Some(Ok(value)) => value,
-        Some(Err(e)) => return Err(error_response(&Status::unknown(e))),
-    };
-    match decode(name, value, max) {
-        Ok(request) => Ok(Some(request)),
-        Err(DecodeError::Invalid(e)) => Err(error_response(&Status::unknown(e))),
-        Err(DecodeError::TooLarge(status)) => Err(stream_error_response(&status)),
+    match values.next_request(name).await {
+        None => Ok(None),
+        Some(Ok(request)) => Ok(Some(request)),
+        Some(Err(DecodeError::Invalid(e))) => {
+            Err(error_answer(&Status::unknown(e), headers, Failed::Gateway))
+        }
+        Some(Err(DecodeError::TooLarge(status))) => Err(stream_error_response(&status)),
     }
 }
 
@@ -778,17 +744,16 @@ where
 /// a request (as grpc-gateway closes its send side there); a request too large for gRPC
 /// fails the whole call, through `abort`.
 fn remaining_requests<T>(
-    values: JsonValues,
+    values: RequestValues,
     name: &'static str,
-    max: usize,
     abort: oneshot::Sender<Status>,
 ) -> impl Stream<Item = Result<T, Status>> + Send + 'static
 where
-    T: DeserializeOwned + Message + Default + Send + 'static,
+    T: Message + Default + Send + 'static,
 {
     futures::stream::unfold(Some((values, abort)), move |state| async move {
         let (mut values, abort) = state?;
-        match decode(name, values.next().await?.ok()?, max) {
+        match values.next_request(name).await? {
             Ok(request) => Some((Ok(request), Some((values, abort)))),
             Err(DecodeError::TooLarge(status)) => {
                 let _ = abort.send(status);
@@ -809,18 +774,18 @@ type RequestStream<T> =
 async fn request_stream<T>(
     services: &Services,
     name: &'static str,
+    headers: &HeaderMap,
     body: Body,
 ) -> Result<RequestStream<T>, Response>
 where
-    T: DeserializeOwned + Message + Default + Send + 'static,
+    T: Message + Default + Send + 'static,
 {
-    let max = services.max_message_bytes;
-    let mut values = JsonValues::new(body, max);
-    let first = first_request::<T>(&mut values, name, max).await?;
+    let mut values = RequestValues::new(body, services.max_message_bytes);
+    let first = first_request::<T>(&mut values, name, headers).await?;
     let started = first.is_some();
     let (abort, aborted) = oneshot::channel();
     let rest: std::pin::Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>> = if started {
-        Box::pin(remaining_requests(values, name, max, abort))
+        Box::pin(remaining_requests(values, name, abort))
     } else {
         Box::pin(futures::stream::empty())
     };
@@ -829,22 +794,35 @@ where
 }
 
 async fn watch(State(services): State<Shared>, headers: HeaderMap, body: Body) -> Response {
-    match request_stream::<pb::WatchRequest>(&services, "etcdserverpb.WatchRequest", body).await {
+    let deadline = match stream_deadline(&headers) {
+        Ok(deadline) => deadline,
+        Err(status) => return error_answer(&status, &headers, Failed::Gateway),
+    };
+    match request_stream::<pb::WatchRequest>(&services, "etcdserverpb.WatchRequest", &headers, body).await {
         Ok((requests, started, aborted)) => {
-            forward_stream(services.watch.serve(requests, credentials_of(&headers)), started, Some(aborted))
-                .await
+            let responses = services.watch.serve(requests, credentials_of(&headers));
+            forward_stream(responses, started, Some(aborted), deadline).await
         }
         Err(response) => response,
     }
 }
 
 async fn lease_keep_alive(State(services): State<Shared>, headers: HeaderMap, body: Body) -> Response {
-    match request_stream::<pb::LeaseKeepAliveRequest>(&services, "etcdserverpb.LeaseKeepAliveRequest", body)
-        .await
+    let deadline = match stream_deadline(&headers) {
+        Ok(deadline) => deadline,
+        Err(status) => return error_answer(&status, &headers, Failed::Gateway),
+    };
+    match request_stream::<pb::LeaseKeepAliveRequest>(
+        &services,
+        "etcdserverpb.LeaseKeepAliveRequest",
+        &headers,
+        body,
+    )
+    .await
     {
         Ok((requests, started, aborted)) => {
-            forward_stream(services.lease.serve(requests, credentials_of(&headers)), started, Some(aborted))
-                .await
+            let responses = services.lease.serve(requests, credentials_of(&headers));
+            forward_stream(responses, started, Some(aborted), deadline).await
         }
         Err(response) => response,
     }
@@ -874,48 +852,71 @@ async fn server_stream<Req, S, T, F, Fut>(
     call: F,
 ) -> Response
 where
-    Req: DeserializeOwned + Message + Default,
+    Req: Message + Default,
     S: Stream<Item = Result<T, Status>> + Send + Unpin + 'static,
     T: Serialize + Send + 'static,
     F: FnOnce(tonic::Request<Req>) -> Fut,
     Fut: Future<Output = Result<tonic::Response<S>, Status>>,
 {
+    let deadline = match annotate(headers) {
+        Ok(deadline) => deadline,
+        Err(status) => return error_answer(&status, headers, Failed::Gateway),
+    };
     let request = match read_unary(services.max_message_bytes, name, body).await {
         Ok(request) => request,
-        Err(status) => return error_response(&status),
+        Err(e) => return e.answer(headers),
     };
-    match call(grpc_request(request, headers)).await {
-        Ok(messages) => forward_stream(messages.into_inner(), true, None).await,
+    match within(deadline, call(grpc_request(request, headers))).await {
+        Ok(Ok(messages)) => forward_stream(messages.into_inner(), true, None, deadline).await,
         // The call failed before its first message: grpc-gateway reads that failure as the
         // stream's first message.
-        Err(status) => stream_error_response(&status),
+        Ok(Err(status)) => stream_error_response(&status),
+        Err(status) => error_answer(&status, headers, Failed::Gateway),
     }
 }
 
 /// The answer to a stream that failed before its first message.
 fn stream_error_response(status: &Status) -> Response {
-    json_response(http_status(status.code()), Body::from(stream_error_chunk(status)))
+    // Chunked, as every streamed answer (the length of a stream is not known ahead).
+    let chunk = Bytes::from(stream_error_chunk(status));
+    json_response(
+        http_status(status.code()),
+        Body::from_stream(futures::stream::iter([Ok::<_, Infallible>(chunk)])),
+    )
 }
 
 /// The next response of `responses`, or the request side's failure.
 async fn next_response<S, T>(
     responses: &mut S,
     aborted: &mut Option<oneshot::Receiver<Status>>,
+    deadline: Option<Instant>,
 ) -> Option<Result<T, Status>>
 where
     S: Stream<Item = Result<T, Status>> + Unpin,
 {
-    let Some(receiver) = aborted.as_mut() else {
-        return responses.next().await;
+    let expired = async move {
+        match deadline {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending().await,
+        }
     };
-    tokio::select! {
-        response = responses.next() => response,
-        failure = receiver => {
-            *aborted = None;
-            match failure {
-                Ok(status) => Some(Err(status)),
-                // The request side ended without failing.
-                Err(_) => responses.next().await,
+    tokio::pin!(expired);
+    loop {
+        let Some(receiver) = aborted.as_mut() else {
+            return tokio::select! {
+                response = responses.next() => response,
+                () = &mut expired => Some(Err(deadline_exceeded())),
+            };
+        };
+        tokio::select! {
+            response = responses.next() => return response,
+            () = &mut expired => return Some(Err(deadline_exceeded())),
+            failure = receiver => {
+                *aborted = None;
+                if let Ok(status) = failure {
+                    return Some(Err(status));
+                }
+                // The request side ended without failing: the responses go on.
             }
         }
     }
@@ -939,17 +940,19 @@ fn result_chunk<T: Serialize>(message: &T) -> Result<Bytes, Bytes> {
 /// Writes a stream of responses as grpc-gateway does: nothing until the first message
 /// (the status and headers go with it), then a chunk per message, an error chunk ending a
 /// failed stream. `started` is whether the call got its response headers (the first
-/// request was sent), which grpc-gateway turns into `Grpc-Metadata-Content-Type`.
+/// request was sent), which grpc-gateway turns into `Grpc-Metadata-Content-Type`; at
+/// `deadline` the stream ends with DeadlineExceeded.
 async fn forward_stream<S, T>(
     mut responses: S,
     started: bool,
     mut aborted: Option<oneshot::Receiver<Status>>,
+    deadline: Option<Instant>,
 ) -> Response
 where
     S: Stream<Item = Result<T, Status>> + Send + Unpin + 'static,
     T: Serialize + Send + 'static,
 {
-    let (status, first) = match next_response(&mut responses, &mut aborted).await {
+    let (status, first) = match next_response(&mut responses, &mut aborted, deadline).await {
         None => (StatusCode::OK, None),
         Some(Ok(message)) => match result_chunk(&message) {
             Ok(chunk) => (StatusCode::OK, Some(Ok(chunk))),
@@ -961,9 +964,9 @@ where
     };
     let more = matches!(first, Some(Ok(_)));
     let first = futures::stream::iter(first.map(|chunk| Ok::<_, Infallible>(chunk.unwrap_or_else(|e| e))));
-    let rest = futures::stream::unfold(more.then_some((responses, aborted)), |state| async move {
+    let rest = futures::stream::unfold(more.then_some((responses, aborted)), move |state| async move {
         let (mut responses, mut aborted) = state?;
-        match next_response(&mut responses, &mut aborted).await? {
+        match next_response(&mut responses, &mut aborted, deadline).await? {
             Ok(message) => match result_chunk(&message) {
                 Ok(chunk) => Some((Ok::<_, Infallible>(chunk), Some((responses, aborted)))),
                 Err(chunk) => Some((Ok(chunk), None)),
@@ -991,15 +994,38 @@ mod tests {
             error_body(&s),
             r#"{"error":"etcdserver: mvcc: required revision has been compacted","code":11,"message":"etcdserver: mvcc: required revision has been compacted"}"#
         );
-        assert_eq!(http_status(s.code()), StatusCode::BAD_REQUEST);
         assert_eq!(error_body(&Status::unknown("")), r#"{"code":2}"#);
         assert_eq!(
             stream_error_chunk(&Status::not_found("a <b>")),
             r#"{"error":{"grpc_code":5,"http_code":404,"message":"a \u003cb\u003e","http_status":"Not Found"}}"#
         );
-        assert_eq!(http_status(Code::ResourceExhausted), StatusCode::TOO_MANY_REQUESTS);
-        assert_eq!(http_status(Code::Cancelled), StatusCode::REQUEST_TIMEOUT);
-        assert_eq!(http_status(Code::FailedPrecondition), StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn http_statuses_are_grpc_gateway_v1_16s() {
+        // runtime.HTTPStatusFromCode of grpc-gateway v1.16.0, which etcd 3.5 builds with:
+        // FailedPrecondition is deliberately 400, not 412.
+        for (code, status) in [
+            (Code::Ok, 200),
+            (Code::Cancelled, 408),
+            (Code::Unknown, 500),
+            (Code::InvalidArgument, 400),
+            (Code::DeadlineExceeded, 504),
+            (Code::NotFound, 404),
+            (Code::AlreadyExists, 409),
+            (Code::PermissionDenied, 403),
+            (Code::ResourceExhausted, 429),
+            (Code::FailedPrecondition, 400),
+            (Code::Aborted, 409),
+            (Code::OutOfRange, 400),
+            (Code::Unimplemented, 501),
+            (Code::Internal, 500),
+            (Code::Unavailable, 503),
+            (Code::DataLoss, 500),
+            (Code::Unauthenticated, 401),
+        ] {
+            assert_eq!(http_status(code).as_u16(), status, "{code:?}");
+        }
     }
 
     #[test]
@@ -1008,37 +1034,24 @@ mod tests {
         assert_eq!(go_escape(json), br#""\u003ca\u0026b\u003e\u2028\u2029"#.iter().chain("é\"".as_bytes()).copied().collect::<Vec<_>>());
     }
 
-    #[test]
-    fn unknown_fields_and_nulls_are_dropped_at_every_depth() {
-        let mut v: Value = serde_json::json!({
-            "compare": [{"key": "YQ==", "bogus": 1, "target": "VALUE"}],
-            "success": [{"request_put": {"key": "YQ==", "nope": true, "lease": null}}],
-            "failure": null,
-            "extra": {"x": 1}
-        });
-        prune("etcdserverpb.TxnRequest", &mut v);
-        assert_eq!(
-            v,
-            serde_json::json!({
-                "compare": [{"key": "YQ==", "target": "VALUE"}],
-                "success": [{"request_put": {"key": "YQ=="}}]
-            })
-        );
-        let txn: pb::TxnRequest = decode("etcdserverpb.TxnRequest", v, 1 << 20).ok().unwrap();
-        assert_eq!(txn.success.len(), 1);
+    /// A body arriving in the given chunks.
+    fn body(chunks: Vec<Vec<u8>>) -> Body {
+        Body::from_stream(futures::stream::iter(chunks.into_iter().map(Ok::<_, Infallible>)))
     }
 
-    /// The values of a body arriving in chunks of `size` bytes.
-    async fn values(text: &str, size: usize) -> Vec<Result<Value, String>> {
-        let chunks: Vec<Result<Bytes, Infallible>> =
-            text.as_bytes().chunks(size).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
-        let mut values = JsonValues::new(Body::from_stream(futures::stream::iter(chunks)), 1 << 20);
+    /// The values of `text` arriving in chunks of `size` bytes, up to the first error.
+    async fn values(text: &str, size: usize) -> Vec<Result<String, String>> {
+        let chunks = text.as_bytes().chunks(size).map(<[u8]>::to_vec).collect();
+        let mut values = RequestValues::new(body(chunks), 1 << 20);
         let mut out = Vec::new();
         while let Some(value) = values.next().await {
-            let failed = value.is_err();
-            out.push(value);
-            if failed {
-                break;
+            match value {
+                Ok(value) => out.push(Ok(String::from_utf8(value.to_vec()).unwrap())),
+                Err(DecodeError::Invalid(e)) => {
+                    out.push(Err(e));
+                    break;
+                }
+                Err(DecodeError::TooLarge(status)) => panic!("{status:?}"),
             }
         }
         out
@@ -1047,41 +1060,51 @@ mod tests {
     #[tokio::test]
     async fn request_streams_are_split_into_values_however_they_arrive() {
         let text = r#" {"a":"x}\"{y"} {"b":[1,{"c":2}]}{"d":{}}
- [3] "#;
+ [3] 7 "#;
         for size in 1..=text.len() {
-            let got = values(text, size).await;
-            let got: Vec<Value> = got.into_iter().map(|v| v.expect("a value")).collect();
-            assert_eq!(
-                got,
-                vec![
-                    serde_json::json!({"a": "x}\"{y"}),
-                    serde_json::json!({"b": [1, {"c": 2}]}),
-                    serde_json::json!({"d": {}}),
-                    serde_json::json!([3]),
-                ],
-                "chunks of {size}"
-            );
+            let expected = [r#"{"a":"x}\"{y"}"#, r#"{"b":[1,{"c":2}]}"#, r#"{"d":{}}"#, "[3]", "7"];
+            let expected: Vec<Result<String, String>> = expected.iter().map(|v| Ok(v.to_string())).collect();
+            assert_eq!(values(text, size).await, expected, "chunks of {size}");
         }
         for size in [1, 3, 100] {
             let got = values(r#"{"a":1} {"b":"#, size).await;
-            assert_eq!(got.len(), 2);
-            assert!(got[0].is_ok() && got[1].is_err(), "{got:?}");
+            assert_eq!(got, [Ok(r#"{"a":1}"#.to_owned()), Err("unexpected EOF".to_owned())]);
             let got = values(r#"{"a":1} x {"b":2}"#, size).await;
-            assert_eq!(got.len(), 2);
-            assert!(got[1].is_err());
+            assert_eq!(got[1], Err("invalid character 'x' looking for beginning of value".to_owned()));
             assert!(values("  \n ", size).await.is_empty());
         }
     }
 
-    #[test]
-    fn every_request_message_is_known_and_json_names_are_accepted() {
-        for name in ["etcdserverpb.RangeRequest", "etcdserverpb.HashKVRequest", "etcdserverpb.WatchRequest"] {
-            assert!(SCHEMA.contains_key(name), "{name}");
+    #[tokio::test]
+    async fn request_streams_are_read_in_linear_time() {
+        // Many values in one chunk: each is read where it lies, nothing moved per value.
+        let many = r#"{"ID":"1"} "#.repeat(200_000).into_bytes();
+        let started = std::time::Instant::now();
+        let mut values = RequestValues::new(body(vec![many]), 1 << 20);
+        let mut count = 0;
+        while let Some(value) =
+            values.next_request::<pb::LeaseKeepAliveRequest>("etcdserverpb.LeaseKeepAliveRequest").await
+        {
+            assert_eq!(value.ok().map(|r| r.id), Some(1));
+            count += 1;
         }
-        let fields = &SCHEMA["etcdserverpb.RangeRequest"];
-        assert!(fields.contains_key("range_end") && fields.contains_key("rangeEnd"));
-        assert_eq!(fields["key"], Shape::Scalar);
-        assert_eq!(SCHEMA["etcdserverpb.MemberAddRequest"]["peerURLs"], Shape::Scalar);
-        assert_eq!(camel_case("min_mod_revision"), "minModRevision");
+        assert_eq!(count, 200_000);
+        // One large value arriving a byte at a time: each byte scanned once.
+        let large = format!(r#""{}""#, "x".repeat(200_000)).into_bytes();
+        let mut values = RequestValues::new(body(large.chunks(1).map(<[u8]>::to_vec).collect()), 1 << 20);
+        assert_eq!(values.next().await.and_then(Result::ok).map(<[u8]>::len), Some(200_002));
+        assert!(started.elapsed() < std::time::Duration::from_secs(10), "{:?}", started.elapsed());
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_limit_is_too_large() {
+        let mut values = RequestValues::new(body(vec![vec![b' '; 100], vec![b' '; 100]]), 20);
+        match values.next().await {
+            Some(Err(DecodeError::TooLarge(status))) => {
+                assert_eq!(status.code(), Code::ResourceExhausted);
+                assert_eq!(status.message(), "grpc: received message larger than max (200 vs. 20)");
+            }
+            _ => panic!("too large"),
+        }
     }
 }
