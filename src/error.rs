@@ -71,18 +71,33 @@ pub enum Error {
     /// A member id that is not this store's member.
     #[error("etcdserver: member not found")]
     MemberNotFound,
-    /// A membership change a one-member cluster cannot make (adding or removing a member).
+    /// A membership change that would leave fewer started voters than a quorum (removing
+    /// this member, or adding a voter after one was added). etcd sends it with code
+    /// Unknown, as its gRPC layer does not map it.
     #[error("etcdserver: re-configuration failed due to not enough started members")]
     NotEnoughStartedMembers,
-    /// A member add or update with no peer URLs.
+    /// A member add with no peer URLs, or one etcd cannot read.
     #[error("etcdserver: given member URLs are invalid")]
     InvalidPeerUrls,
-    /// A member add with peer URLs a member already has.
+    /// A member add or update with peer URLs another member already has.
     #[error("etcdserver: Peer URLs already exists")]
     PeerUrlsExist,
+    /// A member add whose derived id a member already has.
+    #[error("etcdserver: member ID already exist")]
+    MemberExist,
     /// A promotion of a member that is not a learner.
     #[error("etcdserver: can only promote a learner member")]
     NotLearner,
+    /// A promotion of a learner that has not caught up with the leader (an added member
+    /// never starts, so never does).
+    #[error("etcdserver: can only promote a learner member which is in sync with leader")]
+    LearnerNotReady,
+    /// A learner add while a learner is already a member.
+    #[error("etcdserver: too many learner members in cluster")]
+    TooManyLearners,
+    /// A membership change while an added voter has never connected.
+    #[error("etcdserver: unhealthy cluster")]
+    Unhealthy,
     /// A leadership transfer to a member that is not this one.
     #[error("etcdserver: bad leader transferee")]
     BadLeaderTransferee,
@@ -304,16 +319,20 @@ impl Error {
             | Error::InvalidAuthMethod
             | Error::MissingKey
             | Error::KeyMismatch
-            | Error::VerifyOnly => Code::Unknown,
+            | Error::VerifyOnly
+            | Error::NotEnoughStartedMembers => Code::Unknown,
             Error::WatchCanceled => Code::Cancelled,
             Error::Compacted | Error::FutureRevision | Error::LeaseTtlTooLarge => Code::OutOfRange,
             Error::LeaseNotFound | Error::MemberNotFound => Code::NotFound,
             Error::LeaseExists
             | Error::RestoreTargetNotEmpty
-            | Error::NotEnoughStartedMembers
             | Error::PeerUrlsExist
+            | Error::MemberExist
             | Error::NotLearner
+            | Error::LearnerNotReady
+            | Error::TooManyLearners
             | Error::BadLeaderTransferee => Code::FailedPrecondition,
+            Error::Unhealthy => Code::Unavailable,
             Error::NoSpace | Error::TooManyRequests => Code::ResourceExhausted,
             Error::Engine(e) if e.kind() == crate::engine::EngineErrorKind::Corruption => Code::DataLoss,
             Error::Engine(_) | Error::Internal(_) => Code::Internal,
@@ -352,6 +371,9 @@ mod tests {
         assert_eq!(Error::NoSpace.code(), Code::ResourceExhausted);
         assert_eq!(Error::MemberNotFound.code(), Code::NotFound);
         assert_eq!(Error::BadLeaderTransferee.code(), Code::FailedPrecondition);
+        // etcd 3.5.1 and 3.4.23 send this one with code Unknown (seen through etcdctl).
+        assert_eq!(Error::NotEnoughStartedMembers.code(), Code::Unknown);
+        assert_eq!(Error::Unhealthy.code(), Code::Unavailable);
         assert_eq!(Error::PermissionDenied.to_string(), "etcdserver: permission denied");
         assert_eq!(Error::PermissionDenied.code(), Code::PermissionDenied);
         assert_eq!(Error::InvalidAuthToken.code(), Code::Unauthenticated);

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use etcdlite::client::{Client, Code, ConnectOptions, Error, WatchOptions};
+use etcdlite::client::{Client, Code, ConnectOptions, Error, MemberAddOptions, WatchOptions};
 use etcdlite::engine::{FaultyEngine, MemoryEngine};
 use etcdlite::{Options, Store};
 
@@ -213,4 +213,57 @@ async fn the_quota_guards_embedded_writes_as_the_server_guards_them() {
     assert_eq!(alarms.unwrap().alarms().len(), 1, "the refusal raised NOSPACE");
     assert_eq!(status(client.put("small", "v", None).await).0, Code::ResourceExhausted);
     client.delete("small", None).await.unwrap();
+}
+
+/// The answers etcd 3.5.1 and 3.4.23 give on a cluster of one started member
+/// (`tests/conformance/members.json` compares them call by call).
+#[tokio::test]
+async fn member_calls_answer_as_a_one_member_etcd() {
+    let mut c = memory_client().await;
+    let me = c.member_list().await.unwrap().members()[0].clone();
+    let learner_options = Some(MemberAddOptions::new().with_is_learner());
+
+    let added = c.member_add(["http://127.0.0.1:1"], learner_options).await.unwrap();
+    let learner = added.member().unwrap().clone();
+    assert!(learner.is_learner() && learner.name().is_empty() && learner.client_urls().is_empty());
+    assert_eq!(added.member_list().len(), 2);
+    assert_eq!(c.member_list().await.unwrap().members().len(), 2);
+    assert_eq!(
+        status(c.member_add(["http://127.0.0.1:2"], learner_options).await),
+        (Code::FailedPrecondition, "etcdserver: too many learner members in cluster".into())
+    );
+    assert_eq!(
+        status(c.member_add(["http://127.0.0.1:1", "http://127.0.0.1:9"], None).await),
+        (Code::FailedPrecondition, "etcdserver: Peer URLs already exists".into())
+    );
+    assert_eq!(
+        status(c.member_promote(learner.id()).await),
+        (
+            Code::FailedPrecondition,
+            "etcdserver: can only promote a learner member which is in sync with leader".into()
+        )
+    );
+    let updated = c.member_update(learner.id(), vec!["http://127.0.0.1:3".to_owned()]).await.unwrap();
+    let listed = updated.members().iter().find(|m| m.id() == learner.id()).unwrap();
+    assert_eq!((listed.peer_urls(), listed.is_learner()), (&["http://127.0.0.1:3".to_owned()][..], true));
+    assert_eq!(c.member_remove(learner.id()).await.unwrap().members(), std::slice::from_ref(&me));
+    assert_eq!(
+        status(c.member_remove(learner.id()).await),
+        (Code::NotFound, "etcdserver: member not found".into())
+    );
+
+    // A voter: etcd then has no quorum; etcdlite answers what etcd answers at once, and
+    // goes on serving writes.
+    let voter = c.member_add(["http://127.0.0.1:5"], None).await.unwrap().member().unwrap().clone();
+    assert!(!voter.is_learner());
+    let not_enough =
+        (Code::Unknown, "etcdserver: re-configuration failed due to not enough started members".into());
+    assert_eq!(status(c.member_add(["http://127.0.0.1:6"], None).await), not_enough);
+    assert_eq!(
+        status(c.member_add(["http://127.0.0.1:7"], learner_options).await),
+        (Code::Unavailable, "etcdserver: unhealthy cluster".into())
+    );
+    assert_eq!(status(c.member_remove(me.id()).await), not_enough);
+    c.put("still", "writable", None).await.unwrap();
+    assert_eq!(c.member_remove(voter.id()).await.unwrap().members(), [me]);
 }

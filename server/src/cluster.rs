@@ -1,5 +1,5 @@
 //! The Cluster service: the member list and membership changes, answered by the store as
-//! a one-member etcd cluster answers them.
+//! a one-member etcd cluster answers them (added members never start).
 
 use std::sync::Arc;
 
@@ -43,12 +43,15 @@ impl Cluster for ClusterService {
         &self,
         request: Request<pb::MemberAddRequest>,
     ) -> Result<Response<pb::MemberAddResponse>, Status> {
+        // etcd reads the URLs before it checks the caller.
+        etcdlite::cluster::parse_peer_urls(&request.get_ref().peer_ur_ls).map_err(to_status)?;
         self.node.require_admin(&request)?;
-        let added = self.node.store.member_add(&request.into_inner().peer_ur_ls).map_err(to_status)?;
+        let req = request.into_inner();
+        let (added, list) = self.node.store.member_add(&req.peer_ur_ls, req.is_learner).map_err(to_status)?;
         Ok(Response::new(pb::MemberAddResponse {
             header: self.node.cluster_header(),
             member: Some(member(added)),
-            members: members(self.node.store.member_list()),
+            members: members(list),
         }))
     }
 

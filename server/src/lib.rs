@@ -18,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 mod auth;
+pub mod bootstrap;
 mod cluster;
 mod compactor;
 mod convert;
@@ -91,6 +92,13 @@ pub struct Config {
     /// `--advertise-client-urls`: the URLs the Cluster service reports; the listen
     /// addresses when empty (`https://` for the TLS ones).
     pub advertise_client_urls: Vec<String>,
+    /// This member's peer URLs, as `--initial-cluster` names them for it
+    /// ([`bootstrap::peer_urls`]): reported by the Cluster service, and with
+    /// [`cluster_token`](Config::cluster_token) what its member and cluster ids derive from.
+    /// etcd's default `http://localhost:2380`. Nothing listens on them.
+    pub peer_urls: Vec<String>,
+    /// `--initial-cluster-token` (etcd's default `etcd-cluster`).
+    pub cluster_token: String,
     /// `--max-request-bytes`: the largest write request accepted.
     pub max_request_bytes: usize,
     /// `--cors`: the origins the gateway's answers allow (any, by default).
@@ -118,6 +126,8 @@ impl Default for Config {
             listen_tls: Vec::new(),
             tls: None,
             advertise_client_urls: Vec::new(),
+            peer_urls: vec![bootstrap::DEFAULT_PEER_URL.to_owned()],
+            cluster_token: etcdlite::cluster::DEFAULT_CLUSTER_TOKEN.to_owned(),
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             cors: gateway::Cors::Any,
             quota_bytes: DEFAULT_QUOTA_BYTES,
@@ -160,8 +170,9 @@ impl Listener {
 
 impl Server {
     /// Binds every listen address of `config` (port 0 picks a free port) for `store`, and
-    /// makes the store's member the one `config` names (its name and URLs, the version it
-    /// reports, its space quota). TLS addresses need [`Config::tls`], whose files are read
+    /// makes the store's member the one `config` names (its name and URLs, with the ids etcd
+    /// derives from its peer URLs and cluster token, the version it reports, its space
+    /// quota). TLS addresses need [`Config::tls`], whose files are read
     /// and checked here: a TLS configuration that cannot serve fails with `InvalidInput`
     /// (or the file's error), saying why.
     pub async fn bind(config: Config, store: Arc<Store>) -> io::Result<Server> {
@@ -188,17 +199,10 @@ impl Server {
                 advertise.push(listener.url()?);
             }
         }
-        // A single node has no peers; it reports the conventional peer port of its first
-        // client address, as a member's list entry needs one.
-        let peer = listeners
-            .first()
-            .map(|l| l.tcp.local_addr())
-            .transpose()?
-            .map(|a| format!("http://{}:2380", a.ip()))
-            .into_iter()
-            .collect();
         let cluster = store.cluster();
-        cluster.set_identity(Identity::new(&config.name, advertise, peer));
+        let identity =
+            Identity::new(&config.name, advertise, config.peer_urls.clone(), &config.cluster_token);
+        cluster.set_identity(identity);
         cluster.set_version(config.etcd_version.clone());
         cluster.set_quota_bytes(config.quota_bytes);
         let node = Arc::new(Node::new(store));

@@ -26,6 +26,13 @@ enum Engine {
     Sled,
 }
 
+/// etcd's `--initial-cluster-state`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ClusterState {
+    New,
+    Existing,
+}
+
 /// An etcd v3 server on one in-process etcdlite store. Flags are etcd's where they apply.
 #[derive(Debug, Parser)]
 #[command(name = "etcdlite", version)]
@@ -47,6 +54,22 @@ struct Args {
     /// Comma-separated client URLs this member advertises (default: the listen URLs).
     #[arg(long, value_delimiter = ',')]
     advertise_client_urls: Vec<String>,
+    /// Comma-separated peer URLs this member advertises: the member list shows them, and
+    /// with --initial-cluster-token they make its member and cluster ids, as in etcd
+    /// (nothing listens on them: there are no peers).
+    #[arg(long, default_value = etcdlite_server::bootstrap::DEFAULT_PEER_URL, value_delimiter = ',')]
+    initial_advertise_peer_urls: Vec<String>,
+    /// The initial cluster, `name=peer-url,...`: it must name this member (--name) with its
+    /// advertised peer URLs, and no other member.
+    #[arg(long, default_value = etcdlite_server::bootstrap::DEFAULT_INITIAL_CLUSTER)]
+    initial_cluster: String,
+    /// The initial cluster token: part of the member and cluster ids, as in etcd.
+    #[arg(long, default_value = etcdlite::cluster::DEFAULT_CLUSTER_TOKEN)]
+    initial_cluster_token: String,
+    /// The initial cluster state, new or existing (accepted for etcd's command lines; a
+    /// member of one always starts its own cluster).
+    #[arg(long, value_enum, default_value = "new")]
+    initial_cluster_state: ClusterState,
     /// Largest write request accepted, in bytes.
     #[arg(long, default_value_t = etcdlite_server::DEFAULT_MAX_REQUEST_BYTES)]
     max_request_bytes: usize,
@@ -258,8 +281,20 @@ fn config(args: &Args) -> Result<Config, String> {
     for url in urls {
         if url.secure { &mut listen_tls } else { &mut listen }.extend(url.addrs);
     }
+    let peer_urls = etcdlite_server::bootstrap::peer_urls(
+        &args.name,
+        &args.initial_cluster,
+        &args.initial_advertise_peer_urls,
+    )?;
+    if args.initial_cluster_state == ClusterState::Existing {
+        tracing::info!(
+            "--initial-cluster-state existing: a member of one starts its own cluster as with new"
+        );
+    }
     Ok(Config {
         name: args.name.clone(),
+        peer_urls,
+        cluster_token: args.initial_cluster_token.clone(),
         listen,
         listen_tls,
         tls,

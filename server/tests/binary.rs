@@ -138,6 +138,53 @@ async fn with_no_flags_but_the_address_it_serves_from_memory() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bootstrap_flags_give_etcds_ids() {
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let peer = "http://127.0.0.1:2380";
+    let cluster = format!("n1={peer}");
+    let flags = ["--name", "n1", "--initial-advertise-peer-urls", peer, "--initial-cluster", &cluster];
+    let server = Running::start(&[&["--listen-client-urls", url.as_str()][..], &flags[..]].concat());
+    let mut client = connect(port).await;
+    let members = client.member_list().await.unwrap();
+    // etcd 3.5.1 and 3.4.23 started with the same flags report these ids.
+    let header = members.header().unwrap();
+    assert_eq!((header.member_id(), header.cluster_id()), (13195394291058371180, 2037210783374497686));
+    assert_eq!(members.members()[0].peer_urls(), [peer]);
+    drop(client);
+    assert!(server.stop("-TERM").success());
+}
+
+#[test]
+fn an_initial_cluster_that_is_not_this_one_member_is_refused() {
+    let peer = "http://127.0.0.1:2380";
+    for (args, says) in [
+        (
+            &["--name", "x", "--initial-cluster", "y=http://127.0.0.1:2380"][..],
+            r#"couldn't find local name "x" in the initial cluster configuration"#,
+        ),
+        (
+            &["--name", "x", "--initial-advertise-peer-urls", peer, "--initial-cluster", "x=http://127.0.0.1:2381"][..],
+            "--initial-cluster has x=http://127.0.0.1:2381 but missing from --initial-advertise-peer-urls=http://127.0.0.1:2380",
+        ),
+        (
+            &["--name", "x", "--initial-advertise-peer-urls", peer, "--initial-cluster", "x=http://127.0.0.1:2380,y=http://127.0.0.1:2480"][..],
+            "--initial-cluster names 2 members (x, y)",
+        ),
+        (&["--initial-cluster-state", "bogus"][..], "bogus"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_etcdlite"))
+            .args(["--listen-client-urls", "http://127.0.0.1:0"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?} was accepted");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(says), "{args:?}: expected {says:?} in:\n{stderr}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stop_ends_open_watch_and_keep_alive_streams_with_server_stopped() {
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, DeleteOptions, Error as ClientError, EventType, GetOptions,
-    KeyValue, LeaseGrantOptions, LeaseTimeToLiveOptions, LockOptions, ProclaimOptions, PutOptions,
-    ResignOptions, SortOrder, SortTarget, Txn, TxnOp, TxnOpResponse, WatchOptions, WatchResponse,
+    KeyValue, LeaseGrantOptions, LeaseTimeToLiveOptions, LockOptions, MemberAddOptions, ProclaimOptions,
+    PutOptions, ResignOptions, SortOrder, SortTarget, Txn, TxnOp, TxnOpResponse, WatchOptions, WatchResponse,
     WatchStream,
 };
 use etcdlite::ManualClock;
@@ -691,20 +691,24 @@ async fn member_list_is_this_one_member() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn member_changes_a_single_member_cannot_make_are_refused() {
+async fn member_changes_answer_as_a_one_member_etcd() {
     let server = start();
     let mut client = connect(&server).await;
     let list = client.member_list().await.unwrap();
     let me = &list.members()[0];
     let (my_id, my_peer) = (me.id(), me.peer_urls()[0].clone());
+    // etcd's defaults: etcd 3.5.1 started with only --data-dir reports these ids.
+    let header = list.header().unwrap();
+    assert_eq!((header.member_id(), header.cluster_id()), (10276657743932975437, 14841639068965178418));
+    assert_eq!(my_peer, "http://localhost:2380");
 
-    // Same answers as etcd 3.4.23 (checked with etcdctl against it).
+    // Same answers as etcd 3.5.1 and 3.4.23 (tests/conformance/members.json).
     let add_existing = client.member_add([my_peer.as_str()], None).await;
     assert_grpc_error(add_existing, Code::FailedPrecondition, "etcdserver: Peer URLs already exists");
     let remove_self = client.member_remove(my_id).await;
     assert_grpc_error(
         remove_self,
-        Code::FailedPrecondition,
+        Code::Unknown,
         "etcdserver: re-configuration failed due to not enough started members",
     );
     assert_grpc_error(client.member_remove(my_id ^ 1).await, Code::NotFound, "etcdserver: member not found");
@@ -717,16 +721,20 @@ async fn member_changes_a_single_member_cannot_make_are_refused() {
     let promote = client.member_promote(my_id).await;
     assert_grpc_error(promote, Code::FailedPrecondition, "etcdserver: can only promote a learner member");
 
-    // A new voting member: etcd 3.4.23 accepts this one on a 1-member cluster (and then has
-    // no quorum until the new member starts); etcdlite, which cannot run a second member,
-    // refuses it with the reconfiguration error. Either way the list is unchanged here.
-    let add_new = client.member_add(["http://127.0.0.1:1"], None).await;
+    // A learner joins (and never starts), and leaves.
+    let learner = MemberAddOptions::new().with_is_learner();
+    let added = client.member_add(["http://127.0.0.1:1"], Some(learner)).await.unwrap();
+    let new = added.member().unwrap();
+    assert!(new.is_learner() && new.name().is_empty() && new.client_urls().is_empty());
+    assert_eq!(new.peer_urls(), ["http://127.0.0.1:1"]);
+    assert_eq!(added.member_list().len(), 2);
+    assert_eq!(client.member_list().await.unwrap().members().len(), 2);
     assert_grpc_error(
-        add_new,
+        client.member_promote(new.id()).await,
         Code::FailedPrecondition,
-        "etcdserver: re-configuration failed due to not enough started members",
+        "etcdserver: can only promote a learner member which is in sync with leader",
     );
-    assert_eq!(client.member_list().await.unwrap().members().len(), 1);
+    assert_eq!(client.member_remove(new.id()).await.unwrap().members().len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -93,20 +93,23 @@ pub struct ClusterClient {
 }
 
 impl ClusterClient {
-    /// Adds a member with peer `urls`. A store is a cluster of one that cannot grow: etcd's
-    /// `re-configuration failed due to not enough started members`.
+    /// Adds a member with peer `urls` (a learner with [`MemberAddOptions::with_is_learner`]).
+    /// In-process, as a one-member etcd: the member is added but never starts (see
+    /// [`Cluster::add_member`](crate::cluster::Cluster::add_member)).
     pub async fn member_add(
         &mut self,
         urls: impl Into<Vec<String>>,
         options: Option<MemberAddOptions>,
     ) -> Result<MemberAddResponse> {
         let urls = urls.into();
+        let options = options.unwrap_or_default();
         dispatch!(&mut self.backend, e => {
+            // etcd reads the URLs before it checks the caller.
+            crate::cluster::parse_peer_urls(&urls)?;
             e.require_admin()?;
-            let _ = options;
-            let member = e.store.member_add(&urls)?;
-            Ok(MemberAddResponse { header: e.cluster_header(), member: Some(member), members: e.store.member_list() })
-        }, r => super::remote::member_add(r, urls, options.unwrap_or_default()).await)
+            let (member, members) = e.store.member_add(&urls, options.is_learner)?;
+            Ok(MemberAddResponse { header: e.cluster_header(), member: Some(member), members })
+        }, r => super::remote::member_add(r, urls, options).await)
     }
 
     /// Removes member `id`.

@@ -69,47 +69,43 @@ impl Store {
         }
     }
 
-    /// etcd's MemberList: this one member.
+    /// etcd's MemberList: this member and those added, by id.
     pub fn member_list(&self) -> Vec<Member> {
-        vec![self.cluster().member()]
+        self.cluster().members()
     }
 
-    /// etcd's MemberAdd, as a one-member cluster answers it: no peer URLs is
-    /// [`Error::InvalidPeerUrls`], this member's own URLs [`Error::PeerUrlsExist`], anything
-    /// else [`Error::NotEnoughStartedMembers`] (a new member could never start).
-    pub fn member_add(&self, peer_urls: &[String]) -> Result<Member> {
-        if peer_urls.is_empty() {
-            return Err(Error::InvalidPeerUrls);
-        }
-        let own = self.cluster().member().peer_urls;
-        if peer_urls.iter().any(|url| own.contains(url)) {
-            return Err(Error::PeerUrlsExist);
-        }
-        Err(Error::NotEnoughStartedMembers)
+    /// etcd's MemberAdd (see [`Cluster::add_member`]): answers the unstarted member added
+    /// and every member after the add.
+    ///
+    /// ```
+    /// use etcdlite::{Error, Options, Store};
+    ///
+    /// let store = Store::open(Options::memory())?;
+    /// let (learner, members) = store.member_add(&["http://127.0.0.1:2390".to_owned()], true)?;
+    /// assert!(learner.is_learner && learner.name.is_empty());
+    /// assert_eq!(members.len(), 2);
+    /// assert_eq!(store.member_promote(learner.id), Err(Error::LearnerNotReady));
+    /// assert_eq!(store.member_remove(learner.id)?.len(), 1);
+    /// # Ok::<(), etcdlite::Error>(())
+    /// ```
+    pub fn member_add(&self, peer_urls: &[String], is_learner: bool) -> Result<(Member, Vec<Member>)> {
+        self.cluster().add_member(peer_urls, is_learner)
     }
 
-    /// etcd's MemberRemove: removing the only member fails with
-    /// [`Error::NotEnoughStartedMembers`], any other id with [`Error::MemberNotFound`].
+    /// etcd's MemberRemove (see [`Cluster::remove_member`]): answers the members left.
     pub fn member_remove(&self, id: u64) -> Result<Vec<Member>> {
-        self.check_member(id)?;
-        Err(Error::NotEnoughStartedMembers)
+        self.cluster().remove_member(id)
     }
 
-    /// etcd's MemberUpdate: replaces this member's peer URLs; answers the member list.
+    /// etcd's MemberUpdate (see [`Cluster::update_member`]): answers every member.
     pub fn member_update(&self, id: u64, peer_urls: Vec<String>) -> Result<Vec<Member>> {
-        self.check_member(id)?;
-        if peer_urls.is_empty() {
-            return Err(Error::InvalidPeerUrls);
-        }
-        self.cluster().set_peer_urls(peer_urls);
-        Ok(self.member_list())
+        self.cluster().update_member(id, peer_urls)
     }
 
-    /// etcd's MemberPromote: the only member is no learner ([`Error::NotLearner`]); any
-    /// other id is [`Error::MemberNotFound`].
+    /// etcd's MemberPromote (see [`Cluster::promote_member`]), which a cluster of one
+    /// started member always refuses.
     pub fn member_promote(&self, id: u64) -> Result<Vec<Member>> {
-        self.check_member(id)?;
-        Err(Error::NotLearner)
+        self.cluster().promote_member(id)
     }
 
     /// etcd's MoveLeader: to this member it is done already; to any other id it is
@@ -119,13 +115,5 @@ impl Store {
             return Err(Error::BadLeaderTransferee);
         }
         Ok(())
-    }
-
-    fn check_member(&self, id: u64) -> Result<()> {
-        if id == self.cluster().member_id() {
-            Ok(())
-        } else {
-            Err(Error::MemberNotFound)
-        }
     }
 }

@@ -18,7 +18,8 @@
 //!
 //! The calls: KV (`Range`, `Put`, `DeleteRange`, `Txn`, `Compact`), Lease (`LeaseGrant`,
 //! `LeaseRevoke`, `LeaseTimeToLive`, `LeaseLeases`), Maintenance (`Status`, `Alarm`,
-//! `Defragment`, `Hash`, `HashKV`, `Snapshot`), Cluster (`MemberList`, `MemberAdd`), Auth
+//! `Defragment`, `Hash`, `HashKV`, `Snapshot`), Cluster (`MemberList`, `MemberAdd`,
+//! `MemberRemove`, `MemberUpdate`, `MemberPromote`), Auth
 //! (`AuthEnable`, `AuthDisable`, `AuthStatus`, `Authenticate`, `UserAdd`, `UserGet`,
 //! `UserList`, `UserDelete`, `UserChangePassword`, `UserGrantRole`, `UserRevokeRole`,
 //! `RoleAdd`, `RoleGet`, `RoleList`, `RoleDelete`, `RoleGrantPermission`,
@@ -31,8 +32,13 @@
 //! come within 3 s is `{"timeout": true}`). `LeaseKeepAlive` and `LeaseKeepAliveRecv` do the
 //! same on a keep-alive stream. A `Status` answer keeps the version, database sizes, leader
 //! and raft indexes only as present or absent; a `Hash` answer keeps its hash only as
-//! present (etcd hashes its whole database file); a member in a `MemberList` or `MemberAdd`
-//! answer keeps its id, name and URLs only as present.
+//! present (etcd hashes its whole database file); a member in a Cluster call's answer keeps
+//! its id and client URLs only as present (an added member's id hashes the second it was
+//! added; client ports differ), its name and peer URLs as they are.
+//!
+//! Both servers start as member `conformance` advertising the same peer URL
+//! ([`PEER_URL`]; nothing listens there, etcd's peer listener is on a free port), so both
+//! derive the same member and cluster ids, and headers are compared with them.
 //!
 //! Credentials: `{"call": "Authenticate", "req": {"name": "alice", "password": "p"},
 //! "save_token": "alice"}` keeps the token the server answered under the name `alice`, and
@@ -45,12 +51,18 @@
 //! A string written `s:text` is the bytes of `text` (the runner base64-encodes it, as
 //! proto3 JSON wants bytes), `n:N` is N bytes of `x`, `x:hex` the bytes written in hex;
 //! `$L1`, `$L2`... stand for the first, second... lease id a server granted in the scenario;
+//! `$M1`, `$M2`... for the first, second... member a server added, `$ME` for the member
+//! answering;
 //! `repeat:N:text` is the string `text` N times (for a long `string` field).
 //! A request JSON cannot hold a `string` field that is not UTF-8: a step with `"wire":
 //! [[1, "x:ff"], [2, "s:pw"]]` instead of `req` sends a request made of exactly those
 //! length-delimited fields (field number, bytes), and its answer is the response decoded
 //! as its type or, where that fails (a `string` that is not UTF-8), field by field
 //! (`{"fields": {"2": ["x:ff"]}}`, the header left out).
+//!
+//! `{"call": "Pause", "req": {"ms": 300}}` waits that long on each server: etcd's raft drops
+//! a membership change proposed before it has taken the previous one in (the call then never
+//! answers), so a scenario pauses between two.
 //!
 //! The JSON gateway: a step `{"call": "HTTP", "path": "/v3/kv/put", "req": {...}}` POSTs the
 //! request (its JSON, strings prepared as above) over HTTP/1.1 on the client port; `"body":
@@ -246,6 +258,10 @@ struct Session {
     streams: Streams,
     /// Tokens saved by `Authenticate` steps, by name.
     tokens: HashMap<String, String>,
+    /// The ids of the members the server added, in order (`$M1`...).
+    members: Vec<u64>,
+    /// The id of the member answering (`$ME`).
+    me: u64,
 }
 
 /// How long one scenario may take, servers' start included.
@@ -502,18 +518,34 @@ fn free_port() -> Result<u16, BoxError> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+/// The peer URL both servers advertise, so that both derive the same ids. Nothing serves
+/// it: etcd listens for peers on a free port, and a single member never dials itself.
+const PEER_URL: &str = "http://127.0.0.1:2380";
+
+/// The flags that make a server member `conformance` advertising [`PEER_URL`].
+fn member_flags() -> [String; 6] {
+    [
+        "--name".into(),
+        "conformance".into(),
+        "--initial-advertise-peer-urls".into(),
+        PEER_URL.into(),
+        "--initial-cluster".into(),
+        format!("conformance={PEER_URL}"),
+    ]
+}
+
 impl Server {
     fn etcd(binary: &Path, flags: &[String]) -> Result<Server, BoxError> {
         let dir = tempfile::tempdir()?;
         let (port, peer) = (free_port()?, free_port()?);
         let client = format!("http://127.0.0.1:{port}");
-        let peer = format!("http://127.0.0.1:{peer}");
+        let listen_peer = format!("http://127.0.0.1:{peer}");
         let child = Command::new(binary)
-            .args(["--name", "conformance", "--data-dir"])
+            .args(member_flags())
+            .arg("--data-dir")
             .arg(dir.path())
             .args(["--listen-client-urls", &client, "--advertise-client-urls", &client])
-            .args(["--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer])
-            .args(["--initial-cluster", &format!("conformance={peer}")])
+            .args(["--listen-peer-urls", &listen_peer])
             .args(flags)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -524,6 +556,7 @@ impl Server {
     fn etcdlite(binary: &Path, flags: &[String]) -> Result<Server, BoxError> {
         let port = free_port()?;
         let child = Command::new(binary)
+            .args(member_flags())
             .args(["--listen-client-urls", &format!("http://127.0.0.1:{port}")])
             .args(flags)
             .stdout(Stdio::null())
@@ -572,13 +605,41 @@ fn step_bytes(s: &str) -> Option<Vec<u8>> {
     }
 }
 
+/// The ids a step's request may name: `$Ln` leases, `$Mn` added members, `$ME` the member.
+#[derive(Clone, Copy)]
+struct Ids<'a> {
+    leases: &'a [i64],
+    members: &'a [u64],
+    me: u64,
+}
+
+impl Ids<'_> {
+    fn of(session: &Session) -> Ids<'_> {
+        Ids { leases: &session.leases, members: &session.members, me: session.me }
+    }
+
+    /// The id `name` stands for (0 for one not granted or added), if it names one.
+    fn resolve(&self, name: &str) -> Option<String> {
+        fn nth<T: Copy + Default + ToString>(list: &[T], n: &str) -> String {
+            let n: usize = n.parse().unwrap_or(0);
+            list.get(n.wrapping_sub(1)).copied().unwrap_or_default().to_string()
+        }
+        if name == "$ME" {
+            Some(self.me.to_string())
+        } else if let Some(n) = name.strip_prefix("$M") {
+            Some(nth(self.members, n))
+        } else {
+            name.strip_prefix("$L").map(|n| nth(self.leases, n))
+        }
+    }
+}
+
 /// One step's request with `s:`, `n:` and `x:` strings encoded, `repeat:N:text` strings
-/// repeated and `$Ln` lease names resolved.
-fn prepare(value: &Value, leases: &[i64]) -> Value {
+/// repeated and `$Ln`, `$Mn` and `$ME` ids resolved.
+fn prepare(value: &Value, ids: Ids) -> Value {
     match value {
-        Value::String(s) if s.starts_with("$L") => {
-            let n: usize = s[2..].parse().unwrap_or(0);
-            Value::String(leases.get(n.wrapping_sub(1)).copied().unwrap_or(0).to_string())
+        Value::String(s) if s.starts_with('$') && ids.resolve(s).is_some() => {
+            Value::String(ids.resolve(s).expect("checked"))
         }
         Value::String(s) if s.starts_with("repeat:") => {
             let (count, text) = s["repeat:".len()..].split_once(':').unwrap_or(("0", ""));
@@ -588,24 +649,22 @@ fn prepare(value: &Value, leases: &[i64]) -> Value {
             Some(bytes) => Value::String(base64::engine::general_purpose::STANDARD.encode(bytes)),
             None => value.clone(),
         },
-        Value::Array(items) => Value::Array(items.iter().map(|v| prepare(v, leases)).collect()),
+        Value::Array(items) => Value::Array(items.iter().map(|v| prepare(v, ids)).collect()),
         Value::Object(fields) => {
-            Value::Object(fields.iter().map(|(k, v)| (k.clone(), prepare(v, leases))).collect())
+            Value::Object(fields.iter().map(|(k, v)| (k.clone(), prepare(v, ids))).collect())
         }
         other => other.clone(),
     }
 }
 
-/// What must differ between two servers is taken out: the cluster's and member's ids and
-/// the raft term (in every header), lease ids (as `$Ln`, in order of appearance), the
+/// What must differ between two servers is taken out: the raft term (in every header;
+/// the member and cluster ids stay, both servers deriving them from the same flags), lease ids (as `$Ln`, in order of appearance), the
 /// remaining TTL of a lease (timing), kept only as "positive" or its sign, and the order of
 /// a lease's keys (etcd lists them in Go map order, which is random).
 fn normalise(value: &mut Value, leases: &mut Vec<i64>) {
     match value {
         Value::Object(fields) => {
-            for id in ["cluster_id", "member_id", "raft_term"] {
-                fields.remove(id);
-            }
+            fields.remove("raft_term");
             for (name, field) in fields.iter_mut() {
                 match name.as_str() {
                     "ID" | "lease" | "id" => {
@@ -659,20 +718,26 @@ fn status_normalised(status: &mut Value) {
     present(status, &["version", "dbSize", "dbSizeInUse", "leader", "raftIndex", "raftAppliedIndex"]);
 }
 
-/// A member list (of MemberList or MemberAdd) without what names the servers: each
-/// member's id, name and URLs kept only as present, and the members in the order of what
-/// is left (etcd lists them by id, which is random).
+/// A Cluster call's answer without what differs between the servers: each member's id
+/// (an added member's hashes the second of the add) and client URLs (the servers' ports)
+/// kept only as present, and the members in the order of what is left (etcd lists them by
+/// id).
 fn members_normalised(answer: &mut Value) {
     let Value::Object(fields) = answer else { return };
     if let Some(member) = fields.get_mut("member") {
-        present(member, &["ID", "name", "peerURLs", "clientURLs"]);
+        present(member, &["ID", "clientURLs"]);
     }
     if let Some(Value::Array(members)) = fields.get_mut("members") {
         for member in members.iter_mut() {
-            present(member, &["ID", "name", "peerURLs", "clientURLs"]);
+            present(member, &["ID", "clientURLs"]);
         }
         members.sort_by_key(|member| member.to_string());
     }
+}
+
+/// The id of the member a MemberAdd answer added.
+fn added_member(answer: &Value) -> Option<u64> {
+    answer.get("member")?.get("ID")?.as_str()?.parse().ok()
 }
 
 /// The form of a token, never its text: `<simple>` for etcd's simple token (16 ASCII
@@ -740,16 +805,12 @@ async fn call(channel: &Channel, name: &str, req: Value, meta: &Meta) -> Result<
             Ok(status)
         }),
         "Snapshot" => return snapshot(&mut maintenance, req, t).await,
-        "MemberList" => unary!(cluster, member_list, pb::MemberListRequest, req, t).map(|answer| {
-            let mut answer = answer?;
-            members_normalised(&mut answer);
-            Ok(answer)
-        }),
-        "MemberAdd" => unary!(cluster, member_add, pb::MemberAddRequest, req, t).map(|answer| {
-            let mut answer = answer?;
-            members_normalised(&mut answer);
-            Ok(answer)
-        }),
+        // Their answers are normalised by `run_step`, which first notes an added member's id.
+        "MemberList" => unary!(cluster, member_list, pb::MemberListRequest, req, t),
+        "MemberAdd" => unary!(cluster, member_add, pb::MemberAddRequest, req, t),
+        "MemberRemove" => unary!(cluster, member_remove, pb::MemberRemoveRequest, req, t),
+        "MemberUpdate" => unary!(cluster, member_update, pb::MemberUpdateRequest, req, t),
+        "MemberPromote" => unary!(cluster, member_promote, pb::MemberPromoteRequest, req, t),
         "AuthEnable" => unary!(auth, auth_enable, pb::AuthEnableRequest, req, t),
         "AuthDisable" => unary!(auth, auth_disable, pb::AuthDisableRequest, req, t),
         "AuthStatus" => unary!(auth, auth_status, pb::AuthStatusRequest, req, t),
@@ -1061,15 +1122,26 @@ async fn run_step(
         (None, None) => None,
     };
     let meta = Meta { token };
-    let req = prepare(&step.req, &session.leases);
+    let req = prepare(&step.req, Ids::of(session));
     let mut answer = match (step.call.as_str(), &step.wire) {
         (_, Some(fields)) => wire_call(channel, &step.call, fields, &meta).await?,
         ("HTTP" | "HTTPRecv", None) => http_step(port, session, step, req, &meta).await?,
         ("Watch" | "WatchRecv" | "LeaseKeepAlive" | "LeaseKeepAliveRecv", None) => {
             stream_step(channel, &mut session.streams, step, req, &meta).await?
         }
+        ("Pause", None) => {
+            let ms = req.get("ms").and_then(Value::as_u64).ok_or("a Pause step needs {\"ms\": N}")?;
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            json!({"paused": true})
+        }
         (name, None) => call(channel, name, req, &meta).await?,
     };
+    if step.call.starts_with("Member") {
+        if let Some(id) = added_member(&answer) {
+            session.members.push(id);
+        }
+        members_normalised(&mut answer);
+    }
     let authenticated = match step.call.as_str() {
         "Authenticate" => Some(&mut answer),
         "HTTP" if step.path.ends_with("/auth/authenticate") => answer.get_mut("body"),
@@ -1107,6 +1179,10 @@ async fn run(plan: &Plan, scenario: &Scenario) -> Result<Option<Difference>, Box
     let _servers = [first_server, second_server];
     let channels = [first_channel, second_channel];
     let mut sessions = [Session::default(), Session::default()];
+    for (channel, session) in channels.iter().zip(sessions.iter_mut()) {
+        let status = MaintenanceClient::new(channel.clone()).status(pb::StatusRequest {}).await?;
+        session.me = status.into_inner().header.map_or(0, |h| h.member_id);
+    }
     let mut first = None;
     for (n, step) in scenario.steps.iter().enumerate() {
         let mut answers = Vec::new();
@@ -1173,9 +1249,10 @@ fn report(outcomes: &[Outcome], etcd: &str, other: &str) -> String {
          Written by `scripts/conformance` (`etcdlite-conformance`): every scenario of \
          `tests/conformance/` run against a fresh {} and a fresh {other}, through the \
          same gRPC client (the same HTTP client for the JSON gateway's), answers compared \
-         after normalising cluster and member ids, raft \
-         terms, lease ids and remaining TTLs, tokens (by their form) (and, in Status, what \
-         describes the member rather than the store). A FAIL (known) is a deliberate \
+         after normalising raft terms, lease ids and remaining TTLs, tokens (by their \
+         form), the ids and client URLs of listed members (and, in Status, what describes \
+         the member rather than the store); both run as the same member, so headers keep \
+         their member and cluster ids. A FAIL (known) is a deliberate \
          difference, listed in `docs/limitations.md`, or a difference of etcd 3.4 the \
          scenario names.\n\n**{passed} of {} scenarios PASS; {known} differ as \
          known.**\n\n\
@@ -1315,14 +1392,22 @@ mod tests {
     fn requests_get_bytes_and_lease_ids_filled_in() {
         let req =
             json!({"key": "s:ab", "value": "n:3", "lease": "$L2", "limit": "5", "nested": ["s:", "x:ff00"]});
-        let prepared = prepare(&req, &[7, 9]);
+        let ids = Ids { leases: &[7, 9], members: &[], me: 0 };
+        let prepared = prepare(&req, ids);
         assert_eq!(
             prepared,
             json!({"key": "YWI=", "value": "eHh4", "lease": "9", "limit": "5", "nested": ["", "/wA="]})
         );
         // Not hex: left as it is.
-        assert_eq!(prepare(&json!("x:zz"), &[]), json!("x:zz"));
-        assert_eq!(prepare(&json!({"name": "repeat:3:ab"}), &[]), json!({"name": "ababab"}));
+        let none = Ids { leases: &[], members: &[], me: 0 };
+        assert_eq!(prepare(&json!("x:zz"), none), json!("x:zz"));
+        assert_eq!(prepare(&json!({"name": "repeat:3:ab"}), none), json!({"name": "ababab"}));
+        // Members: added ones in order, and the member answering.
+        let ids = Ids { leases: &[], members: &[u64::MAX, 5], me: 3 };
+        assert_eq!(
+            prepare(&json!({"ID": "$M1", "b": "$M2", "c": "$ME", "d": "$M3", "e": "$X"}), ids),
+            json!({"ID": u64::MAX.to_string(), "b": "5", "c": "3", "d": "0", "e": "$X"})
+        );
     }
 
     #[test]
@@ -1337,7 +1422,7 @@ mod tests {
         assert_eq!(
             answer,
             json!({
-                "header": {"revision": "5"},
+                "header": {"cluster_id": "1", "member_id": "2", "revision": "5"},
                 "ID": "$L1", "TTL": "positive", "grantedTTL": "60", "keys": ["YQ==", "Yg=="],
                 "kvs": [{"key": "YQ==", "lease": "$L2"}, {"key": "Yg==", "lease": "$L1"}]
             })
@@ -1357,16 +1442,19 @@ mod tests {
     }
 
     #[test]
-    fn members_keep_only_their_shape() {
-        let mut answer = json!({"header": {"revision": "1"}, "members": [
-            {"ID": "7", "peerURLs": ["http://q"]},
-            {"ID": "12", "name": "a", "peerURLs": ["http://p"], "clientURLs": ["http://c"]}]});
+    fn members_keep_their_name_and_peer_urls() {
+        let mut answer = json!({"header": {"revision": "1"}, "member": {"ID": "7", "peerURLs": ["http://q"]},
+            "members": [
+                {"ID": "7", "peerURLs": ["http://q"]},
+                {"ID": "12", "name": "a", "peerURLs": ["http://p"], "clientURLs": ["http://c"]}]});
+        assert_eq!(added_member(&answer), Some(7));
         members_normalised(&mut answer);
         assert_eq!(
             answer,
-            json!({"header": {"revision": "1"}, "members": [
-                {"ID": "present", "name": "present", "peerURLs": "present", "clientURLs": "present"},
-                {"ID": "present", "peerURLs": "present"}]})
+            json!({"header": {"revision": "1"}, "member": {"ID": "present", "peerURLs": ["http://q"]},
+                "members": [
+                {"ID": "present", "name": "a", "peerURLs": ["http://p"], "clientURLs": "present"},
+                {"ID": "present", "peerURLs": ["http://q"]}]})
         );
     }
 

@@ -5,13 +5,21 @@
 //! A [`Store`](crate::Store) is always the leader of a cluster of one. Every face of it
 //! (the sync [`Store`](crate::Store) calls, the async [`client`](crate::client), the
 //! server) shares one [`Cluster`], so an alarm raised through one is seen through all.
+//!
+//! Members can be added (as etcd lets a cluster of one take a second member), but none of
+//! them ever starts: [`membership`] keeps them and answers every change as etcd does.
+//! Ids are etcd's ([`id`]).
+
+mod id;
+mod membership;
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use parking_lot::{Mutex, RwLock};
-use sha2::{Digest, Sha256};
 
+pub use self::id::{cluster_id, member_id, parse_peer_urls, parse_urls, DEFAULT_CLUSTER_TOKEN};
+use self::membership::Membership;
 use crate::error::{Error, Result};
 use crate::txn::request::ResponseHeader;
 
@@ -113,7 +121,7 @@ pub struct Member {
     pub peer_urls: Vec<String>,
     /// The URLs clients reach it on.
     pub client_urls: Vec<String>,
-    /// True for a learner (never, for the one member a store is).
+    /// True for a learner (never for this member; an added member may be one).
     pub is_learner: bool,
 }
 
@@ -169,43 +177,56 @@ pub struct StatusResponse {
     pub is_learner: bool,
 }
 
-/// Who the member is: its name and URLs, and the ids derived from them.
+/// Who the member is: its name and URLs, and the ids etcd derives from them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Identity {
     /// `--name`.
     pub name: String,
-    /// Derived from the name and peer URLs, so it is stable across restarts.
+    /// Derived from the peer URLs and the cluster token as etcd derives it
+    /// ([`member_id`]), so it is etcd's and stable across restarts.
     pub member_id: u64,
-    /// Derived from the member id (a one-member cluster).
+    /// Derived from the member id as etcd derives a new cluster's ([`cluster_id`]).
     pub cluster_id: u64,
     /// `--advertise-client-urls`.
     pub client_urls: Vec<String>,
-    /// The peer URLs reported (a single member talks to no peers).
+    /// `--initial-advertise-peer-urls` (reported only: a single member has no peers).
     pub peer_urls: Vec<String>,
 }
 
 impl Identity {
-    /// The identity of member `name` advertising `client_urls` and `peer_urls`.
-    pub fn new(name: &str, client_urls: Vec<String>, peer_urls: Vec<String>) -> Identity {
-        let mut digest = Sha256::new();
-        digest.update(name.as_bytes());
-        for url in &peer_urls {
-            digest.update(b"\0");
-            digest.update(url.as_bytes());
-        }
-        let member = digest.finalize();
-        let member_id = u64::from_be_bytes(member[..8].try_into().expect("8 bytes"));
-        let cluster = Sha256::new().chain_update(b"etcdlite-cluster\0").chain_update(member).finalize();
-        let cluster_id = u64::from_be_bytes(cluster[..8].try_into().expect("8 bytes"));
+    /// The identity of member `name` advertising `client_urls` and `peer_urls`, bootstrapped
+    /// alone in the cluster named by `cluster_token` (`--initial-cluster-token`).
+    ///
+    /// ```
+    /// use etcdlite::cluster::{Identity, DEFAULT_CLUSTER_TOKEN};
+    ///
+    /// let urls = vec!["http://127.0.0.1:2380".to_owned()];
+    /// let me = Identity::new("n1", vec![], urls, DEFAULT_CLUSTER_TOKEN);
+    /// // What etcd 3.5.1 reports when started with these peer URLs.
+    /// assert_eq!((me.member_id, me.cluster_id), (13195394291058371180, 2037210783374497686));
+    /// ```
+    pub fn new(
+        name: &str,
+        client_urls: Vec<String>,
+        peer_urls: Vec<String>,
+        cluster_token: &str,
+    ) -> Identity {
+        let member_id = member_id(&peer_urls, cluster_token, None);
+        let cluster_id = cluster_id(&[member_id]);
         Identity { name: name.to_owned(), member_id, cluster_id, client_urls, peer_urls }
     }
 }
 
 impl Default for Identity {
     /// etcd's defaults: member `default` on `http://localhost:2379`, peers on
-    /// `http://localhost:2380`.
+    /// `http://localhost:2380`, cluster token `etcd-cluster`; so etcd's ids.
     fn default() -> Self {
-        Identity::new("default", vec!["http://localhost:2379".into()], vec!["http://localhost:2380".into()])
+        Identity::new(
+            "default",
+            vec!["http://localhost:2379".into()],
+            vec!["http://localhost:2380".into()],
+            DEFAULT_CLUSTER_TOKEN,
+        )
     }
 }
 
@@ -227,6 +248,8 @@ struct SpaceGauge {
 /// docs). Reach it with [`Store::cluster`](crate::Store::cluster).
 pub struct Cluster {
     identity: RwLock<Identity>,
+    /// Taken before `identity` where both are.
+    membership: Mutex<Membership>,
     version: RwLock<String>,
     quota_bytes: Mutex<u64>,
     alarms: Mutex<BTreeSet<AlarmMember>>,
@@ -237,6 +260,7 @@ impl Cluster {
     pub(crate) fn new(quota_bytes: u64) -> Cluster {
         Cluster {
             identity: RwLock::new(Identity::default()),
+            membership: Mutex::new(Membership::default()),
             version: RwLock::new(DEFAULT_ETCD_VERSION.to_owned()),
             quota_bytes: Mutex::new(quota_bytes),
             alarms: Mutex::new(BTreeSet::new()),
@@ -280,11 +304,6 @@ impl Cluster {
         self.space_changed();
     }
 
-    /// Replaces the peer URLs this member reports (its ids stay).
-    pub(crate) fn set_peer_urls(&self, urls: Vec<String>) {
-        self.identity.write().peer_urls = urls;
-    }
-
     /// The member this is, as the Cluster service lists it.
     pub fn member(&self) -> Member {
         let identity = self.identity.read();
@@ -295,6 +314,60 @@ impl Cluster {
             client_urls: identity.client_urls.clone(),
             is_learner: false,
         }
+    }
+
+    /// Every member, this one and those added, by id (etcd's MemberList).
+    pub fn members(&self) -> Vec<Member> {
+        self.membership.lock().list(self.member())
+    }
+
+    /// etcd's MemberAdd: an unstarted member (no name, no client URLs) with `peer_urls`, its
+    /// id derived from them and the current second as etcd derives it. Answers the member
+    /// and every member after the add. Refused as a one-member etcd refuses it: unreadable
+    /// URLs [`Error::InvalidPeerUrls`], URLs a member has [`Error::PeerUrlsExist`], a second
+    /// learner [`Error::TooManyLearners`], anything after a voter was added
+    /// [`Error::NotEnoughStartedMembers`] (a voter) or [`Error::Unhealthy`] (a learner).
+    pub fn add_member(&self, peer_urls: &[String], is_learner: bool) -> Result<(Member, Vec<Member>)> {
+        let urls = parse_peer_urls(peer_urls)?;
+        let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let mut membership = self.membership.lock();
+        let me = self.member();
+        let added = membership.add(&me, urls, is_learner, now)?;
+        tracing::info!(id = %format!("{:016x}", added.id), is_learner, "added a member, which never starts");
+        Ok((added, membership.list(me)))
+    }
+
+    /// etcd's MemberRemove: answers the members left. An added learner goes; an added
+    /// voter too (where etcd, having lost its quorum to it, never answers). This member
+    /// cannot go ([`Error::NotEnoughStartedMembers`]); an unknown id is
+    /// [`Error::MemberNotFound`].
+    pub fn remove_member(&self, id: u64) -> Result<Vec<Member>> {
+        let mut membership = self.membership.lock();
+        let me = self.member();
+        membership.remove(&me, id)?;
+        Ok(membership.list(me))
+    }
+
+    /// etcd's MemberUpdate: gives member `id` the peer URLs `urls`, taken as given (as etcd
+    /// takes them), and answers every member. This member's ids stay. URLs another member
+    /// has are [`Error::PeerUrlsExist`]; an unknown id is [`Error::MemberNotFound`].
+    pub fn update_member(&self, id: u64, urls: Vec<String>) -> Result<Vec<Member>> {
+        let mut membership = self.membership.lock();
+        let me = self.member();
+        membership.check_update(&me, id, &urls)?;
+        if id == me.id {
+            self.identity.write().peer_urls = urls;
+        } else {
+            membership.update(id, urls);
+        }
+        Ok(membership.list(self.member()))
+    }
+
+    /// etcd's MemberPromote, which never succeeds here: this member is no learner
+    /// ([`Error::NotLearner`]), an added member never catches up ([`Error::LearnerNotReady`]),
+    /// any other id is [`Error::MemberNotFound`].
+    pub fn promote_member(&self, id: u64) -> Result<Vec<Member>> {
+        Err(self.membership.lock().promote_refusal(&self.member(), id))
     }
 
     /// A response header from this member: cluster, member and term filled in, and
@@ -367,11 +440,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn identity_is_derived_from_the_name_and_peer_urls() {
-        let a = Identity::new("a", vec![], vec!["http://127.0.0.1:2380".into()]);
-        assert_eq!(a, Identity::new("a", vec![], vec!["http://127.0.0.1:2380".into()]));
-        assert_ne!(a.member_id, Identity::new("b", vec![], vec!["http://127.0.0.1:2380".into()]).member_id);
-        assert_ne!(a.member_id, a.cluster_id);
+    fn the_default_identity_has_the_ids_of_a_default_etcd() {
+        // etcd 3.5.1 and 3.4.23 with default peer URLs and token: member 8e9e05c52164694d,
+        // cluster cdf818194e3a8c32 (read from their member list headers).
+        let me = Identity::default();
+        assert_eq!((me.member_id, me.cluster_id), (0x8e9e05c52164694d, 0xcdf818194e3a8c32));
+        // The name plays no part, as in etcd.
+        let peers = vec!["http://localhost:2380".to_owned()];
+        assert_eq!(Identity::new("other", vec![], peers, DEFAULT_CLUSTER_TOKEN).member_id, me.member_id);
+    }
+
+    #[test]
+    fn added_members_are_listed_updated_and_removed() {
+        let cluster = Cluster::new(DEFAULT_QUOTA_BYTES);
+        let me = cluster.member_id();
+        let (learner, list) = cluster.add_member(&["http://127.0.0.1:1".into()], true).unwrap();
+        assert_eq!(list.iter().map(|m| m.id).collect::<BTreeSet<_>>(), BTreeSet::from([me, learner.id]));
+        let updated = cluster.update_member(me, vec!["http://127.0.0.1:9".into()]).unwrap();
+        assert!(updated.iter().any(|m| m.id == me && m.peer_urls == ["http://127.0.0.1:9"]));
+        assert_eq!(cluster.member_id(), me, "ids stay when peer URLs change");
+        assert_eq!(cluster.promote_member(learner.id), Err(Error::LearnerNotReady));
+        assert_eq!(cluster.remove_member(learner.id).unwrap(), [cluster.member()]);
+        assert_eq!(cluster.add_member(&[], false), Err(Error::InvalidPeerUrls));
     }
 
     #[test]
