@@ -8,6 +8,7 @@ use std::time::Duration;
 use etcdlite::engine::{
     snapshot_file, Bounds, Direction, Engine, EngineRead, Keyspace, MemoryEngine, WriteBatch,
 };
+use etcdlite::mvcc::record;
 use etcdlite::{Code, Error, ManualClock, Options, PutOptions, Store, Txn, TxnOp, WatchOptions};
 
 #[test]
@@ -55,7 +56,8 @@ fn deep_txn_nesting_is_refused_even_with_a_large_op_budget() {
     assert_eq!(store.current_revision(), 2);
 }
 
-/// A snapshot of a store with one put, whose record claims revision `main`.
+/// A snapshot of a store with one put, whose record claims revision `main` (in its key and
+/// as its value's mod revision).
 fn snapshot_claiming_revision(main: i64) -> Vec<u8> {
     let store = Store::open(Options::memory()).unwrap();
     store.put("k", "v", None).unwrap();
@@ -74,8 +76,10 @@ fn snapshot_claiming_revision(main: i64) -> Vec<u8> {
     for (key, value) in records {
         let mut crafted = key.clone();
         crafted[..8].copy_from_slice(&main.to_be_bytes());
+        let mut kv = record::decode_value(&value).unwrap();
+        kv.mod_revision = main;
         batch.delete(Keyspace::Kv, key);
-        batch.put(Keyspace::Kv, crafted, value);
+        batch.put(Keyspace::Kv, crafted, record::encode_value(&kv));
     }
     engine.write(batch, false).unwrap();
     let mut crafted = Vec::new();
@@ -95,6 +99,32 @@ fn a_snapshot_with_a_revision_at_the_end_of_the_range_is_refused() {
     let store = Store::restore_snapshot(Options::memory(), &mut fine.as_slice()).unwrap();
     assert_eq!(store.current_revision(), 7);
     assert_eq!(store.put("k", "w", None).unwrap().header.revision, 8);
+}
+
+/// Found by the snapshot_restore fuzz target: a snapshot whose framing and checksum are
+/// right but whose records no store opens used to stay loaded in the engine after the
+/// restore failed, so the engine could not take another restore.
+#[test]
+fn a_snapshot_no_store_opens_leaves_the_engine_empty() {
+    let engine = Arc::new(MemoryEngine::new());
+    let crafted = snapshot_claiming_revision(i64::MAX);
+    let error = Store::restore_snapshot(Options::engine(engine.clone()), &mut crafted.as_slice())
+        .err()
+        .expect("refused");
+    assert_eq!(error.code(), Code::DataLoss, "{error}");
+    for keyspace in Keyspace::ALL {
+        let mut left = 0;
+        engine
+            .scan(keyspace, Bounds::all(), Direction::Forward, &mut |_, _| {
+                left += 1;
+                ControlFlow::Continue(())
+            })
+            .unwrap();
+        assert_eq!(left, 0, "{keyspace:?} records left behind");
+    }
+    let fine = snapshot_claiming_revision(7);
+    let store = Store::restore_snapshot(Options::engine(engine), &mut fine.as_slice()).unwrap();
+    assert_eq!(store.current_revision(), 7);
 }
 
 /// Opens a store on a fresh directory, then a second one on the same directory.

@@ -611,13 +611,16 @@ fn read_meta(engine: &dyn Engine, key: &[u8]) -> Result<Option<i64>> {
 
 /// Refuses a record no sequence of writes could have stored (from a damaged or crafted
 /// snapshot), before the index counts on it: revisions from 1 to [`MAX_REVISION`], a put
-/// created at or before its own revision with a version from 1 up, and a key.
+/// created at or before its own revision, modified at it (reads return the stored value's
+/// revisions, which must agree with where it is stored), with a version from 1 up, and a key.
 fn check_record(rev: Revision, tombstone: bool, kv: &KeyValue) -> std::result::Result<(), EngineError> {
     let valid = (1..=MAX_REVISION).contains(&rev.main)
         && (0..=MAX_REVISION).contains(&rev.sub)
         && !kv.key.is_empty()
         && (tombstone
-            || ((1..=rev.main).contains(&kv.create_revision) && (1..=MAX_REVISION).contains(&kv.version)));
+            || ((1..=rev.main).contains(&kv.create_revision)
+                && kv.mod_revision == rev.main
+                && (1..=MAX_REVISION).contains(&kv.version)));
     if valid {
         Ok(())
     } else {
@@ -692,11 +695,12 @@ mod tests {
         engine
     }
 
+    /// A put record as a write at revision 5 stores it.
     fn kv(create_revision: i64, version: i64) -> KeyValue {
         KeyValue {
             key: b"k".to_vec(),
             create_revision,
-            mod_revision: 0,
+            mod_revision: 5,
             version,
             value: b"v".to_vec(),
             lease: 0,
@@ -716,13 +720,19 @@ mod tests {
             (Revision::new(5, 0), false, kv(5, i64::MAX)),
             (Revision::new(5, 0), false, kv(5, 0)),
             (Revision::new(5, 0), false, KeyValue { key: Vec::new(), ..kv(5, 1) }),
+            // Found by the engine_open fuzz target: a put whose value says it was modified
+            // after the revision it is stored at (the store then read back a key modified
+            // after its current revision).
+            (Revision::new(5, 0), false, KeyValue { mod_revision: 60, ..kv(5, 1) }),
+            (Revision::new(5, 0), false, KeyValue { mod_revision: 4, ..kv(1, 1) }),
         ];
         for record in refused {
             let shown = format!("{record:?}");
             let error = open(&engine_with(record), false).err().unwrap_or_else(|| panic!("{shown} opened"));
             assert_eq!(error.code(), crate::Code::DataLoss, "{shown}: {error}");
         }
-        let fine = open(&engine_with((Revision::new(MAX_REVISION, 0), false, kv(7, 3))), false).unwrap();
+        let last = KeyValue { mod_revision: MAX_REVISION, ..kv(7, 3) };
+        let fine = open(&engine_with((Revision::new(MAX_REVISION, 0), false, last)), false).unwrap();
         assert_eq!(fine.current_revision(), MAX_REVISION);
     }
 

@@ -338,8 +338,9 @@ impl Store {
     /// with its full TTL again, as on any open).
     ///
     /// The engine must be empty, or this fails with [`Error::RestoreTargetNotEmpty`] and
-    /// changes nothing. A truncated or damaged snapshot fails with an
-    /// [`Error::Engine`] corruption error, and what was loaded is removed again; should the
+    /// changes nothing. A truncated or damaged snapshot, or one holding records no store
+    /// could have written, fails with an [`Error::Engine`] corruption error, and what was
+    /// loaded is removed again; should the
     /// process stop in the middle instead, a store refuses to open the half-loaded engine
     /// (its `meta` keyspace, with the schema version, is loaded last).
     pub fn restore_snapshot(options: Options, input: &mut dyn Read) -> Result<Store> {
@@ -347,13 +348,17 @@ impl Store {
         if !snapshot_file::is_empty(&*engine)? {
             return Err(Error::RestoreTargetNotEmpty);
         }
-        if let Err(error) = snapshot_file::load(&*engine, input, options.sync) {
+        // Records that load but that no store opens (a crafted or damaged snapshot with a
+        // valid checksum) are removed as well: a failed restore leaves the engine empty.
+        let restored = snapshot_file::load(&*engine, input, options.sync)
+            .map_err(Error::from)
+            .and_then(|_| Self::open_over(engine.clone(), options));
+        if restored.is_err() {
             if let Err(cleanup) = snapshot_file::clear(&*engine) {
                 tracing::warn!(%cleanup, "removing a failed snapshot restore's data failed");
             }
-            return Err(error.into());
         }
-        Self::open_over(engine, options)
+        restored
     }
 
     /// etcd's Defragment: asks the engine to give back the space deleted data held
