@@ -101,6 +101,21 @@ pub enum Error {
     /// A leadership transfer to a member that is not this one.
     #[error("etcdserver: bad leader transferee")]
     BadLeaderTransferee,
+    /// A downgrade call while the member's version is not a version.
+    #[error("etcdserver: cluster version not found during downgrade")]
+    ClusterVersionUnavailable,
+    /// A downgrade to a version that is not `major.minor` or a semantic version.
+    #[error("etcdserver: wrong downgrade target version format")]
+    WrongDowngradeVersionFormat,
+    /// A downgrade to a version other than the minor version below the cluster's.
+    #[error("etcdserver: invalid downgrade target version")]
+    InvalidDowngradeTargetVersion,
+    /// A downgrade validated or enabled while one is under way.
+    #[error("etcdserver: cluster has a downgrade job in progress")]
+    DowngradeInProcess,
+    /// A downgrade cancel with none under way.
+    #[error("etcdserver: no inflight downgrade job")]
+    NoInflightDowngrade,
     /// Auth enable without a `root` user.
     #[error("etcdserver: root user does not exist")]
     RootUserNotExist,
@@ -331,8 +346,13 @@ impl Error {
             | Error::NotLearner
             | Error::LearnerNotReady
             | Error::TooManyLearners
-            | Error::BadLeaderTransferee => Code::FailedPrecondition,
-            Error::Unhealthy => Code::Unavailable,
+            | Error::BadLeaderTransferee
+            | Error::DowngradeInProcess
+            | Error::NoInflightDowngrade => Code::FailedPrecondition,
+            Error::WrongDowngradeVersionFormat | Error::InvalidDowngradeTargetVersion => {
+                Code::InvalidArgument
+            }
+            Error::Unhealthy | Error::ClusterVersionUnavailable => Code::Unavailable,
             Error::NoSpace | Error::TooManyRequests => Code::ResourceExhausted,
             Error::Engine(e) if e.kind() == crate::engine::EngineErrorKind::Corruption => Code::DataLoss,
             Error::Engine(_) | Error::Internal(_) => Code::Internal,

@@ -1,11 +1,11 @@
-//! The Maintenance service: Status, Alarm, Defragment, Hash, HashKV, Snapshot and
-//! MoveLeader, each a thin mapping of the store's own call (the store answers as a
+//! The Maintenance service: Status, Alarm, Defragment, Hash, HashKV, Snapshot, MoveLeader
+//! and Downgrade, each a thin mapping of the store's own call (the store answers as a
 //! one-member etcd cluster).
 
 use std::pin::Pin;
 use std::sync::Arc;
 
-use etcdlite::cluster::{AlarmAction, AlarmType};
+use etcdlite::cluster::{AlarmAction, AlarmType, DowngradeAction};
 use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
@@ -142,6 +142,11 @@ impl Maintenance for MaintenanceService {
         request: Request<pb::DowngradeRequest>,
     ) -> Result<Response<pb::DowngradeResponse>, Status> {
         self.node.require_admin(&request)?;
-        Err(Status::unimplemented("etcdlite: cluster downgrade is not supported"))
+        let req = request.into_inner();
+        // etcd answers an action it does not know with its `ErrUnknownMethod`, code Unknown.
+        let action = DowngradeAction::from_i32(req.action)
+            .ok_or_else(|| Status::unknown("etcdserver: unknown method"))?;
+        let version = self.node.store.cluster().downgrade(action, &req.version).map_err(to_status)?;
+        Ok(Response::new(pb::DowngradeResponse { header: self.node.header(None), version }))
     }
 }

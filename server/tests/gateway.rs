@@ -1138,12 +1138,17 @@ async fn auth_failures_have_grpc_gateways_statuses() -> TestResult {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unimplemented_call_is_501() -> TestResult {
+async fn a_downgrade_is_validated_and_a_cancel_with_none_under_way_is_refused() -> TestResult {
     let h = Harness::start().await?;
-    let (status, content_type, body) =
-        h.post("/v3/maintenance/downgrade", r#"{"action":0,"version":"3.4"}"#).await?;
-    assert_eq!((status, content_type.as_str()), (StatusCode::NOT_IMPLEMENTED, "application/json"));
-    assert_eq!(json(&body)["code"], 12);
+    // etcd 3.5.1's answers on one member: the header and the cluster version, then
+    // FailedPrecondition (400, grpc-gateway v1's mapping).
+    let (status, _, body) = h.post("/v3/maintenance/downgrade", r#"{"action":0,"version":"3.4"}"#).await?;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(json(&body)["version"], "3.5.0");
+    assert!(json(&body)["header"]["member_id"].is_string(), "{body}");
+    let (status, _, body) = h.post("/v3/maintenance/downgrade", r#"{"action":"CANCEL"}"#).await?;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body, error(9, "etcdserver: no inflight downgrade job"));
     h.stop().await
 }
 

@@ -384,3 +384,32 @@ async fn malformed_grpc_requests_fail_cleanly_and_change_nothing() {
     assert_eq!(server.store().current_revision(), 2);
     put_works(&server.endpoint()).await;
 }
+
+#[tokio::test]
+async fn a_downgrade_with_an_unknown_action_or_a_malformed_version_gets_etcds_errors() {
+    use etcdlite_server::pb::etcdserverpb::maintenance_client::MaintenanceClient;
+    use etcdlite_server::pb::etcdserverpb::DowngradeRequest;
+    use tonic::transport::Channel;
+
+    async fn refused(client: &mut MaintenanceClient<Channel>, action: i32, version: &str) -> tonic::Status {
+        let request = DowngradeRequest { action, version: version.to_owned() };
+        within("a downgrade", client.downgrade(request)).await.unwrap_err()
+    }
+    let server = TestServer::builder().start().unwrap();
+    let channel = Channel::from_shared(server.endpoint()).unwrap().connect().await.unwrap();
+    let mut client = MaintenanceClient::new(channel);
+    // etcd 3.5's `ErrUnknownMethod`, which its gRPC layer does not map: code Unknown.
+    let unknown = refused(&mut client, 7, "3.4").await;
+    assert_eq!((unknown.code(), unknown.message()), (tonic::Code::Unknown, "etcdserver: unknown method"));
+    for version in ["v3.4", "3.4.0.1", "3.4.0-a_b", "", "\u{0}3.4"] {
+        let malformed = refused(&mut client, 0, version).await;
+        assert_eq!(
+            (malformed.code(), malformed.message()),
+            (tonic::Code::InvalidArgument, "etcdserver: wrong downgrade target version format"),
+            "{version:?}"
+        );
+    }
+    // None of them started a downgrade.
+    let cancel = refused(&mut client, 2, "").await;
+    assert_eq!(cancel.message(), "etcdserver: no inflight downgrade job");
+}

@@ -7,8 +7,8 @@ use std::task::{Context, Poll};
 use futures_core::Stream;
 
 use super::embedded::Embedded;
-use super::{dispatch, header_accessors, Backend, Result, Status};
-use crate::cluster::{AlarmAction, AlarmMember, AlarmType};
+use super::{dispatch, header_accessors, Backend, Result};
+use crate::cluster::{AlarmAction, AlarmMember, AlarmType, DowngradeAction};
 use crate::txn::request::ResponseHeader;
 
 /// Options of an alarm call.
@@ -398,14 +398,20 @@ impl MaintenanceClient {
         )
     }
 
-    /// Validates, starts or cancels a downgrade of the cluster (etcd 3.6; an etcdlite store
-    /// has none: Unimplemented, as the etcdlite server answers).
+    /// Validates, starts or cancels a downgrade of the cluster (in-process: see
+    /// [`Cluster::downgrade`](crate::cluster::Cluster::downgrade)).
     pub async fn downgrade(&mut self, options: DowngradeOptions) -> Result<DowngradeResponse> {
         dispatch!(
             &mut self.backend,
-            _e => {
-                let _ = options;
-                Err(Status::unimplemented("etcdlite: cluster downgrade is not supported").into())
+            e => {
+                e.require_admin()?;
+                let (action, version) = match &options {
+                    DowngradeOptions::Validate(version) => (DowngradeAction::Validate, version.as_str()),
+                    DowngradeOptions::Enable(version) => (DowngradeAction::Enable, version.as_str()),
+                    DowngradeOptions::Cancel => (DowngradeAction::Cancel, ""),
+                };
+                let version = e.store.cluster().downgrade(action, version)?;
+                Ok(DowngradeResponse { header: e.header(0), version })
             },
             r => super::remote::downgrade(r, options).await
         )

@@ -10,6 +10,7 @@
 //! them ever starts: [`membership`] keeps them and answers every change as etcd does.
 //! Ids are etcd's ([`id`]).
 
+mod downgrade;
 mod id;
 mod membership;
 
@@ -18,6 +19,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use parking_lot::{Mutex, RwLock};
 
+pub use self::downgrade::DowngradeAction;
+use self::downgrade::{ClusterVersion, Downgrade};
 pub use self::id::{cluster_id, member_id, parse_peer_urls, parse_urls, DEFAULT_CLUSTER_TOKEN};
 use self::membership::Membership;
 use crate::error::{Error, Result};
@@ -254,6 +257,7 @@ pub struct Cluster {
     quota_bytes: Mutex<u64>,
     alarms: Mutex<BTreeSet<AlarmMember>>,
     space: Mutex<SpaceGauge>,
+    downgrade: Mutex<Downgrade>,
 }
 
 impl Cluster {
@@ -265,6 +269,7 @@ impl Cluster {
             quota_bytes: Mutex::new(quota_bytes),
             alarms: Mutex::new(BTreeSet::new()),
             space: Mutex::new(SpaceGauge::default()),
+            downgrade: Mutex::new(Downgrade::default()),
         }
     }
 
@@ -368,6 +373,30 @@ impl Cluster {
     /// any other id is [`Error::MemberNotFound`].
     pub fn promote_member(&self, id: u64) -> Result<Vec<Member>> {
         Err(self.membership.lock().promote_refusal(&self.member(), id))
+    }
+
+    /// etcd 3.5's Downgrade: validates a downgrade to `version` (only the minor version
+    /// below the cluster's, `3.4` for 3.5, and none under way), starts one or cancels the
+    /// one under way; answers the cluster version (`3.5.0`). A downgrade started stays under
+    /// way until cancelled, as in a one-member etcd, whose member never runs the target
+    /// version.
+    ///
+    /// ```
+    /// use etcdlite::cluster::DowngradeAction;
+    /// use etcdlite::{Error, Options, Store};
+    ///
+    /// let store = Store::open(Options::memory())?;
+    /// let cluster = store.cluster();
+    /// assert_eq!(cluster.downgrade(DowngradeAction::Validate, "3.4")?, "3.5.0");
+    /// assert_eq!(cluster.downgrade(DowngradeAction::Validate, "3.3"), Err(Error::InvalidDowngradeTargetVersion));
+    /// cluster.downgrade(DowngradeAction::Enable, "3.4")?;
+    /// assert_eq!(cluster.downgrade(DowngradeAction::Enable, "3.4"), Err(Error::DowngradeInProcess));
+    /// cluster.downgrade(DowngradeAction::Cancel, "")?;
+    /// # Ok::<(), etcdlite::Error>(())
+    /// ```
+    pub fn downgrade(&self, action: DowngradeAction, version: &str) -> Result<String> {
+        let cluster = ClusterVersion::of_server(&self.version());
+        self.downgrade.lock().apply(action, version, cluster)
     }
 
     /// A response header from this member: cluster, member and term filled in, and

@@ -18,19 +18,25 @@
 //!
 //! The calls: KV (`Range`, `Put`, `DeleteRange`, `Txn`, `Compact`), Lease (`LeaseGrant`,
 //! `LeaseRevoke`, `LeaseTimeToLive`, `LeaseLeases`), Maintenance (`Status`, `Alarm`,
-//! `Defragment`, `Hash`, `HashKV`, `Snapshot`), Cluster (`MemberList`, `MemberAdd`,
+//! `Defragment`, `Hash`, `HashKV`, `Snapshot`, `MoveLeader`, `Downgrade`), Cluster (`MemberList`, `MemberAdd`,
 //! `MemberRemove`, `MemberUpdate`, `MemberPromote`), Auth
 //! (`AuthEnable`, `AuthDisable`, `AuthStatus`, `Authenticate`, `UserAdd`, `UserGet`,
 //! `UserList`, `UserDelete`, `UserChangePassword`, `UserGrantRole`, `UserRevokeRole`,
 //! `RoleAdd`, `RoleGet`, `RoleList`, `RoleDelete`, `RoleGrantPermission`,
-//! `RoleRevokePermission`) and Election (`Campaign`, `Proclaim`, `Leader`, `Resign`).
-//! `Snapshot` reads the whole stream and answers `{"received": true}` or the error.
+//! `RoleRevokePermission`), Lock (`Lock`, `Unlock`) and Election (`Campaign`, `Proclaim`,
+//! `Leader`, `Resign`). `Snapshot` reads the whole stream and answers its first and last
+//! chunks (each whole, its `blob` kept only as its length on the last, the SHA-256, and as
+//! present on the first, whose size and bytes are the engine's; `remaining_bytes` kept as
+//! present or absent) and how many there were only as `"chunks": "one"` or `"many"`, or
+//! the error.
 //!
 //! Streams are steps too: `{"call": "Watch", "stream": "w", "req": <WatchRequest>}` sends a
 //! request on watch stream `w` (opened by its first step), and `{"call": "WatchRecv",
 //! "stream": "w", "count": 2}` compares the next two responses (a response that does not
 //! come within 3 s is `{"timeout": true}`). `LeaseKeepAlive` and `LeaseKeepAliveRecv` do the
-//! same on a keep-alive stream. A `Status` answer keeps the version, database sizes, leader
+//! same on a keep-alive stream. `Observe` opens an Election Observe stream (a server
+//! stream: its request is the one it opens with) and `ObserveRecv` compares its next
+//! `count` responses. A `Status` answer keeps the version, database sizes, leader
 //! and raft indexes only as present or absent; a `Hash` answer keeps its hash only as
 //! present (etcd hashes its whole database file); a member in a Cluster call's answer keeps
 //! its id and client URLs only as present (an added member's id hashes the second it was
@@ -119,6 +125,8 @@ use etcdlite_server::pb::etcdserverpb::maintenance_client::MaintenanceClient;
 use etcdlite_server::pb::etcdserverpb::watch_client::WatchClient;
 use etcdlite_server::pb::v3electionpb as election;
 use etcdlite_server::pb::v3electionpb::election_client::ElectionClient;
+use etcdlite_server::pb::v3lockpb as lock;
+use etcdlite_server::pb::v3lockpb::lock_client::LockClient;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
@@ -240,11 +248,77 @@ fn one() -> usize {
 enum Stream {
     Watch(mpsc::Sender<pb::WatchRequest>, tonic::Streaming<pb::WatchResponse>),
     KeepAlive(mpsc::Sender<pb::LeaseKeepAliveRequest>, tonic::Streaming<pb::LeaseKeepAliveResponse>),
+    /// An Election Observe stream: its responses, or the error that refused it, as a task
+    /// forwards them (etcd sends the stream's headers only with its first response, which
+    /// may never come, so the call is not awaited by the step that opens it).
+    Observe(Forwarded<election::LeaderResponse>),
     /// A stream the server refused when it opened, with the error its first receive gets
     /// (a Go client sees the error there; tonic's call waits for the response headers).
     Refused(Option<tonic::Status>),
     /// A gateway answer left open (a watch over HTTP).
     Http(http_client::Response),
+}
+
+/// A server stream's responses as a task receives them; the task ends with the scenario.
+struct Forwarded<T> {
+    responses: mpsc::Receiver<Result<T, tonic::Status>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl<T> Drop for Forwarded<T> {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl<T: Send + 'static> Forwarded<T> {
+    /// Awaits `call` and then each response of the stream it opens in a task of its own.
+    fn spawn<F>(call: F) -> Forwarded<T>
+    where
+        F: std::future::Future<Output = Result<tonic::Response<tonic::Streaming<T>>, tonic::Status>>
+            + Send
+            + 'static,
+    {
+        let (send, responses) = mpsc::channel(16);
+        let task = tokio::spawn(async move {
+            let mut stream = match call.await {
+                Ok(stream) => stream.into_inner(),
+                Err(status) => {
+                    let _ = send.send(Err(status)).await;
+                    return;
+                }
+            };
+            loop {
+                let next = stream.message().await;
+                let item = match next {
+                    Ok(Some(response)) => Ok(response),
+                    Ok(None) => return,
+                    Err(status) => Err(status),
+                };
+                if send.send(item).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Forwarded { responses, task }
+    }
+
+    /// The next `count` responses, as answers.
+    async fn received(&mut self, count: usize) -> Result<Value, BoxError>
+    where
+        T: serde::Serialize,
+    {
+        let mut got = Vec::new();
+        for _ in 0..count {
+            match tokio::time::timeout(STREAM_WAIT, self.responses.recv()).await {
+                Ok(Some(Ok(resp))) => got.push(to_json(resp)?),
+                Ok(Some(Err(status))) => got.push(error_answer(&status)),
+                Ok(None) => got.push(json!({"ended": true})),
+                Err(_) => got.push(json!({"timeout": true})),
+            }
+        }
+        Ok(Value::Array(got))
+    }
 }
 
 /// The streams a scenario opened on one server, by name.
@@ -286,9 +360,10 @@ fn with_meta<T>(message: T, meta: &Meta) -> Result<tonic::Request<T>, BoxError> 
 }
 
 /// A stream step. `Watch` and `LeaseKeepAlive` send `req` on the named stream (opening it
-/// with their first request, with `token` if given), answering nothing; `WatchRecv` and
-/// `LeaseKeepAliveRecv` answer the stream's next `count` responses, `{"timeout": true}`
-/// where one does not come within 3 s.
+/// with their first request, with `token` if given), answering nothing; `Observe` opens an
+/// Observe stream with `req`; `WatchRecv`, `LeaseKeepAliveRecv` and `ObserveRecv` answer
+/// the stream's next `count` responses, `{"timeout": true}` where one does not come within
+/// 3 s.
 async fn stream_step(
     channel: &Channel,
     streams: &mut Streams,
@@ -318,7 +393,14 @@ async fn stream_step(
                 };
             streams.insert(step.stream.clone(), stream);
         }
+        ("Observe", None) => {
+            let request = with_meta(from_json::<election::LeaderRequest>(req)?, meta)?;
+            let mut client = ElectionClient::new(channel.clone());
+            let observed = Forwarded::spawn(async move { client.observe(request).await });
+            streams.insert(step.stream.clone(), Stream::Observe(observed));
+        }
         ("WatchRecv", Some(Stream::Watch(_, responses))) => return received(responses, step.count).await,
+        ("ObserveRecv", Some(Stream::Observe(observed))) => return observed.received(step.count).await,
         ("LeaseKeepAliveRecv", Some(Stream::KeepAlive(_, responses))) => {
             return received(responses, step.count).await
         }
@@ -780,6 +862,7 @@ async fn call(channel: &Channel, name: &str, req: Value, meta: &Meta) -> Result<
         ElectionClient::new(channel.clone()),
     );
     let (mut auth, mut cluster) = (AuthClient::new(channel.clone()), ClusterClient::new(channel.clone()));
+    let mut locks = LockClient::new(channel.clone());
     let t = meta;
     let result = match name {
         "Range" => unary!(kv, range, pb::RangeRequest, req, t),
@@ -805,6 +888,8 @@ async fn call(channel: &Channel, name: &str, req: Value, meta: &Meta) -> Result<
             Ok(status)
         }),
         "Snapshot" => return snapshot(&mut maintenance, req, t).await,
+        "MoveLeader" => unary!(maintenance, move_leader, pb::MoveLeaderRequest, req, t),
+        "Downgrade" => unary!(maintenance, downgrade, pb::DowngradeRequest, req, t),
         // Their answers are normalised by `run_step`, which first notes an added member's id.
         "MemberList" => unary!(cluster, member_list, pb::MemberListRequest, req, t),
         "MemberAdd" => unary!(cluster, member_add, pb::MemberAddRequest, req, t),
@@ -838,6 +923,8 @@ async fn call(channel: &Channel, name: &str, req: Value, meta: &Meta) -> Result<
         "Proclaim" => unary!(elections, proclaim, election::ProclaimRequest, req, t),
         "Leader" => unary!(elections, leader, election::LeaderRequest, req, t),
         "Resign" => unary!(elections, resign, election::ResignRequest, req, t),
+        "Lock" => unary!(locks, lock, lock::LockRequest, req, t),
+        "Unlock" => unary!(locks, unlock, lock::UnlockRequest, req, t),
         other => return Err(format!("unknown call {other:?}").into()),
     };
     match result {
@@ -846,7 +933,8 @@ async fn call(channel: &Channel, name: &str, req: Value, meta: &Meta) -> Result<
     }
 }
 
-/// Reads a whole snapshot stream: `{"received": true}` once it ends, or the error.
+/// Reads a whole snapshot stream: its first and last chunks (see [`snapshot_chunk`]) and
+/// whether there was one chunk or more, once it ends; or the error.
 async fn snapshot(
     maintenance: &mut MaintenanceClient<Channel>,
     req: Value,
@@ -857,14 +945,38 @@ async fn snapshot(
             Ok(chunks) => chunks.into_inner(),
             Err(status) => return Ok(error_answer(&status)),
         };
+    let mut got: Vec<pb::SnapshotResponse> = Vec::new();
     loop {
         match tokio::time::timeout(Duration::from_secs(30), chunks.message()).await {
-            Ok(Ok(Some(_))) => {}
-            Ok(Ok(None)) => return Ok(json!({"received": true})),
+            Ok(Ok(Some(chunk))) => {
+                // Only the first and the last are compared: keep those two.
+                if got.len() == 2 {
+                    got.pop();
+                }
+                got.push(chunk);
+            }
+            Ok(Ok(None)) => break,
             Ok(Err(status)) => return Ok(error_answer(&status)),
             Err(_) => return Ok(json!({"timeout": true})),
         }
     }
+    let count = if got.len() > 1 { "many" } else { "one" };
+    let last = got.pop().map(|chunk| snapshot_chunk(chunk, true)).transpose()?;
+    let first = got.pop().map(|chunk| snapshot_chunk(chunk, false)).transpose()?;
+    Ok(json!({"chunks": count, "first": first, "last": last}))
+}
+
+/// A snapshot chunk as compared: whole, but its `blob` as its length (`"32 bytes"`) on
+/// the last chunk (the SHA-256 of what came before) and as present on the others (the
+/// database's bytes, each engine's own), and `remaining_bytes` kept as present.
+fn snapshot_chunk(chunk: pb::SnapshotResponse, last: bool) -> Result<Value, BoxError> {
+    let len = chunk.blob.len();
+    let mut answer = to_json(chunk)?;
+    present(&mut answer, &["remaining_bytes"]);
+    if let Some(blob) = answer.get_mut("blob") {
+        *blob = Value::String(if last { format!("{len} bytes") } else { "present".into() });
+    }
+    Ok(answer)
 }
 
 /// The gRPC path of a call a `wire` step can make.
@@ -1126,9 +1238,10 @@ async fn run_step(
     let mut answer = match (step.call.as_str(), &step.wire) {
         (_, Some(fields)) => wire_call(channel, &step.call, fields, &meta).await?,
         ("HTTP" | "HTTPRecv", None) => http_step(port, session, step, req, &meta).await?,
-        ("Watch" | "WatchRecv" | "LeaseKeepAlive" | "LeaseKeepAliveRecv", None) => {
-            stream_step(channel, &mut session.streams, step, req, &meta).await?
-        }
+        (
+            "Watch" | "WatchRecv" | "LeaseKeepAlive" | "LeaseKeepAliveRecv" | "Observe" | "ObserveRecv",
+            None,
+        ) => stream_step(channel, &mut session.streams, step, req, &meta).await?,
         ("Pause", None) => {
             let ms = req.get("ms").and_then(Value::as_u64).ok_or("a Pause step needs {\"ms\": N}")?;
             tokio::time::sleep(Duration::from_millis(ms)).await;
