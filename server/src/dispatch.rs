@@ -17,6 +17,7 @@ use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::http::{Request, Response};
+use http_body::Body as _;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -36,6 +37,8 @@ use crate::pb::v3electionpb::election_server::{self, ElectionServer};
 use crate::pb::v3lockpb::lock_server::{self, LockServer};
 use crate::ping_policy::PingPolicy;
 use crate::tls::{Acceptor, WithClientCertName};
+use crate::unsent_answers::{Charged, UnsentAnswers};
+use crate::whole_messages::WholeMessages;
 use crate::{gateway, status};
 use crate::{AuthService, ClusterService, ElectionService, KvService, LeaseService, LockService};
 use crate::{MaintenanceService, Node, WatchService};
@@ -63,6 +66,11 @@ pub struct ConnectionLimits {
     /// How long a new connection has to send its first bytes (and, on a TLS address, to
     /// finish its handshake) before it is closed.
     pub handshake_timeout: Duration,
+    /// The most bytes of KV answers one connection may hold that its client has not taken
+    /// yet (its HTTP/2 flow-control window kept them back); past it, the next KV call's
+    /// answer is dropped and the call fails with ResourceExhausted "etcdserver: too many
+    /// requests". One answer always goes through, however large.
+    pub max_unsent_response_bytes: usize,
 }
 
 impl Default for ConnectionLimits {
@@ -74,6 +82,7 @@ impl Default for ConnectionLimits {
             keepalive_min_time: Duration::from_secs(5),
             max_connections: 10_000,
             handshake_timeout: Duration::from_secs(10),
+            max_unsent_response_bytes: 128 << 20,
         }
     }
 }
@@ -96,6 +105,10 @@ pub struct Dispatch {
     election: ElectionServer<ElectionService>,
     health: HealthServer<HealthService>,
     gateway: axum::Router,
+    /// The largest request message the services decode.
+    max_message_bytes: usize,
+    /// The KV answers of this dispatch's connection not yet taken by its client.
+    unsent: Arc<UnsentAnswers>,
     /// For the faults a test injects.
     node: Arc<Node>,
 }
@@ -116,14 +129,24 @@ impl Dispatch {
             lock: LockServer::new(LockService::new(node.clone())).max_decoding_message_size(limit),
             election: ElectionServer::new(ElectionService::new(node.clone()))
                 .max_decoding_message_size(limit),
-            health: HealthServer::new(HealthService::new(node.clone())),
+            health: HealthServer::new(HealthService::new(node.clone())).max_decoding_message_size(limit),
             gateway: gateway::router(gateway::Services::new(node.clone(), limit), cors),
+            max_message_bytes: limit,
+            unsent: UnsentAnswers::new(ConnectionLimits::default().max_unsent_response_bytes),
             node: node.clone(),
         }
     }
 
+    /// This dispatch for one new connection, whose KV answers not yet taken by its client
+    /// may hold up to `max_unsent` bytes.
+    fn for_connection(&self, max_unsent: usize) -> Dispatch {
+        Dispatch { unsent: UnsentAnswers::new(max_unsent), ..self.clone() }
+    }
+
     /// The gRPC service named `service`, called with `request`.
     fn grpc(&self, service: Grpc, request: Request<Incoming>) -> GrpcFuture {
+        // A message's declared length is not reserved until its bytes have come.
+        let request = request.map(|body| WholeMessages::new(body, self.max_message_bytes));
         match service {
             Grpc::Kv => self.kv.clone().call(request),
             Grpc::Watch => self.watch.clone().call(request),
@@ -188,7 +211,7 @@ impl hyper::service::Service<Request<Incoming>> for Dispatch {
         if !is_grpc {
             let gateway = self.gateway.clone().call(request);
             let future = Box::pin(async move { Ok(gateway.await?.map(Body::new)) });
-            return ResponseFuture { future, size_errors: None };
+            return ResponseFuture { future, size_errors: None, budget: None, encoding: None };
         }
         let path = request.uri().path();
         let name = path.strip_prefix('/').and_then(|p| p.split_once('/')).map_or("", |(name, _)| name);
@@ -198,6 +221,8 @@ impl hyper::service::Service<Request<Incoming>> for Dispatch {
             return ResponseFuture {
                 future: Box::pin(std::future::ready(Ok(status.into_http()))),
                 size_errors: None,
+                budget: None,
+                encoding: None,
             };
         };
         let in_trailers = STREAMING_REQUESTS.contains(&path);
@@ -228,7 +253,9 @@ impl hyper::service::Service<Request<Incoming>> for Dispatch {
                 () = aborted => Ok(status::server_stopped().into_http()),
             }
         });
-        ResponseFuture { future, size_errors: Some(in_trailers) }
+        // Only KV's answers (Range, and a Txn's ranges) can be large; each is one message.
+        let budget = matches!(service, Grpc::Kv).then(|| self.unsent.clone());
+        ResponseFuture { future, size_errors: Some(in_trailers), budget, encoding: None }
     }
 }
 
@@ -237,6 +264,11 @@ pub struct ResponseFuture {
     future: GrpcFuture,
     /// For a gRPC call: whether its status may come in trailers too.
     size_errors: Option<bool>,
+    /// For a KV call: its connection's budget of answers not yet taken, which this
+    /// answer's message is counted against once encoded.
+    budget: Option<Arc<UnsentAnswers>>,
+    /// The answer, once come, while its first frame (the encoded message) is taken.
+    encoding: Option<(http::response::Parts, Body)>,
 }
 
 impl Future for ResponseFuture {
@@ -244,12 +276,64 @@ impl Future for ResponseFuture {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        let response = ready!(this.future.as_mut().poll(cx))?;
-        Poll::Ready(Ok(match this.size_errors {
-            Some(in_trailers) => status::etcd_size_errors(response, in_trailers),
-            None => response,
-        }))
+        if this.encoding.is_none() {
+            let response = ready!(this.future.as_mut().poll(cx))?;
+            let response = match this.size_errors {
+                Some(in_trailers) => status::etcd_size_errors(response, in_trailers),
+                None => response,
+            };
+            if this.budget.is_none() {
+                return Poll::Ready(Ok(response));
+            }
+            this.encoding = Some(response.into_parts());
+        }
+        let (_, body) = this.encoding.as_mut().expect("the answer is being encoded");
+        let first = ready!(Pin::new(body).poll_frame(cx));
+        let (parts, body) = this.encoding.take().expect("the answer is being encoded");
+        let budget = this.budget.take().expect("a budget for a KV answer");
+        let size = match &first {
+            Some(Ok(frame)) => frame.data_ref().map_or(0, bytes::Bytes::len),
+            _ => 0,
+        };
+        let charge = if size == 0 {
+            None
+        } else {
+            match budget.charge(size) {
+                Some(charge) => Some(charge),
+                None => {
+                    tracing::debug!(
+                        "refusing a KV answer of {size} bytes: its client has not taken earlier ones"
+                    );
+                    let refused = status::to_status(etcdlite::Error::TooManyRequests);
+                    return Poll::Ready(Ok(refused.into_http()));
+                }
+            }
+        };
+        let body = Body::new(Charged::new(first, body, charge));
+        Poll::Ready(Ok(Response::from_parts(parts, body)))
     }
+}
+
+/// A listener on `addr` whose queue of connections not yet accepted is as deep as the
+/// system allows (`net.core.somaxconn`, 4096 by default), as Go's and so etcd's is. tokio's
+/// `TcpListener::bind` asks for 128: a burst of more new connections than that overflowed
+/// the queue, and the kernel dropped their SYNs, each client then waiting a second for its
+/// retry, while the server was idle.
+pub(crate) fn listen(addr: std::net::SocketAddr) -> io::Result<TcpListener> {
+    let socket =
+        if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(listen_backlog())
+}
+
+/// The deepest listen queue the system allows, as Go reads it.
+fn listen_backlog() -> u32 {
+    std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|n| n.trim().parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(4096)
 }
 
 /// Serves `listener` until `stopped` completes, then stops accepting, lets each
@@ -311,7 +395,7 @@ pub(crate) async fn serve(
             tracing::debug!("setting TCP_NODELAY: {e}");
         }
         let builder = builder.clone();
-        let dispatch = dispatch.clone();
+        let dispatch = dispatch.for_connection(limits.max_unsent_response_bytes);
         let mut stop_seen = stop_seen.clone();
         let (timeout, min_time) = (limits.handshake_timeout, limits.keepalive_min_time);
         let tls = tls.clone();

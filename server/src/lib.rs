@@ -38,7 +38,9 @@ mod ping_policy;
 mod status;
 mod testing;
 pub mod tls;
+mod unsent_answers;
 mod watch;
+mod whole_messages;
 
 use std::future::Future;
 use std::io;
@@ -188,10 +190,10 @@ impl Server {
         };
         let mut listeners = Vec::new();
         for addr in &config.listen {
-            listeners.push(Listener { tcp: TcpListener::bind(addr).await?, tls: None });
+            listeners.push(Listener { tcp: dispatch::listen(*addr)?, tls: None });
         }
         for addr in &config.listen_tls {
-            listeners.push(Listener { tcp: TcpListener::bind(addr).await?, tls: acceptor.clone() });
+            listeners.push(Listener { tcp: dispatch::listen(*addr)?, tls: acceptor.clone() });
         }
         let mut advertise = config.advertise_client_urls.clone();
         if advertise.is_empty() {

@@ -142,6 +142,12 @@ struct Args {
     /// more are closed as soon as they are accepted).
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     max_connections: u64,
+    /// The most bytes of KV answers one connection may hold that its client has not taken
+    /// yet (its HTTP/2 flow-control window held them back); past it, the next KV call on
+    /// that connection fails with "etcdserver: too many requests" (etcdlite's own). One
+    /// answer always goes through, however large.
+    #[arg(long, default_value_t = etcdlite_server::ConnectionLimits::default().max_unsent_response_bytes)]
+    max_unsent_response_bytes: usize,
     /// The most watches one watch stream may hold (etcdlite's own); one more is refused
     /// in-band with "etcdserver: too many requests".
     #[arg(long, default_value_t = etcdlite::watch::DEFAULT_MAX_WATCHES_PER_STREAM)]
@@ -314,6 +320,7 @@ fn config(args: &Args) -> Result<Config, String> {
             keepalive_timeout: args.grpc_keepalive_timeout,
             keepalive_min_time: args.grpc_keepalive_min_time,
             max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
+            max_unsent_response_bytes: args.max_unsent_response_bytes,
             ..ConnectionLimits::default()
         },
         ..Config::default()

@@ -113,6 +113,12 @@ impl EtcdLiteChild {
         self.port
     }
 
+    /// Its process id.
+    #[allow(dead_code, reason = "not every test that includes this file looks at the process")]
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The end of its log.
     pub fn log(&self) -> String {
         log_tail(&self.log)
