@@ -1364,7 +1364,7 @@ fn report(outcomes: &[Outcome], etcd: &str, other: &str) -> String {
          same gRPC client (the same HTTP client for the JSON gateway's), answers compared \
          after normalising raft terms, lease ids and remaining TTLs, tokens (by their \
          form), the ids and client URLs of listed members (and, in Status, what describes \
-         the member rather than the store); both run as the same member, so headers keep \
+         the member rather than the store; in a Snapshot, the bytes of its chunks); both run as the same member, so headers keep \
          their member and cluster ids. A FAIL (known) is a deliberate \
          difference, listed in `docs/limitations.md`, or a difference of etcd 3.4 the \
          scenario names.\n\n**{passed} of {} scenarios PASS; {known} differ as \
