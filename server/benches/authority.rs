@@ -42,9 +42,9 @@ fn puts(c: &mut Criterion) {
                     key: format!("bench/{}", i % KEYS).into_bytes(),
                     value: value.clone(),
                     ..Default::default()
-                };
-                let call =
-                    connection.unary("/etcdserverpb.KV/Put", authority.as_bytes(), &put.encode_to_vec(), &[]);
+                }
+                .encode_to_vec();
+                let call = connection.unary("/etcdserverpb.KV/Put", authority.as_bytes(), &put, &[]);
                 let answer = rt.block_on(call);
                 assert!(matches!(answer, Answer::Status(ref status, _) if status == "0"), "{answer:?}");
                 black_box(answer)

@@ -44,6 +44,9 @@ pub(crate) fn entry_size(name: &[u8], value: &[u8]) -> usize {
     name.len() + value.len() + 32
 }
 
+/// A decoded field: its name and value, borrowed from the block or a table where they can be.
+type Field<'b> = (Cow<'b, [u8]>, Cow<'b, [u8]>);
+
 /// One side of a connection's HPACK state: the dynamic table as the peer's encoder keeps it.
 pub(crate) struct Decoder {
     /// Newest first: index 62 is `entries[0]`.
@@ -107,12 +110,7 @@ impl Decoder {
     }
 
     /// A literal field whose first octet has a `prefix`-bit name index (0: a literal name).
-    fn literal<'b>(
-        &'b self,
-        block: &'b [u8],
-        at: &mut usize,
-        prefix: u8,
-    ) -> Result<(Cow<'b, [u8]>, Cow<'b, [u8]>), Error> {
+    fn literal<'b>(&'b self, block: &'b [u8], at: &mut usize, prefix: u8) -> Result<Field<'b>, Error> {
         let index = integer(block, at, prefix)?;
         let name = if index == 0 { string(block, at)? } else { Cow::Borrowed(self.get(index)?.0) };
         let value = string(block, at)?;
@@ -293,7 +291,9 @@ const STATIC_TABLE: [(&str, &str); 61] = [
 mod tests {
     use super::*;
 
-    fn decode_all(decoder: &mut Decoder, block: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, Error> {
+    type Fields = Vec<(Vec<u8>, Vec<u8>)>;
+
+    fn decode_all(decoder: &mut Decoder, block: &[u8]) -> Result<Fields, Error> {
         let mut fields = Vec::new();
         decoder.decode(block, |n, v| fields.push((n.to_vec(), v.to_vec())))?;
         Ok(fields)

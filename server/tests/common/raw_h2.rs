@@ -12,6 +12,7 @@ const HEADERS: u8 = 0x1;
 const RST_STREAM: u8 = 0x3;
 const SETTINGS: u8 = 0x4;
 const GOAWAY: u8 = 0x7;
+const WINDOW_UPDATE: u8 = 0x8;
 const CONTINUATION: u8 = 0x9;
 const END_STREAM: u8 = 0x1;
 const END_HEADERS: u8 = 0x4;
@@ -106,7 +107,20 @@ impl RawH2 {
                 RST_STREAM if stream == id => {
                     return Answer::Reset(u32::from_be_bytes(payload[..4].try_into().expect("four bytes")))
                 }
-                DATA if stream == id => body.extend(payload),
+                DATA => {
+                    if length > 0 {
+                        // Gives the connection's flow-control window back, so that it never
+                        // runs dry however many calls the connection carries.
+                        let increment = (length as u32).to_be_bytes();
+                        self.stream
+                            .write_all(&frame(WINDOW_UPDATE, 0, 0, &increment))
+                            .await
+                            .expect("WINDOW_UPDATE");
+                    }
+                    if stream == id {
+                        body.extend(payload);
+                    }
+                }
                 HEADERS | CONTINUATION => {
                     // Every block is decoded, whatever its stream, to keep the table.
                     block.extend(payload);
