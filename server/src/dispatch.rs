@@ -26,7 +26,9 @@ use tonic::body::Body;
 use tonic::codegen::Service;
 use tonic_health::pb::health_server::{self, HealthServer};
 
+use crate::header_blocks::{MAX_FRAME_SIZE, MAX_HEADER_LIST_SIZE};
 use crate::health::HealthService;
+use crate::inbound::Inbound;
 use crate::pb::etcdserverpb::auth_server::{self, AuthServer};
 use crate::pb::etcdserverpb::cluster_server::{self, ClusterServer};
 use crate::pb::etcdserverpb::kv_server::{self, KvServer};
@@ -35,7 +37,6 @@ use crate::pb::etcdserverpb::maintenance_server::{self, MaintenanceServer};
 use crate::pb::etcdserverpb::watch_server::{self, WatchServer};
 use crate::pb::v3electionpb::election_server::{self, ElectionServer};
 use crate::pb::v3lockpb::lock_server::{self, LockServer};
-use crate::ping_policy::PingPolicy;
 use crate::tls::{Acceptor, WithClientCertName};
 use crate::unsent_answers::{Charged, UnsentAnswers};
 use crate::whole_messages::WholeMessages;
@@ -357,7 +358,10 @@ pub(crate) async fn serve(
         .timer(TokioTimer::new())
         .keep_alive_interval(Some(limits.keepalive_interval))
         .keep_alive_timeout(limits.keepalive_timeout)
-        .max_concurrent_streams(limits.max_concurrent_streams);
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        // What the inbound header-block reader assumes of h2 (hyper's defaults, stated).
+        .max_frame_size(MAX_FRAME_SIZE as u32)
+        .max_header_list_size(MAX_HEADER_LIST_SIZE as u32);
     let (stop, stop_seen) = tokio::sync::watch::channel(());
     let connections = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     let mut stopped = std::pin::pin!(stopped);
@@ -415,7 +419,7 @@ pub(crate) async fn serve(
                     },
                     _ = stop_seen.changed() => return,
                 }
-                let stream = PingPolicy::new(stream, min_time);
+                let stream = Inbound::new(stream, min_time);
                 serve_connection(builder, TokioIo::new(stream), dispatch, stop_seen).await;
                 return;
             };
@@ -431,12 +435,12 @@ pub(crate) async fn serve(
             };
             match accepted {
                 Ok((stream, None)) => {
-                    let stream = PingPolicy::new(stream, min_time);
+                    let stream = Inbound::new(stream, min_time);
                     serve_connection(builder, TokioIo::new(stream), dispatch, stop_seen).await
                 }
                 Ok((stream, Some(name))) => {
                     let named = WithClientCertName::new(dispatch, name);
-                    let stream = PingPolicy::new(stream, min_time);
+                    let stream = Inbound::new(stream, min_time);
                     serve_connection(builder, TokioIo::new(stream), named, stop_seen).await
                 }
                 // As etcd, which logs each failed handshake as a rejected connection.

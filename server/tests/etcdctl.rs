@@ -2,9 +2,9 @@
 //! `etcdlite` binary, started as a child process on a free loopback port.
 //!
 //! The tests skip (pass, with a message on stderr) when etcdctl is not installed. Set
-//! `ETCDCTL` to use another etcdctl binary. Endpoints are given as `127.0.0.1:PORT` without
-//! `http://`: etcdctl 3.4's endpoint status, hashkv and snapshot commands send the whole URL
-//! as the HTTP/2 `:authority`, which Rust's h2 rejects.
+//! `ETCDCTL` to use another etcdctl binary. Endpoints are given as `127.0.0.1:PORT`, and as
+//! `http://127.0.0.1:PORT` where that matters: etcdctl 3.4's endpoint status, hashkv,
+//! defrag and snapshot commands then send the whole URL as the HTTP/2 `:authority`.
 //!
 //! Every wait is bounded: etcdctl runs with dial and command timeouts and is killed past
 //! [`DEADLINE`]; the server's port is polled until a deadline.
@@ -33,6 +33,8 @@ struct EtcdLite {
     server: process::EtcdLiteChild,
     _dir: TempDir,
     etcdctl: PathBuf,
+    /// Whether etcdctl is given the endpoint as a URL (`http://127.0.0.1:PORT`).
+    url: bool,
 }
 
 impl EtcdLite {
@@ -42,11 +44,17 @@ impl EtcdLite {
         let dir = tempfile::tempdir().expect("temp dir");
         let server = process::EtcdLiteChild::start("http", &[], &dir.path().join("server.log"), DEADLINE)
             .unwrap_or_else(|log| panic!("etcdlite did not start; its log:\n{log}"));
-        Some(EtcdLite { server, _dir: dir, etcdctl })
+        Some(EtcdLite { server, _dir: dir, etcdctl, url: false })
+    }
+
+    /// The same, with etcdctl given the endpoint as a URL.
+    fn start_with_url_endpoint() -> Option<EtcdLite> {
+        Some(EtcdLite { url: true, ..EtcdLite::start()? })
     }
 
     fn endpoint(&self) -> String {
-        format!("127.0.0.1:{}", self.server.port())
+        let scheme = if self.url { "http://" } else { "" };
+        format!("{scheme}127.0.0.1:{}", self.server.port())
     }
 
     fn command(&self, args: &[&str]) -> Command {
@@ -474,4 +482,32 @@ fn endpoint_hashkv_is_stable_for_a_revision() {
 fn alarm_list_is_empty() {
     let Some(server) = EtcdLite::start() else { return };
     assert_eq!(server.ok(&["alarm", "list"]), "");
+}
+
+/// etcdctl 3.4 dials these commands' endpoint with the URL itself as the gRPC target, so the
+/// HTTP/2 `:authority` is `http://127.0.0.1:PORT`; etcd (grpc-go) serves them all the same.
+#[test]
+fn endpoints_given_as_urls_serve_status_hashkv_defrag_and_snapshot() {
+    let Some(server) = EtcdLite::start_with_url_endpoint() else { return };
+    server.ok(&["put", "k", "v"]);
+
+    let status = server.json(&["endpoint", "status"]);
+    assert_eq!(str_at(&status[0], "/Endpoint"), server.endpoint());
+    assert_eq!(i64_at(&status[0], "/Status/header/revision"), 2);
+
+    let hash = server.json(&["endpoint", "hashkv"]);
+    assert_eq!(str_at(&hash[0], "/Endpoint"), server.endpoint());
+    let plain = EtcdLite { url: false, ..server };
+    let same = plain.json(&["endpoint", "hashkv"]);
+    assert_eq!(u64_at(&hash[0], "/HashKV/hash"), u64_at(&same[0], "/HashKV/hash"));
+    let server = EtcdLite { url: true, ..plain };
+
+    let out = server.ok(&["defrag"]);
+    assert_eq!(out, format!("Finished defragmenting etcd member[{}]\n", server.endpoint()));
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("snap.db");
+    let out = server.ok(&["snapshot", "save", path.to_str().unwrap()]);
+    assert_eq!(out, format!("Snapshot saved at {}\n", path.display()));
+    check_snapshot_file(&path);
 }
