@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use etcdlite_server::pb::etcdserverpb::{RangeRequest, RangeResponse};
 use etcdlite_server::TestServer;
-use prost::Message;
 use h2_client::{Answer, RawH2};
+use prost::Message;
 
 /// A Range of `key` on `connection` with `authority` and `extra` fields, answered within 10 s.
 async fn range(connection: &mut RawH2, authority: &[u8], key: &[u8], extra: &[(&[u8], &[u8])]) -> Answer {
