@@ -67,8 +67,8 @@ pub struct ConnectionLimits {
     /// How long a new connection has to send its first bytes (and, on a TLS address, to
     /// finish its handshake) before it is closed.
     pub handshake_timeout: Duration,
-    /// The most bytes of KV answers one connection may hold that its client has not taken
-    /// yet (its HTTP/2 flow-control window kept them back); past it, the next KV call's
+    /// The most bytes of Range answers one connection may hold that its client has not taken
+    /// yet (its HTTP/2 flow-control window kept them back); past it, the next Range call's
     /// answer is dropped and the call fails with ResourceExhausted "etcdserver: too many
     /// requests". One answer always goes through, however large.
     pub max_unsent_response_bytes: usize,
@@ -87,6 +87,9 @@ impl Default for ConnectionLimits {
         }
     }
 }
+
+/// The one call whose answer counts against a connection's budget of unsent answers.
+const RANGE_PATH: &str = "/etcdserverpb.KV/Range";
 
 /// The calls whose requests are a stream: a request too large to decode ends them in their
 /// trailers. Every other call fails before its handler runs, with the status in the
@@ -108,7 +111,7 @@ pub struct Dispatch {
     gateway: axum::Router,
     /// The largest request message the services decode.
     max_message_bytes: usize,
-    /// The KV answers of this dispatch's connection not yet taken by its client.
+    /// The Range answers of this dispatch's connection not yet taken by its client.
     unsent: Arc<UnsentAnswers>,
     /// For the faults a test injects.
     node: Arc<Node>,
@@ -138,7 +141,7 @@ impl Dispatch {
         }
     }
 
-    /// This dispatch for one new connection, whose KV answers not yet taken by its client
+    /// This dispatch for one new connection, whose Range answers not yet taken by its client
     /// may hold up to `max_unsent` bytes.
     fn for_connection(&self, max_unsent: usize) -> Dispatch {
         Dispatch { unsent: UnsentAnswers::new(max_unsent), ..self.clone() }
@@ -227,6 +230,11 @@ impl hyper::service::Service<Request<Incoming>> for Dispatch {
             };
         };
         let in_trailers = STREAMING_REQUESTS.contains(&path);
+        // Only a Range's answer is counted against the connection's budget: it reads and
+        // changes nothing, so refusing it once built is a refusal of the whole call. A Put,
+        // DeleteRange or Txn is applied before its answer exists; refusing that answer
+        // would report as not done a write that was.
+        let budgeted = path == RANGE_PATH;
         let faults = &self.node.faults;
         let (latency, unavailable) = (faults.latency(), faults.unavailable_now());
         let call = if unavailable {
@@ -254,8 +262,7 @@ impl hyper::service::Service<Request<Incoming>> for Dispatch {
                 () = aborted => Ok(status::server_stopped().into_http()),
             }
         });
-        // Only KV's answers (Range, and a Txn's ranges) can be large; each is one message.
-        let budget = matches!(service, Grpc::Kv).then(|| self.unsent.clone());
+        let budget = budgeted.then(|| self.unsent.clone());
         ResponseFuture { future, size_errors: Some(in_trailers), budget, encoding: None }
     }
 }
@@ -265,7 +272,7 @@ pub struct ResponseFuture {
     future: GrpcFuture,
     /// For a gRPC call: whether its status may come in trailers too.
     size_errors: Option<bool>,
-    /// For a KV call: its connection's budget of answers not yet taken, which this
+    /// For a Range call: its connection's budget of answers not yet taken, which this
     /// answer's message is counted against once encoded.
     budget: Option<Arc<UnsentAnswers>>,
     /// The answer, once come, while its first frame (the encoded message) is taken.
@@ -291,7 +298,7 @@ impl Future for ResponseFuture {
         let (_, body) = this.encoding.as_mut().expect("the answer is being encoded");
         let first = ready!(Pin::new(body).poll_frame(cx));
         let (parts, body) = this.encoding.take().expect("the answer is being encoded");
-        let budget = this.budget.take().expect("a budget for a KV answer");
+        let budget = this.budget.take().expect("a budget for a Range answer");
         let size = match &first {
             Some(Ok(frame)) => frame.data_ref().map_or(0, bytes::Bytes::len),
             _ => 0,
@@ -303,7 +310,7 @@ impl Future for ResponseFuture {
                 Some(charge) => Some(charge),
                 None => {
                     tracing::debug!(
-                        "refusing a KV answer of {size} bytes: its client has not taken earlier ones"
+                        "refusing a Range answer of {size} bytes: its client has not taken earlier ones"
                     );
                     let refused = status::to_status(etcdlite::Error::TooManyRequests);
                     return Poll::Ready(Ok(refused.into_http()));

@@ -142,8 +142,8 @@ struct Args {
     /// more are closed as soon as they are accepted).
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     max_connections: u64,
-    /// The most bytes of KV answers one connection may hold that its client has not taken
-    /// yet (its HTTP/2 flow-control window held them back); past it, the next KV call on
+    /// The most bytes of Range answers one connection may hold that its client has not taken
+    /// yet (its HTTP/2 flow-control window held them back); past it, the next Range call on
     /// that connection fails with "etcdserver: too many requests" (etcdlite's own). One
     /// answer always goes through, however large.
     #[arg(long, default_value_t = etcdlite_server::ConnectionLimits::default().max_unsent_response_bytes)]

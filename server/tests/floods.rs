@@ -182,6 +182,8 @@ struct Outcome {
     pongs: usize,
     /// Calls answered with headers alone (trailers-only: a failed call).
     refused: usize,
+    /// The streams of those calls.
+    refused_streams: Vec<u32>,
     /// The server closed the connection.
     closed: bool,
 }
@@ -204,7 +206,11 @@ impl Outcome {
                     self.goaway = Some(u32::from_be_bytes(payload[4..8].try_into().unwrap()))
                 }
                 RST_STREAM => self.resets += 1,
-                HEADERS if flags & END_STREAM != 0 => self.refused += 1,
+                HEADERS if flags & END_STREAM != 0 => {
+                    self.refused += 1;
+                    self.refused_streams
+                        .push(u32::from_be_bytes(bytes[5..9].try_into().unwrap()) & 0x7fff_ffff);
+                }
                 SETTINGS if flags & 0x1 != 0 => self.settings_acks += 1,
                 PING if flags & 0x1 != 0 => self.pongs += 1,
                 _ => {}
@@ -329,6 +335,49 @@ async fn answers_a_client_never_grants_window_for_are_capped_per_connection() {
         grown < BUDGET + 32 * MIB,
         "the heap grew by {grown} bytes for {STREAMS} streams of 4 MiB answers"
     );
+}
+
+#[tokio::test]
+async fn a_write_on_a_connection_over_its_answer_budget_is_applied_and_not_refused() {
+    use etcdlite::GetOptions;
+    use etcdlite_server::pb::etcdserverpb::PutRequest;
+    use prost::Message;
+    const STREAMS: u32 = 20;
+    const PUTS: u32 = 10;
+    let limits = ConnectionLimits { max_unsent_response_bytes: 4 * MIB, ..ConnectionLimits::default() };
+    let config = Config { connections: limits, ..Config::default() };
+    let server = TestServer::builder().config(config).start().unwrap();
+    for i in 0..4 {
+        server.store().put(format!("big/{i}"), vec![b'x'; MIB], None).unwrap();
+    }
+    let mut raw = Raw::open(&server, &[(SETTINGS_INITIAL_WINDOW_SIZE, 0)]).await;
+    assert_eq!(raw.flood(STREAMS as usize, |i| range_calls(2 * i as u32 + 1, 1, b"big/")).await.1, Sent::All);
+    let outcome = raw.read_until(|o| o.refused + 1 >= STREAMS as usize).await;
+    assert!(outcome.refused + 1 >= STREAMS as usize, "the budget was not reached: {outcome:?}");
+
+    // Puts on the same connection, over its budget: each is applied, so none may be
+    // answered "too many requests" (their answers wait for window like any other).
+    let first_put = 2 * STREAMS + 1;
+    for n in 0..PUTS {
+        let put =
+            PutRequest { key: format!("w/{n}").into_bytes(), value: b"v".to_vec(), ..Default::default() };
+        let mut call = frame(HEADERS, END_HEADERS, first_put + 2 * n, &grpc_headers("/etcdserverpb.KV/Put"));
+        call.extend(frame(DATA, END_STREAM, first_put + 2 * n, &grpc_message(&put.encode_to_vec())));
+        assert_eq!(raw.send(&call).await, Sent::All);
+    }
+    within("the puts are applied", async {
+        while server.store().get("w/", Some(GetOptions::new().with_prefix())).unwrap().count()
+            < i64::from(PUTS)
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    // A Range after them is refused, and is the only call refused meanwhile.
+    let sentinel = first_put + 2 * PUTS;
+    assert_eq!(raw.send(&range_calls(sentinel, 1, b"big/")).await, Sent::All);
+    let outcome = raw.read_until(|o| o.refused_streams.contains(&sentinel)).await;
+    assert_eq!(outcome.refused_streams, vec![sentinel], "{outcome:?}");
 }
 
 #[tokio::test]
