@@ -43,7 +43,13 @@ const END_STREAM: u8 = 0x1;
 const END_HEADERS: u8 = 0x4;
 const PADDED: u8 = 0x8;
 const PRIORITY: u8 = 0x20;
-const FRAME_HEADER: usize = 9;
+/// The bytes of an HTTP/2 frame header: length (24 bits), type, flags, stream id.
+pub(crate) const FRAME_HEADER: usize = 9;
+
+/// The payload length a frame header (or the bytes that start with one) declares.
+pub(crate) fn frame_length(header: &[u8]) -> usize {
+    usize::from(header[0]) << 16 | usize::from(header[1]) << 8 | usize::from(header[2])
+}
 
 /// What becomes of a frame header the client sent.
 #[derive(Debug, PartialEq, Eq)]
@@ -105,7 +111,7 @@ impl HeaderBlocks {
         if !open && !matches!(kind, HEADERS | CONTINUATION | PUSH_PROMISE) {
             return Take::Pass;
         }
-        let length = usize::from(header[0]) << 16 | usize::from(header[1]) << 8 | usize::from(header[2]);
+        let length = frame_length(header);
         let flags = header[4];
         let fits = length <= MAX_FRAME_SIZE;
         let acceptable = if open {
@@ -273,7 +279,7 @@ impl Block {
         let mut rest = frames;
         while !rest.is_empty() {
             let header = rest.get(..FRAME_HEADER)?;
-            let length = usize::from(header[0]) << 16 | usize::from(header[1]) << 8 | usize::from(header[2]);
+            let length = frame_length(header);
             let (kind, flags) = (header[3], header[4]);
             let mut payload = rest.get(FRAME_HEADER..FRAME_HEADER + length)?;
             rest = &rest[FRAME_HEADER + length..];
@@ -362,7 +368,7 @@ mod tests {
         let mut rest = frames;
         while !rest.is_empty() {
             let header: [u8; 9] = rest[..9].try_into().unwrap();
-            let length = usize::from(header[0]) << 16 | usize::from(header[1]) << 8 | usize::from(header[2]);
+            let length = frame_length(&header);
             let payload = &rest[9..9 + length];
             rest = &rest[9 + length..];
             match blocks.frame_header(&header) {
@@ -393,7 +399,7 @@ mod tests {
         let mut fragment = Vec::new();
         let mut rest = frames;
         while !rest.is_empty() {
-            let length = usize::from(rest[0]) << 16 | usize::from(rest[1]) << 8 | usize::from(rest[2]);
+            let length = frame_length(rest);
             let block = Block::parse(&rest[..9 + length]).unwrap();
             fragment.extend(block.fragment);
             let flags = rest[4];
@@ -525,7 +531,7 @@ mod tests {
             let mut kinds = Vec::new();
             let mut rest = sent.as_slice();
             while !rest.is_empty() {
-                let length = usize::from(rest[0]) << 16 | usize::from(rest[1]) << 8 | usize::from(rest[2]);
+                let length = frame_length(rest);
                 assert!(length <= 4_000);
                 kinds.push((rest[3], rest[4]));
                 rest = &rest[9 + length..];

@@ -13,12 +13,11 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::header_blocks::{HeaderBlocks, Take};
+use crate::header_blocks::{frame_length, HeaderBlocks, Take, FRAME_HEADER};
 use crate::ping_policy::PingPolicy;
 
 /// What every HTTP/2 connection starts with.
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-const FRAME_HEADER: usize = 9;
 
 /// A connection's bytes, read through the ping policy and the header-block reader.
 pub(crate) struct Inbound<T> {
@@ -162,9 +161,9 @@ impl Frames {
         sink: &mut Sink<'_>,
         now: Instant,
     ) -> io::Result<()> {
-        let [l0, l1, l2, kind, flags, ..] = *header;
+        let [.., kind, flags, _, _, _, _] = *header;
         self.pings.frame(kind, flags, now)?;
-        self.payload_left = usize::from(l0) << 16 | usize::from(l1) << 8 | usize::from(l2);
+        self.payload_left = frame_length(header);
         self.holding = false;
         match self.blocks.frame_header(header) {
             Take::Pass => match in_place {

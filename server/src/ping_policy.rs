@@ -8,8 +8,9 @@
 use std::io;
 use std::time::{Duration, Instant};
 
+use crate::header_blocks::HEADERS;
+
 const DATA: u8 = 0x0;
-const HEADERS: u8 = 0x1;
 pub(crate) const PING: u8 = 0x6;
 pub(crate) const ACK: u8 = 0x1;
 /// grpc-go's `maxPingStrikes`: the third early ping closes the connection.
