@@ -38,7 +38,7 @@ use crate::pb::etcdserverpb::watch_server::{self, WatchServer};
 use crate::pb::v3electionpb::election_server::{self, ElectionServer};
 use crate::pb::v3lockpb::lock_server::{self, LockServer};
 use crate::tls::{Acceptor, WithClientCertName};
-use crate::unsent_answers::{Charged, UnsentAnswers};
+use crate::unsent_answers::{AnswerBody, UnsentAnswers};
 use crate::whole_messages::WholeMessages;
 use crate::{gateway, status};
 use crate::{AuthService, ClusterService, ElectionService, KvService, LeaseService, LockService};
@@ -68,10 +68,15 @@ pub struct ConnectionLimits {
     /// finish its handshake) before it is closed.
     pub handshake_timeout: Duration,
     /// The most bytes of Range answers one connection may hold that its client has not taken
-    /// yet (its HTTP/2 flow-control window kept them back); past it, the next Range call's
-    /// answer is dropped and the call fails with ResourceExhausted "etcdserver: too many
-    /// requests". One answer always goes through, however large.
+    /// yet (its HTTP/2 flow-control window kept them back, or it did not read the socket);
+    /// past it, the next Range call's answer is dropped and the call fails with
+    /// ResourceExhausted "etcdserver: too many requests". One answer always goes through,
+    /// however large, unless the server's budget is full.
     pub max_unsent_response_bytes: usize,
+    /// The same budget for all connections together, in one server; past it, a Range call
+    /// fails the same way, except the first answer of a connection that holds none, if it
+    /// is 64 KiB or less (or nothing is held anywhere).
+    pub max_unsent_response_bytes_total: usize,
 }
 
 impl Default for ConnectionLimits {
@@ -84,6 +89,7 @@ impl Default for ConnectionLimits {
             max_connections: 10_000,
             handshake_timeout: Duration::from_secs(10),
             max_unsent_response_bytes: 128 << 20,
+            max_unsent_response_bytes_total: 1 << 30,
         }
     }
 }
@@ -111,16 +117,25 @@ pub struct Dispatch {
     gateway: axum::Router,
     /// The largest request message the services decode.
     max_message_bytes: usize,
-    /// The Range answers of this dispatch's connection not yet taken by its client.
-    unsent: Arc<UnsentAnswers>,
+    /// The budgets the Range answers not yet taken by their clients count against: the
+    /// server's, and once [`serve`] gives each connection a dispatch of its own, the
+    /// connection's.
+    unsent: UnsentAnswers,
     /// For the faults a test injects.
     node: Arc<Node>,
 }
 
 impl Dispatch {
     /// The services of `node`, each decoding messages up to `max_message_bytes`; the
-    /// gateway's answers carry the CORS headers `cors` allows.
-    pub fn new(node: &Arc<Node>, max_message_bytes: usize, cors: gateway::Cors) -> Dispatch {
+    /// gateway's answers carry the CORS headers `cors` allows. The Range answers of every
+    /// connection it serves, not yet taken by their clients, may hold `max_unsent_total`
+    /// bytes together (see [`ConnectionLimits::max_unsent_response_bytes_total`]).
+    pub fn new(
+        node: &Arc<Node>,
+        max_message_bytes: usize,
+        cors: gateway::Cors,
+        max_unsent_total: usize,
+    ) -> Dispatch {
         let limit = max_message_bytes;
         Dispatch {
             kv: KvServer::new(KvService::new(node.clone())).max_decoding_message_size(limit),
@@ -136,7 +151,7 @@ impl Dispatch {
             health: HealthServer::new(HealthService::new(node.clone())).max_decoding_message_size(limit),
             gateway: gateway::router(gateway::Services::new(node.clone(), limit), cors),
             max_message_bytes: limit,
-            unsent: UnsentAnswers::new(ConnectionLimits::default().max_unsent_response_bytes),
+            unsent: UnsentAnswers::for_server(max_unsent_total),
             node: node.clone(),
         }
     }
@@ -144,7 +159,7 @@ impl Dispatch {
     /// This dispatch for one new connection, whose Range answers not yet taken by its client
     /// may hold up to `max_unsent` bytes.
     fn for_connection(&self, max_unsent: usize) -> Dispatch {
-        Dispatch { unsent: UnsentAnswers::new(max_unsent), ..self.clone() }
+        Dispatch { unsent: self.unsent.for_connection(max_unsent), ..self.clone() }
     }
 
     /// The gRPC service named `service`, called with `request`.
@@ -200,7 +215,7 @@ impl Grpc {
 type GrpcFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
 
 impl hyper::service::Service<Request<Incoming>> for Dispatch {
-    type Response = Response<Body>;
+    type Response = Response<AnswerBody>;
     type Error = Infallible;
     type Future = ResponseFuture;
 
@@ -272,26 +287,32 @@ pub struct ResponseFuture {
     future: GrpcFuture,
     /// For a gRPC call: whether its status may come in trailers too.
     size_errors: Option<bool>,
-    /// For a Range call: its connection's budget of answers not yet taken, which this
-    /// answer's message is counted against once encoded.
-    budget: Option<Arc<UnsentAnswers>>,
+    /// For a Range call: the budgets of answers not yet taken, which this answer's message
+    /// is counted against once encoded.
+    budget: Option<UnsentAnswers>,
     /// The answer, once come, while its first frame (the encoded message) is taken.
     encoding: Option<(http::response::Parts, Body)>,
 }
 
 impl Future for ResponseFuture {
-    type Output = Result<Response<Body>, Infallible>;
+    type Output = Result<Response<AnswerBody>, Infallible>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         if this.encoding.is_none() {
+            // A Range whose answer would be refused whatever its size is not read at all:
+            // a client asking on hundreds of streams at once has each refused here, not
+            // each built and encoded first.
+            if this.budget.as_ref().is_some_and(UnsentAnswers::full) {
+                return Poll::Ready(Ok(refused_answer(None)));
+            }
             let response = ready!(this.future.as_mut().poll(cx))?;
             let response = match this.size_errors {
                 Some(in_trailers) => status::etcd_size_errors(response, in_trailers),
                 None => response,
             };
             if this.budget.is_none() {
-                return Poll::Ready(Ok(response));
+                return Poll::Ready(Ok(response.map(AnswerBody::uncounted)));
             }
             this.encoding = Some(response.into_parts());
         }
@@ -308,18 +329,24 @@ impl Future for ResponseFuture {
         } else {
             match budget.charge(size) {
                 Some(charge) => Some(charge),
-                None => {
-                    tracing::debug!(
-                        "refusing a Range answer of {size} bytes: its client has not taken earlier ones"
-                    );
-                    let refused = status::to_status(etcdlite::Error::TooManyRequests);
-                    return Poll::Ready(Ok(refused.into_http()));
-                }
+                None => return Poll::Ready(Ok(refused_answer(Some(size)))),
             }
         };
-        let body = Body::new(Charged::new(first, body, charge));
+        let body = AnswerBody::counted(first, body, charge);
         Poll::Ready(Ok(Response::from_parts(parts, body)))
     }
+}
+
+/// The answer to a Range refused because answers not yet taken fill a budget (its own
+/// answer's size, if it was built).
+fn refused_answer(size: Option<usize>) -> Response<AnswerBody> {
+    match size {
+        Some(size) => {
+            tracing::debug!("refusing a Range answer of {size} bytes: earlier ones are not taken yet")
+        }
+        None => tracing::debug!("refusing a Range call: earlier answers are not taken yet"),
+    }
+    status::to_status(etcdlite::Error::TooManyRequests).into_http().map(AnswerBody::uncounted)
 }
 
 /// A listener on `addr` whose queue of connections not yet accepted is as deep as the
@@ -471,9 +498,9 @@ async fn serve_connection<I, S>(
     mut stop_seen: tokio::sync::watch::Receiver<()>,
 ) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + 'static,
-    S: hyper::service::Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>,
+    S: hyper::service::Service<Request<Incoming>, Response = Response<AnswerBody>, Error = Infallible>,
     S::Future: 'static,
-    TokioExecutor: auto::HttpServerConnExec<S::Future, Body>,
+    TokioExecutor: auto::HttpServerConnExec<S::Future, AnswerBody>,
 {
     let connection = builder.serve_connection(io, service);
     let mut connection = std::pin::pin!(connection);

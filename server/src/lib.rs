@@ -237,6 +237,7 @@ impl Server {
             &self.node,
             self.config.max_request_bytes + GRPC_OVERHEAD_BYTES,
             self.config.cors.clone(),
+            self.config.connections.max_unsent_response_bytes_total,
         )
     }
 

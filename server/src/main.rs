@@ -148,6 +148,11 @@ struct Args {
     /// answer always goes through, however large.
     #[arg(long, default_value_t = etcdlite_server::ConnectionLimits::default().max_unsent_response_bytes)]
     max_unsent_response_bytes: usize,
+    /// The same for all connections together (etcdlite's own): past it, a Range call fails
+    /// the same way, except the first answer of a connection that holds none, if it is
+    /// 64 KiB or less.
+    #[arg(long, default_value_t = etcdlite_server::ConnectionLimits::default().max_unsent_response_bytes_total)]
+    max_unsent_response_bytes_total: usize,
     /// The most watches one watch stream may hold (etcdlite's own); one more is refused
     /// in-band with "etcdserver: too many requests".
     #[arg(long, default_value_t = etcdlite::watch::DEFAULT_MAX_WATCHES_PER_STREAM)]
@@ -321,6 +326,7 @@ fn config(args: &Args) -> Result<Config, String> {
             keepalive_min_time: args.grpc_keepalive_min_time,
             max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
             max_unsent_response_bytes: args.max_unsent_response_bytes,
+            max_unsent_response_bytes_total: args.max_unsent_response_bytes_total,
             ..ConnectionLimits::default()
         },
         ..Config::default()

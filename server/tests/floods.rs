@@ -24,13 +24,20 @@ use raw_h2::*;
 struct Counting;
 
 static LIVE: AtomicUsize = AtomicUsize::new(0);
+/// The most `LIVE` has been since [`start_peak`].
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+fn grew(size: usize) {
+    let now = LIVE.fetch_add(size, Ordering::Relaxed) + size;
+    PEAK.fetch_max(now, Ordering::Relaxed);
+}
 
 // SAFETY: every call is passed to `System` unchanged; the counter is only arithmetic.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let p = unsafe { System.alloc(layout) };
         if !p.is_null() {
-            LIVE.fetch_add(layout.size(), Ordering::Relaxed);
+            grew(layout.size());
         }
         p
     }
@@ -38,7 +45,7 @@ unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         let p = unsafe { System.alloc_zeroed(layout) };
         if !p.is_null() {
-            LIVE.fetch_add(layout.size(), Ordering::Relaxed);
+            grew(layout.size());
         }
         p
     }
@@ -52,7 +59,7 @@ unsafe impl GlobalAlloc for Counting {
         let q = unsafe { System.realloc(p, layout, new_size) };
         if !q.is_null() {
             LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-            LIVE.fetch_add(new_size, Ordering::Relaxed);
+            grew(new_size);
         }
         q
     }
@@ -64,6 +71,18 @@ static ALLOCATOR: Counting = Counting;
 /// Bytes on this process's heap now.
 fn live_bytes() -> usize {
     LIVE.load(Ordering::Relaxed)
+}
+
+/// Bytes on the heap now; from now on [`peak_growth`] counts from them.
+fn start_peak() -> usize {
+    let now = live_bytes();
+    PEAK.store(now, Ordering::Relaxed);
+    now
+}
+
+/// The most the heap has grown past `start` (from [`start_peak`]) since then.
+fn peak_growth(start: usize) -> usize {
+    PEAK.load(Ordering::Relaxed).saturating_sub(start)
 }
 
 const MIB: usize = 1 << 20;
@@ -180,8 +199,11 @@ struct Outcome {
     resets: usize,
     settings_acks: usize,
     pongs: usize,
-    /// Calls answered with headers alone (trailers-only: a failed call).
+    /// Calls answered with headers alone (trailers-only: a failed call), or ended by
+    /// trailers after their answer.
     refused: usize,
+    /// Answers begun (response headers, their message to follow).
+    started: usize,
     /// The streams of those calls.
     refused_streams: Vec<u32>,
     /// The server closed the connection.
@@ -211,6 +233,7 @@ impl Outcome {
                     self.refused_streams
                         .push(u32::from_be_bytes(bytes[5..9].try_into().unwrap()) & 0x7fff_ffff);
                 }
+                HEADERS => self.started += 1,
                 SETTINGS if flags & 0x1 != 0 => self.settings_acks += 1,
                 PING if flags & 0x1 != 0 => self.pongs += 1,
                 _ => {}
@@ -335,6 +358,117 @@ async fn answers_a_client_never_grants_window_for_are_capped_per_connection() {
         grown < BUDGET + 32 * MIB,
         "the heap grew by {grown} bytes for {STREAMS} streams of 4 MiB answers"
     );
+}
+
+/// A server whose connections may each hold `per_connection` bytes of answers their clients
+/// have not taken, and all of them together `total`, with `values` keys of 1 MiB under
+/// `big/`: a Range of them answers that many MiB.
+fn server_holding(per_connection: usize, total: usize, values: usize) -> TestServer {
+    let limits = ConnectionLimits {
+        max_unsent_response_bytes: per_connection,
+        max_unsent_response_bytes_total: total,
+        ..ConnectionLimits::default()
+    };
+    let config = Config { connections: limits, ..Config::default() };
+    let server = TestServer::builder().config(config).start().unwrap();
+    for i in 0..values {
+        server.store().put(format!("big/{i}"), vec![b'x'; MIB], None).unwrap();
+    }
+    server
+}
+
+#[tokio::test]
+async fn answers_a_client_grants_a_byte_of_window_each_are_capped_per_connection() {
+    const STREAMS: u32 = 200;
+    const BUDGET: usize = 16 * MIB;
+    let server = server_holding(BUDGET, usize::MAX, 4);
+    // Each stream may take one byte; the connection as much as it likes. The server hands
+    // an answer on as soon as its stream has any window at all, so without a count that
+    // lasts until the bytes are written, each answer left the budget at once.
+    let mut raw = Raw::open(&server, &[(SETTINGS_INITIAL_WINDOW_SIZE, 1)]).await;
+    assert_eq!(raw.send(&window_update(0, 1 << 30)).await, Sent::All);
+    let start = start_peak();
+    let (mut raw, sent) = served_during(&server, async move {
+        let sent = raw.send(&range_calls(1, STREAMS, b"big/")).await;
+        (raw, sent)
+    })
+    .await;
+    assert_eq!(sent, Sent::All);
+    let outcome = raw.read_until(|o| o.refused + o.started >= STREAMS as usize).await;
+    let peak = peak_growth(start);
+    eprintln!("a byte of window: {outcome:?}, heap peak +{peak} bytes");
+    assert!(outcome.refused >= STREAMS as usize - BUDGET / (4 * MIB), "{outcome:?}");
+    assert!(peak < BUDGET + 48 * MIB, "the heap grew by {peak} bytes for {STREAMS} streams of 4 MiB answers");
+}
+
+#[tokio::test]
+async fn answers_a_client_never_reads_are_capped_per_connection() {
+    const STREAMS: u32 = 200;
+    const BUDGET: usize = 16 * MIB;
+    let server = server_holding(BUDGET, usize::MAX, 4);
+    // Windows as large as HTTP/2 allows, and the socket never read: the answers pile up
+    // behind the socket's buffers, where no window holds them back.
+    let mut raw = Raw::open(&server, &[(SETTINGS_INITIAL_WINDOW_SIZE, (1 << 31) - 1)]).await;
+    assert_eq!(raw.send(&window_update(0, (1 << 31) - 1 - 65_535)).await, Sent::All);
+    let start = start_peak();
+    let (mut raw, sent) = served_during(&server, async move {
+        let sent = raw.send(&range_calls(1, STREAMS, b"big/")).await;
+        // The server has a second to answer what it will before anything is read.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        (raw, sent)
+    })
+    .await;
+    assert_eq!(sent, Sent::All);
+    let peak = peak_growth(start);
+    // Read now, every call ends: answered, or refused while the others waited.
+    let outcome = raw.read_until(|o| o.refused >= STREAMS as usize).await;
+    eprintln!("unread socket: {outcome:?}, heap peak +{peak} bytes");
+    assert_eq!(outcome.refused, STREAMS as usize, "{outcome:?}");
+    assert!(peak < BUDGET + 48 * MIB, "the heap grew by {peak} bytes for {STREAMS} streams of 4 MiB answers");
+}
+
+#[tokio::test]
+async fn answers_held_on_many_connections_are_capped_for_the_server() {
+    const CONNECTIONS: usize = 16;
+    const CALLS: u32 = 8;
+    const TOTAL: usize = 24 * MIB;
+    // Each connection could hold all its answers; the server cannot hold all of theirs.
+    let server = server_holding(64 * MIB, TOTAL, 1);
+    let mut raws = Vec::new();
+    for _ in 0..CONNECTIONS {
+        raws.push(Raw::open(&server, &[(SETTINGS_INITIAL_WINDOW_SIZE, 0)]).await);
+    }
+    let start = start_peak();
+    let (raws, outcomes) = served_during(&server, async move {
+        let mut outcomes = Vec::new();
+        for raw in &mut raws {
+            assert_eq!(raw.send(&range_calls(1, CALLS, b"big/")).await, Sent::All);
+            outcomes.push(raw.read_until(|o| o.refused + o.started >= CALLS as usize).await);
+        }
+        (raws, outcomes)
+    })
+    .await;
+    let peak = peak_growth(start);
+    let held: usize = outcomes.iter().map(|o| o.started).sum();
+    let refused: usize = outcomes.iter().map(|o| o.refused).sum();
+    eprintln!("{CONNECTIONS} connections: {held} answers held, {refused} refused, heap peak +{peak} bytes");
+    assert_eq!(held + refused, CONNECTIONS * CALLS as usize, "{outcomes:?}");
+    // Each answer is a little over 1 MiB.
+    assert!(held < TOTAL / MIB, "{held} answers of 1 MiB held");
+    assert!(peak < TOTAL + 48 * MIB, "the heap grew by {peak} bytes");
+    // A new connection's small answer is still served (the well-behaved client's gets
+    // were), and a large one is not.
+    let mut client = etcd_client::Client::connect([server.endpoint()], None).await.unwrap();
+    let refused = client.get("big/", Some(etcd_client::GetOptions::new().with_prefix())).await.unwrap_err();
+    assert!(refused.to_string().contains("etcdserver: too many requests"), "{refused}");
+    drop(raws);
+    // Once those connections are gone, so are their answers.
+    within("the answers to be freed", async {
+        while client.get("big/", Some(etcd_client::GetOptions::new().with_prefix())).await.is_err() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
 }
 
 #[tokio::test]

@@ -12,6 +12,7 @@ pub const RST_STREAM: u8 = 0x3;
 pub const SETTINGS: u8 = 0x4;
 pub const PING: u8 = 0x6;
 pub const GOAWAY: u8 = 0x7;
+pub const WINDOW_UPDATE: u8 = 0x8;
 pub const CONTINUATION: u8 = 0x9;
 pub const END_STREAM: u8 = 0x1;
 pub const END_HEADERS: u8 = 0x4;
@@ -89,6 +90,11 @@ pub fn reset_streams(first: u32, count: u32) -> Vec<u8> {
         out.extend(frame(RST_STREAM, 0, stream, &CANCEL.to_be_bytes()));
     }
     out
+}
+
+/// A WINDOW_UPDATE granting `increment` more bytes on `stream` (0: the connection).
+pub fn window_update(stream: u32, increment: u32) -> Vec<u8> {
+    frame(WINDOW_UPDATE, 0, stream, &increment.to_be_bytes())
 }
 
 /// `count` SETTINGS frames, each asking for the default initial window again.
