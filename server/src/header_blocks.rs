@@ -4,7 +4,7 @@
 //! etcdctl 3.4 sends its endpoint URL (`http://127.0.0.1:2379`) as the `:authority` of some
 //! calls. grpc-go (1.26 in etcd 3.4, 1.38 in 3.5) never parses `:authority`: it passes it on
 //! as metadata, and its framer refuses only what it refuses in every header value (control
-//! characters other than tab). h2 parses it as an `http::uri::Authority` and resets the
+//! characters other than tab; bytes of 0x80 and up pass, UTF-8 or not). h2 parses it as an `http::uri::Authority` and resets the
 //! stream when that fails. So each block is HPACK-decoded here and, when its one
 //! `:authority` is no authority but a valid header value, the block is encoded again with
 //! the authority part of the value (`127.0.0.1:2379`), or with no `:authority` at all when
@@ -260,6 +260,8 @@ fn authority_to_send(fields: &[(Vec<u8>, Vec<u8>)]) -> Option<Authority> {
     if value.iter().any(|&b| (b < b' ' && b != b'\t') || b == 0x7f) {
         return None;
     }
+    // Bytes of 0x80 and up pass that framer whether or not they are UTF-8, and etcd serves
+    // the call; h2 refuses them in an authority. Such a value is no URL: it is dropped.
     let from_url = std::str::from_utf8(value)
         .ok()
         .and_then(|text| text.parse::<http::Uri>().ok())
@@ -484,6 +486,10 @@ mod tests {
             authority_to_send(&fields(b"http://user@host:1/x")),
             Some(Authority::Replace(b"user@host:1".to_vec()))
         );
+        // Not UTF-8, or UTF-8 that is no URL: served without it, as etcd serves it.
+        assert_eq!(authority_to_send(&fields(b"127.0.0.1:1\xff")), Some(Authority::Drop));
+        assert_eq!(authority_to_send(&fields(b"http://h\xff:1")), Some(Authority::Drop));
+        assert_eq!(authority_to_send(&fields("h\u{e9}llo:1".as_bytes())), Some(Authority::Drop));
         assert_eq!(authority_to_send(&fields(b"http://a\r\nb")), None);
         assert_eq!(authority_to_send(&fields(b"host:1")), None);
         let two = vec![
