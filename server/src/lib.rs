@@ -110,7 +110,8 @@ pub struct Config {
     pub cors: gateway::Cors,
     /// `--quota-backend-bytes`: the space quota (NOSPACE above it).
     pub quota_bytes: u64,
-    /// The etcd version `Status` reports (clients such as Kubernetes check it).
+    /// The etcd version `Status` reports (clients such as Kubernetes check it). Below 3.5
+    /// (`3.4.23`) the server has no Downgrade call, as etcd 3.4 has none.
     pub etcd_version: String,
     /// `--auto-compaction-mode/retention`.
     pub auto_compaction: Option<AutoCompaction>,

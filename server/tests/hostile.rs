@@ -474,3 +474,45 @@ async fn a_downgrade_with_an_unknown_action_or_a_malformed_version_gets_etcds_er
     let cancel = refused(&mut client, 2, "").await;
     assert_eq!(cancel.message(), "etcdserver: no inflight downgrade job");
 }
+
+#[tokio::test]
+async fn a_server_presenting_itself_as_etcd_3_4_answers_downgrade_as_an_unknown_method() {
+    use etcdlite_server::pb::etcdserverpb::maintenance_client::MaintenanceClient;
+    use etcdlite_server::pb::etcdserverpb::{DowngradeRequest, StatusRequest};
+    use tonic::transport::Channel;
+
+    // Auth on and no token: etcd 3.4's grpc-go refuses the unknown method before auth.
+    let config = Config { etcd_version: "3.4.23".to_owned(), ..Config::default() };
+    let server = TestServer::builder().config(config).auth("root-password").start().unwrap();
+    let channel = Channel::from_shared(server.endpoint()).unwrap().connect().await.unwrap();
+    let mut client = MaintenanceClient::new(channel);
+    // What etcd 3.4.23 answers, for every action and version.
+    for (action, version) in [(0, "3.3"), (1, "3.3"), (2, ""), (7, "x")] {
+        let request = DowngradeRequest { action, version: version.to_owned() };
+        let refused = within("a downgrade", client.downgrade(request)).await.unwrap_err();
+        assert_eq!(
+            (refused.code(), refused.message()),
+            (tonic::Code::Unimplemented, "unknown method Downgrade for service etcdserverpb.Maintenance"),
+            "action {action}"
+        );
+    }
+    // The rest of the service is there, behind auth as before.
+    let status = within("a status", client.status(StatusRequest {})).await.unwrap_err();
+    assert_eq!(status.message(), "etcdserver: user name is empty");
+    assert_eq!(server.store().cluster().version(), "3.4.23");
+}
+
+#[tokio::test]
+async fn a_server_presenting_itself_as_etcd_3_5_serves_downgrade() {
+    use etcdlite_server::pb::etcdserverpb::maintenance_client::MaintenanceClient;
+    use etcdlite_server::pb::etcdserverpb::DowngradeRequest;
+    use tonic::transport::Channel;
+
+    let config = Config { etcd_version: "3.5.1".to_owned(), ..Config::default() };
+    let server = TestServer::builder().config(config).start().unwrap();
+    let channel = Channel::from_shared(server.endpoint()).unwrap().connect().await.unwrap();
+    let mut client = MaintenanceClient::new(channel);
+    let request = DowngradeRequest { action: 0, version: "3.4".to_owned() };
+    let answer = within("a downgrade", client.downgrade(request)).await.unwrap().into_inner();
+    assert_eq!(answer.version, "3.5.0");
+}
