@@ -214,8 +214,7 @@ impl Server {
             }
         }
         let cluster = store.cluster();
-        let identity =
-            Identity::new(&config.name, advertise, peer_urls, &config.cluster_token);
+        let identity = Identity::new(&config.name, advertise, peer_urls, &config.cluster_token);
         cluster.set_identity(identity);
         cluster.set_version(config.etcd_version.clone());
         cluster.set_quota_bytes(config.quota_bytes);

@@ -1280,6 +1280,9 @@ async fn the_downgrade_route_exists_only_when_presenting_as_etcd_3_5() -> TestRe
 
     let h = Harness::start().await?;
     let (status, _, body) = h.post("/v3/maintenance/downgrade", r#"{"version":"3.3"}"#).await?;
-    assert_eq!((status, body), (StatusCode::BAD_REQUEST, error(3, "etcdserver: invalid downgrade target version")));
+    assert_eq!(
+        (status, body),
+        (StatusCode::BAD_REQUEST, error(3, "etcdserver: invalid downgrade target version"))
+    );
     h.stop().await
 }

@@ -147,7 +147,10 @@ pub fn router(services: Services, cors: Cors) -> Router {
             ("/maintenance/transfer-leadership", endpoint(maintenance_move_leader)),
             // etcd 3.4's gateway has no such route: a server presenting itself as 3.4
             // answers it as an unknown path.
-            ("/maintenance/downgrade", endpoint_while(maintenance_downgrade, |s| s.maintenance.has_downgrade())),
+            (
+                "/maintenance/downgrade",
+                endpoint_while(maintenance_downgrade, |s| s.maintenance.has_downgrade()),
+            ),
             ("/cluster/member/add", endpoint(cluster_member_add)),
             ("/cluster/member/remove", endpoint(cluster_member_remove)),
             ("/cluster/member/update", endpoint(cluster_member_update)),
