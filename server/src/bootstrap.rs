@@ -36,8 +36,7 @@ pub fn peer_urls(
     initial_cluster: &str,
     advertise_peer_urls: &[String],
 ) -> Result<Vec<String>, String> {
-    let advertised =
-        parse_urls(advertise_peer_urls).map_err(|e| format!("--initial-advertise-peer-urls: {e}"))?;
+    let advertised = advertised_peer_urls(advertise_peer_urls)?;
     let derived;
     let initial_cluster = if name != DEFAULT_NAME && initial_cluster == DEFAULT_INITIAL_CLUSTER {
         derived = advertised.iter().map(|url| format!("{name}={url}")).collect::<Vec<_>>().join(",");
@@ -80,6 +79,23 @@ pub fn peer_urls(
         ));
     }
     Ok(urls.clone())
+}
+
+/// `--initial-advertise-peer-urls` as etcd reads the flag: each URL trimmed, its scheme in
+/// lower case, the list sorted ([`parse_urls`]); a URL etcd refuses is refused with the
+/// flag's name and etcd's reason. [`Server::bind`](crate::Server::bind) reads
+/// [`Config::peer_urls`](crate::Config::peer_urls) this way too, so URLs set from code give
+/// the ids and the error the flag gives.
+///
+/// ```
+/// use etcdlite_server::bootstrap::advertised_peer_urls;
+///
+/// let urls = [" HTTP://127.0.0.1:2380".to_owned()];
+/// assert_eq!(advertised_peer_urls(&urls).unwrap(), ["http://127.0.0.1:2380"]);
+/// assert!(advertised_peer_urls(&["foo".to_owned()]).is_err());
+/// ```
+pub fn advertised_peer_urls(urls: &[String]) -> Result<Vec<String>, String> {
+    parse_urls(urls).map_err(|e| format!("--initial-advertise-peer-urls: {e}"))
 }
 
 /// `name=url,name=url,...` as etcd's `types.NewURLsMap` reads it: empty entries skipped, a

@@ -4,7 +4,7 @@
 //! etcdctl 3.4 sends its endpoint URL (`http://127.0.0.1:2379`) as the `:authority` of some
 //! calls. grpc-go (1.26 in etcd 3.4, 1.38 in 3.5) never parses `:authority`: it passes it on
 //! as metadata, and its framer refuses only what it refuses in every header value (control
-//! characters other than tab). h2 parses it as an `http::uri::Authority` and resets the
+//! characters other than tab; bytes of 0x80 and up pass, UTF-8 or not). h2 parses it as an `http::uri::Authority` and resets the
 //! stream when that fails. So each block is HPACK-decoded here and, when its one
 //! `:authority` is no authority but a valid header value, the block is encoded again with
 //! the authority part of the value (`127.0.0.1:2379`), or with no `:authority` at all when
@@ -27,7 +27,8 @@ use crate::hpack::{self, Decoder};
 /// `dispatch.rs` (hyper's default, the HTTP/2 initial value).
 pub(crate) const MAX_FRAME_SIZE: usize = 16_384;
 /// The server's SETTINGS_MAX_HEADER_LIST_SIZE, set in `dispatch.rs` (hyper's default):
-/// a block whose fields add up to more (name + value + 32 each) is refused by h2.
+/// a block whose fields add up to this much or more (name + value + 32 each) is refused
+/// by h2, which counts a list that reaches its limit as over it.
 pub(crate) const MAX_HEADER_LIST_SIZE: usize = 16_384;
 /// The server's SETTINGS_HEADER_TABLE_SIZE: the HTTP/2 initial value, which hyper keeps
 /// (it sends no other); a client's table size update may not exceed it.
@@ -203,15 +204,15 @@ impl HeaderBlocks {
         let mut fields = Vec::new();
         let mut size = 0usize;
         let decoded = self.decoder.decode(fragment, |name, value| {
-            // Counted as h2 counts; past the limit nothing more is kept (indexed fields
+            // Counted as h2 counts; once at the limit nothing more is kept (indexed fields
             // could otherwise expand a small block into a huge list).
             size = size.saturating_add(hpack::entry_size(name, value));
-            if size <= MAX_HEADER_LIST_SIZE {
+            if fits_h2s_list(size) {
                 fields.push((name.to_vec(), value.to_vec()));
             }
         });
         match decoded {
-            Ok(()) if size <= MAX_HEADER_LIST_SIZE => Some(Fields::Listed(fields)),
+            Ok(()) if fits_h2s_list(size) => Some(Fields::Listed(fields)),
             Ok(()) => Some(Fields::TooLong),
             Err(e) => {
                 tracing::debug!("a header block that does not decode: {e}");
@@ -221,10 +222,17 @@ impl HeaderBlocks {
     }
 }
 
+/// Whether h2 takes a header list of `size` (counted as [`hpack::entry_size`] counts each
+/// field): h2's `HeaderBlock::load` marks a list over size once its running size is at
+/// least the limit, so a list of exactly [`MAX_HEADER_LIST_SIZE`] is refused too.
+fn fits_h2s_list(size: usize) -> bool {
+    size < MAX_HEADER_LIST_SIZE
+}
+
 /// A decoded header list.
 enum Fields {
     Listed(Vec<(Vec<u8>, Vec<u8>)>),
-    /// Longer than [`MAX_HEADER_LIST_SIZE`]: h2 refuses it.
+    /// [`MAX_HEADER_LIST_SIZE`] or longer: h2 refuses it.
     TooLong,
 }
 
@@ -252,6 +260,8 @@ fn authority_to_send(fields: &[(Vec<u8>, Vec<u8>)]) -> Option<Authority> {
     if value.iter().any(|&b| (b < b' ' && b != b'\t') || b == 0x7f) {
         return None;
     }
+    // Bytes of 0x80 and up pass that framer whether or not they are UTF-8, and etcd serves
+    // the call; h2 refuses them in an authority. Such a value is no URL: it is dropped.
     let from_url = std::str::from_utf8(value)
         .ok()
         .and_then(|text| text.parse::<http::Uri>().ok())
@@ -476,6 +486,10 @@ mod tests {
             authority_to_send(&fields(b"http://user@host:1/x")),
             Some(Authority::Replace(b"user@host:1".to_vec()))
         );
+        // Not UTF-8, or UTF-8 that is no URL: served without it, as etcd serves it.
+        assert_eq!(authority_to_send(&fields(b"127.0.0.1:1\xff")), Some(Authority::Drop));
+        assert_eq!(authority_to_send(&fields(b"http://h\xff:1")), Some(Authority::Drop));
+        assert_eq!(authority_to_send(&fields("h\u{e9}llo:1".as_bytes())), Some(Authority::Drop));
         assert_eq!(authority_to_send(&fields(b"http://a\r\nb")), None);
         assert_eq!(authority_to_send(&fields(b"host:1")), None);
         let two = vec![
@@ -544,6 +558,49 @@ mod tests {
         let lists = h2_reads(&mut loona_hpack::Decoder::new(), &sent);
         assert_eq!(lists[0].len(), 6);
         assert!(lists[0].iter().all(|(n, _)| n != ":authority"));
+    }
+
+    /// `hpack` as one header block on stream 1: a HEADERS frame and as many CONTINUATIONs
+    /// as frames of the largest size take.
+    fn block_frames(hpack: &[u8]) -> Vec<u8> {
+        let mut wire = Vec::new();
+        let pieces: Vec<&[u8]> = hpack.chunks(MAX_FRAME_SIZE).collect();
+        for (i, piece) in pieces.iter().enumerate() {
+            let kind = if i == 0 { HEADERS } else { CONTINUATION };
+            let flags = if i + 1 == pieces.len() { END_HEADERS } else { 0 };
+            wire.extend(frame(kind, flags, 1, piece));
+        }
+        wire
+    }
+
+    #[test]
+    fn a_header_list_is_too_long_from_exactly_the_size_h2_refuses() {
+        let base = request("http://h:1");
+        let base_size: usize = base.iter().map(|(name, value)| hpack::entry_size(name, value)).sum();
+        let pad_name: &'static [u8] = b"x-pad";
+        let list_of_size = |size: usize| {
+            let mut fields = base.clone();
+            fields.push((pad_name, vec![b'v'; size - base_size - hpack::entry_size(pad_name, b"")]));
+            fields
+        };
+        for size in [MAX_HEADER_LIST_SIZE - 1, MAX_HEADER_LIST_SIZE, MAX_HEADER_LIST_SIZE + 1] {
+            let fields = list_of_size(size);
+            let listed: usize = fields.iter().map(|(name, value)| hpack::entry_size(name, value)).sum();
+            assert_eq!(listed, size);
+            let wire = block_frames(&encode(&mut Encoder::new(), &fields));
+            let mut blocks = HeaderBlocks::new();
+            let sent = feed(&mut blocks, &wire);
+            if size < MAX_HEADER_LIST_SIZE {
+                // h2 takes it: its URL authority is made one h2 accepts.
+                assert!(blocks.translating(), "a list of {size}");
+                let lists = h2_reads(&mut loona_hpack::Decoder::new(), &sent);
+                assert!(lists[0].contains(&(":authority".to_string(), "h:1".to_string())));
+            } else {
+                // h2 refuses it whatever its authority: it goes on as received.
+                assert!(!blocks.translating(), "a list of {size}");
+                assert_eq!(sent, wire, "a list of {size}");
+            }
+        }
     }
 
     #[test]

@@ -5,6 +5,10 @@
 //! with an `:authority` h2 accepts. Everything else is handed on where it was read, in the
 //! caller's buffer; only bytes that follow a held or rewritten block are copied once more.
 //! Connections that are not HTTP/2 (the gateway's HTTP/1) pass through untouched.
+//!
+//! A client that pings too often gets grpc-go's farewell (`ping_policy.rs`) written here,
+//! between two of hyper's frames, after hyper has written what it had buffered; then the
+//! connection ends. The server's frames are followed for that alone ([`ServerFrames`]).
 
 use std::io;
 use std::pin::Pin;
@@ -14,7 +18,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::header_blocks::{frame_length, HeaderBlocks, Take, FRAME_HEADER};
-use crate::ping_policy::PingPolicy;
+use crate::ping_policy::{PingPolicy, Verdict, PING_LENGTH};
 
 /// What every HTTP/2 connection starts with.
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -28,12 +32,83 @@ pub(crate) struct Inbound<T> {
     out_read: usize,
     /// The client has closed its side; `out` is all that is left.
     ended: bool,
+    /// Where hyper is in the frames it writes.
+    written: ServerFrames,
+    /// Once the client has pinged too often: what to write before the connection ends.
+    farewell: Option<Farewell>,
 }
 
 impl<T> Inbound<T> {
     /// `inner`, whose client may ping at most once per `min_time`.
     pub(crate) fn new(inner: T, min_time: Duration) -> Self {
-        Inbound { inner, frames: Frames::new(min_time), out: Vec::new(), out_read: 0, ended: false }
+        Inbound {
+            inner,
+            frames: Frames::new(min_time),
+            out: Vec::new(),
+            out_read: 0,
+            ended: false,
+            written: ServerFrames::default(),
+            farewell: None,
+        }
+    }
+}
+
+/// The farewell owed to a client that pinged too often ([`PingPolicy::farewell`]).
+struct Farewell {
+    bytes: Vec<u8>,
+    /// Whether hyper has had its turn to write out what it had buffered: h2 flushes its
+    /// frames when a read is pending, so the first read after the verdict is made to wait
+    /// once. grpc-go likewise writes what it queued before (the answers to earlier pings)
+    /// ahead of its GOAWAY.
+    hyper_flushed: bool,
+}
+
+/// Where the server is in the frames it writes: a frame of the client's may only go in
+/// between two of them.
+#[derive(Default)]
+struct ServerFrames {
+    /// Bytes of the next frame header written so far.
+    header: [u8; FRAME_HEADER],
+    header_len: usize,
+    payload_left: usize,
+}
+
+impl ServerFrames {
+    /// hyper wrote `bytes`.
+    fn wrote(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            if self.payload_left > 0 {
+                let take = bytes.len().min(self.payload_left);
+                self.payload_left -= take;
+                bytes = &bytes[take..];
+                continue;
+            }
+            let take = bytes.len().min(FRAME_HEADER - self.header_len);
+            self.header[self.header_len..self.header_len + take].copy_from_slice(&bytes[..take]);
+            self.header_len += take;
+            bytes = &bytes[take..];
+            if self.header_len == FRAME_HEADER {
+                self.header_len = 0;
+                self.payload_left = frame_length(&self.header);
+            }
+        }
+    }
+
+    /// hyper wrote the first `n` bytes of `bufs`.
+    fn wrote_vectored(&mut self, bufs: &[io::IoSlice<'_>], mut n: usize) {
+        for buf in bufs {
+            let take = buf.len().min(n);
+            self.wrote(&buf[..take]);
+            n -= take;
+            if n == 0 {
+                return;
+            }
+        }
+    }
+
+    /// Whether the last frame hyper started is written whole.
+    fn between_frames(&self) -> bool {
+        self.header_len == 0 && self.payload_left == 0
     }
 }
 
@@ -48,6 +123,17 @@ struct Frames {
     holding: bool,
     pings: PingPolicy,
     blocks: HeaderBlocks,
+    /// Where the client stands with the ping policy.
+    standing: Standing,
+}
+
+/// A client's standing with the ping policy.
+enum Standing {
+    Fine,
+    /// Its ping broke the policy; the ping's opaque data so far (it is not handed on).
+    Broken(Vec<u8>),
+    /// The ping is read: what to write before the connection ends. Nothing more is read.
+    Farewell(Vec<u8>),
 }
 
 /// Where the bytes of one read go: a prefix of the read stays where it is, in the caller's
@@ -88,17 +174,30 @@ impl Frames {
             holding: false,
             pings: PingPolicy::new(min_time),
             blocks: HeaderBlocks::new(),
+            standing: Standing::Fine,
+        }
+    }
+
+    /// Once the client has pinged too often and the ping is read: the farewell to write.
+    fn take_farewell(&mut self) -> Option<Vec<u8>> {
+        match std::mem::replace(&mut self.standing, Standing::Fine) {
+            Standing::Farewell(bytes) => Some(bytes),
+            other => {
+                self.standing = other;
+                None
+            }
         }
     }
 
     /// Follows `input`, the next bytes the client sent. Answers how many of its first bytes
-    /// go on where they are; the bytes after those that go on are appended to `out`. Fails
-    /// once the client has pinged too often, or sent what can no longer be judged once its
-    /// blocks are encoded again.
+    /// go on where they are; the bytes after those that go on are appended to `out`. Stops
+    /// at the end of a ping that broke the ping policy (nothing after it goes on; see
+    /// [`take_farewell`](Frames::take_farewell)). Fails once the client has sent what can
+    /// no longer be judged once its blocks are encoded again.
     fn feed(&mut self, input: &[u8], out: &mut Vec<u8>, now: Instant) -> io::Result<usize> {
         let mut sink = Sink { keep: 0, diverted: false, out };
         let mut at = 0;
-        while at < input.len() {
+        while at < input.len() && !matches!(self.standing, Standing::Farewell(_)) {
             let rest = &input[at..];
             match self.preface {
                 None => {
@@ -117,6 +216,14 @@ impl Frames {
                 }
                 Some(_) if self.payload_left > 0 => {
                     let take = rest.len().min(self.payload_left);
+                    if let Standing::Broken(opaque) = &mut self.standing {
+                        opaque.extend_from_slice(&rest[..take]);
+                        sink.hold();
+                        self.payload_left -= take;
+                        at += take;
+                        self.ping_read();
+                        continue;
+                    }
                     if self.holding {
                         self.blocks.payload(&rest[..take]);
                         sink.hold();
@@ -161,10 +268,15 @@ impl Frames {
         sink: &mut Sink<'_>,
         now: Instant,
     ) -> io::Result<()> {
-        let [.., kind, flags, _, _, _, _] = *header;
-        self.pings.frame(kind, flags, now)?;
         self.payload_left = frame_length(header);
         self.holding = false;
+        if self.pings.frame(header, now) == Verdict::TooManyPings {
+            // The ping is answered with the farewell, not by h2.
+            self.standing = Standing::Broken(Vec::with_capacity(PING_LENGTH));
+            sink.hold();
+            self.ping_read();
+            return Ok(());
+        }
         match self.blocks.frame_header(header) {
             Take::Pass => match in_place {
                 Some((input, from)) => sink.pass(input, from, from + FRAME_HEADER),
@@ -183,6 +295,15 @@ impl Frames {
             }
         }
         Ok(())
+    }
+
+    /// Once the whole of the ping that broke the policy is read, the farewell is due.
+    fn ping_read(&mut self) {
+        let Standing::Broken(opaque) = &self.standing else { return };
+        if self.payload_left == 0 {
+            let opaque: &[u8; PING_LENGTH] = opaque.as_slice().try_into().expect("a ping's eight bytes");
+            self.standing = Standing::Farewell(self.pings.farewell(opaque));
+        }
     }
 
     fn held_frame_done(&mut self, sink: &mut Sink<'_>) -> io::Result<()> {
@@ -218,7 +339,8 @@ impl Frames {
     }
 }
 
-impl<T: AsyncRead + Unpin> AsyncRead for Inbound<T> {
+// Reading may write: the farewell to a client that pinged too often.
+impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for Inbound<T> {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         if buf.remaining() == 0 {
@@ -234,6 +356,12 @@ impl<T: AsyncRead + Unpin> AsyncRead for Inbound<T> {
                     this.out_read = 0;
                 }
                 return Poll::Ready(Ok(()));
+            }
+            if let Some(bytes) = this.frames.take_farewell() {
+                this.farewell = Some(Farewell { bytes, hyper_flushed: false });
+            }
+            if this.farewell.is_some() {
+                return this.say_farewell(cx);
             }
             if this.ended {
                 return Poll::Ready(Ok(()));
@@ -255,9 +383,44 @@ impl<T: AsyncRead + Unpin> AsyncRead for Inbound<T> {
     }
 }
 
+impl<T: AsyncWrite + Unpin> Inbound<T> {
+    /// The client pinged too often and everything it sent before is handed on: writes the
+    /// farewell between two of hyper's frames and ends the connection. The farewell goes
+    /// as far as the socket takes it at once: a client that leaves the server's frames
+    /// unread (hyper stuck in the middle of one, or the socket full) is not waited for.
+    fn say_farewell(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let farewell = self.farewell.as_mut().expect("a farewell is due");
+        if !farewell.hyper_flushed {
+            farewell.hyper_flushed = true;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        // Taken, so that it is written once however often the connection is read from now.
+        let bytes = std::mem::take(&mut farewell.bytes);
+        if self.written.between_frames() {
+            let mut rest = bytes.as_slice();
+            while !rest.is_empty() {
+                match Pin::new(&mut self.inner).poll_write(cx, rest) {
+                    Poll::Ready(Ok(n)) if n > 0 => rest = &rest[n..],
+                    _ => break,
+                }
+            }
+            // Nothing else can go wrong for this connection now: it ends either way.
+            let _ = Pin::new(&mut self.inner).poll_flush(cx);
+        }
+        Poll::Ready(Err(io::Error::new(
+            io::ErrorKind::ConnectionAborted,
+            "too_many_pings: the client pings more often than --grpc-keepalive-min-time",
+        )))
+    }
+}
+
 impl<T: AsyncWrite + Unpin> AsyncWrite for Inbound<T> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+        let this = self.get_mut();
+        let written = std::task::ready!(Pin::new(&mut this.inner).poll_write(cx, buf))?;
+        this.written.wrote(&buf[..written]);
+        Poll::Ready(Ok(written))
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -273,7 +436,10 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Inbound<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let written = std::task::ready!(Pin::new(&mut this.inner).poll_write_vectored(cx, bufs))?;
+        this.written.wrote_vectored(bufs, written);
+        Poll::Ready(Ok(written))
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -294,8 +460,15 @@ mod tests {
         out
     }
 
+    /// A ping with `opaque` as its data, on stream 0 as a ping must be.
+    fn ping_of(opaque: u8) -> Vec<u8> {
+        let mut ping = frame(PING, 0, &[opaque; 8]);
+        ping[5..9].copy_from_slice(&[0; 4]);
+        ping
+    }
+
     fn ping() -> Vec<u8> {
-        frame(PING, 0, &[0; 8])
+        ping_of(0)
     }
 
     /// What `frames` hands on when the bytes arrive in `chunk`-sized reads.
@@ -312,8 +485,21 @@ mod tests {
         handed
     }
 
+    /// What grpc-go sends a client that opened `last_stream` and whose ping with `opaque`
+    /// broke the policy: that ping answered, then GOAWAY ENHANCE_YOUR_CALM
+    /// `too_many_pings`.
+    fn farewell(last_stream: u32, opaque: u8) -> Vec<u8> {
+        let mut bytes = vec![0, 0, 8, PING, ACK, 0, 0, 0, 0];
+        bytes.extend([opaque; 8]);
+        bytes.extend([0, 0, 22, 0x7, 0, 0, 0, 0, 0]);
+        bytes.extend(last_stream.to_be_bytes());
+        bytes.extend(0xbu32.to_be_bytes());
+        bytes.extend(b"too_many_pings");
+        bytes
+    }
+
     #[test]
-    fn the_third_early_ping_ends_the_connection_and_calls_forgive_the_earlier_ones() {
+    fn the_third_early_ping_is_answered_by_the_farewell_and_calls_forgive_the_earlier_ones() {
         let start = Instant::now();
         let at = |ms: u64| start + Duration::from_millis(ms);
         let mut frames = Frames::new(Duration::from_secs(5));
@@ -322,16 +508,92 @@ mod tests {
         frames.feed(&ping(), &mut out, at(0)).unwrap();
         frames.feed(&ping(), &mut out, at(10)).unwrap();
         frames.feed(&ping(), &mut out, at(20)).unwrap();
-        // A call comes: the strikes are forgiven.
+        // A call comes (on stream 1, the test frames' stream): the strikes are forgiven.
+        frames.feed(&frame(HEADERS, 0x4, &[0x83]), &mut out, at(25)).unwrap();
         frames.feed(&frame(0x0, 0x1, b"data"), &mut out, at(25)).unwrap();
         frames.feed(&ping(), &mut out, at(30)).unwrap();
         frames.feed(&ping(), &mut out, at(40)).unwrap();
         // Acknowledgements of the server's own pings are not pings.
         frames.feed(&frame(PING, ACK, &[0; 8]), &mut out, at(45)).unwrap();
-        assert_eq!(
-            frames.feed(&ping(), &mut out, at(50)).unwrap_err().kind(),
-            io::ErrorKind::ConnectionAborted
-        );
+        assert_eq!(frames.take_farewell(), None);
+        out.clear();
+        // The third strike: the ping is not handed on, nor what follows it.
+        let mut bytes = ping_of(3);
+        bytes.extend(frame(0x0, 0x1, b"after"));
+        assert_eq!(frames.feed(&bytes, &mut out, at(50)).unwrap(), 0);
+        assert!(out.is_empty());
+        assert_eq!(frames.take_farewell(), Some(farewell(1, 3)));
+        assert_eq!(frames.take_farewell(), None);
+    }
+
+    #[test]
+    fn what_comes_before_the_ping_that_breaks_the_policy_goes_on_whatever_the_reads() {
+        let mut bytes = PREFACE.to_vec();
+        let before_ping = [frame(HEADERS, 0x4, &[0x83]), ping(), ping(), ping()].concat();
+        bytes.extend(&before_ping);
+        let at_ping = bytes.len();
+        bytes.extend(ping_of(9));
+        bytes.extend(frame(0x0, 0x1, b"after"));
+        for chunk in [1, 3, 9, 17, 1000] {
+            let now = Instant::now();
+            let mut frames = Frames::new(Duration::from_secs(5));
+            let (mut handed, mut out, mut farewell_due) = (Vec::new(), Vec::new(), None);
+            for piece in bytes.chunks(chunk) {
+                let keep = frames.feed(piece, &mut out, now).unwrap();
+                handed.extend_from_slice(&piece[..keep]);
+                handed.append(&mut out);
+                farewell_due = frames.take_farewell();
+                if farewell_due.is_some() {
+                    break;
+                }
+            }
+            assert_eq!(handed, bytes[..at_ping], "reads of {chunk} bytes");
+            assert_eq!(farewell_due, Some(farewell(1, 9)), "reads of {chunk} bytes");
+        }
+    }
+
+    /// A client of `inbound` that has pinged too often: its pings, read through `inbound`.
+    async fn ping_too_often(
+        inbound: &mut Inbound<tokio::io::DuplexStream>,
+        client: &mut tokio::io::DuplexStream,
+    ) {
+        use tokio::io::AsyncWriteExt;
+        let mut bytes = PREFACE.to_vec();
+        for opaque in 0..4 {
+            bytes.extend(ping_of(opaque));
+        }
+        client.write_all(&bytes).await.unwrap();
+        drop(client.shutdown().await);
+        let mut handed = Vec::new();
+        let error = tokio::io::AsyncReadExt::read_to_end(inbound, &mut handed).await.unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::ConnectionAborted);
+        assert_eq!(handed, bytes[..PREFACE.len() + 3 * 17], "the three pings before the fourth go on");
+    }
+
+    #[tokio::test]
+    async fn the_farewell_goes_between_two_of_the_servers_frames_and_never_inside_one() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let server_frame = frame(0x0, 0, &[5; 30]);
+
+        // hyper wrote a whole frame: the farewell follows it.
+        let (mut client, socket) = tokio::io::duplex(4096);
+        let mut inbound = Inbound::new(socket, Duration::from_secs(5));
+        inbound.write_all(&server_frame).await.unwrap();
+        ping_too_often(&mut inbound, &mut client).await;
+        drop(inbound);
+        let mut seen = Vec::new();
+        client.read_to_end(&mut seen).await.unwrap();
+        assert_eq!(seen, [server_frame.clone(), farewell(0, 3)].concat());
+
+        // hyper is in the middle of a frame: nothing goes inside it.
+        let (mut client, socket) = tokio::io::duplex(4096);
+        let mut inbound = Inbound::new(socket, Duration::from_secs(5));
+        inbound.write_all(&server_frame[..12]).await.unwrap();
+        ping_too_often(&mut inbound, &mut client).await;
+        drop(inbound);
+        let mut seen = Vec::new();
+        client.read_to_end(&mut seen).await.unwrap();
+        assert_eq!(seen, server_frame[..12]);
     }
 
     #[test]

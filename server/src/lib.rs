@@ -100,7 +100,10 @@ pub struct Config {
     /// This member's peer URLs, as `--initial-cluster` names them for it
     /// ([`bootstrap::peer_urls`]): reported by the Cluster service, and with
     /// [`cluster_token`](Config::cluster_token) what its member and cluster ids derive from.
-    /// etcd's default `http://localhost:2380`. Nothing listens on them.
+    /// etcd's default `http://localhost:2380`. Nothing listens on them. Read as the flag
+    /// reads them ([`bootstrap::advertised_peer_urls`]: trimmed, scheme in lower case,
+    /// sorted) when the server binds, which fails with `InvalidInput` and the flag's error
+    /// for a URL etcd refuses.
     pub peer_urls: Vec<String>,
     /// `--initial-cluster-token` (etcd's default `etcd-cluster`).
     pub cluster_token: String,
@@ -110,7 +113,8 @@ pub struct Config {
     pub cors: gateway::Cors,
     /// `--quota-backend-bytes`: the space quota (NOSPACE above it).
     pub quota_bytes: u64,
-    /// The etcd version `Status` reports (clients such as Kubernetes check it).
+    /// The etcd version `Status` reports (clients such as Kubernetes check it). Below 3.5
+    /// (`3.4.23`) the server has no Downgrade call, as etcd 3.4 has none.
     pub etcd_version: String,
     /// `--auto-compaction-mode/retention`.
     pub auto_compaction: Option<AutoCompaction>,
@@ -177,9 +181,10 @@ impl Server {
     /// Binds every listen address of `config` (port 0 picks a free port) for `store`, and
     /// makes the store's member the one `config` names (its name and URLs, with the ids etcd
     /// derives from its peer URLs and cluster token, the version it reports, its space
-    /// quota). TLS addresses need [`Config::tls`], whose files are read
-    /// and checked here: a TLS configuration that cannot serve fails with `InvalidInput`
-    /// (or the file's error), saying why.
+    /// quota). The peer URLs are read as `--initial-advertise-peer-urls` reads them: one etcd
+    /// refuses fails with `InvalidInput` and the flag's error. TLS addresses need
+    /// [`Config::tls`], whose files are read and checked here: a TLS configuration that
+    /// cannot serve fails with `InvalidInput` (or the file's error), saying why.
     pub async fn bind(config: Config, store: Arc<Store>) -> io::Result<Server> {
         let acceptor = match (&config.tls, config.listen_tls.is_empty()) {
             (_, true) => None,
@@ -191,6 +196,10 @@ impl Server {
                 ))
             }
         };
+        // As the flag reads them, so that URLs set from code give etcd's ids (which hash the
+        // URLs as etcd writes them) and a URL etcd refuses fails here as it fails there.
+        let peer_urls = bootstrap::advertised_peer_urls(&config.peer_urls)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let mut listeners = Vec::new();
         for addr in &config.listen {
             listeners.push(Listener { tcp: dispatch::listen(*addr)?, tls: None });
@@ -205,8 +214,7 @@ impl Server {
             }
         }
         let cluster = store.cluster();
-        let identity =
-            Identity::new(&config.name, advertise, config.peer_urls.clone(), &config.cluster_token);
+        let identity = Identity::new(&config.name, advertise, peer_urls, &config.cluster_token);
         cluster.set_identity(identity);
         cluster.set_version(config.etcd_version.clone());
         cluster.set_quota_bytes(config.quota_bytes);
@@ -325,3 +333,49 @@ impl Drop for Running {
 #[doc = include_str!("../../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use etcdlite::Options;
+
+    /// Binds `peer_urls` set from code on a free loopback port, over a store of its own.
+    async fn bind_with(peer_urls: &[&str]) -> (io::Result<Server>, Arc<Store>) {
+        let store = Arc::new(Store::open(Options::memory()).expect("an in-memory store"));
+        let config = Config {
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
+            peer_urls: peer_urls.iter().map(|url| url.to_string()).collect(),
+            ..Config::default()
+        };
+        (Server::bind(config, store.clone()).await, store)
+    }
+
+    // etcd 3.5.1 started with `--initial-advertise-peer-urls ' HTTP://127.0.0.1:23802'` (and
+    // `--initial-cluster 'default= HTTP://127.0.0.1:23802'`) lists its peer URL as
+    // `http://127.0.0.1:23802` and answers member 185828541645115251 in cluster
+    // 8140765981764738059 (`etcdctl member list -w json`).
+    #[tokio::test]
+    async fn peer_urls_from_code_are_read_as_the_flag_reads_them_so_the_ids_are_etcds() {
+        let (server, store) = bind_with(&[" HTTP://127.0.0.1:23802"]).await;
+        server.expect("bound");
+        let me = store.cluster().identity();
+        assert_eq!(me.peer_urls, ["http://127.0.0.1:23802"]);
+        assert_eq!((me.member_id, me.cluster_id), (185828541645115251, 8140765981764738059));
+        // Several URLs are sorted, as etcd keeps them.
+        let (server, store) = bind_with(&["http://b:2", "HTTP://a:1"]).await;
+        server.expect("bound");
+        assert_eq!(store.cluster().identity().peer_urls, ["http://a:1", "http://b:2"]);
+    }
+
+    #[tokio::test]
+    async fn a_peer_url_etcd_refuses_fails_from_code_with_the_flags_error() {
+        for bad in [&["foo"][..], &["http://a"], &["http://a:1/path"], &[]] {
+            let (server, _) = bind_with(bad).await;
+            let error = server.err().expect("refused");
+            assert_eq!(error.kind(), io::ErrorKind::InvalidInput, "{bad:?}");
+            let urls: Vec<String> = bad.iter().map(|url| url.to_string()).collect();
+            let from_flag = bootstrap::peer_urls("n1", bootstrap::DEFAULT_INITIAL_CLUSTER, &urls);
+            assert_eq!(error.to_string(), from_flag.unwrap_err(), "{bad:?}");
+        }
+    }
+}

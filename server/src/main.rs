@@ -90,7 +90,8 @@ struct Args {
     /// fsync every write before acknowledging it (persistent engines).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     sync: bool,
-    /// The etcd version the Status call reports.
+    /// The etcd version the Status call reports; below 3.5 there is no Downgrade call, as
+    /// in etcd 3.4.
     #[arg(long, default_value = DEFAULT_ETCD_VERSION)]
     etcd_version: String,
     /// Path to the client server TLS cert file (for https:// listen URLs).

@@ -14,6 +14,11 @@ use crate::pb::etcdserverpb as pb;
 use crate::pb::etcdserverpb::maintenance_server::Maintenance;
 use crate::status::to_status;
 
+/// What a server presenting itself as etcd 3.4 answers a Downgrade with: grpc-go's words
+/// for a method its service does not have (etcd 3.4.23 answers exactly this, code
+/// Unimplemented).
+const NO_DOWNGRADE: &str = "unknown method Downgrade for service etcdserverpb.Maintenance";
+
 /// etcd's `Maintenance` service over the node's store.
 #[derive(Clone)]
 pub struct MaintenanceService {
@@ -24,6 +29,12 @@ impl MaintenanceService {
     /// The service of `node`.
     pub fn new(node: Arc<Node>) -> Self {
         MaintenanceService { node }
+    }
+
+    /// Whether the etcd version this server presents has the Downgrade call (3.5 and later;
+    /// see [`Cluster::has_downgrade`](etcdlite::cluster::Cluster::has_downgrade)).
+    pub fn has_downgrade(&self) -> bool {
+        self.node.store.cluster().has_downgrade()
     }
 
     /// The Status answer (also served by the gateway).
@@ -141,6 +152,11 @@ impl Maintenance for MaintenanceService {
         &self,
         request: Request<pb::DowngradeRequest>,
     ) -> Result<Response<pb::DowngradeResponse>, Status> {
+        if !self.has_downgrade() {
+            // etcd 3.4's Maintenance service has no Downgrade: its grpc-go answers the call
+            // as any unknown method, before any interceptor (so before auth) sees it.
+            return Err(Status::unimplemented(NO_DOWNGRADE));
+        }
         self.node.require_admin(&request)?;
         let req = request.into_inner();
         // etcd answers an action it does not know with its `ErrUnknownMethod`, code Unknown.

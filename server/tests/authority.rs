@@ -74,3 +74,21 @@ async fn an_authority_with_a_control_character_is_still_refused() {
     let answer = range(&mut connection, server.addr().to_string().as_bytes(), b"k", &[]).await;
     assert_eq!(value_of(&answer), b"v");
 }
+
+#[tokio::test]
+async fn an_authority_with_bytes_that_are_not_utf8_is_served_as_etcd_serves_it() {
+    let server = TestServer::start().unwrap();
+    server.store().put("k", "v", None).unwrap();
+    let mut connection = RawH2::connect(server.addr()).await;
+    // etcd 3.5.1 and 3.4.23 answer each of these Range calls (checked on the wire): grpc-go's
+    // framer lets bytes of 0x80 and up through, UTF-8 or not, and keeps the value as metadata.
+    let authorities: [&[u8]; 5] =
+        [b"127.0.0.1:2379\xff", b"h\xc3\x28:1", "h\u{e9}llo:1".as_bytes(), b"\x80", b"http://h\xff:1"];
+    for authority in authorities {
+        let answer = range(&mut connection, authority, b"k", &[]).await;
+        assert_eq!(value_of(&answer), b"v", "authority {authority:?}");
+    }
+    // The connection goes on, with a valid authority too.
+    let answer = range(&mut connection, server.addr().to_string().as_bytes(), b"k", &[]).await;
+    assert_eq!(value_of(&answer), b"v");
+}

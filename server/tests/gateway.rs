@@ -1260,3 +1260,29 @@ async fn grpc_timeout_sets_a_calls_deadline() -> TestResult {
     assert_eq!(lines.next().await, None);
     h.stop().await
 }
+
+// etcd 3.4.23 (checked with curl) has no downgrade route: POST or GET to
+// `/v3/maintenance/downgrade` or `/v3beta/maintenance/downgrade` is `404`, text/plain,
+// `Not Found\n`. etcd 3.5.1 answers a validation to 3.3 with `400`, code 3.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_downgrade_route_exists_only_when_presenting_as_etcd_3_5() -> TestResult {
+    let as_34 = Config { etcd_version: "3.4.23".to_owned(), ..Config::default() };
+    let h = Harness::started(TestServer::builder().config(as_34).start()?)?;
+    for path in ["/v3/maintenance/downgrade", "/v3beta/maintenance/downgrade"] {
+        for method in [reqwest::Method::POST, reqwest::Method::GET] {
+            let response = h.send(method.clone(), path, r#"{"version":"3.3"}"#, &[]).await?;
+            assert_eq!(response.status(), StatusCode::NOT_FOUND, "{method} {path}");
+            assert_eq!(header(&response, "content-type"), "text/plain; charset=utf-8");
+            assert_eq!(response.text().await?, "Not Found\n");
+        }
+    }
+    h.stop().await?;
+
+    let h = Harness::start().await?;
+    let (status, _, body) = h.post("/v3/maintenance/downgrade", r#"{"version":"3.3"}"#).await?;
+    assert_eq!(
+        (status, body),
+        (StatusCode::BAD_REQUEST, error(3, "etcdserver: invalid downgrade target version"))
+    );
+    h.stop().await
+}

@@ -53,6 +53,12 @@ impl ClusterVersion {
         semver(version).or_else(|| semver(&format!("{version}.0"))).ok_or(Error::WrongDowngradeVersionFormat)
     }
 
+    /// Whether a server of this version has etcd's Downgrade call, which etcd 3.5 added
+    /// (etcd 3.4's Maintenance service has no such method).
+    pub(crate) fn has_downgrade(self) -> bool {
+        (self.major, self.minor) >= (3, 5)
+    }
+
     /// The one version this one may be downgraded to: the minor version below.
     fn allowed_target(self) -> ClusterVersion {
         ClusterVersion { major: self.major, minor: self.minor - 1 }
@@ -154,6 +160,17 @@ mod tests {
     use super::*;
 
     /// The forms etcd 3.5.1 accepts and refuses (checked with its Downgrade VALIDATE).
+    #[test]
+    fn only_a_server_of_3_5_or_later_has_downgrade() {
+        let has = |v: &str| ClusterVersion::of_server(v).unwrap().has_downgrade();
+        for without in ["3.4.23", "3.4.0", "3.0.0", "2.3.8"] {
+            assert!(!has(without), "{without}");
+        }
+        for with in ["3.5.0", "3.5.1", "3.6.0-rc.1", "4.0.0"] {
+            assert!(has(with), "{with}");
+        }
+    }
+
     #[test]
     fn targets_are_read_as_etcd_reads_them() {
         let v34 = Ok(ClusterVersion { major: 3, minor: 4 });

@@ -375,6 +375,25 @@ impl Cluster {
         Err(self.membership.lock().promote_refusal(&self.member(), id))
     }
 
+    /// Whether the etcd version this member presents ([`version`](Cluster::version)) has
+    /// the Downgrade call: 3.5 and later do, 3.4 and earlier do not. A version that is none
+    /// (not `major.minor.patch`) is taken as one that does, so that Downgrade answers it as
+    /// etcd 3.5 does ([`Error::ClusterVersionUnavailable`]).
+    ///
+    /// ```
+    /// use etcdlite::{Options, Store};
+    ///
+    /// let store = Store::open(Options::memory())?;
+    /// let cluster = store.cluster();
+    /// assert!(cluster.has_downgrade());
+    /// cluster.set_version("3.4.23");
+    /// assert!(!cluster.has_downgrade());
+    /// # Ok::<(), etcdlite::Error>(())
+    /// ```
+    pub fn has_downgrade(&self) -> bool {
+        ClusterVersion::of_server(&self.version()).is_none_or(ClusterVersion::has_downgrade)
+    }
+
     /// etcd 3.5's Downgrade: validates a downgrade to `version` (only the minor version
     /// below the cluster's, `3.4` for 3.5, and none under way), starts one or cancels the
     /// one under way; answers the cluster version (`3.5.0`). A downgrade started stays under

@@ -29,7 +29,9 @@
 //!
 //! The paths are etcd 3.5's, also under `/v3beta` as etcd 3.5 serves them. etcd 3.5 maps
 //! both `Hash` and `HashKV` to `/v3/maintenance/hash`, where `Hash` wins; `HashKV` is
-//! served at `/v3/maintenance/hashkv`, as etcd 3.6 serves it.
+//! served at `/v3/maintenance/hashkv`, as etcd 3.6 serves it. A server presenting itself
+//! as etcd 3.4 (`--etcd-version 3.4.x`) has no `/maintenance/downgrade`, as etcd 3.4 has
+//! none.
 
 mod cors;
 mod gojson;
@@ -143,7 +145,12 @@ pub fn router(services: Services, cors: Cors) -> Router {
             ("/maintenance/hash", endpoint(maintenance_hash)),
             ("/maintenance/hashkv", endpoint(maintenance_hash_kv)),
             ("/maintenance/transfer-leadership", endpoint(maintenance_move_leader)),
-            ("/maintenance/downgrade", endpoint(maintenance_downgrade)),
+            // etcd 3.4's gateway has no such route: a server presenting itself as 3.4
+            // answers it as an unknown path.
+            (
+                "/maintenance/downgrade",
+                endpoint_while(maintenance_downgrade, |s| s.maintenance.has_downgrade()),
+            ),
             ("/cluster/member/add", endpoint(cluster_member_add)),
             ("/cluster/member/remove", endpoint(cluster_member_remove)),
             ("/cluster/member/update", endpoint(cluster_member_update)),
@@ -197,9 +204,22 @@ where
     H: Handler<T, Shared>,
     T: 'static,
 {
+    endpoint_while(handler, |_| true)
+}
+
+/// An [`endpoint`] that exists only while `exists` says so of the services; an unknown
+/// path (whatever the method) otherwise.
+fn endpoint_while<H, T>(handler: H, exists: fn(&Services) -> bool) -> MethodRouter<Shared>
+where
+    H: Handler<T, Shared>,
+    T: 'static,
+{
     any(move |State(services): State<Shared>, request: axum::extract::Request| {
         let handler = handler.clone();
         async move {
+            if !exists(&services) {
+                return gateway_not_found().await;
+            }
             match *request.method() {
                 Method::POST => handler.call(request, services).await,
                 _ => plain_error(StatusCode::METHOD_NOT_ALLOWED, None),
