@@ -180,6 +180,11 @@ impl Dispatch {
     }
 }
 
+/// True if `name` is one of the gRPC services served.
+pub(crate) fn is_service(name: &str) -> bool {
+    Grpc::named(name).is_some()
+}
+
 /// The gRPC services, by name.
 #[derive(Clone, Copy)]
 enum Grpc {
@@ -235,8 +240,7 @@ impl hyper::service::Service<Request<Incoming>> for Dispatch {
         let path = request.uri().path();
         let name = path.strip_prefix('/').and_then(|p| p.split_once('/')).map_or("", |(name, _)| name);
         let Some(service) = Grpc::named(name) else {
-            // As grpc-go answers a service it does not have.
-            let status = tonic::Status::unimplemented(format!("unknown service {name}"));
+            let status = status::unknown_call(path);
             return ResponseFuture {
                 future: Box::pin(std::future::ready(Ok(status.into_http()))),
                 size_errors: None,
@@ -250,6 +254,9 @@ impl hyper::service::Service<Request<Incoming>> for Dispatch {
         // DeleteRange or Txn is applied before its answer exists; refusing that answer
         // would report as not done a write that was.
         let budgeted = path == RANGE_PATH;
+        // For the answer to a method the service does not have (a cheap clone: the path's
+        // bytes are shared).
+        let called = request.uri().path_and_query().cloned();
         let faults = &self.node.faults;
         let (latency, unavailable) = (faults.latency(), faults.unavailable_now());
         let call = if unavailable {
@@ -271,11 +278,12 @@ impl hyper::service::Service<Request<Incoming>> for Dispatch {
         // stopped", as the server's streams do, before its connection is closed.
         let aborted = self.node.aborted();
         let future = Box::pin(async move {
-            tokio::select! {
+            let response = tokio::select! {
                 biased;
-                response = call => response,
-                () = aborted => Ok(status::server_stopped().into_http()),
-            }
+                response = call => response?,
+                () = aborted => status::server_stopped().into_http(),
+            };
+            Ok(status::name_unknown_method(response, called.as_ref().map_or("", |p| p.path())))
         });
         let budget = budgeted.then(|| self.unsent.clone());
         ResponseFuture { future, size_errors: Some(in_trailers), budget, encoding: None }

@@ -44,6 +44,31 @@ pub fn etcd_size_errors(mut response: Response<Body>, in_trailers: bool) -> Resp
     })
 }
 
+/// grpc-go's answer to a call of `path` that no service method serves: the path is split
+/// at its last `/` into service and method (`/etcdserverpb.KV/a/b` is method `b` of service
+/// `etcdserverpb.KV/a`), and the answer says which of them is unknown.
+pub fn unknown_call(path: &str) -> Status {
+    let Some((service, method)) = path.strip_prefix('/').unwrap_or(path).rsplit_once('/') else {
+        return Status::unimplemented(format!("malformed method name: {path:?}"));
+    };
+    if service.contains('/') || !crate::dispatch::is_service(service) {
+        return Status::unimplemented(format!("unknown service {service}"));
+    }
+    Status::unimplemented(format!("unknown method {method} for service {service}"))
+}
+
+/// Gives tonic's answer to a method its service does not have (Unimplemented with no
+/// message) grpc-go's message for `path` ([`unknown_call`]).
+pub fn name_unknown_method(mut response: Response<Body>, path: &str) -> Response<Body> {
+    let headers = response.headers();
+    if headers.get("grpc-status").is_none_or(|code| code != "12") || headers.contains_key("grpc-message") {
+        return response;
+    }
+    // Only fails on a message that is not a valid header value; an h2 path always is one.
+    let _ = unknown_call(path).add_header(response.headers_mut());
+    response
+}
+
 fn rewrite_too_large(headers: &mut HeaderMap) {
     // OutOfRange is 11; most answers are 0 or carry no status, and skip the parse.
     if headers.get("grpc-status").is_none_or(|code| code != "11") {

@@ -571,3 +571,42 @@ async fn a_server_presenting_itself_as_etcd_3_5_serves_downgrade() {
     let answer = within("a downgrade", client.downgrade(request)).await.unwrap().into_inner();
     assert_eq!(answer.version, "3.5.0");
 }
+
+#[tokio::test]
+async fn calls_of_methods_and_services_the_server_lacks_get_grpc_gos_answers() {
+    let server = TestServer::start().unwrap();
+    let empty = framed(&[]);
+    let cases = [
+        ("/etcdserverpb.KV/Nope", "unknown method Nope for service etcdserverpb.KV"),
+        ("/etcdserverpb.KV/", "unknown method  for service etcdserverpb.KV"),
+        ("/etcdserverpb.Nope/Range", "unknown service etcdserverpb.Nope"),
+        // grpc-go splits at the last slash: the service is `etcdserverpb.KV/Range`.
+        ("/etcdserverpb.KV/Range/x", "unknown service etcdserverpb.KV/Range"),
+        ("/nothing", "malformed method name: \"/nothing\""),
+    ];
+    for (path, expected) in cases {
+        let (code, message) = raw_call(&server, path, &empty).await;
+        let message = percent_decoded(&message);
+        assert_eq!((code.as_str(), message.as_str()), ("12", expected), "{path}");
+    }
+    put_works(&server.endpoint()).await;
+}
+
+/// `text` with its `%XX` escapes (as gRPC writes a grpc-message) decoded.
+fn percent_decoded(text: &str) -> String {
+    let mut bytes = Vec::new();
+    let mut rest = text.as_bytes();
+    while let Some((&b, tail)) = rest.split_first() {
+        match (b, tail.get(..2).and_then(|hex| u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok())) {
+            (b'%', Some(decoded)) => {
+                bytes.push(decoded);
+                rest = &tail[2..];
+            }
+            _ => {
+                bytes.push(b);
+                rest = tail;
+            }
+        }
+    }
+    String::from_utf8(bytes).unwrap()
+}
