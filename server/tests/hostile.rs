@@ -610,3 +610,47 @@ fn percent_decoded(text: &str) -> String {
     }
     String::from_utf8(bytes).unwrap()
 }
+
+#[tokio::test]
+async fn a_request_sent_a_byte_per_data_frame_is_served_and_one_cut_short_is_refused() {
+    use etcdlite_server::pb::etcdserverpb::PutRequest;
+    use prost::Message;
+
+    let server = TestServer::start().unwrap();
+    let put = PutRequest { key: b"k".to_vec(), value: b"v".to_vec(), ..Default::default() }.encode_to_vec();
+    let whole = framed(&put);
+    for cut in [whole.len(), whole.len() - 1, 3] {
+        let tcp = TcpStream::connect(server.addr()).await.unwrap();
+        let (client, connection) = h2::client::handshake(tcp).await.unwrap();
+        let driver = tokio::spawn(connection);
+        let mut client = client.ready().await.unwrap();
+        let request = http::Request::post(format!("{}/etcdserverpb.KV/Put", server.endpoint()))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(())
+            .unwrap();
+        let (answer, mut send) = client.send_request(request, false).unwrap();
+        // The message (or its first `cut` bytes), one DATA frame per byte, then the end.
+        for byte in &whole[..cut] {
+            send.send_data(bytes::Bytes::copy_from_slice(&[*byte]), false).unwrap();
+        }
+        send.send_data(bytes::Bytes::new(), true).unwrap();
+        let answer = within("the answer", answer).await.unwrap();
+        let (parts, mut body) = answer.into_parts();
+        let code = match parts.headers.get("grpc-status") {
+            Some(code) => code.to_str().unwrap().to_owned(),
+            None => {
+                while let Some(chunk) = within("the body", body.data()).await {
+                    chunk.unwrap();
+                }
+                let trailers = within("the trailers", body.trailers()).await.unwrap().unwrap();
+                trailers["grpc-status"].to_str().unwrap().to_owned()
+            }
+        };
+        driver.abort();
+        let expected = if cut == whole.len() { "0" } else { "13" };
+        assert_eq!(code, expected, "{cut} of {} bytes sent", whole.len());
+    }
+    // The whole put was applied once; the cut ones changed nothing.
+    assert_eq!(server.store().current_revision(), 2);
+}
