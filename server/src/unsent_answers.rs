@@ -78,10 +78,11 @@ impl UnsentAnswers {
     }
 
     /// True if this connection's next answer would be refused whatever its size: it already
-    /// holds answers, and they fill its budget or the server's.
+    /// holds answers, and they fill its budget or the server's. (Without a connection's own
+    /// budget, a small answer always fits.)
     pub(crate) fn full(&self) -> bool {
         let Some(connection) = &self.connection else {
-            return self.server.held() > 0 && self.server.held() >= self.server.max;
+            return false;
         };
         let held = connection.held();
         held > 0 && (held >= connection.max || self.server.held() >= self.server.max)
@@ -269,6 +270,13 @@ mod tests {
         let d = three.charge(5_000_000).unwrap();
         assert!(one.charge(ALWAYS_ALLOWED + 1).is_none());
         drop(d);
+        // Without a connection's own budget, only the server's counts, small answers go on.
+        let direct = UnsentAnswers::for_server(100);
+        let big = direct.charge(200).unwrap();
+        assert!(!direct.full());
+        assert!(direct.charge(ALWAYS_ALLOWED + 1).is_none());
+        let small = direct.charge(10).unwrap();
+        drop((big, small));
     }
 
     #[test]

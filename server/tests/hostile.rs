@@ -431,6 +431,12 @@ async fn a_client_that_pings_too_often_gets_grpc_gos_goaway_too_many_pings_then_
 /// over a raw HTTP/2 connection; returns its `grpc-status` and `grpc-message`, from the
 /// headers or the trailers.
 async fn raw_call(server: &TestServer, path: &str, body: &[u8]) -> (String, String) {
+    raw_call_in_pieces(server, path, &[body]).await
+}
+
+/// [`raw_call`] with the body sent in `pieces`, a DATA frame each, then an empty one ending
+/// the stream.
+async fn raw_call_in_pieces(server: &TestServer, path: &str, pieces: &[&[u8]]) -> (String, String) {
     let tcp = TcpStream::connect(server.addr()).await.unwrap();
     let (client, connection) = h2::client::handshake(tcp).await.unwrap();
     let driver = tokio::spawn(connection);
@@ -441,7 +447,10 @@ async fn raw_call(server: &TestServer, path: &str, body: &[u8]) -> (String, Stri
         .body(())
         .unwrap();
     let (answer, mut send) = client.send_request(request, false).unwrap();
-    send.send_data(bytes::Bytes::copy_from_slice(body), true).unwrap();
+    for piece in pieces {
+        send.send_data(bytes::Bytes::copy_from_slice(piece), false).unwrap();
+    }
+    send.send_data(bytes::Bytes::new(), true).unwrap();
     let answer = within("the answer", answer).await.unwrap();
     let status = |headers: &http::HeaderMap| {
         let text = |name| headers.get(name).map(|v| v.to_str().unwrap().to_owned());
@@ -620,34 +629,9 @@ async fn a_request_sent_a_byte_per_data_frame_is_served_and_one_cut_short_is_ref
     let put = PutRequest { key: b"k".to_vec(), value: b"v".to_vec(), ..Default::default() }.encode_to_vec();
     let whole = framed(&put);
     for cut in [whole.len(), whole.len() - 1, 3] {
-        let tcp = TcpStream::connect(server.addr()).await.unwrap();
-        let (client, connection) = h2::client::handshake(tcp).await.unwrap();
-        let driver = tokio::spawn(connection);
-        let mut client = client.ready().await.unwrap();
-        let request = http::Request::post(format!("{}/etcdserverpb.KV/Put", server.endpoint()))
-            .header("content-type", "application/grpc")
-            .header("te", "trailers")
-            .body(())
-            .unwrap();
-        let (answer, mut send) = client.send_request(request, false).unwrap();
-        // The message (or its first `cut` bytes), one DATA frame per byte, then the end.
-        for byte in &whole[..cut] {
-            send.send_data(bytes::Bytes::copy_from_slice(&[*byte]), false).unwrap();
-        }
-        send.send_data(bytes::Bytes::new(), true).unwrap();
-        let answer = within("the answer", answer).await.unwrap();
-        let (parts, mut body) = answer.into_parts();
-        let code = match parts.headers.get("grpc-status") {
-            Some(code) => code.to_str().unwrap().to_owned(),
-            None => {
-                while let Some(chunk) = within("the body", body.data()).await {
-                    chunk.unwrap();
-                }
-                let trailers = within("the trailers", body.trailers()).await.unwrap().unwrap();
-                trailers["grpc-status"].to_str().unwrap().to_owned()
-            }
-        };
-        driver.abort();
+        // The message (or its first `cut` bytes), one DATA frame per byte.
+        let bytes: Vec<&[u8]> = whole[..cut].chunks(1).collect();
+        let (code, _) = raw_call_in_pieces(&server, "/etcdserverpb.KV/Put", &bytes).await;
         let expected = if cut == whole.len() { "0" } else { "13" };
         assert_eq!(code, expected, "{cut} of {} bytes sent", whole.len());
     }
