@@ -198,12 +198,19 @@ pub async fn an_election_hands_over_and_observe_sees_every_leader(mut t: Target)
     })
     .await;
     let mut b = within("the next leader", campaigning).await.unwrap().expect("the campaign succeeds");
+    let mut observe_until = async |value: &str| {
+        while seen.last().map(String::as_str) != Some(value) {
+            let leader =
+                within("a leader observed", observed.next()).await.expect("observing goes on").unwrap();
+            seen.push(leader.kvs()[0].value_str().unwrap().to_owned());
+        }
+    };
+    // A new leader is observed by reading who leads once the old one's key is gone, as
+    // etcd's Observe does: a value proclaimed before that read would be the first seen of
+    // it, so b2 waits until b1 is observed.
+    observe_until("b1").await;
     b.proclaim("b2").await.unwrap();
-
-    while seen.last().map(String::as_str) != Some("b2") {
-        let leader = within("a leader observed", observed.next()).await.expect("observing goes on").unwrap();
-        seen.push(leader.kvs()[0].value_str().unwrap().to_owned());
-    }
+    observe_until("b2").await;
     assert_eq!(seen, ["a1", "a2", "b1", "b2"], "every leader and every value, in order");
 
     b.resign().await.unwrap();
