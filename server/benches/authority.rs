@@ -20,6 +20,9 @@ use prost::Message;
 
 #[path = "../tests/common/h2_client.rs"]
 mod h2_client;
+#[allow(dead_code, reason = "h2_client's frame builders; the floods' are unused here")]
+#[path = "../tests/common/raw_h2.rs"]
+mod raw_h2;
 use h2_client::{Answer, RawH2};
 
 const KEYS: u64 = 1_000;

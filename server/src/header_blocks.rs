@@ -52,6 +52,14 @@ pub(crate) fn frame_length(header: &[u8]) -> usize {
     usize::from(header[0]) << 16 | usize::from(header[1]) << 8 | usize::from(header[2])
 }
 
+/// The header of a frame of `kind` with `flags` on `stream`, its payload `length` bytes
+/// (less than 2^24, as every frame's is).
+pub(crate) fn frame_header(length: usize, kind: u8, flags: u8, stream: u32) -> [u8; FRAME_HEADER] {
+    let [_, l1, l2, l3] = u32::try_from(length).expect("a frame's length fits 24 bits").to_be_bytes();
+    let [s1, s2, s3, s4] = stream.to_be_bytes();
+    [l1, l2, l3, kind, flags, s1, s2, s3, s4]
+}
+
 /// What becomes of a frame header the client sent.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Take {
@@ -328,6 +336,7 @@ impl Block {
         let mut hpack = Vec::new();
         hpack::encode_plain(fields, &mut hpack);
         let end_stream = self.first[4] & END_STREAM;
+        let stream = u32::from_be_bytes(self.first[5..9].try_into().expect("four bytes"));
         let mut out = Vec::with_capacity(hpack.len() + 2 * FRAME_HEADER + 5);
         let mut kind = HEADERS;
         let mut rest = hpack.as_slice();
@@ -345,9 +354,7 @@ impl Block {
             if take == rest.len() {
                 flags |= END_HEADERS;
             }
-            let length = prefix.len() + take;
-            out.extend_from_slice(&[(length >> 16) as u8, (length >> 8) as u8, length as u8, kind, flags]);
-            out.extend_from_slice(&self.first[5..9]);
+            out.extend_from_slice(&frame_header(prefix.len() + take, kind, flags, stream));
             out.extend_from_slice(prefix);
             out.extend_from_slice(&rest[..take]);
             rest = &rest[take..];
@@ -365,9 +372,7 @@ mod tests {
     use loona_hpack::Encoder;
 
     fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-        let len = payload.len();
-        let mut out = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags];
-        out.extend_from_slice(&stream.to_be_bytes());
+        let mut out = frame_header(payload.len(), kind, flags, stream).to_vec();
         out.extend_from_slice(payload);
         out
     }

@@ -454,8 +454,7 @@ mod tests {
     use crate::ping_policy::{ACK, PING};
 
     fn frame(kind: u8, flags: u8, payload: &[u8]) -> Vec<u8> {
-        let len = payload.len();
-        let mut out = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags, 0, 0, 0, 1];
+        let mut out = crate::header_blocks::frame_header(payload.len(), kind, flags, 1).to_vec();
         out.extend_from_slice(payload);
         out
     }

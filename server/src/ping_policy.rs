@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::header_blocks::{frame_length, FRAME_HEADER, HEADERS};
+use crate::header_blocks::{frame_header, frame_length, FRAME_HEADER, HEADERS};
 
 const DATA: u8 = 0x0;
 pub(crate) const PING: u8 = 0x6;
@@ -98,8 +98,7 @@ impl PingPolicy {
 
 /// A frame on the connection's stream 0: its header, then `payload`.
 fn frame(kind: u8, flags: u8, payload: &[u8]) -> Vec<u8> {
-    let length = u32::try_from(payload.len()).expect("a control frame's payload is small").to_be_bytes();
-    let mut out = vec![length[1], length[2], length[3], kind, flags, 0, 0, 0, 0];
+    let mut out = frame_header(payload.len(), kind, flags, 0).to_vec();
     out.extend_from_slice(payload);
     out
 }
@@ -108,21 +107,12 @@ fn frame(kind: u8, flags: u8, payload: &[u8]) -> Vec<u8> {
 mod tests {
     use super::*;
 
-    fn header(kind: u8, flags: u8, stream: u32, length: usize) -> [u8; FRAME_HEADER] {
-        let mut header = [0; FRAME_HEADER];
-        header[..3].copy_from_slice(&u32::try_from(length).unwrap().to_be_bytes()[1..]);
-        header[3] = kind;
-        header[4] = flags;
-        header[5..].copy_from_slice(&stream.to_be_bytes());
-        header
-    }
-
     #[test]
     fn the_farewell_is_the_pings_answer_then_grpc_gos_goaway_naming_the_last_stream_opened() {
         let now = Instant::now();
         let mut policy = PingPolicy::new(Duration::from_secs(5));
         for stream in [1, 5, 3, 2] {
-            policy.frame(&header(HEADERS, 0x4, stream, 10), now);
+            policy.frame(&frame_header(10, HEADERS, 0x4, stream), now);
         }
         let farewell = policy.farewell(&[9, 8, 7, 6, 5, 4, 3, 2]);
         let mut expected = vec![0, 0, 8, PING, ACK, 0, 0, 0, 0, 9, 8, 7, 6, 5, 4, 3, 2];
@@ -139,11 +129,12 @@ mod tests {
         let now = Instant::now();
         let mut policy = PingPolicy::new(Duration::from_secs(5));
         for _ in 0..10 {
-            assert_eq!(policy.frame(&header(PING, 0, 0, 9), now), Verdict::Fine);
-            assert_eq!(policy.frame(&header(PING, 0, 1, 8), now), Verdict::Fine);
-            assert_eq!(policy.frame(&header(PING, ACK, 0, 8), now), Verdict::Fine);
+            assert_eq!(policy.frame(&frame_header(9, PING, 0, 0), now), Verdict::Fine);
+            assert_eq!(policy.frame(&frame_header(8, PING, 0, 1), now), Verdict::Fine);
+            assert_eq!(policy.frame(&frame_header(8, PING, ACK, 0), now), Verdict::Fine);
         }
-        let verdicts: Vec<Verdict> = (0..4).map(|_| policy.frame(&header(PING, 0, 0, 8), now)).collect();
+        let verdicts: Vec<Verdict> =
+            (0..4).map(|_| policy.frame(&frame_header(8, PING, 0, 0), now)).collect();
         assert_eq!(verdicts, [Verdict::Fine, Verdict::Fine, Verdict::Fine, Verdict::TooManyPings]);
     }
 }

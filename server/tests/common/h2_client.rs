@@ -1,21 +1,16 @@
 //! A minimal HTTP/2 client spoken by hand over loopback, for what no Rust HTTP/2 client
 //! sends: an `:authority` that is a URL (as etcdctl 3.4 sends it), or a control character.
 //! One unary gRPC call at a time. Used by `tests/authority.rs` and `benches/authority.rs`;
-//! included with `#[path]`.
+//! included with `#[path]`, beside `raw_h2.rs`, whose frame builders it uses.
 
 use loona_hpack::{Decoder, Encoder};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-const DATA: u8 = 0x0;
-const HEADERS: u8 = 0x1;
-const RST_STREAM: u8 = 0x3;
-const SETTINGS: u8 = 0x4;
-const GOAWAY: u8 = 0x7;
-const WINDOW_UPDATE: u8 = 0x8;
-const CONTINUATION: u8 = 0x9;
-const END_STREAM: u8 = 0x1;
-const END_HEADERS: u8 = 0x4;
+use super::raw_h2::{
+    frame, CONTINUATION, DATA, END_HEADERS, END_STREAM, GOAWAY, HEADERS, PREFACE, RST_STREAM, SETTINGS,
+    WINDOW_UPDATE,
+};
 
 /// How one call ended.
 #[derive(Debug, PartialEq)]
@@ -38,20 +33,12 @@ pub struct RawH2 {
     next_stream: u32,
 }
 
-fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-    let len = payload.len();
-    let mut out = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags];
-    out.extend_from_slice(&stream.to_be_bytes());
-    out.extend_from_slice(payload);
-    out
-}
-
 impl RawH2 {
     /// Connects to `addr` and sends the preface and empty SETTINGS.
     pub async fn connect(addr: std::net::SocketAddr) -> RawH2 {
         let mut stream = TcpStream::connect(addr).await.expect("connect");
         stream.set_nodelay(true).expect("TCP_NODELAY");
-        let mut hello = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+        let mut hello = PREFACE.to_vec();
         hello.extend(frame(SETTINGS, 0, 0, &[]));
         stream.write_all(&hello).await.expect("send the preface");
         RawH2 { stream, encoder: Encoder::new(), decoder: Decoder::new(), next_stream: 1 }
