@@ -145,36 +145,3 @@ fn due_leases_expire_in_a_batch_that_shares_its_syncs() {
     let used = engine.syncs_started() - syncs;
     assert!(used <= 3, "{used} syncs for {LEASES} expiries");
 }
-
-#[test]
-fn many_due_leases_expire_with_at_most_two_batches_waiting_for_a_sync() {
-    use etcdlite::lease::EXPIRY_BATCH;
-    use etcdlite::ManualClock;
-
-    let leases = 2 * EXPIRY_BATCH as u64 + 500;
-    let engine = Arc::new(FaultyEngine::new(Arc::new(MemoryEngine::new())));
-    let clock = ManualClock::new();
-    let options = Options::engine(engine.clone()).sync(true).clock(Arc::new(clock.clone()));
-    let store = Arc::new(Store::open(options).unwrap());
-    for i in 0..leases {
-        let lease = store.lease_grant(10, None).unwrap().id();
-        store.put(format!("k{i:05}"), "v", Some(PutOptions::new().with_lease(lease))).unwrap();
-    }
-    let (writes, syncs) = (engine.writes_done(), engine.syncs_started());
-    engine.hold_syncs(true);
-    let expiry = thread::spawn(move || clock.advance(Duration::from_secs(11)));
-    // Two batches are written, then the expiry waits for the first one's sync, which is
-    // held: the third batch is not written until it is released.
-    let two = writes + 2 * EXPIRY_BATCH as u64;
-    eventually("two batches are written and the expiry waits", || {
-        engine.writes_done() >= two && store.sync_waiters() > 0
-    });
-    assert_eq!(engine.writes_done(), two, "more than two batches staged before a sync");
-    engine.hold_syncs(false);
-    expiry.join().unwrap();
-    assert_eq!(store.get("k", Some(etcdlite::GetOptions::new().with_prefix())).unwrap().count(), 0);
-    assert_eq!(store.lease_leases().unwrap().leases.len(), 0);
-    assert_eq!(store.current_revision() as u64, 1 + 2 * leases);
-    let used = engine.syncs_started() - syncs;
-    assert!(used <= 10, "{used} syncs for {leases} expiries in 3 batches");
-}

@@ -34,9 +34,6 @@ pub const MIN_TTL: i64 = 2;
 pub const GRANT_QUOTA_COST: usize = 64;
 /// etcd's largest TTL; a grant asking for more fails with `etcdserver: too large lease TTL`.
 pub const MAX_TTL: i64 = 9_000_000_000;
-/// How many due leases expiry revokes (each in its own revision) before it waits for the
-/// batch before to be durable: at most two batches of expiry are ever waiting for a sync.
-pub const EXPIRY_BATCH: usize = 1_000;
 
 /// Options of [`Store::lease_grant`](crate::Store::lease_grant).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -373,32 +370,20 @@ impl Leases {
     }
 
     /// Revokes every lease due at `now`; returns how many.
-    ///
-    /// The revokes are staged [`EXPIRY_BATCH`] at a time, and a batch is waited on only
-    /// once the next one is staged, so group commit covers a batch with a sync or two
-    /// instead of one sync per lease, while no more than two batches are ever waiting for
-    /// a sync: a sync, and so the wait of a write made meanwhile by someone else, covers a
-    /// bounded amount of expiry, however many leases are due at once.
     pub fn expire(&self, mvcc: &MvccStore, now: Instant) -> Result<usize> {
         let due = self.lessor.lock().expired(now);
+        // Every revoke is staged before any is waited on, so that one sync (group commit)
+        // covers them all instead of one sync per lease.
+        let staged: Vec<_> = due.into_iter().map(|id| self.revoke(mvcc, id, Some(now))).collect();
         let mut revoked = 0;
-        let mut settle = |batch: Vec<Deferred<Option<i64>>>| -> Result<()> {
-            for revoke in batch {
-                match revoke.wait() {
-                    Ok(Some(_)) => revoked += 1,
-                    // Renewed or revoked meanwhile.
-                    Ok(None) | Err(Error::LeaseNotFound) => {}
-                    Err(e) => return Err(e),
-                }
+        for revoke in staged {
+            match revoke.wait() {
+                Ok(Some(_)) => revoked += 1,
+                // Renewed or revoked meanwhile.
+                Ok(None) | Err(Error::LeaseNotFound) => {}
+                Err(e) => return Err(e),
             }
-            Ok(())
-        };
-        let mut previous = Vec::new();
-        for ids in due.chunks(EXPIRY_BATCH) {
-            let staged = ids.iter().map(|&id| self.revoke(mvcc, id, Some(now))).collect();
-            settle(std::mem::replace(&mut previous, staged))?;
         }
-        settle(previous)?;
         Ok(revoked)
     }
 
