@@ -48,6 +48,12 @@ impl Index {
         (revs, total)
     }
 
+    /// The revision of `key` visible at `at`: [`revisions`](Index::revisions) of one key,
+    /// without building a list.
+    pub fn visible(&self, key: &[u8], at: i64) -> Option<Revision> {
+        self.keys.get(key)?.visible(at)
+    }
+
     /// How many keys in `range` are visible at `at`.
     pub fn count(&self, range: KeyRange<'_>, at: i64) -> usize {
         let mut total = 0;

@@ -331,6 +331,17 @@ impl MvccStore {
             self.check_not_compacted(rev)?;
             return Ok(RangeResult { kvs: Vec::new(), count, revision: view_rev });
         }
+        if let KeyRange::Key(key) = range {
+            // One key (a get): whatever the limit, the key alone or nothing, found with one
+            // lookup and no list of revisions.
+            let found = self.index.read().visible(key, rev);
+            let kvs = match found {
+                Some(r) => vec![self.fetch(r, rev, view_rev, staged)?],
+                None => Vec::new(),
+            };
+            self.check_not_compacted(rev)?;
+            return Ok(RangeResult { count: kvs.len(), kvs, revision: view_rev });
+        }
         let limit = usize::try_from(options.limit).unwrap_or(0);
         let (revs, count) = self.index.read().revisions(range, rev, limit);
         let kvs =
@@ -734,6 +745,53 @@ mod tests {
         let last = KeyValue { mod_revision: MAX_REVISION, ..kv(7, 3) };
         let fine = open(&engine_with((Revision::new(MAX_REVISION, 0), false, last)), false).unwrap();
         assert_eq!(fine.current_revision(), MAX_REVISION);
+    }
+
+    /// A key's range of one: `[key, key + "\0")` holds `key` alone.
+    fn just(key: &[u8]) -> Vec<u8> {
+        let mut end = key.to_vec();
+        end.push(0);
+        end
+    }
+
+    proptest::proptest! {
+        /// A get of one key (its own path, with no list of revisions) finds what a range
+        /// holding that key alone finds, at every revision and limit, from a read and from
+        /// a write txn that has staged changes of its own.
+        #[test]
+        fn a_single_key_read_matches_the_range_of_that_key(
+            ops in proptest::collection::vec((0u8..3, proptest::bool::ANY, 0u8..4), 1..40),
+            limit in -1i64..3,
+        ) {
+            let store = open(&Arc::new(MemoryEngine::new()), false).unwrap();
+            let keys: [&[u8]; 3] = [b"a", b"b", b"c"];
+            let compare = |view: &dyn ReadView, at: i64| {
+                for key in keys {
+                    let end = just(key);
+                    let options = RangeOptions { limit, revision: at, count_only: false };
+                    let one = view.range(KeyRange::Key(key), options).unwrap();
+                    let range = view.range(KeyRange::Range(key, &end), options).unwrap();
+                    assert_eq!(one, range, "key {key:?} at {at} limit {limit}");
+                }
+            };
+            for (key, put, value) in &ops {
+                let key = keys[usize::from(*key)];
+                let mut write = store.write();
+                if *put {
+                    write.put(key, vec![*value], 0);
+                } else {
+                    write.delete_range(KeyRange::Key(key));
+                }
+                // A second change in the same txn, so reads through it see staged changes.
+                write.put(b"b", vec![*value], 0);
+                compare(&write, 0);
+                write.commit().unwrap();
+            }
+            let read = store.read();
+            for at in 0..=read.revision() {
+                compare(&read, at);
+            }
+        }
     }
 
     #[test]
