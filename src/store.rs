@@ -173,7 +173,7 @@ impl Store {
         let to = to.min(mvcc.current_revision());
         mvcc.history(from, to, &mut |_, change| {
             let kind = if change.tombstone { EventType::Delete } else { EventType::Put };
-            visit(change.kv, kind)
+            visit(Arc::unwrap_or_clone(change.kv), kind)
         })
     }
 

@@ -10,6 +10,11 @@
 //!   needed a revision below the compaction;
 //! - `prev_kv` is the key's value just before the event, absent for a creation, and absent
 //!   otherwise only when that revision had been compacted.
+//!
+//! Watchers of the same key share each event's key-values (one allocation, not one copy
+//! per watcher): this checks that sharing changes nothing any watcher sees, on single keys,
+//! prefixes, explicit ranges and from-key ranges (the latter three found through the
+//! hub's interval tree).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -35,6 +40,8 @@ enum Span {
     Prefix,
     FromKey,
     All,
+    /// From the key to the key with its first byte raised by this much (exclusive).
+    Range(u8),
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -71,7 +78,13 @@ enum Op {
 fn op() -> impl Strategy<Value = Op> {
     let key = || select(KEYS);
     let value = || select(VALUES);
-    let span = prop_oneof![Just(Span::Key), Just(Span::Prefix), Just(Span::FromKey), Just(Span::All)];
+    let span = prop_oneof![
+        Just(Span::Key),
+        Just(Span::Prefix),
+        Just(Span::FromKey),
+        Just(Span::All),
+        (1u8..3).prop_map(Span::Range),
+    ];
     let start =
         prop_oneof![Just(Start::Now), (0i64..12).prop_map(Start::Back), (1i64..3).prop_map(Start::Ahead)];
     let filter = prop_oneof![
@@ -333,6 +346,11 @@ fn apply(
                 Span::Prefix => WatchOptions::new().with_prefix(),
                 Span::FromKey => WatchOptions::new().with_from_key(),
                 Span::All => WatchOptions::new().with_all_keys(),
+                Span::Range(width) => {
+                    let mut end = key.as_bytes().to_vec();
+                    end[0] += width;
+                    WatchOptions::new().with_range(end)
+                }
             };
             if prev_kv {
                 options = options.with_prev_key();

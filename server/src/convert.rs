@@ -2,6 +2,8 @@
 //! are field-for-field alike; this is where the wire's integers become enums and its
 //! optional messages become options.
 
+use std::sync::Arc;
+
 use etcdlite::watch::WatchCreateRequest;
 use etcdlite::{
     Compare, CompareOp, CompareTarget, DeleteRangeRequest, DeleteResponse, Error, Event, EventType,
@@ -109,6 +111,24 @@ pub fn kv(kv: KeyValue) -> mvccpb::KeyValue {
     }
 }
 
+/// A key-value an event shares with the other watchers of its key: moved out when this
+/// is the last holder, copied otherwise (each stream encodes its own message).
+fn shared_kv(shared: Arc<KeyValue>) -> mvccpb::KeyValue {
+    Arc::try_unwrap(shared).map_or_else(|shared| kv_ref(&shared), kv)
+}
+
+/// A key-value, by reference.
+pub fn kv_ref(kv: &KeyValue) -> mvccpb::KeyValue {
+    mvccpb::KeyValue {
+        key: kv.key.clone(),
+        create_revision: kv.create_revision,
+        mod_revision: kv.mod_revision,
+        version: kv.version,
+        value: kv.value.clone(),
+        lease: kv.lease,
+    }
+}
+
 /// A header as the library filled it (revision only); top-level responses get the
 /// cluster fields from [`Node::header`](crate::node::Node::header).
 pub fn header(h: ResponseHeader) -> Option<pb::ResponseHeader> {
@@ -189,7 +209,7 @@ pub fn event(e: Event) -> mvccpb::Event {
         EventType::Put => mvccpb::event::EventType::Put,
         EventType::Delete => mvccpb::event::EventType::Delete,
     };
-    mvccpb::Event { r#type: kind as i32, kv: Some(kv(e.kv)), prev_kv: e.prev_kv.map(kv) }
+    mvccpb::Event { r#type: kind as i32, kv: Some(shared_kv(e.kv)), prev_kv: e.prev_kv.map(shared_kv) }
 }
 
 /// A watch response, without the cluster fields of its header.

@@ -43,7 +43,9 @@ impl Event {
     }
 
     fn from_core(e: core::Event) -> Self {
-        Event { event_type: e.event_type, kv: Some(e.kv.into()), prev_kv: e.prev_kv.map(KeyValue::from) }
+        // Copies a key-value only while another watcher of the key still holds it.
+        let owned = |kv: Arc<crate::KeyValue>| KeyValue::from(Arc::unwrap_or_clone(kv));
+        Event { event_type: e.event_type, kv: Some(owned(e.kv)), prev_kv: e.prev_kv.map(owned) }
     }
 }
 

@@ -144,11 +144,11 @@ mod tests {
     use crate::mvcc::KeyValue;
 
     fn put(key: &str, lease: i64) -> Change {
-        Change { kv: KeyValue { key: key.into(), lease, ..Default::default() }, tombstone: false }
+        Change { kv: KeyValue { key: key.into(), lease, ..Default::default() }.into(), tombstone: false }
     }
 
     fn delete(key: &str) -> Change {
-        Change { kv: KeyValue { key: key.into(), ..Default::default() }, tombstone: true }
+        Change { kv: KeyValue { key: key.into(), ..Default::default() }.into(), tombstone: true }
     }
 
     fn keys(lessor: &Lessor, id: i64) -> Vec<&[u8]> {

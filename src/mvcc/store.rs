@@ -191,7 +191,7 @@ impl MvccStore {
             if tombstone {
                 kv.mod_revision = rev.main;
             }
-            visit(rev, Change { kv, tombstone });
+            visit(rev, Change { kv: Arc::new(kv), tombstone });
             Ok(())
         })?;
         self.check_not_compacted(from)
@@ -355,7 +355,7 @@ impl MvccStore {
     fn fetch(&self, rev: Revision, read_rev: i64, view_rev: i64, staged: &[Change]) -> Result<KeyValue> {
         if rev.main == view_rev && !staged.is_empty() {
             let change = usize::try_from(rev.sub).ok().and_then(|i| staged.get(i));
-            return Ok(change.expect("the index only holds staged changes of this txn").kv.clone());
+            return Ok(KeyValue::clone(&change.expect("the index only holds staged changes of this txn").kv));
         }
         let mut decoded = None;
         let key = record::put_key(rev);
@@ -378,8 +378,10 @@ impl MvccStore {
 /// delete's revision.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Change {
-    /// The key-value a put wrote; for a delete, the key and `mod_revision` alone.
-    pub kv: KeyValue,
+    /// The key-value a put wrote; for a delete, the key and `mod_revision` alone. Shared:
+    /// the watch hub hands this one allocation to every watcher of the key (as each
+    /// [`Event`](crate::Event)'s `kv`), so a large value is never copied per watcher.
+    pub kv: Arc<KeyValue>,
     /// True for a delete.
     pub tombstone: bool,
 }
@@ -441,7 +443,7 @@ impl WriteTxn<'_> {
         let kv =
             KeyValue { key: key.to_vec(), create_revision, mod_revision: rev.main, version, value, lease };
         self.batch.put(Keyspace::Kv, record::encode_key(rev, false), record::encode_value(&kv));
-        self.changes.push(Change { kv, tombstone: false });
+        self.changes.push(Change { kv: Arc::new(kv), tombstone: false });
         rev.main
     }
 
@@ -456,7 +458,7 @@ impl WriteTxn<'_> {
                 self.batch.put(Keyspace::Kv, record::encode_key(rev, true), record::encode_tombstone(key));
                 index.tombstone(key, rev);
                 let kv = KeyValue { key: key.clone(), mod_revision: rev.main, ..Default::default() };
-                self.changes.push(Change { kv, tombstone: true });
+                self.changes.push(Change { kv: Arc::new(kv), tombstone: true });
             }
         }
         (keys.len() as i64, self.revision())

@@ -10,7 +10,7 @@
 //! events, a watcher gets every revision exactly once: from history up to the moment it
 //! joins, from commits after.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 use atomic_waker::AtomicWaker;
 use crossbeam_channel::Sender;
 use parking_lot::{Mutex, MutexGuard};
+use slab::Slab;
 
+use super::intervals::Intervals;
 use super::request::{WatchCreateRequest, WatchFilterType};
 use super::response::{Event, EventType, WatchResponse, INVALID_WATCH_ID};
 use crate::error::{Error, Result};
@@ -32,8 +34,8 @@ pub(crate) type StreamId = u64;
 /// A watch's id on its stream (etcd's `WatchID`).
 pub type WatchId = i64;
 
-/// One watcher: its stream and its id on it.
-type WatcherRef = (StreamId, WatchId);
+/// A watcher's place in the hub's slab of watchers.
+type Slot = usize;
 
 /// Most distinct revisions in one catch-up response (etcd's `watchBatchMaxRevs`).
 const BATCH_REVISIONS: i64 = 1000;
@@ -111,12 +113,23 @@ struct State {
     /// starts from here.
     revision: i64,
     next_stream: StreamId,
+    /// Every watcher of every stream, found by one index wherever the hub meets it (the
+    /// groups below and the streams hold slots). Declared before `streams`: a watcher holds
+    /// a copy of its stream's sender, so the channel closes once both are gone.
+    watchers: Slab<Watcher>,
     streams: HashMap<StreamId, Stream>,
-    /// Synced watchers of a single key.
-    by_key: HashMap<Vec<u8>, HashSet<WatcherRef>>,
-    /// Synced watchers of a range.
-    ranges: HashSet<WatcherRef>,
-    unsynced: BTreeSet<WatcherRef>,
+    /// Tells a watcher apart from an earlier one in the same slot.
+    next_serial: u64,
+    /// Synced watchers of a single key, in slot order (a commit then walks the slab
+    /// forward, not at random).
+    by_key: HashMap<Vec<u8>, BTreeSet<Slot>>,
+    /// Synced watchers of a range, by their range.
+    ranges: Intervals<Slot>,
+    unsynced: BTreeSet<Slot>,
+    /// Where the syncer's next pass starts in `unsynced`: each pass goes on from the slot
+    /// after the last one the previous pass served, wrapping around, so that watchers
+    /// that keep falling behind cannot hold the others back.
+    cursor: Slot,
     /// Watchers that asked for progress notifications.
     progress_watchers: usize,
     next_progress: Instant,
@@ -125,17 +138,25 @@ struct State {
 struct Stream {
     sender: Option<Sender<WatchResponse>>,
     signal: Arc<Signal>,
-    watchers: HashMap<WatchId, Watcher>,
+    /// Its watches: id → slot in [`State::watchers`].
+    ids: HashMap<WatchId, Slot>,
     /// The next id to try for a watch created without one.
     next_id: WatchId,
 }
 
 struct Watcher {
+    stream: StreamId,
+    id: WatchId,
+    serial: u64,
+    /// Its stream's channel and signal, so that handing it events needs no stream lookup.
+    sender: Sender<WatchResponse>,
+    signal: Arc<Signal>,
     key: Vec<u8>,
     range_end: Vec<u8>,
     start: i64,
     /// The first revision not yet sent.
     next: i64,
+    /// In the synced group (`by_key` or `ranges`); otherwise in `unsynced`.
     synced: bool,
     no_put: bool,
     no_delete: bool,
@@ -163,11 +184,32 @@ impl Watcher {
     fn wants(&self, change: &Change) -> bool {
         !self.filters_out(change) && self.range().contains(&change.kv.key)
     }
+
+    /// True when its stream holds `capacity` responses.
+    fn is_full(&self, capacity: usize) -> bool {
+        self.sender.len() >= capacity
+    }
+
+    fn send(&self, response: WatchResponse) {
+        // A send fails only when the reader is gone, and then the stream is closing.
+        let _ = self.sender.send(response);
+        self.signal.waker.wake();
+    }
+
+    /// Sends its `events`, under a header at `revision`.
+    fn send_events(&self, revision: i64, events: Vec<Event>) {
+        self.send(WatchResponse {
+            header: ResponseHeader::at(revision),
+            watch_id: self.id,
+            events,
+            ..Default::default()
+        });
+    }
 }
 
-/// The event of `change`; `prev` is the key's previous key-value, for a watcher that asked
-/// for it.
-fn event(change: &Change, prev: Option<&KeyValue>) -> Event {
+/// The event of `change`, sharing its key-value; `prev` is the key's previous key-value,
+/// for a watcher that asked for it.
+fn event(change: &Change, prev: Option<&Arc<KeyValue>>) -> Event {
     let event_type = if change.tombstone { EventType::Delete } else { EventType::Put };
     Event { event_type, kv: change.kv.clone(), prev_kv: prev.cloned() }
 }
@@ -175,13 +217,13 @@ fn event(change: &Change, prev: Option<&KeyValue>) -> Event {
 /// The key-value `change`'s key had just before it: etcd's `prev_kv`, looked up when the
 /// event is handed to the watcher. None for the put that created the key, and when that
 /// revision has been compacted (etcd leaves it out then).
-fn prev_kv(mvcc: &MvccStore, change: &Change) -> Option<KeyValue> {
+fn prev_kv(mvcc: &MvccStore, change: &Change) -> Option<Arc<KeyValue>> {
     let kv = &change.kv;
     if !change.tombstone && kv.create_revision == kv.mod_revision {
         return None;
     }
     let options = RangeOptions { revision: kv.mod_revision - 1, ..Default::default() };
-    mvcc.read().range(KeyRange::Key(&kv.key), options).ok()?.kvs.pop()
+    mvcc.read().range(KeyRange::Key(&kv.key), options).ok()?.kvs.pop().map(Arc::new)
 }
 
 impl Stream {
@@ -189,29 +231,19 @@ impl Stream {
     fn assign_id(&mut self, requested: WatchId) -> Result<WatchId> {
         match requested {
             0 => {
-                while self.watchers.contains_key(&self.next_id) {
+                while self.ids.contains_key(&self.next_id) {
                     self.next_id += 1;
                 }
                 self.next_id += 1;
                 Ok(self.next_id - 1)
             }
-            id if self.watchers.contains_key(&id) => Err(Error::DuplicateWatchId),
+            id if self.ids.contains_key(&id) => Err(Error::DuplicateWatchId),
             id => Ok(id),
         }
     }
 
     fn is_full(&self, capacity: usize) -> bool {
         self.sender.as_ref().is_some_and(|s| s.len() >= capacity)
-    }
-
-    /// Sends watch `id` its `events`, under a header at `revision`.
-    fn send_events(&self, id: WatchId, revision: i64, events: Vec<Event>) {
-        self.send(WatchResponse {
-            header: ResponseHeader::at(revision),
-            watch_id: id,
-            events,
-            ..Default::default()
-        });
     }
 
     fn send(&self, response: WatchResponse) {
@@ -232,103 +264,93 @@ impl Drop for Stream {
 }
 
 impl State {
-    fn watcher_mut(&mut self, (stream, id): WatcherRef) -> Option<&mut Watcher> {
-        self.streams.get_mut(&stream)?.watchers.get_mut(&id)
-    }
-
-    fn index(&mut self, r: WatcherRef) {
-        let Some(w) = self.watcher_mut(r) else { return };
+    /// Adds synced watcher `slot` to the synced group.
+    fn index(&mut self, slot: Slot) {
+        let w = &mut self.watchers[slot];
         w.synced = true;
-        if w.range_end.is_empty() {
-            let key = w.key.clone();
-            self.by_key.entry(key).or_default().insert(r);
-        } else {
-            self.ranges.insert(r);
+        match w.range_end.as_slice() {
+            [] => {
+                self.by_key.entry(w.key.clone()).or_default().insert(slot);
+            }
+            [0] => self.ranges.insert(w.key.clone(), None, slot),
+            end => self.ranges.insert(w.key.clone(), Some(end.to_vec()), slot),
         }
     }
 
-    fn unindex(&mut self, r: WatcherRef, key: &[u8]) {
-        if let Some(set) = self.by_key.get_mut(key) {
-            set.remove(&r);
-            if set.is_empty() {
-                self.by_key.remove(key);
+    /// Takes watcher `slot` out of the synced group, if it is there.
+    fn unindex(&mut self, slot: Slot) {
+        let w = &mut self.watchers[slot];
+        if !std::mem::replace(&mut w.synced, false) {
+            return;
+        }
+        match w.range_end.as_slice() {
+            [] => {
+                if let Some(set) = self.by_key.get_mut(&w.key) {
+                    set.remove(&slot);
+                    if set.is_empty() {
+                        self.by_key.remove(&w.key);
+                    }
+                }
+            }
+            [0] => {
+                self.ranges.remove(&w.key, None, slot);
+            }
+            end => {
+                self.ranges.remove(&w.key, Some(end), slot);
             }
         }
-        self.ranges.remove(&r);
     }
 
-    /// Takes watcher `r` out of every group; returns it.
-    fn remove(&mut self, r: WatcherRef) -> Option<Watcher> {
-        let w = self.streams.get_mut(&r.0)?.watchers.remove(&r.1)?;
-        self.unindex(r, &w.key);
-        self.unsynced.remove(&r);
+    /// The slot of watch `id` of `stream`.
+    fn slot(&self, stream: StreamId, id: WatchId) -> Option<Slot> {
+        self.streams.get(&stream)?.ids.get(&id).copied()
+    }
+
+    /// Takes watcher `slot` out of every group and its stream; returns it.
+    fn remove(&mut self, slot: Slot) -> Watcher {
+        self.unindex(slot);
+        self.unsynced.remove(&slot);
+        let w = self.watchers.remove(slot);
+        if let Some(stream) = self.streams.get_mut(&w.stream) {
+            stream.ids.remove(&w.id);
+        }
         if w.progress_notify {
             self.progress_watchers -= 1;
         }
-        Some(w)
+        w
     }
 
-    /// Moves synced watcher `r` to the unsynced group, to resume at revision `next`.
-    fn fall_behind(&mut self, r: WatcherRef, next: i64) {
-        let Some(stream) = self.streams.get_mut(&r.0) else { return };
-        stream.signal.blocked.store(true, Ordering::SeqCst);
-        let Some(w) = stream.watchers.get_mut(&r.1) else { return };
-        w.synced = false;
+    /// Moves synced watcher `slot` to the unsynced group, to resume at revision `next`.
+    fn fall_behind(&mut self, slot: Slot, next: i64) {
+        self.unindex(slot);
+        let w = &mut self.watchers[slot];
+        w.signal.blocked.store(true, Ordering::SeqCst);
         w.next = next;
-        let key = w.key.clone();
-        self.unindex(r, &key);
-        self.unsynced.insert(r);
+        self.unsynced.insert(slot);
     }
 
-    /// The synced watchers of `change`'s key (their filters and start not yet applied).
-    fn synced_for(&self, change: &Change, into: &mut Vec<WatcherRef>) {
-        let key = &change.kv.key;
-        let keyed = self.by_key.get(key).into_iter().flatten();
-        let ranged = self.ranges.iter().filter(|r| {
-            let w = self.streams.get(&r.0).and_then(|s| s.watchers.get(&r.1));
-            w.is_some_and(|w| w.range().contains(key))
-        });
-        into.extend(keyed.chain(ranged).copied());
-    }
-
-    /// Sends one revision's events to synced watcher `r`, or makes it fall behind when its
-    /// stream is full.
-    /// Returns true when it fell behind.
-    fn deliver(&mut self, r: WatcherRef, revision: i64, events: Vec<Event>, capacity: usize) -> bool {
-        let Some(stream) = self.streams.get_mut(&r.0) else { return false };
-        if stream.is_full(capacity) {
-            self.fall_behind(r, revision);
-            return true;
+    /// The synced watchers of `key` (their filters and start not yet applied): its own
+    /// watchers by hash, the range watchers holding it through the interval tree.
+    fn synced_for(&self, key: &[u8], into: &mut Vec<Slot>) {
+        if let Some(set) = self.by_key.get(key) {
+            into.extend(set);
         }
-        let Some(w) = stream.watchers.get_mut(&r.1) else { return false };
-        w.next = revision + 1;
-        w.quiet = false;
-        stream.send_events(r.1, revision, events);
-        false
+        self.ranges.stab(key, into);
     }
 
     /// Cancels every unsynced watcher that needs a revision below `compacted`, as etcd
     /// does: a response with `compact_revision` set and a zero header.
     fn cancel_compacted(&mut self, compacted: i64) {
-        let gone: Vec<WatcherRef> = self
-            .unsynced
-            .iter()
-            .copied()
-            .filter(|&r| {
-                self.streams.get(&r.0).and_then(|s| s.watchers.get(&r.1)).is_some_and(|w| w.next < compacted)
-            })
-            .collect();
-        for r in gone {
-            self.remove(r);
-            let response = WatchResponse {
-                watch_id: r.1,
+        let gone: Vec<Slot> =
+            self.unsynced.iter().copied().filter(|&slot| self.watchers[slot].next < compacted).collect();
+        for slot in gone {
+            let w = self.remove(slot);
+            w.send(WatchResponse {
+                watch_id: w.id,
                 canceled: true,
                 compact_revision: compacted,
                 ..Default::default()
-            };
-            if let Some(stream) = self.streams.get(&r.0) {
-                stream.send(response);
-            }
+            });
         }
     }
 }
@@ -337,7 +359,7 @@ impl State {
 struct Past {
     revision: Revision,
     change: Change,
-    prev_kv: Option<KeyValue>,
+    prev_kv: Option<Arc<KeyValue>>,
 }
 
 /// The changes of revisions `from..=to`, with their previous key-values if `with_prev_kv`.
@@ -366,10 +388,13 @@ impl WatchHub {
         let state = State {
             revision: mvcc.current_revision(),
             next_stream: 0,
+            watchers: Slab::new(),
             streams: HashMap::new(),
+            next_serial: 0,
             by_key: HashMap::new(),
-            ranges: HashSet::new(),
+            ranges: Intervals::new(),
             unsynced: BTreeSet::new(),
+            cursor: 0,
             progress_watchers: 0,
             next_progress: later(clock.now(), config.progress_interval),
         };
@@ -391,8 +416,7 @@ impl WatchHub {
         let mut state = self.state.lock();
         let id = state.next_stream;
         state.next_stream += 1;
-        let stream =
-            Stream { sender: Some(sender), signal: signal.clone(), watchers: HashMap::new(), next_id: 0 };
+        let stream = Stream { sender: Some(sender), signal: signal.clone(), ids: HashMap::new(), next_id: 0 };
         state.streams.insert(id, stream);
         (id, receiver, signal)
     }
@@ -407,10 +431,10 @@ impl WatchHub {
     /// Closes a stream: its watchers are removed and its channel closed.
     pub(crate) fn close_stream(&self, stream: StreamId) {
         let mut state = self.state.lock();
-        let ids: Vec<WatchId> =
-            state.streams.get(&stream).map(|s| s.watchers.keys().copied().collect()).unwrap_or_default();
-        for id in ids {
-            state.remove((stream, id));
+        let slots: Vec<Slot> =
+            state.streams.get(&stream).map(|s| s.ids.values().copied().collect()).unwrap_or_default();
+        for slot in slots {
+            state.remove(slot);
         }
         state.streams.remove(&stream);
     }
@@ -418,10 +442,7 @@ impl WatchHub {
     /// How many streams are open, and how many watches they hold.
     pub(crate) fn counts(&self) -> WatchCounts {
         let state = self.state.lock();
-        WatchCounts {
-            streams: state.streams.len(),
-            watches: state.streams.values().map(|s| s.watchers.len()).sum(),
-        }
+        WatchCounts { streams: state.streams.len(), watches: state.watchers.len() }
     }
 
     fn stream_state(&self, stream: StreamId) -> Result<(MutexGuard<'_, State>, StreamId)> {
@@ -452,13 +473,25 @@ impl WatchHub {
         }
         let (mut state, stream) = self.stream_state(stream)?;
         let revision = state.revision;
+        let serial = state.next_serial;
         let s = state.streams.get_mut(&stream).expect("checked by stream_state");
-        if s.watchers.len() >= self.config.max_watches_per_stream {
+        if s.ids.len() >= self.config.max_watches_per_stream {
             return Err(Error::TooManyRequests);
         }
         let id = s.assign_id(req.watch_id)?;
+        let sender = s.sender.clone().expect("an open stream has its channel");
+        let signal = s.signal.clone();
+        if announce {
+            let header = ResponseHeader::at(revision);
+            s.send(WatchResponse { header, watch_id: id, created: true, ..Default::default() });
+        }
         let synced = req.start_revision == 0 || req.start_revision > revision;
         let watcher = Watcher {
+            stream,
+            id,
+            serial,
+            sender,
+            signal,
             next: if req.start_revision == 0 { revision + 1 } else { req.start_revision },
             start: req.start_revision,
             synced: false,
@@ -470,18 +503,16 @@ impl WatchHub {
             key: req.key,
             range_end: req.range_end,
         };
-        s.watchers.insert(id, watcher);
-        if announce {
-            let header = ResponseHeader::at(revision);
-            s.send(WatchResponse { header, watch_id: id, created: true, ..Default::default() });
-        }
+        state.next_serial += 1;
+        let slot = state.watchers.insert(watcher);
+        state.streams.get_mut(&stream).expect("checked by stream_state").ids.insert(id, slot);
         if req.progress_notify {
             state.progress_watchers += 1;
         }
         if synced {
-            state.index((stream, id));
+            state.index(slot);
         } else {
-            state.unsynced.insert((stream, id));
+            state.unsynced.insert(slot);
         }
         drop(state);
         if !synced || req.progress_notify {
@@ -497,7 +528,7 @@ impl WatchHub {
         let (mut state, stream) = self.stream_state(stream)?;
         let revision = state.revision;
         let s = state.streams.get_mut(&stream).expect("checked by stream_state");
-        if s.watchers.len() >= self.config.max_watches_per_stream {
+        if s.ids.len() >= self.config.max_watches_per_stream {
             return Err(Error::TooManyRequests);
         }
         let id = s.assign_id(req.watch_id)?;
@@ -520,7 +551,8 @@ impl WatchHub {
     /// as etcd ignores it.
     pub(crate) fn cancel(&self, stream: StreamId, id: WatchId) -> Result<()> {
         let (mut state, stream) = self.stream_state(stream)?;
-        if state.remove((stream, id)).is_some() {
+        if let Some(slot) = state.slot(stream, id) {
+            state.remove(slot);
             let response = WatchResponse {
                 header: ResponseHeader::at(state.revision),
                 watch_id: id,
@@ -538,8 +570,11 @@ impl WatchHub {
     pub(crate) fn request_progress(&self, stream: StreamId) -> Result<()> {
         let (state, stream) = self.stream_state(stream)?;
         let s = &state.streams[&stream];
-        let ready = s.watchers.values().all(|w| w.synced && state.revision >= w.start);
-        if ready && !s.watchers.is_empty() && !s.is_full(self.config.stream_capacity) {
+        let ready = s.ids.values().all(|&slot| {
+            let w = &state.watchers[slot];
+            w.synced && state.revision >= w.start
+        });
+        if ready && !s.ids.is_empty() && !s.is_full(self.config.stream_capacity) {
             let response = WatchResponse {
                 header: ResponseHeader::at(state.revision),
                 watch_id: INVALID_WATCH_ID,
@@ -563,22 +598,16 @@ impl WatchHub {
             return;
         }
         let revision = state.revision;
-        for s in state.streams.values_mut() {
-            let full = s.is_full(self.config.stream_capacity);
-            let mut due = Vec::new();
-            for (&id, w) in s.watchers.iter_mut().filter(|(_, w)| w.progress_notify) {
-                if w.quiet && w.synced && revision >= w.start && !full {
-                    due.push(id);
-                }
-                w.quiet = true;
-            }
-            for id in due {
-                s.send(WatchResponse {
+        let capacity = self.config.stream_capacity;
+        for (_, w) in state.watchers.iter_mut().filter(|(_, w)| w.progress_notify) {
+            if w.quiet && w.synced && revision >= w.start && !w.is_full(capacity) {
+                w.send(WatchResponse {
                     header: ResponseHeader::at(revision),
-                    watch_id: id,
+                    watch_id: w.id,
                     ..Default::default()
                 });
             }
+            w.quiet = true;
         }
     }
 
@@ -611,29 +640,31 @@ impl WatchHub {
     }
 
     /// Serves up to [`WATCHERS_PER_SYNC`] unsynced watchers with up to
-    /// [`BATCH_REVISIONS`] revisions of history each; returns true when it may be called
-    /// again at once.
+    /// [`BATCH_REVISIONS`] revisions of history each, round robin: from the one after the
+    /// last served by the previous pass. Returns true when it may be called again at once.
     fn sync_pass(&self) -> Result<bool> {
         let Some(mvcc) = self.mvcc.upgrade() else { return Ok(false) };
         let mut state = self.state.lock();
         state.cancel_compacted(mvcc.compacted_revision());
         let capacity = self.config.stream_capacity;
-        let picked: Vec<(WatcherRef, i64, bool)> = state
-            .unsynced
-            .iter()
-            .filter_map(|&r| {
-                let s = state.streams.get(&r.0)?;
-                if s.is_full(capacity) {
-                    // Its reader wakes the syncer once it has drained the stream.
-                    s.signal.blocked.store(true, Ordering::SeqCst);
-                    return None;
-                }
-                s.watchers.get(&r.1).map(|w| (r, w.next, w.prev_kv))
-            })
-            .take(WATCHERS_PER_SYNC)
-            .collect();
-        let Some(from) = picked.iter().map(|&(_, next, _)| next).min() else { return Ok(false) };
-        let with_prev_kv = picked.iter().any(|&(_, _, prev_kv)| prev_kv);
+        let cursor = state.cursor;
+        let mut picked: Vec<Picked> = Vec::new();
+        for &slot in state.unsynced.range(cursor..).chain(state.unsynced.range(..cursor)) {
+            let w = &state.watchers[slot];
+            if w.is_full(capacity) {
+                // Its reader wakes the syncer once it has drained the stream.
+                w.signal.blocked.store(true, Ordering::SeqCst);
+                continue;
+            }
+            picked.push(Picked { slot, serial: w.serial, next: w.next, prev_kv: w.prev_kv });
+            if picked.len() == WATCHERS_PER_SYNC {
+                break;
+            }
+        }
+        let Some(last) = picked.last() else { return Ok(false) };
+        state.cursor = last.slot + 1;
+        let from = picked.iter().map(|p| p.next).min().expect("one picked");
+        let with_prev_kv = picked.iter().any(|p| p.prev_kv);
         let target = state.revision;
         let to = target.min(from + BATCH_REVISIONS - 1);
         let read = || read_history(&mvcc, from, to, with_prev_kv);
@@ -645,25 +676,26 @@ impl WatchHub {
             Err(Error::Compacted) => return Ok(true),
             Err(error) => return Err(error),
         };
-        for (r, next, _) in picked {
-            self.catch_up(&mut state, r, next, to, &history);
+        for p in picked {
+            self.catch_up(&mut state, &p, to, &history);
         }
-        let more =
-            state.unsynced.iter().any(|r| state.streams.get(&r.0).is_some_and(|s| !s.is_full(capacity)));
+        let more = state.unsynced.iter().any(|&slot| !state.watchers[slot].is_full(capacity));
         Ok(more)
     }
 
-    /// Sends watcher `r` its events of `history` (revisions `next..=to`), if it still
-    /// waits for them, and moves it to the synced group if that caught it up.
-    fn catch_up(&self, state: &mut State, r: WatcherRef, next: i64, to: i64, history: &[Past]) {
+    /// Sends picked watcher `p` its events of `history` (revisions `p.next..=to`), if it
+    /// is still there and waits for them, and moves it to the synced group if that caught
+    /// it up.
+    fn catch_up(&self, state: &mut State, p: &Picked, to: i64, history: &[Past]) {
         let capacity = self.config.stream_capacity;
         let revision = state.revision;
-        let Some(s) = state.streams.get_mut(&r.0) else { return };
-        let full = s.is_full(capacity);
-        let Some(w) = s.watchers.get_mut(&r.1) else { return };
+        // The history was read unlocked: the slot may hold another watcher by now.
+        let Some(w) = state.watchers.get_mut(p.slot).filter(|w| w.serial == p.serial) else { return };
+        let next = p.next;
         if w.synced || w.next != next || next > to {
             return;
         }
+        let full = w.is_full(capacity);
         let events: Vec<Event> = history
             .iter()
             .filter(|past| past.revision.main >= next && w.wants(&past.change))
@@ -674,76 +706,237 @@ impl WatchHub {
                 return;
             }
             w.quiet = false;
-            s.send_events(r.1, revision, events);
-            if s.is_full(capacity) {
+            w.send_events(revision, events);
+            if w.is_full(capacity) {
                 // Its reader wakes the syncer once it has drained the stream.
-                s.signal.blocked.store(true, Ordering::SeqCst);
+                w.signal.blocked.store(true, Ordering::SeqCst);
             }
         }
-        let w = s.watchers.get_mut(&r.1).expect("found above");
         w.next = to + 1;
         if w.next > revision {
-            state.unsynced.remove(&r);
-            state.index(r);
+            state.unsynced.remove(&p.slot);
+            state.index(p.slot);
         }
     }
 }
 
+/// An unsynced watcher a pass of the syncer serves, as it was when picked.
+struct Picked {
+    slot: Slot,
+    serial: u64,
+    next: i64,
+    prev_kv: bool,
+}
+
 impl CommitObserver for WatchHub {
     /// Hands the revision's events to the synced watchers that want them, one response
-    /// per watcher.
+    /// per watcher. Each change's event is built once (and once more with its `prev_kv`,
+    /// when a watcher asked for it); every watcher gets a clone of it, which shares the
+    /// key-values. Each watcher is looked up once per change, by its slot.
     fn committed(&self, revision: i64, changes: &[Change]) {
         let mut state = self.state.lock();
         state.revision = revision;
         if state.by_key.is_empty() && state.ranges.is_empty() {
             return;
         }
-        let mut batches: Vec<(WatcherRef, Vec<Event>)> = Vec::new();
-        let mut slots: HashMap<WatcherRef, usize> = HashMap::new();
-        let mut refs = Vec::new();
-        // The watchers that take the change, and whether each wants prev_kv.
-        let mut takers: Vec<(WatcherRef, bool)> = Vec::new();
+        let capacity = self.config.stream_capacity;
+        let single = changes.len() == 1;
+        let mut found: Vec<Slot> = Vec::new();
+        // Watchers whose stream was full, to move to the unsynced group.
+        let mut behind: Vec<Slot> = Vec::new();
+        // With several changes, each watcher's events, sent once all are gathered.
+        let mut batches: Vec<(Slot, Vec<Event>)> = Vec::new();
+        let mut batch_of: HashMap<Slot, usize> = HashMap::new();
         for change in changes {
-            refs.clear();
-            state.synced_for(change, &mut refs);
-            // One lookup per watcher: writers wait for this path.
-            takers.clear();
-            takers.extend(refs.iter().filter_map(|&r| {
-                let w = state.streams.get(&r.0)?.watchers.get(&r.1)?;
-                (revision >= w.next && !w.filters_out(change)).then_some((r, w.prev_kv))
-            }));
-            // Looked up once per change, and only when a watcher wants it (only then is the
-            // store upgraded: this may run on the store's sync thread).
-            let prev = if takers.iter().any(|&(_, p)| p) {
-                self.mvcc.upgrade().and_then(|mvcc| prev_kv(&mvcc, change))
-            } else {
-                None
-            };
-            if changes.len() == 1 {
-                // The common case needs no slot lookup: each watcher appears once.
-                batches.reserve_exact(takers.len());
+            found.clear();
+            state.synced_for(&change.kv.key, &mut found);
+            if found.is_empty() {
+                continue;
             }
-            for &(r, wants_prev) in &takers {
-                let event = event(change, prev.as_ref().filter(|_| wants_prev));
-                if changes.len() == 1 {
-                    batches.push((r, vec![event]));
+            let plain = event(change, None);
+            let mut with_prev: Option<Event> = None;
+            for &slot in &found {
+                let w = &mut state.watchers[slot];
+                if revision < w.next || w.filters_out(change) {
                     continue;
                 }
-                let slot = *slots.entry(r).or_insert_with(|| {
-                    batches.push((r, Vec::new()));
-                    batches.len() - 1
-                });
-                batches[slot].1.push(event);
+                let event = if w.prev_kv {
+                    with_prev
+                        .get_or_insert_with(|| {
+                            // Looked up once per change, and only when a watcher wants it
+                            // (only then is the store upgraded: this may run on the
+                            // store's sync thread).
+                            let prev = self.mvcc.upgrade().and_then(|mvcc| prev_kv(&mvcc, change));
+                            Event { prev_kv: prev, ..plain.clone() }
+                        })
+                        .clone()
+                } else {
+                    plain.clone()
+                };
+                if !single {
+                    let i = *batch_of.entry(slot).or_insert_with(|| {
+                        batches.push((slot, Vec::new()));
+                        batches.len() - 1
+                    });
+                    batches[i].1.push(event);
+                } else if w.is_full(capacity) {
+                    behind.push(slot);
+                } else {
+                    w.next = revision + 1;
+                    w.quiet = false;
+                    w.send_events(revision, vec![event]);
+                }
             }
         }
-        let mut fell_behind = false;
-        for (r, events) in batches {
-            fell_behind |= state.deliver(r, revision, events, self.config.stream_capacity);
+        for (slot, events) in batches {
+            let w = &mut state.watchers[slot];
+            if w.is_full(capacity) {
+                behind.push(slot);
+                continue;
+            }
+            w.next = revision + 1;
+            w.quiet = false;
+            w.send_events(revision, events);
+        }
+        let fell_behind = !behind.is_empty();
+        for slot in behind {
+            state.fall_behind(slot, revision);
         }
         drop(state);
         if fell_behind {
             // The syncer may be idle; it must learn of the new unsynced watchers.
             self.wake_syncer();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::MemoryEngine;
+    use crate::lease::SystemClock;
+    use crate::mvcc::DEFAULT_COMPACTION_BATCH_LIMIT;
+    use crate::watch::stream::{open, WatchStream, Watcher as Handle};
+
+    /// A store and its hub, with no syncer thread: tests run its passes by hand.
+    fn hub(stream_capacity: usize) -> (Arc<MvccStore>, Arc<WatchHub>) {
+        let engine = Arc::new(MemoryEngine::new());
+        let mvcc = Arc::new(MvccStore::open(engine, false, DEFAULT_COMPACTION_BATCH_LIMIT).unwrap());
+        let config = WatchConfig { stream_capacity, ..Default::default() };
+        let (hub, _woken) = WatchHub::attach(&mvcc, Arc::new(SystemClock), config);
+        (mvcc, hub)
+    }
+
+    fn put(mvcc: &MvccStore, key: &[u8], value: Vec<u8>) -> i64 {
+        let mut write = mvcc.write();
+        write.put(key, value, 0);
+        write.commit().unwrap()
+    }
+
+    /// A stream with one watch of `req`, its created response read.
+    fn watch(hub: &Arc<WatchHub>, req: WatchCreateRequest) -> (Handle, WatchStream) {
+        let (handle, stream) = open(hub);
+        handle.watch_request(req).unwrap();
+        assert!(stream.try_recv().unwrap().created);
+        (handle, stream)
+    }
+
+    fn key_watch(key: &[u8], range_end: &[u8], start_revision: i64, prev_kv: bool) -> WatchCreateRequest {
+        let (key, range_end) = (key.to_vec(), range_end.to_vec());
+        WatchCreateRequest { key, range_end, start_revision, prev_kv, ..Default::default() }
+    }
+
+    #[test]
+    fn every_watcher_of_a_change_shares_one_key_value() {
+        let (mvcc, hub) = hub(128);
+        put(&mvcc, b"k", b"old".to_vec());
+        let mut watches = Vec::new();
+        for prev_kv in [false, true] {
+            // The key alone, a range, from the key on, twice each.
+            for range_end in [&b""[..], b"l", b"\0", b"", b"l", b"\0"] {
+                watches.push((watch(&hub, key_watch(b"k", range_end, 0, prev_kv)), prev_kv));
+            }
+        }
+        put(&mvcc, b"k", vec![7; 1 << 20]);
+        let events: Vec<(Event, bool)> = watches
+            .iter()
+            .map(|((_, stream), prev_kv)| {
+                let response = stream.try_recv().unwrap();
+                assert_eq!(response.events.len(), 1);
+                (response.events[0].clone(), *prev_kv)
+            })
+            .collect();
+        let first = &events[0].0.kv;
+        assert_eq!(first.value.len(), 1 << 20);
+        for (event, prev_kv) in &events {
+            assert!(Arc::ptr_eq(&event.kv, first), "one allocation for every watcher");
+            assert_eq!(event.prev_kv.is_some(), *prev_kv);
+        }
+        let prevs: Vec<_> = events.iter().filter_map(|(e, _)| e.prev_kv.clone()).collect();
+        assert_eq!(prevs[0].value, b"old");
+        assert!(prevs.iter().all(|p| Arc::ptr_eq(p, &prevs[0])), "one prev_kv for every watcher");
+    }
+
+    #[test]
+    fn watchers_caught_up_in_one_pass_share_the_history_they_read() {
+        let (mvcc, hub) = hub(128);
+        let first = put(&mvcc, b"k", b"v1".to_vec());
+        let revision = put(&mvcc, b"k", b"v2".to_vec());
+        let watches: Vec<_> = (0..3).map(|_| watch(&hub, key_watch(b"k", b"", first, true))).collect();
+        assert!(!hub.sync_pass().unwrap(), "all caught up in one pass");
+        let events: Vec<Vec<Event>> = watches.iter().map(|(_, s)| s.try_recv().unwrap().events).collect();
+        for e in &events {
+            assert_eq!(e.iter().map(|e| e.kv.mod_revision).collect::<Vec<_>>(), [first, revision]);
+            assert!(Arc::ptr_eq(&e[1].kv, &events[0][1].kv));
+            assert!(Arc::ptr_eq(e[1].prev_kv.as_ref().unwrap(), events[0][1].prev_kv.as_ref().unwrap()));
+        }
+    }
+
+    /// More unsynced watchers than one pass serves, all further behind than one batch
+    /// while a writer keeps going, beside slow ones whose readers never read: each pass
+    /// goes on where the last one stopped, so every watcher gets events within two
+    /// passes (before, the first 512 in id order were served every pass and the rest
+    /// starved); a slow stream never holds more than its capacity, and no catch-up
+    /// response spans more than BATCH_REVISIONS revisions.
+    #[test]
+    fn the_syncer_serves_unsynced_watchers_round_robin_with_bounded_backlogs() {
+        const CAPACITY: usize = 4;
+        let (mvcc, hub) = hub(CAPACITY);
+        put(&mvcc, b"k", b"0".to_vec());
+        let draining: Vec<_> =
+            (0..WATCHERS_PER_SYNC + 88).map(|_| watch(&hub, key_watch(b"k", b"", 1, false))).collect();
+        let slow: Vec<_> = (0..50).map(|_| watch(&hub, key_watch(b"k", b"", 1, false))).collect();
+        let mut last_seen = vec![0; draining.len()];
+        let check = |response: &WatchResponse| {
+            let revisions: Vec<i64> = response.events.iter().map(|e| e.kv.mod_revision).collect();
+            let (first, last) = (revisions[0], *revisions.last().unwrap());
+            assert!(last - first < BATCH_REVISIONS, "one response spans {first}..={last}");
+            last
+        };
+        for pass in 1..=4 {
+            for _ in 0..BATCH_REVISIONS {
+                put(&mvcc, b"k", b"v".to_vec());
+            }
+            assert!(hub.sync_pass().unwrap(), "watchers are still behind");
+            for (i, (_, stream)) in draining.iter().enumerate() {
+                while let Ok(response) = stream.try_recv() {
+                    last_seen[i] = check(&response);
+                }
+            }
+            if pass >= 2 {
+                let starved = last_seen.iter().filter(|&&seen| seen == 0).count();
+                assert_eq!(starved, 0, "watchers with no event after pass {pass}");
+            }
+            for (handle, _) in &slow {
+                assert!(handle.backlog() <= CAPACITY, "a slow stream holds {}", handle.backlog());
+            }
+        }
+        for (_, stream) in &slow {
+            let responses: Vec<_> = std::iter::from_fn(|| stream.try_recv().ok()).collect();
+            assert!(!responses.is_empty() && responses.len() <= CAPACITY);
+            for response in &responses {
+                check(response);
+            }
         }
     }
 }

@@ -15,6 +15,7 @@
 //! with `compact_revision` if that history has been compacted meanwhile.
 
 mod hub;
+mod intervals;
 mod request;
 mod response;
 mod stream;

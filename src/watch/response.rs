@@ -1,5 +1,7 @@
 //! What a watch stream delivers: etcd's `WatchResponse` and `mvccpb.Event`.
 
+use std::sync::Arc;
+
 use crate::mvcc::KeyValue;
 use crate::txn::request::ResponseHeader;
 
@@ -17,16 +19,22 @@ pub enum EventType {
 }
 
 /// One change to one key (etcd's `mvccpb.Event`).
+///
+/// Its key-values are shared, not copied: every watcher of a key gets the same
+/// [`Arc<KeyValue>`] for one change (and one `prev_kv` allocation between the watchers that
+/// asked for it), so a large value costs one allocation however many watchers it reaches.
+/// Cloning an `Event` clones two `Arc`s. Use [`Arc::unwrap_or_clone`] to take a key-value
+/// out, which copies it only while another watcher still holds it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Event {
     /// Put or delete.
     pub event_type: EventType,
     /// For a put, the key-value after it; for a delete, the key and the delete's revision
     /// as `mod_revision`, everything else zero.
-    pub kv: KeyValue,
+    pub kv: Arc<KeyValue>,
     /// The key-value before this change, when the watch asked for it, the change is not
     /// a key's creation, and that revision is not compacted yet.
-    pub prev_kv: Option<KeyValue>,
+    pub prev_kv: Option<Arc<KeyValue>>,
 }
 
 impl Event {
@@ -42,7 +50,7 @@ impl Event {
 
     /// The key-value before the change, if it was asked for and is known.
     pub fn prev_kv(&self) -> Option<&KeyValue> {
-        self.prev_kv.as_ref()
+        self.prev_kv.as_deref()
     }
 
     /// True for the put that created the key (etcd's `IsCreate`).

@@ -369,7 +369,7 @@ pub fn watched_put_events_carry_the_full_key_value_and_delete_events_only_key_an
     };
     let kinds: Vec<_> = got.iter().map(|e| e.event_type).collect();
     assert_eq!(kinds, [EventType::Put, EventType::Delete, EventType::Put]);
-    assert_eq!(got.iter().map(|e| e.kv.clone()).collect::<Vec<_>>(), [updated, deleted, recreated]);
+    assert_eq!(got.iter().map(|e| e.kv().clone()).collect::<Vec<_>>(), [updated, deleted, recreated]);
     assert!(got.iter().all(|e| e.prev_kv.is_none()), "prev_kv was not asked for");
     assert_eq!(got.iter().map(|e| e.is_create()).collect::<Vec<_>>(), [false, false, true]);
     // History gives the very same events.
@@ -476,7 +476,7 @@ pub fn watch_prev_kv_is_set_for_updates_and_deletes_but_not_creations(h: &Harnes
         assert_eq!(evs[0].prev_kv, None, "creation");
         let prev = evs[1].prev_kv.clone().expect("update has prev_kv");
         assert_eq!(
-            prev,
+            *prev,
             KeyValue {
                 key: b"k".to_vec(),
                 create_revision: 2,
