@@ -8,9 +8,12 @@ use super::{KeyRange, Revision};
 
 /// Maps each key to its [`KeyHistory`]; answers "which revision of which keys is visible at
 /// revision r". Rebuilt from the engine on open.
+///
+/// Keys are boxed slices (no capacity word); after a restore, [`shrink_to_fit`]
+/// (Index::shrink_to_fit) rebuilds the map with full nodes.
 #[derive(Default)]
 pub(crate) struct Index {
-    keys: BTreeMap<Vec<u8>, KeyHistory>,
+    keys: BTreeMap<Box<[u8]>, KeyHistory>,
 }
 
 impl Index {
@@ -94,7 +97,22 @@ impl Index {
         if let Some(h) = self.keys.get_mut(key) {
             return f(h);
         }
-        f(self.keys.entry(key.to_vec()).or_default())
+        f(self.keys.entry(key.into()).or_default())
+    }
+
+    /// Gives back the room the index grew into beyond what it holds: every history's
+    /// vectors exact-sized, and the map rebuilt from its sorted entries, which fills its
+    /// nodes (inserting in key order leaves them about half full, and a restore inserts
+    /// each key's first change in revision order, often key order).
+    pub fn shrink_to_fit(&mut self) {
+        let keys = std::mem::take(&mut self.keys);
+        self.keys = keys
+            .into_iter()
+            .map(|(key, mut h)| {
+                h.shrink_to_fit();
+                (key, h)
+            })
+            .collect();
     }
 
     /// Compacts every history at `at`; returns the revisions at or below `at` that remain.

@@ -1,6 +1,16 @@
 //! The history of one key: its revisions, grouped in generations.
+//!
+//! One history per key, so its size is the index's size per key: the common key (one
+//! generation, one put) lives in the map entry with no allocation of its own, and a key
+//! with more puts costs one allocation for them (exact-sized after a restore).
+
+use smallvec::SmallVec;
 
 use super::Revision;
+
+/// The `tombstone` of a generation no delete has ended: main revisions start at 1, so no
+/// change is ever at 0.
+const OPEN: Revision = Revision::new(0, 0);
 
 /// Every retained change of one key, oldest first.
 ///
@@ -8,7 +18,8 @@ use super::Revision;
 /// the key to the delete (tombstone) that removed it, and only the last one may be open.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct KeyHistory {
-    generations: Vec<Generation>,
+    /// Nearly always one: inline.
+    generations: SmallVec<[Generation; 1]>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -17,15 +28,30 @@ struct Generation {
     created: i64,
     /// `version` of the latest put.
     version: i64,
-    /// The puts, ascending. Empty only when compaction kept the tombstone alone.
-    puts: Vec<Revision>,
-    /// The delete that ended the generation.
-    tombstone: Option<Revision>,
+    /// The puts, ascending; one of them inline. Empty only when compaction kept the
+    /// tombstone alone.
+    puts: SmallVec<[Revision; 1]>,
+    /// The delete that ended the generation, or [`OPEN`].
+    ended_by: Revision,
 }
 
 impl Generation {
     fn first(&self) -> Revision {
-        self.puts.first().copied().or(self.tombstone).expect("a generation is never empty")
+        self.puts.first().copied().or(self.tombstone()).expect("a generation is never empty")
+    }
+
+    /// The delete that ended the generation.
+    fn tombstone(&self) -> Option<Revision> {
+        (self.ended_by != OPEN).then_some(self.ended_by)
+    }
+
+    fn is_open(&self) -> bool {
+        self.ended_by == OPEN
+    }
+
+    /// The retained changes, ascending: the puts, then the tombstone.
+    fn changes(&self) -> impl Iterator<Item = Revision> + '_ {
+        self.puts.iter().copied().chain(self.tombstone())
     }
 }
 
@@ -49,7 +75,7 @@ impl KeyHistory {
     /// The key's live state after every recorded change, if it exists.
     pub fn latest(&self) -> Option<Latest> {
         let g = self.generations.last()?;
-        if g.tombstone.is_some() {
+        if !g.is_open() {
             return None;
         }
         let revision = *g.puts.last()?;
@@ -60,7 +86,7 @@ impl KeyHistory {
     /// that change is a put.
     pub fn visible(&self, at: i64) -> Option<Revision> {
         let g = self.generations.iter().rev().find(|g| g.first().main <= at)?;
-        if g.tombstone.is_some_and(|t| t.main <= at) {
+        if g.tombstone().is_some_and(|t| t.main <= at) {
             return None;
         }
         g.puts.iter().rev().find(|r| r.main <= at).copied()
@@ -79,24 +105,30 @@ impl KeyHistory {
     /// Records a put at `rev` with the `created` and `version` it wrote.
     pub fn put(&mut self, rev: Revision, created: i64, version: i64) {
         match self.generations.last_mut() {
-            Some(g) if g.tombstone.is_none() => {
+            Some(g) if g.is_open() => {
                 g.puts.push(rev);
                 g.version = version;
             }
-            _ => self.generations.push(Generation { created, version, puts: vec![rev], tombstone: None }),
+            _ => self.generations.push(Generation {
+                created,
+                version,
+                puts: SmallVec::from_buf([rev]),
+                ended_by: OPEN,
+            }),
         }
     }
 
     /// Records a delete at `rev`. Without an open generation (a history rebuilt after an
     /// interrupted compaction) the tombstone stands alone.
     pub fn tombstone(&mut self, rev: Revision) {
+        debug_assert!(rev.main > OPEN.main, "a delete at revision {rev}");
         match self.generations.last_mut() {
-            Some(g) if g.tombstone.is_none() => g.tombstone = Some(rev),
+            Some(g) if g.is_open() => g.ended_by = rev,
             _ => self.generations.push(Generation {
                 created: 0,
                 version: 0,
-                puts: Vec::new(),
-                tombstone: Some(rev),
+                puts: SmallVec::new(),
+                ended_by: rev,
             }),
         }
     }
@@ -106,23 +138,27 @@ impl KeyHistory {
     /// tombstone exactly at `at` (etcd 3.5.16+, so a watch from `at` still sees that delete);
     /// everything older goes.
     pub fn compact(&mut self, at: i64, keep: &mut impl FnMut(Revision)) {
-        let Some(first_live) = self.generations.iter().position(|g| g.tombstone.is_none_or(|t| t.main >= at))
+        let Some(first_live) =
+            self.generations.iter().position(|g| g.tombstone().is_none_or(|t| t.main >= at))
         else {
             self.generations.clear();
             return;
         };
         self.generations.drain(..first_live);
         let g = &mut self.generations[0];
-        if g.tombstone.is_some_and(|t| t.main <= at) {
+        if g.tombstone().is_some_and(|t| t.main <= at) {
             g.puts.clear();
         } else if let Some(i) = g.puts.iter().rposition(|r| r.main <= at) {
             g.puts.drain(..i);
         }
+        // Compaction usually leaves one put of many: give back the room of the others.
+        g.puts.shrink_to_fit();
+        self.generations.shrink_to_fit();
         // Every change still retained survives in the engine. Past the first generation there
         // can be some at `at` itself: one txn may delete a key (from-key delete) and put it
         // again, ending a generation at `at.0` and starting the next at `at.1`.
         for g in &self.generations {
-            g.puts.iter().chain(&g.tombstone).filter(|r| r.main <= at).for_each(|&r| keep(r));
+            g.changes().filter(|r| r.main <= at).for_each(&mut *keep);
         }
     }
 
@@ -131,8 +167,8 @@ impl KeyHistory {
     /// [`compact`](Self::compact), a generation ending exactly at `at` gives none, so
     /// etcd versions that delete such a tombstone and versions that keep it hash alike.
     pub fn hash_keep(&self, at: i64) -> Option<Revision> {
-        let g = self.generations.iter().find(|g| g.tombstone.is_none_or(|t| t.main >= at))?;
-        if g.tombstone.is_some_and(|t| t.main <= at) {
+        let g = self.generations.iter().find(|g| g.tombstone().is_none_or(|t| t.main >= at))?;
+        if g.tombstone().is_some_and(|t| t.main <= at) {
             return None;
         }
         g.puts.iter().rev().find(|r| r.main <= at).copied()
@@ -141,8 +177,17 @@ impl KeyHistory {
     /// Reports every retained change with a main revision at or below `at` to `f`.
     pub fn retained_up_to(&self, at: i64, f: &mut impl FnMut(Revision)) {
         for g in &self.generations {
-            g.puts.iter().chain(&g.tombstone).filter(|r| r.main <= at).for_each(|&r| f(r));
+            g.changes().filter(|r| r.main <= at).for_each(&mut *f);
         }
+    }
+
+    /// Gives back the room vectors grew into beyond what they hold (after a restore, whose
+    /// pushes leave up to half of each spilled vector unused).
+    pub fn shrink_to_fit(&mut self) {
+        for g in &mut self.generations {
+            g.puts.shrink_to_fit();
+        }
+        self.generations.shrink_to_fit();
     }
 
     /// Undoes every change with a main revision above `main` (a write that failed to commit).
@@ -153,10 +198,10 @@ impl KeyHistory {
                 g.puts.pop();
             }
             g.version -= (before - g.puts.len()) as i64;
-            if g.tombstone.is_some_and(|t| t.main > main) {
-                g.tombstone = None;
+            if g.tombstone().is_some_and(|t| t.main > main) {
+                g.ended_by = OPEN;
             }
-            if !g.puts.is_empty() || g.tombstone.is_some() {
+            if !g.puts.is_empty() || !g.is_open() {
                 return;
             }
             self.generations.pop();
@@ -344,5 +389,212 @@ mod tests {
         assert_eq!(h.latest(), None);
         h.put(rev(7), 7, 1);
         assert_eq!(h.visible(7).map(|r| r.main), Some(7));
+    }
+}
+
+/// The compact history against the plain one it replaced (a `Vec` of generations, each with
+/// a `Vec` of puts and an `Option` tombstone): the same answers to every question after any
+/// sequence of changes, compactions, rollbacks and shrinks.
+#[cfg(test)]
+mod reference {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[derive(Clone, Debug, Default)]
+    struct Plain {
+        generations: Vec<PlainGeneration>,
+    }
+
+    #[derive(Clone, Debug)]
+    struct PlainGeneration {
+        created: i64,
+        version: i64,
+        puts: Vec<Revision>,
+        tombstone: Option<Revision>,
+    }
+
+    impl PlainGeneration {
+        fn first(&self) -> Revision {
+            self.puts.first().copied().or(self.tombstone).unwrap()
+        }
+    }
+
+    impl Plain {
+        fn latest(&self) -> Option<Latest> {
+            let g = self.generations.last()?;
+            if g.tombstone.is_some() {
+                return None;
+            }
+            Some(Latest { revision: *g.puts.last()?, created: g.created, version: g.version })
+        }
+
+        fn visible(&self, at: i64) -> Option<Revision> {
+            let g = self.generations.iter().rev().find(|g| g.first().main <= at)?;
+            if g.tombstone.is_some_and(|t| t.main <= at) {
+                return None;
+            }
+            g.puts.iter().rev().find(|r| r.main <= at).copied()
+        }
+
+        fn put_next(&mut self, rev: Revision) -> (i64, i64) {
+            let (created, version) = match self.latest() {
+                Some(l) => (l.created, l.version + 1),
+                None => (rev.main, 1),
+            };
+            match self.generations.last_mut() {
+                Some(g) if g.tombstone.is_none() => {
+                    g.puts.push(rev);
+                    g.version = version;
+                }
+                _ => self.generations.push(PlainGeneration {
+                    created,
+                    version,
+                    puts: vec![rev],
+                    tombstone: None,
+                }),
+            }
+            (created, version)
+        }
+
+        fn tombstone(&mut self, rev: Revision) {
+            match self.generations.last_mut() {
+                Some(g) if g.tombstone.is_none() => g.tombstone = Some(rev),
+                _ => self.generations.push(PlainGeneration {
+                    created: 0,
+                    version: 0,
+                    puts: Vec::new(),
+                    tombstone: Some(rev),
+                }),
+            }
+        }
+
+        fn compact(&mut self, at: i64) -> Vec<Revision> {
+            let mut keep = Vec::new();
+            let Some(first_live) =
+                self.generations.iter().position(|g| g.tombstone.is_none_or(|t| t.main >= at))
+            else {
+                self.generations.clear();
+                return keep;
+            };
+            self.generations.drain(..first_live);
+            let g = &mut self.generations[0];
+            if g.tombstone.is_some_and(|t| t.main <= at) {
+                g.puts.clear();
+            } else if let Some(i) = g.puts.iter().rposition(|r| r.main <= at) {
+                g.puts.drain(..i);
+            }
+            for g in &self.generations {
+                keep.extend(g.puts.iter().chain(&g.tombstone).filter(|r| r.main <= at));
+            }
+            keep
+        }
+
+        fn hash_keep(&self, at: i64) -> Option<Revision> {
+            let g = self.generations.iter().find(|g| g.tombstone.is_none_or(|t| t.main >= at))?;
+            if g.tombstone.is_some_and(|t| t.main <= at) {
+                return None;
+            }
+            g.puts.iter().rev().find(|r| r.main <= at).copied()
+        }
+
+        fn retained_up_to(&self, at: i64) -> Vec<Revision> {
+            let all = self.generations.iter().flat_map(|g| g.puts.iter().chain(&g.tombstone));
+            all.filter(|r| r.main <= at).copied().collect()
+        }
+
+        fn rollback_after(&mut self, main: i64) {
+            while let Some(g) = self.generations.last_mut() {
+                let before = g.puts.len();
+                while g.puts.last().is_some_and(|r| r.main > main) {
+                    g.puts.pop();
+                }
+                g.version -= (before - g.puts.len()) as i64;
+                if g.tombstone.is_some_and(|t| t.main > main) {
+                    g.tombstone = None;
+                }
+                if !g.puts.is_empty() || g.tombstone.is_some() {
+                    return;
+                }
+                self.generations.pop();
+            }
+        }
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        /// A put in the next revision, or (true) in the same revision as the last change.
+        Put(bool),
+        Delete(bool),
+        /// Compaction at the current revision minus this much.
+        Compact(i64),
+        /// A failed write: the changes of the last `n` revisions undone.
+        Rollback(i64),
+        Shrink,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => any::<bool>().prop_map(Op::Put),
+            2 => any::<bool>().prop_map(Op::Delete),
+            1 => (0..4i64).prop_map(Op::Compact),
+            1 => (0..3i64).prop_map(Op::Rollback),
+            1 => Just(Op::Shrink),
+        ]
+    }
+
+    fn same_answers(compact: &KeyHistory, plain: &Plain, last: i64) {
+        assert_eq!(compact.is_empty(), plain.generations.is_empty());
+        assert_eq!(compact.latest(), plain.latest());
+        for at in 0..=last + 1 {
+            assert_eq!(compact.visible(at), plain.visible(at), "visible at {at}");
+            assert_eq!(compact.hash_keep(at), plain.hash_keep(at), "hash_keep at {at}");
+            let mut retained = Vec::new();
+            compact.retained_up_to(at, &mut |r| retained.push(r));
+            assert_eq!(retained, plain.retained_up_to(at), "retained up to {at}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn the_compact_history_answers_as_the_plain_one(ops in proptest::collection::vec(op(), 0..60)) {
+            let (mut compact, mut plain) = (KeyHistory::default(), Plain::default());
+            // The last change's revision, and the compacted revision.
+            let (mut last, mut compacted) = (Revision::new(1, 0), 0);
+            for op in ops {
+                match op {
+                    Op::Put(same) | Op::Delete(same) => {
+                        last = if same { Revision::new(last.main, last.sub + 1) } else { Revision::new(last.main + 1, 0) };
+                        if matches!(op, Op::Put(_)) {
+                            prop_assert_eq!(compact.put_next(last), plain.put_next(last));
+                        } else {
+                            compact.tombstone(last);
+                            plain.tombstone(last);
+                        }
+                    }
+                    Op::Compact(back) => {
+                        let at = (last.main - back).max(compacted + 1);
+                        if at <= last.main {
+                            compacted = at;
+                            let mut kept = Vec::new();
+                            compact.compact(at, &mut |r| kept.push(r));
+                            prop_assert_eq!(kept, plain.compact(at));
+                        }
+                    }
+                    Op::Rollback(back) => {
+                        // Only uncompacted history is ever rolled back, and revision 1 holds no change.
+                        let main = (last.main - back).max(compacted).max(1);
+                        compact.rollback_after(main);
+                        plain.rollback_after(main);
+                        if main < last.main {
+                            // Past any change left at `main`.
+                            last = Revision::new(main, 1_000);
+                        }
+                    }
+                    Op::Shrink => compact.shrink_to_fit(),
+                }
+                same_answers(&compact, &plain, last.main);
+            }
+        }
     }
 }

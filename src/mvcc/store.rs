@@ -659,6 +659,7 @@ fn restore_index(engine: &dyn Engine, visit: &mut dyn FnMut(&KeyValue, bool)) ->
         last_main = rev.main;
         Ok(())
     })?;
+    index.shrink_to_fit();
     Ok((index, last_main))
 }
 
