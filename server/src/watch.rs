@@ -181,13 +181,19 @@ impl Stream for Responses {
         if this.ended {
             return Poll::Ready(None);
         }
-        if this.stopped.as_mut().poll(cx).is_ready() {
-            this.ended = true;
-            return Poll::Ready(Some(Err(server_stopped())));
-        }
-        if this.dropped.as_mut().poll(cx).is_ready() {
-            this.ended = true;
-            return Poll::Ready(Some(Err(Status::unavailable(crate::faults::INJECTED_WATCH_DROP))));
+        // The stop and the injected drop are looked at when the last poll found the store's
+        // stream empty (this task then slept, and either may be what woke it) and after
+        // each burst, not between the responses of a burst: polling their futures again
+        // locks their waiter lists, 4 % of the server's instructions per delivered event.
+        if this.store_in_a_row == 0 || this.store_in_a_row >= STORE_BURST {
+            if this.stopped.as_mut().poll(cx).is_ready() {
+                this.ended = true;
+                return Poll::Ready(Some(Err(server_stopped())));
+            }
+            if this.dropped.as_mut().poll(cx).is_ready() {
+                this.ended = true;
+                return Poll::Ready(Some(Err(Status::unavailable(crate::faults::INJECTED_WATCH_DROP))));
+            }
         }
         // The store's responses first: a failed create's answer then follows the responses
         // of the creates before it. After a burst, an answer waiting goes first.
