@@ -7,7 +7,7 @@
 //! successful request's latency is kept, so the percentiles are exact (nearest rank over
 //! all samples), not estimated. Unary calls go through the h2 crate directly (see
 //! `Conn`), so the tool spends as little as it can of the CPU it shares with the server it
-//! measures; watches use tonic's client.
+//! measures; so do the watch streams unless `--watch-client tonic` is given.
 //!
 //! Workloads:
 //!
@@ -22,12 +22,15 @@
 //!   the connections; one writer on a connection of its own puts the key, waits until every
 //!   watcher has the event, then puts again. Each sample is one watcher's latency from just
 //!   before the put was sent until it received the event; throughput is events delivered
-//!   per second.
+//!   per second. With `--prefix` the watchers watch the prefix `load/` and the writer puts
+//!   `--key-space` keys under it in turn. The watchers use h2 directly, as the unary calls
+//!   do (`--watch-client tonic` for tonic's client, what earlier rounds measured with).
 //!
 //! ```text
 //! etcdlite-load put --endpoints 127.0.0.1:2379 --clients 16 --total 20000
 //! etcdlite-load get --clients 16 --conns 4 --duration 10s --json
 //! etcdlite-load watch --watchers 1000 --conns 10 --total 200
+//! etcdlite-load watch --watchers 10000 --conns 100 --total 20 --prefix --json
 //! ```
 
 #![forbid(unsafe_code)]
@@ -68,6 +71,13 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const PUT: &str = "/etcdserverpb.KV/Put";
 const RANGE: &str = "/etcdserverpb.KV/Range";
 const TXN: &str = "/etcdserverpb.KV/Txn";
+/// The Watch call.
+const WATCH: &str = "/etcdserverpb.Watch/Watch";
+
+/// The most connections `watch` opens without `--conns`: one per watcher would take two
+/// descriptors per watcher on a loopback run (the tool's and the server's), and etcdlite
+/// serves 10,000 connections at most by default.
+const MAX_DEFAULT_WATCH_CONNS: usize = 1_000;
 
 /// Puts per transaction when `get` writes its keys before the timed part.
 const PREFILL_BATCH: u64 = 100;
@@ -113,7 +123,7 @@ struct Args {
     #[arg(long, default_value_t = 1)]
     clients: usize,
     /// gRPC connections, shared round-robin by the clients (or the watchers); default:
-    /// one per client (one per watcher for `watch`).
+    /// one per client (one per watcher for `watch`, up to 1,000).
     #[arg(long)]
     conns: Option<usize>,
     /// Requests to issue, over all clients (for `watch`: puts by the writer); default
@@ -146,6 +156,13 @@ struct Args {
     /// Watchers of the one key (`watch`).
     #[arg(long, default_value_t = 100)]
     watchers: usize,
+    /// `watch`: the watchers watch a prefix (`load/`) and the writer puts keys under it
+    /// (`--key-space` keys in turn), instead of all watching one key.
+    #[arg(long)]
+    prefix: bool,
+    /// `watch`: the client library of the watchers (the writer always uses h2).
+    #[arg(long, value_enum, default_value = "h2")]
+    watch_client: WatchClientKind,
     /// How long the writer waits for every watcher to get an event before counting the
     /// missing ones as lost and going on (`watch`).
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
@@ -170,9 +187,14 @@ struct Args {
 }
 
 impl Args {
-    /// The connection count: `--conns`, or one per client (per watcher for `watch`).
+    /// The connection count: `--conns`, or one per client (per watcher for `watch`, up to
+    /// `MAX_DEFAULT_WATCH_CONNS`).
     fn conn_count(&self) -> usize {
-        let default = if self.workload == Workload::Watch { self.watchers } else { self.clients };
+        let default = if self.workload == Workload::Watch {
+            self.watchers.min(MAX_DEFAULT_WATCH_CONNS)
+        } else {
+            self.clients
+        };
         self.conns.unwrap_or(default).max(1)
     }
 
@@ -288,7 +310,13 @@ fn ms(d: Duration) -> f64 {
 /// The one-line human-readable report.
 fn human_line(args: &Args, report: &Report) -> String {
     let setup = match args.workload {
-        Workload::Watch => format!("watchers={} conns={}", args.watchers, args.conn_count()),
+        Workload::Watch => format!(
+            "watchers={} conns={} {} client={:?}",
+            args.watchers,
+            args.conn_count(),
+            if args.prefix { "prefix" } else { "key" },
+            args.watch_client
+        ),
         _ => format!("clients={} conns={}", args.clients, args.conn_count()),
     };
     let unit = if args.workload == Workload::Watch { "events" } else { "req" };
@@ -328,6 +356,12 @@ fn json_report(args: &Args, report: &Report) -> serde_json::Value {
         "clients": args.clients,
         "conns": args.conn_count(),
         "watchers": if args.workload == Workload::Watch { Some(args.watchers) } else { None },
+        "watch": if args.workload == Workload::Watch { Some(if args.prefix { "prefix" } else { "key" }) } else { None },
+        "watch_client": if args.workload == Workload::Watch {
+            Some(format!("{:?}", args.watch_client).to_lowercase())
+        } else {
+            None
+        },
         "key_size": args.key_size,
         "val_size": args.val_size,
         "ok": report.ok,
@@ -479,15 +513,11 @@ impl Conn {
             head.headers_mut().insert("token", token.clone());
         }
         // A gRPC message: uncompressed, its length, then the protobuf.
-        let len = request.encoded_len();
-        let mut message = BytesMut::with_capacity(5 + len);
-        message.put_u8(0);
-        message.put_u32(u32::try_from(len).map_err(|_| tonic::Status::internal("request too large"))?);
-        request.encode(&mut message).map_err(|e| tonic::Status::internal(e.to_string()))?;
+        let message = grpc_message(request)?;
 
         let mut send = self.send.clone().ready().await.map_err(h2_status)?;
         let (answer, mut stream) = send.send_request(head, false).map_err(h2_status)?;
-        stream.send_data(message.freeze(), true).map_err(h2_status)?;
+        stream.send_data(message, true).map_err(h2_status)?;
         let (head, mut body) = answer.await.map_err(h2_status)?.into_parts();
         if head.status != http::StatusCode::OK {
             return Err(tonic::Status::unknown(format!("HTTP status {}", head.status)));
@@ -767,56 +797,254 @@ async fn run_unary(args: &Args) -> Result<Report, BoxError> {
     })
 }
 
-/// Opens one watcher of `key` on `channel`, waits until it is created, then forwards
-/// (sequence number, arrival time) of every put event to `events` until the stream ends.
-/// `ready` gets the outcome of the creation.
-async fn watcher(
-    channel: Channel,
-    key: Vec<u8>,
-    ready: mpsc::Sender<Result<(), String>>,
-    events: mpsc::UnboundedSender<(u64, Instant)>,
-) {
-    let (requests, outgoing) = mpsc::channel(1);
-    let create = WatchRequest {
-        request_union: Some(RequestUnion::CreateRequest(WatchCreateRequest { key, ..Default::default() })),
-    };
-    if requests.send(create).await.is_err() {
-        return;
-    }
-    let mut stream =
-        match WatchClient::new(channel).watch(tokio_stream::wrappers::ReceiverStream::new(outgoing)).await {
-            Ok(stream) => stream.into_inner(),
-            Err(e) => {
-                let _ = ready.send(Err(e.to_string())).await;
-                return;
-            }
-        };
-    match stream.message().await {
-        Ok(Some(resp)) if resp.created && !resp.canceled => {
-            let _ = ready.send(Ok(())).await;
+/// The prefix every key of a `watch --prefix` run starts with.
+const WATCH_PREFIX: &[u8] = b"load/";
+
+/// The end of the range of keys starting with `prefix` (etcd's `--prefix`): `prefix` with its
+/// last byte below 0xff incremented and what follows it dropped.
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
         }
-        other => {
-            let _ = ready.send(Err(format!("watch not created: {other:?}"))).await;
+    }
+    vec![0]
+}
+
+/// What the writer's puts and the watchers share: the put under way and who has its event.
+struct Rounds {
+    /// Watchers in all: a round is complete when every one has the event.
+    watchers: usize,
+    round: parking_lot::Mutex<Round>,
+    /// Told when the round under way is complete.
+    complete: tokio::sync::Notify,
+}
+
+/// One put and its deliveries.
+struct Round {
+    /// The put's sequence number (`u64::MAX` between rounds: every event is then late).
+    seq: u64,
+    /// When the put was sent.
+    sent: Instant,
+    /// Watchers that have the event.
+    received: usize,
+    /// Every watcher's latency of every round, for the report.
+    latencies: Vec<Duration>,
+}
+
+impl Rounds {
+    fn new(watchers: usize) -> Rounds {
+        let round = Round { seq: u64::MAX, sent: Instant::now(), received: 0, latencies: Vec::new() };
+        Rounds { watchers, round: parking_lot::Mutex::new(round), complete: tokio::sync::Notify::new() }
+    }
+
+    /// Starts the round of put `seq`, sent now.
+    fn start(&self, seq: u64) {
+        let mut round = self.round.lock();
+        round.seq = seq;
+        round.received = 0;
+        round.sent = Instant::now();
+    }
+
+    /// A watcher got the event of put `seq` at `at`; an event of an earlier round (already
+    /// counted as lost) is ignored.
+    fn arrived(&self, seq: u64, at: Instant) {
+        let mut round = self.round.lock();
+        if round.seq != seq {
             return;
         }
+        let latency = at.saturating_duration_since(round.sent);
+        round.latencies.push(latency);
+        round.received += 1;
+        if round.received == self.watchers {
+            self.complete.notify_one();
+        }
     }
-    drop(ready);
-    // `requests` stays alive: closing our side is allowed but some servers end the stream.
-    while let Ok(Some(resp)) = stream.message().await {
-        let now = Instant::now();
-        for event in resp.events {
-            if event.r#type != EventType::Put as i32 {
-                continue;
+
+    /// Waits until every watcher has the event of the round under way or `give_up` comes,
+    /// then ends the round; the watchers that had it.
+    async fn finish(&self, give_up: tokio::time::Instant) -> usize {
+        let all_in = async {
+            // A wake-up left over from a round that ended by timing out is not this one's.
+            while self.round.lock().received < self.watchers {
+                self.complete.notified().await;
             }
-            let Some(kv) = event.kv else { continue };
-            if let Some(seq) = kv.value.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes) {
-                if events.send((seq, now)).is_err() {
+        };
+        let _ = tokio::time::timeout_at(give_up, all_in).await;
+        let mut round = self.round.lock();
+        round.seq = u64::MAX;
+        round.received
+    }
+}
+
+/// The sequence numbers of the put events in `resp` (the first 8 bytes of each value).
+fn put_sequences(resp: &etcdlite_server::pb::etcdserverpb::WatchResponse) -> impl Iterator<Item = u64> + '_ {
+    resp.events.iter().filter(|e| e.r#type == EventType::Put as i32).filter_map(|e| {
+        let value = &e.kv.as_ref()?.value;
+        value.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes)
+    })
+}
+
+/// Which client library the watchers use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum WatchClientKind {
+    /// The h2 crate directly, as the unary calls: the least CPU taken from the server.
+    H2,
+    /// tonic's generated client (what earlier rounds measured with).
+    Tonic,
+}
+
+/// The messages of a gRPC stream's answer, read from its HTTP/2 body.
+struct GrpcMessages {
+    body: h2::RecvStream,
+    buffer: BytesMut,
+}
+
+impl GrpcMessages {
+    /// The next whole message, `None` at the end of the stream.
+    async fn next(&mut self) -> Result<Option<Bytes>, tonic::Status> {
+        loop {
+            if let Some(&[flag, a, b, c, d]) = self.buffer.first_chunk::<5>() {
+                if flag != 0 {
+                    return Err(tonic::Status::internal("a compressed message"));
+                }
+                let len = u32::from_be_bytes([a, b, c, d]) as usize;
+                if self.buffer.len() >= 5 + len {
+                    let _ = self.buffer.split_to(5);
+                    return Ok(Some(self.buffer.split_to(len).freeze()));
+                }
+            }
+            match self.body.data().await {
+                Some(chunk) => {
+                    let chunk = chunk.map_err(h2_status)?;
+                    let _ = self.body.flow_control().release_capacity(chunk.len());
+                    self.buffer.extend_from_slice(&chunk);
+                }
+                None => return Ok(None),
+            }
+        }
+    }
+}
+
+impl Conn {
+    /// Opens a streaming call of `method` and sends `first` on it, leaving the request side
+    /// open; the request side and the answer's messages once the answer's headers came.
+    async fn open_stream(
+        &self,
+        method: &str,
+        first: &impl prost::Message,
+    ) -> Result<(h2::SendStream<Bytes>, GrpcMessages), tonic::Status> {
+        let head = http::Request::post(format!("{}{method}", self.base))
+            .header(http::header::CONTENT_TYPE, "application/grpc")
+            .header(http::header::TE, "trailers")
+            .body(())
+            .map_err(|e| tonic::Status::internal(e.to_string()))?;
+        let mut send = self.send.clone().ready().await.map_err(h2_status)?;
+        let (answer, mut stream) = send.send_request(head, false).map_err(h2_status)?;
+        stream.send_data(grpc_message(first)?, false).map_err(h2_status)?;
+        let (head, body) = answer.await.map_err(h2_status)?.into_parts();
+        if head.status != http::StatusCode::OK {
+            return Err(tonic::Status::unknown(format!("HTTP status {}", head.status)));
+        }
+        if let Some(status) = tonic::Status::from_header_map(&head.headers) {
+            return Err(status);
+        }
+        Ok((stream, GrpcMessages { body, buffer: BytesMut::new() }))
+    }
+}
+
+/// `message` framed as one uncompressed gRPC message.
+fn grpc_message(message: &impl prost::Message) -> Result<Bytes, tonic::Status> {
+    let len = message.encoded_len();
+    let mut framed = BytesMut::with_capacity(5 + len);
+    framed.put_u8(0);
+    framed.put_u32(u32::try_from(len).map_err(|_| tonic::Status::internal("message too large"))?);
+    message.encode(&mut framed).map_err(|e| tonic::Status::internal(e.to_string()))?;
+    Ok(framed.freeze())
+}
+
+/// Where a watcher's stream goes.
+enum WatchConn {
+    H2(Conn),
+    Tonic(Channel),
+}
+
+/// Opens one watch (`create`) on `conn`, reports to `ready` once it is created, then tells
+/// `rounds` of every put event it receives until the stream ends.
+async fn watcher(
+    conn: WatchConn,
+    create: WatchRequest,
+    ready: mpsc::Sender<Result<(), String>>,
+    rounds: Arc<Rounds>,
+) {
+    match conn {
+        WatchConn::H2(conn) => {
+            let (requests, mut messages) = match conn.open_stream(WATCH, &create).await {
+                Ok(opened) => opened,
+                Err(e) => {
+                    let _ = ready.send(Err(e.to_string())).await;
+                    return;
+                }
+            };
+            let decode = |m: Bytes| {
+                <etcdlite_server::pb::etcdserverpb::WatchResponse as prost::Message>::decode(m)
+                    .map_err(|e| e.to_string())
+            };
+            match messages.next().await.map_err(|e| e.to_string()).and_then(|m| m.map(decode).transpose()) {
+                Ok(Some(resp)) if resp.created && !resp.canceled => {
+                    let _ = ready.send(Ok(())).await;
+                }
+                other => {
+                    let _ = ready.send(Err(format!("watch not created: {other:?}"))).await;
                     return;
                 }
             }
+            drop(ready);
+            while let Ok(Some(message)) = messages.next().await {
+                let now = Instant::now();
+                let Ok(resp) = decode(message) else { return };
+                for seq in put_sequences(&resp) {
+                    rounds.arrived(seq, now);
+                }
+            }
+            // The request side stays open until here: some servers end a stream whose
+            // client closed its side.
+            drop(requests);
+        }
+        WatchConn::Tonic(channel) => {
+            let (requests, outgoing) = mpsc::channel(1);
+            if requests.send(create).await.is_err() {
+                return;
+            }
+            let outgoing = tokio_stream::wrappers::ReceiverStream::new(outgoing);
+            let mut stream = match WatchClient::new(channel).watch(outgoing).await {
+                Ok(stream) => stream.into_inner(),
+                Err(e) => {
+                    let _ = ready.send(Err(e.to_string())).await;
+                    return;
+                }
+            };
+            match stream.message().await {
+                Ok(Some(resp)) if resp.created && !resp.canceled => {
+                    let _ = ready.send(Ok(())).await;
+                }
+                other => {
+                    let _ = ready.send(Err(format!("watch not created: {other:?}"))).await;
+                    return;
+                }
+            }
+            drop(ready);
+            while let Ok(Some(resp)) = stream.message().await {
+                let now = Instant::now();
+                for seq in put_sequences(&resp) {
+                    rounds.arrived(seq, now);
+                }
+            }
+            drop(requests);
         }
     }
-    drop(requests);
 }
 
 /// Runs `watch`: watchers on the connections, one writer on its own connection.
@@ -824,22 +1052,43 @@ async fn run_watch(args: &Args) -> Result<Report, BoxError> {
     if args.val_size < 8 {
         return Err("watch needs --val-size of at least 8 (values carry a sequence number)".into());
     }
-    let watchers = args.watchers.max(1);
-    let channels = connect(&args.endpoints, args.conn_count()).await?;
     if args.user.is_some() {
         return Err("--user is for the put, get and txn workloads".into());
     }
+    let watchers = args.watchers.max(1);
+    let conns: Vec<WatchConn> = match args.watch_client {
+        WatchClientKind::H2 => Conn::open(&args.endpoints, args.conn_count(), args.timeout)
+            .await?
+            .into_iter()
+            .map(WatchConn::H2)
+            .collect(),
+        WatchClientKind::Tonic => {
+            connect(&args.endpoints, args.conn_count()).await?.into_iter().map(WatchConn::Tonic).collect()
+        }
+    };
     let writer = Conn::open(&args.endpoints, 1, args.timeout).await?.remove(0);
-    let key = key_bytes(0, args.key_size);
+    let create = if args.prefix {
+        WatchCreateRequest {
+            key: WATCH_PREFIX.to_vec(),
+            range_end: prefix_end(WATCH_PREFIX),
+            ..Default::default()
+        }
+    } else {
+        WatchCreateRequest { key: key_bytes(0, args.key_size), ..Default::default() }
+    };
+    let create = WatchRequest { request_union: Some(RequestUnion::CreateRequest(create)) };
 
+    let rounds = Arc::new(Rounds::new(watchers));
     let (ready_tx, mut ready) = mpsc::channel(watchers);
-    let (events_tx, mut events) = mpsc::unbounded_channel();
     let mut tasks = Vec::with_capacity(watchers);
     for w in 0..watchers {
-        let channel = channels[w % channels.len()].clone();
-        tasks.push(tokio::spawn(watcher(channel, key.clone(), ready_tx.clone(), events_tx.clone())));
+        let conn = match &conns[w % conns.len()] {
+            WatchConn::H2(conn) => WatchConn::H2(conn.clone()),
+            WatchConn::Tonic(channel) => WatchConn::Tonic(channel.clone()),
+        };
+        tasks.push(tokio::spawn(watcher(conn, create.clone(), ready_tx.clone(), rounds.clone())));
     }
-    drop((ready_tx, events_tx));
+    drop(ready_tx);
     for _ in 0..watchers {
         match ready.recv().await {
             Some(Ok(())) => {}
@@ -849,7 +1098,6 @@ async fn run_watch(args: &Args) -> Result<Report, BoxError> {
     }
 
     let mut value = Rng(7).bytes(args.val_size);
-    let mut latencies = Vec::new();
     let (mut errors, mut first_error) = (0u64, None::<String>);
     let total = args.total();
     let start = Instant::now();
@@ -859,39 +1107,32 @@ async fn run_watch(args: &Args) -> Result<Report, BoxError> {
             break;
         }
         value[..8].copy_from_slice(&seq.to_le_bytes());
-        let sent = Instant::now();
-        if let Err(status) = writer.call::<PutResponse>(PUT, &put(key.clone(), value.clone())).await {
+        let key = if args.prefix {
+            [WATCH_PREFIX, &key_bytes(seq % args.key_space.max(1), args.key_size)].concat()
+        } else {
+            key_bytes(0, args.key_size)
+        };
+        rounds.start(seq);
+        let give_up = tokio::time::Instant::now() + args.watch_timeout;
+        if let Err(status) = writer.call::<PutResponse>(PUT, &put(key, value.clone())).await {
             errors += 1;
             first_error.get_or_insert_with(|| format!("put: {status}"));
+            let _ = rounds.finish(tokio::time::Instant::now()).await;
             continue;
         }
-        let mut received = 0;
-        let give_up = tokio::time::Instant::from_std(sent + args.watch_timeout);
-        while received < watchers {
-            match tokio::time::timeout_at(give_up, events.recv()).await {
-                Ok(Some((s, at))) if s == seq => {
-                    latencies.push(at.saturating_duration_since(sent));
-                    received += 1;
-                }
-                Ok(Some(_)) => {} // a late event of an earlier put, already counted as lost
-                Ok(None) => return Err("every watcher stream ended".into()),
-                Err(_) => {
-                    errors += (watchers - received) as u64;
-                    first_error.get_or_insert_with(|| {
-                        format!(
-                            "put {seq}: {} of {watchers} watchers got no event in time",
-                            watchers - received
-                        )
-                    });
-                    break;
-                }
-            }
+        let received = rounds.finish(give_up).await;
+        if received < watchers {
+            errors += (watchers - received) as u64;
+            first_error.get_or_insert_with(|| {
+                format!("put {seq}: {} of {watchers} watchers got no event in time", watchers - received)
+            });
         }
     }
     let elapsed = start.elapsed();
     for task in tasks {
         task.abort();
     }
+    let mut latencies = std::mem::take(&mut rounds.round.lock().latencies);
     Ok(Report {
         ok: latencies.len() as u64,
         errors,
@@ -1064,5 +1305,47 @@ mod tests {
         assert_eq!(args.total(), u64::MAX);
         let args = Args::parse_from(["etcdlite-load", "get", "--clients", "16", "--conns", "4"]);
         assert_eq!(args.conn_count(), 4);
+    }
+
+    #[test]
+    fn watch_conns_default_to_at_most_a_thousand() {
+        let args = Args::parse_from(["etcdlite-load", "watch", "--watchers", "10000", "--prefix"]);
+        assert_eq!(args.conn_count(), MAX_DEFAULT_WATCH_CONNS);
+        assert!(args.prefix);
+        assert_eq!(args.watch_client, WatchClientKind::H2);
+    }
+
+    #[test]
+    fn prefix_end_increments_the_last_byte_below_0xff() {
+        assert_eq!(prefix_end(b"load/"), b"load0");
+        assert_eq!(prefix_end(b"a\xff"), b"b");
+        assert_eq!(prefix_end(b"\xff\xff"), vec![0]);
+    }
+
+    #[test]
+    fn rounds_count_only_the_events_of_the_put_under_way() {
+        let rounds = Rounds::new(2);
+        rounds.arrived(0, Instant::now()); // before any round: late
+        rounds.start(0);
+        rounds.arrived(0, Instant::now());
+        rounds.arrived(7, Instant::now()); // another put's event
+        assert_eq!(rounds.round.lock().received, 1);
+        rounds.arrived(0, Instant::now());
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let give_up = runtime.block_on(async { tokio::time::Instant::now() + Duration::from_secs(60) });
+        assert_eq!(runtime.block_on(rounds.finish(give_up)), 2);
+        rounds.arrived(0, Instant::now()); // after the round ended
+        assert_eq!(rounds.round.lock().latencies.len(), 2);
+        // A round that times out reports who had the event.
+        rounds.start(1);
+        rounds.arrived(1, Instant::now());
+        assert_eq!(runtime.block_on(rounds.finish(tokio::time::Instant::now())), 1);
+    }
+
+    #[test]
+    fn grpc_message_frames_one_uncompressed_message() {
+        let message = grpc_message(&PutRequest { key: b"k".to_vec(), ..Default::default() }).unwrap();
+        assert_eq!(&message[..5], &[0, 0, 0, 0, 3]);
+        assert_eq!(&message[5..], b"\x0a\x01k");
     }
 }
