@@ -48,7 +48,8 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::measurement::WallTime;
+use criterion::{criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, Throughput};
 use etcdlite::{Options, Store, WatchOptions, WatchStream, Watcher};
 
 /// Keys in every pre-filled store (as in `benches/kv.rs`).
@@ -118,9 +119,44 @@ impl Fixture {
     }
 
     /// Adds `n` watchers, each on its own stream, each of `key(i)`.
-    fn watch_each(mut self, n: usize, key: impl Fn(usize) -> Vec<u8>) -> Self {
-        self.streams.extend((0..n).map(|i| self.store.watch(key(i), None).unwrap()));
+    fn watch_each(self, n: usize, key: impl Fn(usize) -> Vec<u8>) -> Self {
+        self.watch_each_with(n, key, None)
+    }
+
+    /// Opens `n` streams, each watching `key(i)` with `options`.
+    fn watch_each_with(
+        mut self,
+        n: usize,
+        key: impl Fn(usize) -> Vec<u8>,
+        options: Option<WatchOptions>,
+    ) -> Self {
+        self.streams.extend((0..n).map(|i| self.store.watch(key(i), options.clone()).unwrap()));
         self
+    }
+}
+
+/// Times a put of one of the pre-filled keys, visited in a scattered order, beside the
+/// watchers `watched` opens, none of which watches a put key; then checks that not one
+/// response reached their streams.
+fn bench_puts_beside_watchers(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    id: BenchmarkId,
+    watched: impl FnOnce() -> Fixture,
+) {
+    let mut watched = Some(watched);
+    let mut fixture = None;
+    group.bench_function(id, |b| {
+        let f = fixture.get_or_insert_with(|| (watched.take().expect("set up once"))());
+        let mut i = 0;
+        b.iter(|| {
+            black_box(f.store.put(f.keys[next_point(&mut i)].as_slice(), f.value.as_slice(), None).unwrap())
+        })
+    });
+    if let Some(f) = fixture {
+        assert!(
+            f.streams.iter().all(|(_, s)| s.try_recv().is_err()),
+            "a watcher of other keys got a response"
+        );
     }
 }
 
@@ -147,20 +183,8 @@ fn put_with_watchers(c: &mut Criterion) {
     let mut group = c.benchmark_group("watch_put");
     group.sample_size(50).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
     for n in IDLE {
-        let mut fixture = None;
-        group.bench_function(BenchmarkId::new("idle_other_keys", n), |b| {
-            let f = fixture.get_or_insert_with(|| Fixture::new().watch_each(n, idle_key));
-            let mut i = 0;
-            b.iter(|| {
-                black_box(
-                    f.store.put(f.keys[next_point(&mut i)].as_slice(), f.value.as_slice(), None).unwrap(),
-                )
-            })
-        });
-        if let Some(f) = fixture {
-            // Idle really was idle: not one response on any stream.
-            assert!(f.streams.iter().all(|(_, s)| s.try_recv().is_err()));
-        }
+        let id = BenchmarkId::new("idle_other_keys", n);
+        bench_puts_beside_watchers(&mut group, id, || Fixture::new().watch_each(n, idle_key));
     }
     for n in SAME {
         if n >= 10_000 {
@@ -336,27 +360,11 @@ fn put_large_and_among_prefixes(c: &mut Criterion) {
         });
     }
     for n in PREFIXES {
-        let mut fixture = None;
-        group.bench_function(BenchmarkId::new("prefix_watchers_elsewhere", n), |b| {
-            let f = fixture.get_or_insert_with(|| {
-                let mut f = Fixture::new();
-                let options = WatchOptions::new().with_prefix();
-                f.streams.extend(
-                    (0..n).map(|i| f.store.watch(elsewhere_prefix(i), Some(options.clone())).unwrap()),
-                );
-                f
-            });
-            let mut i = 0;
-            b.iter(|| {
-                black_box(
-                    f.store.put(f.keys[next_point(&mut i)].as_slice(), f.value.as_slice(), None).unwrap(),
-                )
-            })
+        let id = BenchmarkId::new("prefix_watchers_elsewhere", n);
+        let prefix = Some(WatchOptions::new().with_prefix());
+        bench_puts_beside_watchers(&mut group, id, || {
+            Fixture::new().watch_each_with(n, elsewhere_prefix, prefix)
         });
-        if let Some(f) = fixture {
-            // Elsewhere really was elsewhere: not one response on any stream.
-            assert!(f.streams.iter().all(|(_, s)| s.try_recv().is_err()));
-        }
     }
     group.finish();
 }
