@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use etcd_client::{Client, EventType, WatchOptions};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::mpsc;
 
 #[allow(dead_code, reason = "only the etcdlite child is used here")]
 #[path = "../tests/common/process.rs"]
@@ -38,6 +38,10 @@ mod process;
 #[allow(dead_code, reason = "only the member and its binary are used here")]
 #[path = "../tests/common/etcd.rs"]
 mod etcd;
+
+#[path = "../src/bin/common/watch_rounds.rs"]
+mod watch_rounds;
+use watch_rounds::Rounds;
 
 /// Bytes per value.
 const VALUE_LEN: usize = 256;
@@ -87,52 +91,13 @@ impl Outcome {
     }
 }
 
-/// The put under way and who has its event (as in `etcdlite-load`).
-struct Round {
-    seq: u64,
-    sent: Instant,
-    received: usize,
-    latencies: Vec<Duration>,
-}
-
-struct Rounds {
-    watchers: usize,
-    round: parking_lot::Mutex<Round>,
-    complete: Notify,
-}
-
-impl Rounds {
-    fn arrived(&self, seq: u64, at: Instant) {
-        let mut round = self.round.lock();
-        if round.seq != seq {
-            return;
-        }
-        let latency = at.saturating_duration_since(round.sent);
-        round.latencies.push(latency);
-        round.received += 1;
-        if round.received == self.watchers {
-            self.complete.notify_one();
-        }
-    }
-}
-
-/// Measures `run` against `endpoint` with etcd-client watchers.
 async fn measure(endpoint: &str, run: Run) -> Outcome {
     let mut clients = Vec::with_capacity(run.conns);
     for _ in 0..run.conns {
         clients.push(Client::connect([endpoint], None).await.expect("connect"));
     }
     let mut writer = Client::connect([endpoint], None).await.expect("connect the writer");
-    let rounds = Arc::new(Rounds {
-        watchers: run.watchers,
-        round: parking_lot::Mutex::new(Round {
-            seq: u64::MAX,
-            sent: Instant::now(),
-            received: 0,
-            latencies: vec![],
-        }),
-        complete: Notify::new(),
-    });
+    let rounds = Arc::new(Rounds::new(run.watchers));
     let (ready_tx, mut ready) = mpsc::channel::<()>(run.watchers);
     let mut tasks = Vec::with_capacity(run.watchers);
     for w in 0..run.watchers {
@@ -174,28 +139,16 @@ async fn measure(endpoint: &str, run: Run) -> Outcome {
     for seq in 0..run.puts {
         value[..8].copy_from_slice(&seq.to_le_bytes());
         let key = if run.prefix { format!("{PREFIX}{:08}", seq % PREFIX_KEYS) } else { KEY.to_owned() };
-        {
-            let mut round = rounds.round.lock();
-            round.seq = seq;
-            round.received = 0;
-            round.sent = Instant::now();
-        }
+        rounds.start(seq);
         writer.put(key, value.clone(), None).await.expect("put");
-        let all_in = async {
-            while rounds.round.lock().received < run.watchers {
-                rounds.complete.notified().await;
-            }
-        };
-        let _ = tokio::time::timeout(WATCH_TIMEOUT, all_in).await;
-        let mut round = rounds.round.lock();
-        round.seq = u64::MAX;
-        lost += run.watchers - round.received;
+        let received = rounds.finish(tokio::time::Instant::now() + WATCH_TIMEOUT).await;
+        lost += run.watchers - received;
     }
     let elapsed = start.elapsed();
     for task in tasks {
         task.abort();
     }
-    let mut latencies = std::mem::take(&mut rounds.round.lock().latencies);
+    let mut latencies = rounds.take_latencies();
     latencies.sort_unstable();
     Outcome { events: latencies.len(), lost, elapsed, latencies }
 }

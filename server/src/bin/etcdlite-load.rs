@@ -55,6 +55,10 @@ use etcdlite_server::pb::mvccpb::event::EventType;
 use tokio::sync::{mpsc, Barrier};
 use tonic::transport::{Channel, Endpoint};
 
+#[path = "common/watch_rounds.rs"]
+mod watch_rounds;
+use watch_rounds::Rounds;
+
 /// mimalloc, as in the server: the tool shares the machine with the server it measures,
 /// and the fewer cycles it spends on each request, the fewer it takes from the server.
 #[global_allocator]
@@ -813,72 +817,6 @@ fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     vec![0]
 }
 
-/// What the writer's puts and the watchers share: the put under way and who has its event.
-struct Rounds {
-    /// Watchers in all: a round is complete when every one has the event.
-    watchers: usize,
-    round: parking_lot::Mutex<Round>,
-    /// Told when the round under way is complete.
-    complete: tokio::sync::Notify,
-}
-
-/// One put and its deliveries.
-struct Round {
-    /// The put's sequence number (`u64::MAX` between rounds: every event is then late).
-    seq: u64,
-    /// When the put was sent.
-    sent: Instant,
-    /// Watchers that have the event.
-    received: usize,
-    /// Every watcher's latency of every round, for the report.
-    latencies: Vec<Duration>,
-}
-
-impl Rounds {
-    fn new(watchers: usize) -> Rounds {
-        let round = Round { seq: u64::MAX, sent: Instant::now(), received: 0, latencies: Vec::new() };
-        Rounds { watchers, round: parking_lot::Mutex::new(round), complete: tokio::sync::Notify::new() }
-    }
-
-    /// Starts the round of put `seq`, sent now.
-    fn start(&self, seq: u64) {
-        let mut round = self.round.lock();
-        round.seq = seq;
-        round.received = 0;
-        round.sent = Instant::now();
-    }
-
-    /// A watcher got the event of put `seq` at `at`; an event of an earlier round (already
-    /// counted as lost) is ignored.
-    fn arrived(&self, seq: u64, at: Instant) {
-        let mut round = self.round.lock();
-        if round.seq != seq {
-            return;
-        }
-        let latency = at.saturating_duration_since(round.sent);
-        round.latencies.push(latency);
-        round.received += 1;
-        if round.received == self.watchers {
-            self.complete.notify_one();
-        }
-    }
-
-    /// Waits until every watcher has the event of the round under way or `give_up` comes,
-    /// then ends the round; the watchers that had it.
-    async fn finish(&self, give_up: tokio::time::Instant) -> usize {
-        let all_in = async {
-            // A wake-up left over from a round that ended by timing out is not this one's.
-            while self.round.lock().received < self.watchers {
-                self.complete.notified().await;
-            }
-        };
-        let _ = tokio::time::timeout_at(give_up, all_in).await;
-        let mut round = self.round.lock();
-        round.seq = u64::MAX;
-        round.received
-    }
-}
-
 /// The sequence numbers of the put events in `resp` (the first 8 bytes of each value).
 fn put_sequences(resp: &etcdlite_server::pb::etcdserverpb::WatchResponse) -> impl Iterator<Item = u64> + '_ {
     resp.events.iter().filter(|e| e.r#type == EventType::Put as i32).filter_map(|e| {
@@ -1132,7 +1070,7 @@ async fn run_watch(args: &Args) -> Result<Report, BoxError> {
     for task in tasks {
         task.abort();
     }
-    let mut latencies = std::mem::take(&mut rounds.round.lock().latencies);
+    let mut latencies = rounds.take_latencies();
     Ok(Report {
         ok: latencies.len() as u64,
         errors,
@@ -1320,26 +1258,6 @@ mod tests {
         assert_eq!(prefix_end(b"load/"), b"load0");
         assert_eq!(prefix_end(b"a\xff"), b"b");
         assert_eq!(prefix_end(b"\xff\xff"), vec![0]);
-    }
-
-    #[test]
-    fn rounds_count_only_the_events_of_the_put_under_way() {
-        let rounds = Rounds::new(2);
-        rounds.arrived(0, Instant::now()); // before any round: late
-        rounds.start(0);
-        rounds.arrived(0, Instant::now());
-        rounds.arrived(7, Instant::now()); // another put's event
-        assert_eq!(rounds.round.lock().received, 1);
-        rounds.arrived(0, Instant::now());
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let give_up = runtime.block_on(async { tokio::time::Instant::now() + Duration::from_secs(60) });
-        assert_eq!(runtime.block_on(rounds.finish(give_up)), 2);
-        rounds.arrived(0, Instant::now()); // after the round ended
-        assert_eq!(rounds.round.lock().latencies.len(), 2);
-        // A round that times out reports who had the event.
-        rounds.start(1);
-        rounds.arrived(1, Instant::now());
-        assert_eq!(runtime.block_on(rounds.finish(tokio::time::Instant::now())), 1);
     }
 
     #[test]
